@@ -1,0 +1,63 @@
+//! `MessagingAdmin`: operator calls; the interceptor requires the `admin` role.
+
+use commpro_messaging_api::v1::{self as pb, messaging_admin_server::MessagingAdmin};
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::{auth::caller, domain::Messaging, phone::Masked};
+
+pub struct AdminApi {
+    domain: Messaging,
+}
+
+impl AdminApi {
+    pub fn new(domain: Messaging) -> Self {
+        Self { domain }
+    }
+}
+
+#[tonic::async_trait]
+impl MessagingAdmin for AdminApi {
+    async fn assign_number(
+        &self,
+        req: Request<pb::AssignNumberRequest>,
+    ) -> Result<Response<pb::PhoneNumber>, Status> {
+        let admin = caller(&req)?;
+        let r = req.into_inner();
+        let row = self.domain.assign_number(&r.number, &r.user_id).await?;
+        tracing::info!(admin = %admin.user_id, number = %Masked(&row.e164), user_id = %row.user_id, "number assigned");
+        Ok(Response::new(convert::phone_number(row)))
+    }
+
+    async fn release_number(
+        &self,
+        req: Request<pb::ReleaseNumberRequest>,
+    ) -> Result<Response<pb::ReleaseNumberResponse>, Status> {
+        let admin = caller(&req)?;
+        let r = req.into_inner();
+        let row = self.domain.release_number(&r.number).await?;
+        tracing::info!(admin = %admin.user_id, number = %Masked(&row.e164), user_id = %row.user_id, "number released");
+        Ok(Response::new(pb::ReleaseNumberResponse {
+            released: Some(convert::phone_number(row)),
+        }))
+    }
+
+    async fn list_numbers(
+        &self,
+        req: Request<pb::ListNumbersRequest>,
+    ) -> Result<Response<pb::ListNumbersResponse>, Status> {
+        let r = req.into_inner();
+        let page = self
+            .domain
+            .list_numbers(&r.user_id, r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::ListNumbersResponse {
+            numbers: page
+                .numbers
+                .into_iter()
+                .map(convert::phone_number)
+                .collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+}

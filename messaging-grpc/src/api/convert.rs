@@ -1,0 +1,82 @@
+//! Domain → proto conversions.
+
+use chrono::{DateTime, Utc};
+use commpro_messaging_api::v1 as pb;
+
+use crate::{
+    domain::{Body, ConversationSummary, Direction, MessageStatus, MessageView},
+    error::Error,
+    store::entities::phone_number,
+};
+
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn direction(d: Direction) -> pb::Direction {
+    match d {
+        Direction::Outbound => pb::Direction::Outbound,
+        Direction::Inbound => pb::Direction::Inbound,
+    }
+}
+
+fn status(s: MessageStatus) -> pb::MessageStatus {
+    match s {
+        MessageStatus::Queued => pb::MessageStatus::Queued,
+        MessageStatus::Sending => pb::MessageStatus::Sending,
+        MessageStatus::Sent => pb::MessageStatus::Sent,
+        MessageStatus::Delivered => pb::MessageStatus::Delivered,
+        MessageStatus::Undelivered => pb::MessageStatus::Undelivered,
+        MessageStatus::Failed => pb::MessageStatus::Failed,
+        MessageStatus::Received => pb::MessageStatus::Received,
+    }
+}
+
+pub fn message(m: MessageView) -> Result<pb::Message, Error> {
+    let r = m.row;
+    let (body, content_state) = match m.body {
+        Body::Text(text) => (text, pb::ContentState::Available),
+        Body::Destroyed => (String::new(), pb::ContentState::Destroyed),
+    };
+    Ok(pb::Message {
+        id: r.id,
+        direction: direction(Direction::parse(&r.direction)?) as i32,
+        owner_number: r.owner_e164,
+        contact_number: r.contact_e164,
+        contact_id: r.contact_id,
+        body,
+        media: Vec::new(),
+        status: status(MessageStatus::parse(&r.status)?) as i32,
+        provider_sid: r.provider_sid.unwrap_or_default(),
+        error_code: r.error_code.unwrap_or_default(),
+        error_message: r.error_message.unwrap_or_default(),
+        segments: r.segments.max(0) as u32,
+        created_at: Some(timestamp(r.created_at)),
+        sent_at: r.sent_at.map(timestamp),
+        delivered_at: r.delivered_at.map(timestamp),
+        read_at: r.read_at.map(timestamp),
+        content_state: content_state as i32,
+    })
+}
+
+pub fn conversation(c: ConversationSummary) -> Result<pb::Conversation, Error> {
+    Ok(pb::Conversation {
+        contact_id: c.contact_id,
+        contact_number: c.contact_number,
+        owner_number: c.owner_number,
+        last_message: Some(message(c.last_message)?),
+        unread_count: c.unread_count,
+        updated_at: Some(timestamp(c.updated_at)),
+    })
+}
+
+pub fn phone_number(n: phone_number::Model) -> pb::PhoneNumber {
+    pb::PhoneNumber {
+        number: n.e164,
+        user_id: n.user_id,
+        created_at: Some(timestamp(n.created_at)),
+    }
+}

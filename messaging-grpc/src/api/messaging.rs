@@ -1,0 +1,107 @@
+//! `MessagingService`: an end user's messages. The caller is the JWT `sub`.
+
+use commpro_messaging_api::v1::{self as pb, messaging_service_server::MessagingService};
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::{
+    auth::caller,
+    domain::{Messaging, SendSms},
+};
+
+pub struct MessagingApi {
+    domain: Messaging,
+}
+
+impl MessagingApi {
+    pub fn new(domain: Messaging) -> Self {
+        Self { domain }
+    }
+}
+
+#[tonic::async_trait]
+impl MessagingService for MessagingApi {
+    async fn send_sms(
+        &self,
+        req: Request<pb::SendSmsRequest>,
+    ) -> Result<Response<pb::Message>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let send = SendSms {
+            from: r.from,
+            to: r.to,
+            body: r.body,
+            idempotency_key: r.idempotency_key,
+        };
+        let sent = self.domain.send_sms(&user.user_id, send).await?;
+        Ok(Response::new(convert::message(sent)?))
+    }
+
+    async fn list_conversations(
+        &self,
+        req: Request<pb::ListConversationsRequest>,
+    ) -> Result<Response<pb::ListConversationsResponse>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let page = self
+            .domain
+            .list_conversations(&user.user_id, r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::ListConversationsResponse {
+            conversations: page
+                .conversations
+                .into_iter()
+                .map(convert::conversation)
+                .collect::<Result<_, _>>()?,
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn get_conversation(
+        &self,
+        req: Request<pb::GetConversationRequest>,
+    ) -> Result<Response<pb::GetConversationResponse>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let page = self
+            .domain
+            .get_conversation(&user.user_id, &r.contact_id, r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::GetConversationResponse {
+            contact_id: page.contact_id,
+            contact_number: page.contact_number,
+            messages: page
+                .messages
+                .into_iter()
+                .map(convert::message)
+                .collect::<Result<_, _>>()?,
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn mark_read(
+        &self,
+        req: Request<pb::MarkReadRequest>,
+    ) -> Result<Response<pb::Message>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let read = self.domain.mark_read(&user.user_id, &r.message_id).await?;
+        Ok(Response::new(convert::message(read)?))
+    }
+
+    async fn mark_conversation_read(
+        &self,
+        req: Request<pb::MarkConversationReadRequest>,
+    ) -> Result<Response<pb::MarkConversationReadResponse>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let up_to = (!r.up_to_message_id.is_empty()).then_some(r.up_to_message_id.as_str());
+        let unread_count = self
+            .domain
+            .mark_conversation_read(&user.user_id, &r.contact_id, up_to)
+            .await?;
+        Ok(Response::new(pb::MarkConversationReadResponse {
+            unread_count,
+        }))
+    }
+}

@@ -1,0 +1,8 @@
+//! gRPC handlers: take the caller from the request, call the domain, convert.
+
+mod admin;
+mod convert;
+mod messaging;
+
+pub use admin::AdminApi;
+pub use messaging::MessagingApi;

@@ -1,0 +1,264 @@
+//! Typed configuration from environment variables, validated at start-up.
+//!
+//! Every variable has a working default for the local run (see the README's table).
+//! `messaging dev` fills in missing secrets from the data folder, creating them on
+//! first run; `messaging serve` refuses to start without real ones.
+
+use std::{collections::HashMap, net::SocketAddr, num::NonZeroUsize, path::PathBuf, sync::Arc};
+
+use jsonwebtoken::Algorithm as JwtAlgorithm;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+
+use crate::{
+    auth::{JwtVerifier, VerifierKey},
+    crypto::{Algorithm, MasterKeyRing},
+    dev_secrets::DevSecrets,
+};
+
+/// How secrets that are not configured are handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Generate and reuse dev secrets under MESSAGING_DATA_DIR.
+    Dev,
+    /// Require MESSAGING_MASTER_KEYS and a JWT key.
+    Serve,
+}
+
+/// Which provider hands messages to carriers.
+#[derive(Clone, Debug)]
+pub enum SmsProvider {
+    /// Prints a masked line instead of sending (local runs).
+    Console,
+    Twilio {
+        account_sid: String,
+        auth_token: SecretString,
+    },
+}
+
+/// Where JWTs are verified from.
+pub enum JwtKeyConfig {
+    Hs256(SecretBox<Vec<u8>>),
+    PublicKeyFile {
+        path: PathBuf,
+        algorithm: JwtAlgorithm,
+    },
+}
+
+/// The whole configuration of the core (and of the gateway when run by `dev`).
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub gateway_addr: SocketAddr,
+    pub core_url: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub master_keys: Arc<MasterKeyRing>,
+    pub cipher: Algorithm,
+    pub key_cache_size: NonZeroUsize,
+    pub jwt_key: JwtKeyConfig,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub sms_provider: SmsProvider,
+    pub twilio_api_base: String,
+    pub gateway_public_url: String,
+}
+
+/// A configuration problem, naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env(mode: Mode) -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect(), mode)
+    }
+
+    /// Reads configuration from a map of variables (tests pass their own).
+    pub fn from_vars(vars: &HashMap<String, String>, mode: Mode) -> Result<Self, ConfigError> {
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let addr = |k: &'static str, default: &str| -> Result<SocketAddr, ConfigError> {
+            get(k)
+                .as_deref()
+                .unwrap_or(default)
+                .parse()
+                .map_err(|_| err(k, "must be host:port, e.g. 127.0.0.1:50051"))
+        };
+
+        let data_dir = PathBuf::from(get("MESSAGING_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("messaging.db").display()
+            )
+        });
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(err(
+                "DATABASE_URL",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        let dev = DevSecrets::new(&data_dir);
+
+        let master_keys = match (get("MESSAGING_MASTER_KEYS"), mode) {
+            (Some(spec), _) => {
+                MasterKeyRing::parse(&spec).map_err(|e| err("MESSAGING_MASTER_KEYS", e))?
+            }
+            (None, Mode::Dev) => dev
+                .master_keys()
+                .map_err(|e| err("MESSAGING_MASTER_KEYS", e))?,
+            (None, Mode::Serve) => {
+                return Err(err(
+                    "MESSAGING_MASTER_KEYS",
+                    "is required (comma list of id:base64 32-byte keys; `messaging keys generate` makes one, `messaging dev` uses a generated dev key)",
+                ));
+            }
+        };
+
+        let jwt_key = match (get("JWT_HS256_SECRET"), get("JWT_PUBLIC_KEY_FILE"), mode) {
+            (Some(_), Some(_), _) => {
+                return Err(err(
+                    "JWT_HS256_SECRET",
+                    "set either JWT_HS256_SECRET or JWT_PUBLIC_KEY_FILE, not both",
+                ));
+            }
+            (Some(secret), None, _) => {
+                JwtKeyConfig::Hs256(SecretBox::new(Box::new(secret.into_bytes())))
+            }
+            (None, Some(path), _) => {
+                let algorithm = match get("JWT_ALGORITHM").as_deref().unwrap_or("RS256") {
+                    "RS256" => JwtAlgorithm::RS256,
+                    "RS384" => JwtAlgorithm::RS384,
+                    "RS512" => JwtAlgorithm::RS512,
+                    "PS256" => JwtAlgorithm::PS256,
+                    "ES256" => JwtAlgorithm::ES256,
+                    "ES384" => JwtAlgorithm::ES384,
+                    "EdDSA" => JwtAlgorithm::EdDSA,
+                    _ => {
+                        return Err(err(
+                            "JWT_ALGORITHM",
+                            "must be one of RS256 RS384 RS512 PS256 ES256 ES384 EdDSA",
+                        ));
+                    }
+                };
+                JwtKeyConfig::PublicKeyFile {
+                    path: path.into(),
+                    algorithm,
+                }
+            }
+            (None, None, Mode::Dev) => {
+                JwtKeyConfig::Hs256(dev.jwt_secret().map_err(|e| err("JWT_HS256_SECRET", e))?)
+            }
+            (None, None, Mode::Serve) => {
+                return Err(err(
+                    "JWT_PUBLIC_KEY_FILE",
+                    "is required (or JWT_HS256_SECRET for a shared secret)",
+                ));
+            }
+        };
+
+        let sms_provider = match get("SMS_PROVIDER").as_deref().unwrap_or("console") {
+            "console" => SmsProvider::Console,
+            "twilio" => SmsProvider::Twilio {
+                account_sid: get("TWILIO_ACCOUNT_SID")
+                    .filter(|s| s.starts_with("AC") && s.len() == 34)
+                    .ok_or_else(|| {
+                        err(
+                            "TWILIO_ACCOUNT_SID",
+                            "is required with SMS_PROVIDER=twilio (AC + 32 hex characters)",
+                        )
+                    })?,
+                auth_token: get("TWILIO_AUTH_TOKEN")
+                    .map(SecretString::from)
+                    .ok_or_else(|| {
+                        err("TWILIO_AUTH_TOKEN", "is required with SMS_PROVIDER=twilio")
+                    })?,
+            },
+            _ => return Err(err("SMS_PROVIDER", "must be console or twilio")),
+        };
+
+        let key_cache_size = get("MESSAGING_KEY_CACHE_SIZE")
+            .map(|v| {
+                v.parse::<NonZeroUsize>()
+                    .map_err(|_| err("MESSAGING_KEY_CACHE_SIZE", "must be a positive integer"))
+            })
+            .transpose()?
+            .unwrap_or(NonZeroUsize::new(10_000).expect("non-zero literal"));
+
+        let config = Self {
+            grpc_addr: addr("MESSAGING_GRPC_ADDR", "127.0.0.1:50051")?,
+            gateway_addr: addr("GATEWAY_HTTP_ADDR", "127.0.0.1:3003")?,
+            core_url: get("MESSAGING_CORE_URL").unwrap_or_else(|| "http://127.0.0.1:50051".into()),
+            data_dir,
+            database_url,
+            master_keys: Arc::new(master_keys),
+            cipher: get("MESSAGING_CIPHER")
+                .map(|v| v.parse().map_err(|e: String| err("MESSAGING_CIPHER", e)))
+                .transpose()?
+                .unwrap_or_default(),
+            key_cache_size,
+            jwt_key,
+            jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "commpro-auth".into()),
+            jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "commpro-messaging".into()),
+            sms_provider,
+            twilio_api_base: get("TWILIO_API_BASE")
+                .unwrap_or_else(|| "https://api.twilio.com".into()),
+            gateway_public_url: get("GATEWAY_PUBLIC_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:3003".into()),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (var, url) in [
+            ("MESSAGING_CORE_URL", &self.core_url),
+            ("TWILIO_API_BASE", &self.twilio_api_base),
+            ("GATEWAY_PUBLIC_URL", &self.gateway_public_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(err(var, "must be an http:// or https:// URL"));
+            }
+        }
+        // Fail now, not on the first request, if the JWT key is unusable.
+        self.jwt_verifier()?;
+        Ok(())
+    }
+
+    /// The verifier for incoming tokens.
+    pub fn jwt_verifier(&self) -> Result<JwtVerifier, ConfigError> {
+        let key = match &self.jwt_key {
+            JwtKeyConfig::Hs256(secret) => VerifierKey::Hs256(secret.expose_secret().clone()),
+            JwtKeyConfig::PublicKeyFile { path, algorithm } => VerifierKey::PublicPem {
+                pem: std::fs::read(path).map_err(|e| {
+                    err(
+                        "JWT_PUBLIC_KEY_FILE",
+                        format!("reading {}: {e}", path.display()),
+                    )
+                })?,
+                algorithm: *algorithm,
+            },
+        };
+        let var = match self.jwt_key {
+            JwtKeyConfig::Hs256(_) => "JWT_HS256_SECRET",
+            JwtKeyConfig::PublicKeyFile { .. } => "JWT_PUBLIC_KEY_FILE",
+        };
+        JwtVerifier::new(key, &self.jwt_issuer, &self.jwt_audience).map_err(|e| err(var, e))
+    }
+}

@@ -1,0 +1,72 @@
+//! Envelope encryption at rest.
+//!
+//! Master keys (KEKs) come from configuration and only ever wrap data keys. Each user has
+//! versioned data keys (DEKs), stored wrapped in `user_keys`; message fields are sealed
+//! with a DEK and carry a versioned header saying which key version and algorithm sealed
+//! them. See DESIGN.md "Encryption".
+
+mod aad;
+mod algorithm;
+mod cache;
+mod envelope;
+mod master;
+mod user_keys;
+mod wrap;
+
+pub use aad::Aad;
+pub use algorithm::Algorithm;
+pub use cache::KeyCache;
+pub use envelope::{Header, open, seal};
+pub use master::{MasterKey, MasterKeyRing};
+pub use user_keys::{Cleartext, UserKeys};
+pub use wrap::{unwrap_dek, wrap_dek};
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Everything that can go wrong in this module. None of the variants carries key or
+/// plaintext material.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("ciphertext is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("ciphertext failed authentication (tampered, moved to another row, or wrong key)")]
+    Authentication,
+    #[error("master key `{0}` is not configured")]
+    UnknownMasterKey(String),
+    #[error("operating system random generator failed")]
+    Random,
+    #[error("plaintext is too large to encrypt")]
+    TooLarge,
+}
+
+/// A 256-bit data key. Zeroized when dropped; never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct DataKey([u8; 32]);
+
+impl DataKey {
+    /// A fresh random key from the OS generator.
+    pub fn generate() -> Result<Self, CryptoError> {
+        let mut key = [0u8; 32];
+        random_bytes(&mut key)?;
+        Ok(Self(key))
+    }
+
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+/// Fills `buf` from the OS random generator.
+pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<(), CryptoError> {
+    getrandom::fill(buf).map_err(|_| CryptoError::Random)
+}

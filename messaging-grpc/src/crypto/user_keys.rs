@@ -1,0 +1,145 @@
+//! Per-user data keys: created on first use, wrapped under the active master key,
+//! unwrapped on demand through the bounded cache.
+
+use std::{num::NonZeroUsize, sync::Arc};
+
+use zeroize::Zeroizing;
+
+use super::{
+    Aad, Algorithm, CryptoError, DataKey, Header, KeyCache, MasterKeyRing, envelope, wrap,
+};
+use crate::{
+    error::Error,
+    store::{self, Store, entities::user_key},
+};
+
+/// Algorithm recorded for how `wrapped_dek` is wrapped.
+const WRAP_ALGORITHM: &str = "aes-256-gcm";
+
+/// A decrypted field, or the fact that its key was destroyed (crypto-shredding).
+pub enum Cleartext {
+    Available(Zeroizing<Vec<u8>>),
+    Destroyed,
+}
+
+/// Seals and opens user data with the user's data keys.
+pub struct UserKeys {
+    store: Store,
+    masters: Arc<MasterKeyRing>,
+    cipher: Algorithm,
+    cache: KeyCache,
+}
+
+impl UserKeys {
+    pub fn new(
+        store: Store,
+        masters: Arc<MasterKeyRing>,
+        cipher: Algorithm,
+        cache_capacity: NonZeroUsize,
+    ) -> Self {
+        Self {
+            store,
+            masters,
+            cipher,
+            cache: KeyCache::new(cache_capacity),
+        }
+    }
+
+    /// Seals `plaintext` with the user's current key; returns the ciphertext and the
+    /// key version it used.
+    pub async fn seal(
+        &self,
+        user_id: &str,
+        aad: &Aad,
+        plaintext: &[u8],
+    ) -> Result<(Vec<u8>, u32), Error> {
+        let (version, key) = self.current(user_id).await?;
+        let ct = envelope::seal(self.cipher, &key, version, aad, plaintext)?;
+        Ok((ct, version))
+    }
+
+    /// Opens a field sealed by [`Self::seal`] for the same user and AAD.
+    pub async fn open(
+        &self,
+        user_id: &str,
+        aad: &Aad,
+        ciphertext: &[u8],
+    ) -> Result<Cleartext, Error> {
+        let header = Header::parse(ciphertext)?;
+        match self.key(user_id, header.key_version).await? {
+            Some(key) => Ok(Cleartext::Available(envelope::open(&key, aad, ciphertext)?)),
+            None => Ok(Cleartext::Destroyed),
+        }
+    }
+
+    /// The version new data is sealed with, creating version 1 (or the next one after
+    /// a destroyed key) when needed.
+    async fn current(&self, user_id: &str) -> Result<(u32, Arc<DataKey>), Error> {
+        loop {
+            let latest = store::user_keys::latest(self.store.conn(), user_id).await?;
+            let next_version = match &latest {
+                Some(row) if row.wrapped_dek.is_some() => {
+                    let version = version_of(row)?;
+                    return Ok((version, self.unwrap_row(row)?));
+                }
+                Some(row) => version_of(row)? + 1,
+                None => 1,
+            };
+            self.create(user_id, next_version).await?;
+            // Loop: whether we or a concurrent request created it, read what is stored.
+        }
+    }
+
+    /// The key of a given version; `None` if it was destroyed.
+    async fn key(&self, user_id: &str, version: u32) -> Result<Option<Arc<DataKey>>, Error> {
+        if let Some(hit) = self.cache.get(user_id, version) {
+            return Ok(Some(hit));
+        }
+        let row = store::user_keys::find(self.store.conn(), user_id, version)
+            .await?
+            .ok_or(CryptoError::Malformed(
+                "ciphertext names a key version that does not exist",
+            ))?;
+        if row.wrapped_dek.is_none() {
+            return Ok(None);
+        }
+        self.unwrap_row(&row).map(Some)
+    }
+
+    fn unwrap_row(&self, row: &user_key::Model) -> Result<Arc<DataKey>, Error> {
+        let version = version_of(row)?;
+        if let Some(hit) = self.cache.get(&row.user_id, version) {
+            return Ok(hit);
+        }
+        let wrapped = row
+            .wrapped_dek
+            .as_deref()
+            .ok_or(CryptoError::Malformed("key destroyed"))?;
+        let master = self.masters.get(&row.master_key_id)?;
+        let key = Arc::new(wrap::unwrap_dek(master, &row.user_id, version, wrapped)?);
+        self.cache.insert(&row.user_id, version, key.clone());
+        Ok(key)
+    }
+
+    async fn create(&self, user_id: &str, version: u32) -> Result<(), Error> {
+        let dek = DataKey::generate()?;
+        let master = self.masters.active();
+        let wrapped = wrap::wrap_dek(master, user_id, version, &dek)?;
+        store::user_keys::insert_if_absent(
+            self.store.conn(),
+            store::user_keys::NewKey {
+                user_id,
+                version,
+                wrapped_dek: wrapped,
+                master_key_id: master.id(),
+                algorithm: WRAP_ALGORITHM,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn version_of(row: &user_key::Model) -> Result<u32, Error> {
+    u32::try_from(row.version).map_err(|_| CryptoError::Malformed("negative key version").into())
+}

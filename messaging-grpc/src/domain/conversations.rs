@@ -1,0 +1,143 @@
+//! ListConversations and GetConversation.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{MessageView, Messaging, PageRequest, paging::split_page};
+use crate::{
+    error::Error,
+    store::{
+        self,
+        page_token::{Cursor, PageKind},
+    },
+};
+
+pub const CONVERSATIONS_DEFAULT_PAGE: u64 = 20;
+pub const CONVERSATIONS_MAX_PAGE: u64 = 100;
+pub const MESSAGES_DEFAULT_PAGE: u64 = 50;
+pub const MESSAGES_MAX_PAGE: u64 = 200;
+
+/// One row of ListConversations.
+pub struct ConversationSummary {
+    pub contact_id: String,
+    pub contact_number: String,
+    pub owner_number: String,
+    pub last_message: MessageView,
+    pub unread_count: u64,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub struct ConversationPage {
+    pub conversations: Vec<ConversationSummary>,
+    pub next_page_token: String,
+}
+
+pub struct MessagePage {
+    pub contact_id: String,
+    pub contact_number: String,
+    pub messages: Vec<MessageView>,
+    pub next_page_token: String,
+}
+
+impl Messaging {
+    /// The caller's conversations, most recently active first: one range scan of the
+    /// conversations index plus two batched lookups for the page.
+    pub async fn list_conversations(
+        &self,
+        user_id: &str,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<ConversationPage, Error> {
+        let page = PageRequest::parse(
+            PageKind::Conversations,
+            page_size,
+            page_token,
+            CONVERSATIONS_DEFAULT_PAGE,
+            CONVERSATIONS_MAX_PAGE,
+        )?;
+        let db = self.store.conn();
+        let rows =
+            store::conversations::page(db, user_id, page.after.as_ref(), page.size + 1).await?;
+        let (rows, next_page_token) =
+            split_page(PageKind::Conversations, rows, page.size, |c| Cursor {
+                at: c.last_message_at,
+                id: c.contact_id.clone(),
+            });
+
+        let message_ids = rows.iter().map(|c| c.last_message_id.clone()).collect();
+        let contact_ids = rows.iter().map(|c| c.contact_id.clone()).collect();
+        let mut messages: HashMap<String, _> = store::messages::find_many(db, user_id, message_ids)
+            .await?
+            .into_iter()
+            .map(|m| (m.id.clone(), m))
+            .collect();
+        let contacts: HashMap<String, _> = store::contacts::find_many(db, user_id, contact_ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+
+        let mut conversations = Vec::with_capacity(rows.len());
+        for conv in rows {
+            // Both are written in the conversation's own transaction; a miss is corruption.
+            let (Some(message), Some(contact)) = (
+                messages.remove(&conv.last_message_id),
+                contacts.get(&conv.contact_id),
+            ) else {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "conversation {} references a missing message or contact",
+                    conv.contact_id
+                )));
+            };
+            conversations.push(ConversationSummary {
+                contact_id: conv.contact_id,
+                contact_number: contact.e164.clone(),
+                owner_number: conv.owner_e164,
+                last_message: self.view(user_id, message).await?,
+                unread_count: conv.unread_count.max(0) as u64,
+                updated_at: conv.updated_at,
+            });
+        }
+        Ok(ConversationPage {
+            conversations,
+            next_page_token,
+        })
+    }
+
+    /// One conversation's messages, newest first, decrypted. Another user's contact id
+    /// is NOT_FOUND, exactly like an unknown one.
+    pub async fn get_conversation(
+        &self,
+        user_id: &str,
+        contact_id: &str,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<MessagePage, Error> {
+        let page = PageRequest::parse(
+            PageKind::Messages,
+            page_size,
+            page_token,
+            MESSAGES_DEFAULT_PAGE,
+            MESSAGES_MAX_PAGE,
+        )?;
+        let db = self.store.conn();
+        let contact_id = super::require("contact_id", contact_id)?;
+        let contact = store::contacts::find(db, user_id, contact_id)
+            .await?
+            .ok_or(Error::NotFound("contact_id"))?;
+        let rows =
+            store::messages::page(db, user_id, &contact.id, page.after.as_ref(), page.size + 1)
+                .await?;
+        let (rows, next_page_token) = split_page(PageKind::Messages, rows, page.size, |m| Cursor {
+            at: m.created_at,
+            id: m.id.clone(),
+        });
+        Ok(MessagePage {
+            contact_id: contact.id,
+            contact_number: contact.e164,
+            messages: self.views(user_id, rows).await?,
+            next_page_token,
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! Number assignment (MessagingAdmin).
+
+use super::{Messaging, paging::split_page};
+use crate::{
+    error::Error,
+    phone::parse_e164,
+    store::{
+        self,
+        entities::phone_number,
+        numbers::Assigned,
+        page_token::{Cursor, PageKind},
+    },
+};
+
+pub const NUMBERS_DEFAULT_PAGE: u64 = 100;
+pub const NUMBERS_MAX_PAGE: u64 = 1000;
+const MAX_USER_ID: usize = 128;
+
+pub struct NumberPage {
+    pub numbers: Vec<phone_number::Model>,
+    pub next_page_token: String,
+}
+
+fn parse_user_id(value: &str) -> Result<&str, Error> {
+    if value.is_empty()
+        || value.chars().count() > MAX_USER_ID
+        || value.chars().any(char::is_control)
+    {
+        return Err(Error::invalid(
+            "user_id",
+            "must be 1-128 printable characters",
+        ));
+    }
+    Ok(value)
+}
+
+impl Messaging {
+    /// Assigns a number; idempotent for the same user, refused while another user holds it.
+    pub async fn assign_number(
+        &self,
+        number: &str,
+        user_id: &str,
+    ) -> Result<phone_number::Model, Error> {
+        let number = parse_e164("number", number)?;
+        let user_id = parse_user_id(user_id)?;
+        match store::numbers::assign(self.store.conn(), &number, user_id).await? {
+            Assigned::Ok(row) => Ok(row),
+            Assigned::HeldByOther => Err(Error::FailedPrecondition(
+                "number: already assigned to another user; release it first".into(),
+            )),
+        }
+    }
+
+    pub async fn release_number(&self, number: &str) -> Result<phone_number::Model, Error> {
+        let number = parse_e164("number", number)?;
+        store::numbers::release(self.store.conn(), &number)
+            .await?
+            .ok_or(Error::NotFound("number"))
+    }
+
+    pub async fn list_numbers(
+        &self,
+        user_id: &str,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<NumberPage, Error> {
+        let user = if user_id.is_empty() {
+            None
+        } else {
+            Some(parse_user_id(user_id)?)
+        };
+        let page = super::PageRequest::parse(
+            PageKind::Numbers,
+            page_size,
+            page_token,
+            NUMBERS_DEFAULT_PAGE,
+            NUMBERS_MAX_PAGE,
+        )?;
+        let after = page.after.as_ref().map(|c| c.id.as_str());
+        let rows = store::numbers::list(self.store.conn(), user, after, page.size + 1).await?;
+        let (numbers, next_page_token) =
+            split_page(PageKind::Numbers, rows, page.size, |n| Cursor {
+                at: n.created_at,
+                id: n.e164.clone(),
+            });
+        Ok(NumberPage {
+            numbers,
+            next_page_token,
+        })
+    }
+}

@@ -1,0 +1,105 @@
+//! The crate's one error type, and its single mapping to gRPC status codes.
+
+use sea_orm::DbErr;
+use tonic::{Code, Status};
+
+use crate::crypto::CryptoError;
+
+/// Errors of the domain, store and crypto layers.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input; `field` is the request field at fault.
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    /// The thing does not exist for this caller (also when it is someone else's).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The database could not be reached; retryable.
+    #[error("storage unavailable")]
+    Unavailable(#[source] DbErr),
+    /// A database error that retrying will not fix.
+    #[error("storage error")]
+    Storage(#[source] DbErr),
+    /// Stored data failed to decrypt or parse: corruption or tampering.
+    #[error("stored data failed an integrity check")]
+    Integrity(#[from] CryptoError),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<DbErr> for Error {
+    fn from(err: DbErr) -> Self {
+        match err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(err),
+            _ => Self::Storage(err),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        // Internal causes (SQL, crypto detail) go to the log, never to the caller.
+        let code = match &err {
+            Error::InvalidArgument { .. } => Code::InvalidArgument,
+            Error::NotFound(_) => Code::NotFound,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "storage unavailable");
+                Code::Unavailable
+            }
+            Error::Storage(cause) => {
+                tracing::error!(error = %cause, "storage error");
+                Code::Internal
+            }
+            Error::Integrity(cause) => {
+                tracing::error!(error = %cause, "integrity check failed");
+                Code::DataLoss
+            }
+            Error::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                Code::Internal
+            }
+        };
+        Status::new(code, err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_messages() {
+        let s: Status = Error::invalid("to", "must be E.164").into();
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::InvalidArgument, "to: must be E.164")
+        );
+        let s: Status = Error::from(DbErr::Custom("SELECT secret FROM x".into())).into();
+        assert_eq!(s.code(), Code::Internal);
+        assert!(
+            !s.message().contains("SELECT"),
+            "SQL leaked: {}",
+            s.message()
+        );
+        let s: Status =
+            Error::from(DbErr::Conn(sea_orm::RuntimeErr::Internal("down".into()))).into();
+        assert_eq!(s.code(), Code::Unavailable);
+        let s: Status = Error::from(CryptoError::Authentication).into();
+        assert_eq!(s.code(), Code::DataLoss);
+    }
+}

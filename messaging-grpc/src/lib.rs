@@ -1,0 +1,21 @@
+//! CommPro Messaging core: gRPC API, encrypted store, auth.
+//!
+//! `main.rs` is thin; [`server::serve`] takes a bound listener so tests run the real
+//! server on an ephemeral port.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod dev_secrets;
+pub mod domain;
+pub mod error;
+pub mod phone;
+pub mod server;
+pub mod sms;
+pub mod store;
+pub mod telemetry;
+
+pub use config::{Config, Mode};
+pub use error::Error;
+pub use server::{App, serve};

@@ -1,0 +1,101 @@
+//! Phone numbers: E.164 validation and masking for logs.
+
+use std::fmt;
+
+use crate::error::Error;
+
+/// Checks `value` is E.164: `+`, a non-zero first digit, 7 to 15 digits in all.
+/// Nothing is normalised: callers must send the canonical form, so one number has
+/// one spelling in the store.
+pub fn parse_e164(field: &'static str, value: &str) -> Result<String, Error> {
+    let digits = value.strip_prefix('+').ok_or_else(|| {
+        Error::invalid(
+            field,
+            "must be an E.164 number starting with + (e.g. +14155550100)",
+        )
+    })?;
+    let ok = (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(Error::invalid(
+            field,
+            "must be an E.164 number: + then 7 to 15 digits, no spaces, not starting with 0",
+        ))
+    }
+}
+
+/// Displays a phone number with all but its last 4 digits hidden: `+*******0100`.
+pub struct Masked<'a>(pub &'a str);
+
+impl fmt::Display for Masked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chars: Vec<char> = self.0.chars().collect();
+        let keep = chars.len().saturating_sub(4);
+        for (i, c) in chars.iter().enumerate() {
+            let shown = if i >= keep || *c == '+' { *c } else { '*' };
+            write!(f, "{shown}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn accepts_e164() {
+        for ok in [
+            "+14155550100",
+            "+33123456789",
+            "+6834002",
+            "+123456789012345",
+        ] {
+            assert_eq!(parse_e164("to", ok).unwrap(), ok);
+        }
+    }
+
+    #[test]
+    fn refuses_non_e164_naming_the_field() {
+        for bad in [
+            "",
+            "+",
+            "14155550100",
+            "+0155550100",
+            "+1 415 555 0100",
+            "+1415555010a",
+            "+1234567890123456",
+            "+12345",
+            "++14155550100",
+            "+١٢٣٤٥٦٧٨",
+        ] {
+            let err = parse_e164("from", bad).unwrap_err().to_string();
+            assert!(err.starts_with("from: "), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn masks_all_but_last_four() {
+        assert_eq!(Masked("+14155550100").to_string(), "+*******0100");
+        assert_eq!(Masked("123").to_string(), "123");
+    }
+
+    proptest! {
+        #[test]
+        fn mask_never_shows_more_than_four_digits(n in "\\+[1-9][0-9]{6,14}") {
+            let masked = Masked(&n).to_string();
+            prop_assert_eq!(masked.chars().filter(char::is_ascii_digit).count(), 4);
+            prop_assert!(masked.ends_with(&n[n.len() - 4..]));
+        }
+
+        #[test]
+        fn parse_never_panics(s in ".{0,40}") {
+            let _ = parse_e164("to", &s);
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Assembles the gRPC server: services behind the auth interceptor, health, reflection.
+
+use std::{sync::Arc, time::Duration};
+
+use commpro_messaging_api::{
+    FILE_DESCRIPTOR_SET,
+    v1::{
+        messaging_admin_server::MessagingAdminServer,
+        messaging_service_server::MessagingServiceServer,
+    },
+};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+
+use crate::{
+    api::{AdminApi, MessagingApi},
+    auth::{AuthInterceptor, JwtVerifier, Role},
+    config::Config,
+    crypto::UserKeys,
+    domain::Messaging,
+    store::Store,
+};
+
+/// Everything the gRPC services need, built once at start-up.
+pub struct App {
+    pub domain: Messaging,
+    pub verifier: Arc<JwtVerifier>,
+}
+
+impl App {
+    /// Connects to the database, applies migrations and sets up encryption.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database_url)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to the database: {e}"))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;
+        Self::with_store(config, store)
+    }
+
+    /// Builds on an already connected and migrated store.
+    pub fn with_store(config: &Config, store: Store) -> anyhow::Result<Self> {
+        let keys = UserKeys::new(
+            store.clone(),
+            config.master_keys.clone(),
+            config.cipher,
+            config.key_cache_size,
+        );
+        Ok(Self {
+            domain: Messaging::new(store, Arc::new(keys)),
+            verifier: Arc::new(config.jwt_verifier()?),
+        })
+    }
+}
+
+/// Serves gRPC on `listener` until `shutdown` is cancelled, then drains in-flight calls.
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<MessagingServiceServer<MessagingApi>>()
+        .await;
+    health.set_serving::<MessagingAdminServer<AdminApi>>().await;
+    tokio::spawn(watch_store(
+        app.domain.store().clone(),
+        health.clone(),
+        shutdown.clone(),
+    ));
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let user_auth = AuthInterceptor::new(app.verifier.clone(), None);
+    let admin_auth = AuthInterceptor::new(app.verifier.clone(), Some(Role::Admin));
+
+    Server::builder()
+        .timeout(Duration::from_secs(30))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(MessagingServiceServer::with_interceptor(
+            MessagingApi::new(app.domain.clone()),
+            user_auth,
+        ))
+        .add_service(MessagingAdminServer::with_interceptor(
+            AdminApi::new(app.domain.clone()),
+            admin_auth,
+        ))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
+        .await?;
+    Ok(())
+}
+
+/// Reports NOT_SERVING while the database does not answer, so load balancers and the
+/// gateway's readiness check route around a replica that lost its store.
+async fn watch_store(store: Store, health: HealthReporter, shutdown: CancellationToken) {
+    let mut serving = true;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+                return;
+            }
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        let ok = store.ping().await.is_ok();
+        if ok != serving {
+            serving = ok;
+            let status = if ok {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tracing::warn!("database unreachable; reporting NOT_SERVING");
+                tonic_health::ServingStatus::NotServing
+            };
+            health.set_service_status("", status).await;
+        }
+    }
+}

@@ -1,0 +1,33 @@
+use sea_orm::entity::prelude::*;
+
+/// One SMS/MMS. The body is only ever stored sealed (`body_ct`).
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "messages")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub user_id: String,
+    pub contact_id: String,
+    pub direction: String,
+    pub owner_e164: String,
+    pub contact_e164: String,
+    pub body_ct: Vec<u8>,
+    pub key_version: i32,
+    pub status: String,
+    pub provider_sid: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub error_code: Option<i32>,
+    pub error_message: Option<String>,
+    pub segments: i32,
+    pub num_media: i32,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub sent_at: Option<DateTimeUtc>,
+    pub delivered_at: Option<DateTimeUtc>,
+    pub read_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

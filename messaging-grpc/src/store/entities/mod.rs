@@ -1,0 +1,8 @@
+//! SeaORM entities, one per table (schema in the `migrations` crate).
+
+pub mod contact;
+pub mod conversation;
+pub mod message;
+pub mod outbox;
+pub mod phone_number;
+pub mod user_key;

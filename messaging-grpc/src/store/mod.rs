@@ -1,0 +1,135 @@
+//! Persistence on SeaORM: SQLite (embedded default) or PostgreSQL.
+//!
+//! Every function that reads or writes user data takes the user id: there is no
+//! "find by id" that could cross tenants. Functions take `&impl ConnectionTrait` so the
+//! domain layer can compose them inside one transaction.
+
+pub mod contacts;
+pub mod conversations;
+pub mod entities;
+pub mod messages;
+pub mod numbers;
+pub mod outbox;
+pub mod page_token;
+pub mod user_keys;
+
+use std::{path::Path, time::Duration};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use messaging_migrations::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `sqlite://path` or `postgres://…`. For SQLite the file and its folder
+    /// are created, WAL is on and commits are fsynced (`synchronous=FULL`): a message we
+    /// acknowledged survives a power cut.
+    pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        let mut opts = ConnectOptions::new(url);
+        opts.sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10));
+        if url.starts_with("sqlite:") {
+            if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf)) {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(&parent).map_err(|e| {
+                        DbErr::Custom(format!(
+                            "creating database folder {}: {e}",
+                            parent.display()
+                        ))
+                    })?;
+                }
+            }
+            opts.max_connections(8).map_sqlx_sqlite_opts(|o| {
+                o.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+            });
+        } else {
+            opts.max_connections(32);
+        }
+        let db = Database::connect(opts).await?;
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.db, None).await
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock at
+    /// BEGIN (IMMEDIATE): a deferred transaction that reads first and writes later can
+    /// fail with SQLITE_BUSY when two of them race, whatever the busy timeout.
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+    }
+
+    /// Checks the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.db.ping().await
+    }
+
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.db.close().await
+    }
+}
+
+/// The file behind a `sqlite:` URL, if it names one.
+fn sqlite_path(url: &str) -> Option<&Path> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
+}
+
+/// Current time truncated to microseconds, the precision PostgreSQL keeps: a value read
+/// back equals the value written, which keyset pagination relies on.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// True when the error is a unique-constraint violation (a lost insert race).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://data/m.db?mode=rwc"),
+            Some(Path::new("data/m.db"))
+        );
+        assert_eq!(sqlite_path("sqlite:m.db"), Some(Path::new("m.db")));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x"), None);
+    }
+}

@@ -1,0 +1,16 @@
+//! Schema migrations. The same migrations run on SQLite (embedded default) and
+//! PostgreSQL (production); they are applied at start-up and by `messaging migrate`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_core;
+
+/// Every migration of the service, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_core::Migration)]
+    }
+}
