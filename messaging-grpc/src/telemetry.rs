@@ -1,5 +1,7 @@
-//! Logging set-up. Log lines never carry bodies, keys, tokens or full phone numbers:
+//! Logging set-up (to stderr, so stdout stays clean for scripts). Log lines never carry bodies, keys, tokens or full phone numbers:
 //! code logs ids and `phone::Masked` numbers only.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::{EnvFilter, fmt};
 
@@ -9,5 +11,10 @@ pub fn init() {
         EnvFilter::new("info,sqlx=warn,sea_orm=warn,h2=warn,hyper=warn,tower=warn")
     });
     // A second init (tests) is harmless: keep the first subscriber.
-    let _ = fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }

@@ -38,13 +38,13 @@ impl Interceptor for AuthInterceptor {
         let caller = self
             .authenticate(&req)
             .map_err(|e| Status::unauthenticated(e.to_string()))?;
-        if let Some(role) = self.required {
-            if !caller.has_role(role) {
-                return Err(Status::permission_denied(format!(
-                    "this API requires the `{}` role",
-                    role.as_str()
-                )));
-            }
+        if let Some(role) = self.required
+            && !caller.has_role(role)
+        {
+            return Err(Status::permission_denied(format!(
+                "this API requires the `{}` role",
+                role.as_str()
+            )));
         }
         req.extensions_mut().insert(caller);
         Ok(req)

@@ -14,7 +14,17 @@ use super::{Caller, Role};
 /// Longest `sub` accepted; ids are stored in every row.
 const MAX_SUB_LEN: usize = 128;
 
-/// Registered and private claims we read and write.
+/// The claims we read after jsonwebtoken validated exp/nbf/iss/aud. Everything is
+/// optional here so that a missing claim is reported by the validator by name rather
+/// than as a parse failure; `aud` may be a string or an array, which serde ignores here.
+#[derive(Debug, Deserialize)]
+struct VerifiedClaims {
+    sub: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// Registered and private claims of the tokens we issue.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -113,29 +123,32 @@ impl JwtVerifier {
     /// Verifies `token` (without the `Bearer ` prefix).
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let data =
-            decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                ErrorKind::InvalidSignature => AuthError::BadSignature,
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                    AuthError::BadAlgorithm
+            decode::<VerifiedClaims>(token, &self.key, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => AuthError::Expired,
+                    ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                    ErrorKind::InvalidSignature => AuthError::BadSignature,
+                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                        AuthError::BadAlgorithm
+                    }
+                    ErrorKind::InvalidAudience => AuthError::BadAudience,
+                    ErrorKind::InvalidIssuer => AuthError::BadIssuer,
+                    ErrorKind::MissingRequiredClaim(c) => AuthError::MissingClaim(c.clone()),
+                    _ => AuthError::Malformed,
                 }
-                ErrorKind::InvalidAudience => AuthError::BadAudience,
-                ErrorKind::InvalidIssuer => AuthError::BadIssuer,
-                ErrorKind::MissingRequiredClaim(c) => AuthError::MissingClaim(c.clone()),
-                _ => AuthError::Malformed,
             })?;
         let claims = data.claims;
-        if claims.sub.is_empty()
-            || claims.sub.chars().count() > MAX_SUB_LEN
-            || claims.sub.chars().any(char::is_control)
+        let sub = claims
+            .sub
+            .ok_or_else(|| AuthError::MissingClaim("sub".into()))?;
+        if sub.is_empty() || sub.chars().count() > MAX_SUB_LEN || sub.chars().any(char::is_control)
         {
             return Err(AuthError::BadSubject);
         }
         // Unknown roles are ignored: other CommPro services may define their own.
         let roles = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
         Ok(Caller {
-            user_id: claims.sub,
+            user_id: sub,
             roles,
         })
     }

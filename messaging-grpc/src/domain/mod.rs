@@ -2,6 +2,7 @@
 //! returns domain values; handlers only validate transport details and convert.
 
 mod conversations;
+mod inbound;
 mod numbers;
 mod paging;
 mod read;
@@ -12,6 +13,7 @@ mod view;
 use std::sync::Arc;
 
 pub use conversations::{ConversationPage, ConversationSummary, MessagePage};
+pub use inbound::{Inbound, InboundSms};
 pub use numbers::NumberPage;
 pub use paging::PageRequest;
 pub use send::SendSms;

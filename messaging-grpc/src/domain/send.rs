@@ -71,10 +71,10 @@ impl Messaging {
     #[tracing::instrument(skip_all, fields(user_id = %user_id))]
     pub async fn send_sms(&self, user_id: &str, req: SendSms) -> Result<MessageView, Error> {
         let req = req.validate()?;
-        if let Some(key) = &req.idempotency_key {
-            if let Some(first) = self.replay(user_id, key, &req).await? {
-                return Ok(first);
-            }
+        if let Some(key) = &req.idempotency_key
+            && let Some(first) = self.replay(user_id, key, &req).await?
+        {
+            return Ok(first);
         }
         let db = self.store.conn();
         if !store::numbers::is_owned_by(db, &req.from, user_id).await? {
@@ -116,15 +116,15 @@ impl Messaging {
             delivered_at: None,
             read_at: None,
         };
-        let inserted =
-            store::messages::insert(&txn, row.clone().into_active_model().reset_all()).await;
+        let inserted = store::messages::insert(&txn, active(row.clone())).await;
         if let Err(err) = inserted {
             txn.rollback().await.ok();
             // A concurrent request with the same key committed first: return its message.
-            if let (true, Some(key)) = (store::is_unique_violation(&err), &req.idempotency_key) {
-                if let Some(first) = self.replay(user_id, key, &req).await? {
-                    return Ok(first);
-                }
+            if store::is_unique_violation(&err)
+                && let Some(key) = &req.idempotency_key
+                && let Some(first) = self.replay(user_id, key, &req).await?
+            {
+                return Ok(first);
             }
             return Err(err.into());
         }
@@ -175,4 +175,9 @@ impl Messaging {
         }
         Ok(Some(first))
     }
+}
+
+/// A full row as an insertable active model (every column set).
+pub(super) fn active(row: message::Model) -> message::ActiveModel {
+    row.into_active_model().reset_all()
 }

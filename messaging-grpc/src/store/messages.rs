@@ -42,6 +42,18 @@ pub async fn find_many(
         .await
 }
 
+pub async fn find_by_provider_sid(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    sid: &str,
+) -> Result<Option<message::Model>, DbErr> {
+    message::Entity::find()
+        .filter(message::Column::UserId.eq(user_id))
+        .filter(message::Column::ProviderSid.eq(sid))
+        .one(db)
+        .await
+}
+
 pub async fn find_by_idempotency_key(
     db: &impl ConnectionTrait,
     user_id: &str,

@@ -39,15 +39,15 @@ impl Store {
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10));
         if url.starts_with("sqlite:") {
-            if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf)) {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(&parent).map_err(|e| {
-                        DbErr::Custom(format!(
-                            "creating database folder {}: {e}",
-                            parent.display()
-                        ))
-                    })?;
-                }
+            if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf))
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(&parent).map_err(|e| {
+                    DbErr::Custom(format!(
+                        "creating database folder {}: {e}",
+                        parent.display()
+                    ))
+                })?;
             }
             opts.max_connections(8).map_sqlx_sqlite_opts(|o| {
                 o.create_if_missing(true)

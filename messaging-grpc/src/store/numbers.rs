@@ -64,6 +64,15 @@ pub async fn is_owned_by(
         .is_some())
 }
 
+/// The user owning `e164`, if any. Not user-scoped by nature: it is how an inbound
+/// message finds its user.
+pub async fn owner_of(db: &impl ConnectionTrait, e164: &str) -> Result<Option<String>, DbErr> {
+    Ok(pn::Entity::find_by_id(e164.to_owned())
+        .one(db)
+        .await?
+        .map(|n| n.user_id))
+}
+
 /// Numbers ordered by E.164 after `after`, optionally of one user.
 pub async fn list(
     db: &impl ConnectionTrait,

@@ -1,0 +1,166 @@
+//! The `messaging` binary: `token` and `dev`, as the README uses them.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use commpro_messaging_api::v1 as pb;
+use messaging_grpc::Mode;
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_messaging");
+
+/// Two distinct free ports (both held while choosing, so they differ).
+fn free_ports() -> (u16, u16) {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    )
+}
+
+#[tokio::test]
+async fn token_command_prints_a_token_the_dev_service_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["token", "--user", "carol", "--role", "admin"])
+        .env("MESSAGING_DATA_DIR", dir.path())
+        .env_remove("JWT_HS256_SECRET")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.trim();
+    assert_eq!(stdout.lines().count(), 1, "just the token on stdout");
+    assert_eq!(token.split('.').count(), 3);
+
+    // A dev server on the same data folder accepts it (admin role included).
+    let vars = HashMap::from([(
+        "MESSAGING_DATA_DIR".to_owned(),
+        dir.path().display().to_string(),
+    )]);
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("messaging.db").display()
+    );
+    let other = tempfile::tempdir().unwrap();
+    let server = TestServer::start_from_vars(vars, db, other, None, Mode::Dev).await;
+    let mut admin = pb::messaging_admin_client::MessagingAdminClient::new(server.channel().await);
+    admin
+        .list_numbers(authed(pb::ListNumbersRequest::default(), token))
+        .await
+        .expect("token accepted");
+    server.stop().await;
+}
+
+#[test]
+fn dev_runs_the_stack_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http) = free_ports();
+    let log = std::fs::File::create(dir.path().join("dev.log")).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("dev")
+        .env("MESSAGING_DATA_DIR", dir.path())
+        .env("MESSAGING_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+        .env("GATEWAY_HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .env_remove("DATABASE_URL")
+        .env_remove("MESSAGING_MASTER_KEYS")
+        .env_remove("JWT_HS256_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let token = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.trim().strip_prefix("export TOKEN=").map(str::to_owned))
+        .expect("the banner prints a token");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let log_path = dir.path().join("dev.log");
+    let show_log = move || std::fs::read_to_string(&log_path).unwrap_or_default();
+    rt.block_on(async {
+        let url = format!("http://127.0.0.1:{grpc}");
+        let channel = retry_connect(&url).await;
+        let mut admin = pb::messaging_admin_client::MessagingAdminClient::new(channel.clone());
+        admin
+            .assign_number(authed(
+                pb::AssignNumberRequest {
+                    number: "+15005550006".into(),
+                    user_id: "dev-user".into(),
+                },
+                &token,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}\n{}", show_log()));
+        let mut svc = pb::messaging_service_client::MessagingServiceClient::new(channel);
+        let sent = svc
+            .send_sms(authed(
+                pb::SendSmsRequest {
+                    from: "+15005550006".into(),
+                    to: "+14155550100".into(),
+                    body: "Hello from CommPro!".into(),
+                    idempotency_key: String::new(),
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let list = svc
+            .list_conversations(authed(pb::ListConversationsRequest::default(), &token))
+            .await
+            .unwrap();
+        assert_eq!(
+            list.into_inner().conversations[0]
+                .last_message
+                .as_ref()
+                .unwrap()
+                .id,
+            sent.id
+        );
+    });
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "dev exits 0 on SIGTERM, got {status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dev did not stop within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn retry_connect(url: &str) -> tonic::transport::Channel {
+    for _ in 0..100 {
+        if let Ok(ch) = tonic::transport::Channel::from_shared(url.to_owned())
+            .unwrap()
+            .connect()
+            .await
+        {
+            return ch;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("dev server never accepted connections on {url}");
+}

@@ -1,0 +1,424 @@
+//! Test harness: servers, clients, tokens, databases.
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use commpro_messaging_api::v1::{
+    self as pb, messaging_admin_client::MessagingAdminClient,
+    messaging_service_client::MessagingServiceClient,
+};
+use messaging_grpc::{
+    App, Config, Mode,
+    auth::{JwtIssuer, Role},
+    domain::{Inbound, InboundSms, Messaging},
+    store::Store,
+};
+use sea_orm::{ConnectionTrait, Database};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, transport::Channel};
+
+pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
+pub const ISSUER: &str = "commpro-auth";
+pub const AUDIENCE: &str = "commpro-messaging";
+
+/// Runs each test body against SQLite and PostgreSQL.
+#[macro_export]
+macro_rules! backend_tests {
+    ($(async fn $name:ident($backend:ident : Backend) $body:block)*) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let $backend = $crate::helpers::Backend::Sqlite;
+                $body
+            })*
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some($backend) = $crate::helpers::Backend::postgres() else { return };
+                $body
+            })*
+        }
+    };
+}
+
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    /// The PostgreSQL server URL, or `None` (test skipped) when not configured.
+    pub fn postgres() -> Option<Self> {
+        match std::env::var("TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(Self::Postgres(url)),
+            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!(
+                    "TEST_POSTGRES_URL must be set under CI: PostgreSQL tests may not be skipped"
+                )
+            }
+            _ => {
+                eprintln!("TEST_POSTGRES_URL unset: skipping PostgreSQL variant");
+                None
+            }
+        }
+    }
+}
+
+/// A fresh PostgreSQL database, dropped when this value is dropped.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub async fn create(server_url: &str) -> Self {
+        let name = format!("msg_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(server_url)
+            .await
+            .expect("connect to TEST_POSTGRES_URL");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create database");
+        admin.close().await.ok();
+        let base = server_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(server_url);
+        Self {
+            admin_url: server_url.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(db) = Database::connect(&url).await {
+                    let _ = db
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                    db.close().await.ok();
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running core on an ephemeral port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub domain: Messaging,
+    pub database_url: String,
+    pub dir: tempfile::TempDir,
+    issuer: JwtIssuer,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _pg: Option<PgDatabase>,
+}
+
+pub fn master_keys_spec() -> String {
+    format!("t1:{}", STANDARD.encode([7u8; 32]))
+}
+
+impl TestServer {
+    pub async fn start(backend: &Backend) -> Self {
+        Self::start_with(backend, HashMap::new()).await
+    }
+
+    /// Starts a server; `extra` overrides configuration variables.
+    pub async fn start_with(backend: &Backend, extra: HashMap<&str, String>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, pg) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display()),
+                None,
+            ),
+            Backend::Postgres(server) => {
+                let db = PgDatabase::create(server).await;
+                (db.url.clone(), Some(db))
+            }
+        };
+        let mut vars: HashMap<String, String> = HashMap::from([
+            (
+                "MESSAGING_DATA_DIR".into(),
+                dir.path().display().to_string(),
+            ),
+            ("DATABASE_URL".into(), database_url.clone()),
+            ("MESSAGING_MASTER_KEYS".into(), master_keys_spec()),
+            ("JWT_HS256_SECRET".into(), SECRET.into()),
+        ]);
+        vars.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        Self::start_from_vars(vars, database_url, dir, pg, Mode::Serve).await
+    }
+
+    pub async fn start_from_vars(
+        vars: HashMap<String, String>,
+        database_url: String,
+        dir: tempfile::TempDir,
+        pg: Option<PgDatabase>,
+        mode: Mode,
+    ) -> Self {
+        messaging_grpc::telemetry::init();
+        let config = Config::from_vars(&vars, mode).expect("valid test config");
+        let app = App::build(&config).await.expect("app builds");
+        let domain = app.domain.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(messaging_grpc::serve(app, listener, shutdown.clone()));
+        Self {
+            addr,
+            domain,
+            database_url,
+            dir,
+            issuer: JwtIssuer::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE),
+            shutdown,
+            task: Some(task),
+            _pg: pg,
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        self.issuer
+            .issue(user, &[], Duration::from_secs(600))
+            .unwrap()
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.issuer
+            .issue("operator", &[Role::Admin], Duration::from_secs(600))
+            .unwrap()
+    }
+
+    /// A client acting as `user`.
+    pub async fn user(&self, user: &str) -> UserClient {
+        UserClient {
+            client: MessagingServiceClient::new(self.channel().await),
+            token: self.token(user),
+        }
+    }
+
+    pub async fn admin(&self) -> AdminClient {
+        AdminClient {
+            client: MessagingAdminClient::new(self.channel().await),
+            token: self.admin_token(),
+        }
+    }
+
+    /// Assigns `number` to `user` through the admin API.
+    pub async fn assign(&self, number: &str, user: &str) {
+        self.admin()
+            .await
+            .call(
+                |c, r| Box::pin(c.assign_number(r)),
+                pb::AssignNumberRequest {
+                    number: number.into(),
+                    user_id: user.into(),
+                },
+            )
+            .await
+            .expect("assign number");
+    }
+
+    /// Stores an inbound SMS as the ingest path will.
+    pub async fn inbound(&self, sid: &str, from: &str, to: &str, body: &str) -> pb::Message {
+        let stored = self
+            .domain
+            .record_inbound(InboundSms {
+                message_sid: sid.into(),
+                from: from.into(),
+                to: to.into(),
+                body: body.into(),
+            })
+            .await
+            .expect("inbound stored");
+        let Inbound::Stored(view) = stored else {
+            panic!("inbound was unroutable")
+        };
+        pb::Message {
+            id: view.row.id,
+            contact_id: view.row.contact_id,
+            ..Default::default()
+        }
+    }
+
+    /// A direct connection to the server's database.
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.database_url).await.unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Adds `authorization: Bearer` to a request.
+pub fn authed<T>(msg: T, token: &str) -> Request<T> {
+    let mut req = Request::new(msg);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+type Fut<'a, R> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>> + Send + 'a>,
+>;
+
+pub struct UserClient {
+    pub client: MessagingServiceClient<Channel>,
+    pub token: String,
+}
+
+impl UserClient {
+    pub async fn send(
+        &mut self,
+        from: &str,
+        to: &str,
+        body: &str,
+    ) -> Result<pb::Message, tonic::Status> {
+        self.send_req(pb::SendSmsRequest {
+            from: from.into(),
+            to: to.into(),
+            body: body.into(),
+            idempotency_key: String::new(),
+        })
+        .await
+    }
+
+    pub async fn send_req(
+        &mut self,
+        req: pb::SendSmsRequest,
+    ) -> Result<pb::Message, tonic::Status> {
+        Ok(self
+            .client
+            .send_sms(authed(req, &self.token))
+            .await?
+            .into_inner())
+    }
+
+    pub async fn list(
+        &mut self,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<pb::ListConversationsResponse, tonic::Status> {
+        let req = pb::ListConversationsRequest {
+            page_size,
+            page_token: page_token.into(),
+        };
+        Ok(self
+            .client
+            .list_conversations(authed(req, &self.token))
+            .await?
+            .into_inner())
+    }
+
+    pub async fn get(
+        &mut self,
+        contact_id: &str,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<pb::GetConversationResponse, tonic::Status> {
+        let req = pb::GetConversationRequest {
+            contact_id: contact_id.into(),
+            page_size,
+            page_token: page_token.into(),
+        };
+        Ok(self
+            .client
+            .get_conversation(authed(req, &self.token))
+            .await?
+            .into_inner())
+    }
+
+    pub async fn mark_read(&mut self, message_id: &str) -> Result<pb::Message, tonic::Status> {
+        let req = pb::MarkReadRequest {
+            message_id: message_id.into(),
+        };
+        Ok(self
+            .client
+            .mark_read(authed(req, &self.token))
+            .await?
+            .into_inner())
+    }
+
+    pub async fn mark_conversation_read(
+        &mut self,
+        contact_id: &str,
+        up_to: &str,
+    ) -> Result<u64, tonic::Status> {
+        let req = pb::MarkConversationReadRequest {
+            contact_id: contact_id.into(),
+            up_to_message_id: up_to.into(),
+        };
+        Ok(self
+            .client
+            .mark_conversation_read(authed(req, &self.token))
+            .await?
+            .into_inner()
+            .unread_count)
+    }
+
+    /// Unread count of the conversation with `contact_id`, as ListConversations shows it.
+    pub async fn unread(&mut self, contact_id: &str) -> u64 {
+        let page = self.list(100, "").await.unwrap();
+        page.conversations
+            .iter()
+            .find(|c| c.contact_id == contact_id)
+            .map(|c| c.unread_count)
+            .expect("conversation listed")
+    }
+}
+
+pub struct AdminClient {
+    pub client: MessagingAdminClient<Channel>,
+    pub token: String,
+}
+
+impl AdminClient {
+    pub async fn call<Q, R>(
+        &mut self,
+        f: impl for<'a> FnOnce(&'a mut MessagingAdminClient<Channel>, Request<Q>) -> Fut<'a, R>,
+        msg: Q,
+    ) -> Result<R, tonic::Status> {
+        let req = authed(msg, &self.token);
+        Ok(f(&mut self.client, req).await?.into_inner())
+    }
+}

@@ -1,0 +1,21 @@
+#![allow(clippy::unwrap_used)]
+
+//! Integration tests: the real gRPC server on an ephemeral port, over a real SQLite
+//! file or a fresh PostgreSQL database, called with real tonic clients.
+//!
+//! Tests written with `backend_tests!` run once per backend. PostgreSQL variants need
+//! TEST_POSTGRES_URL (`.ci/run` sets it); without it they are skipped locally and fail
+//! under CI=true.
+
+mod helpers;
+
+mod at_rest;
+mod auth;
+mod cli;
+mod conversations;
+mod idempotency;
+mod input;
+mod isolation;
+mod pagination;
+mod reflection;
+mod unread;
