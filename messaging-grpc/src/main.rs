@@ -1,6 +1,6 @@
 //! `messaging`: the core service binary and its operator commands.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{io::Write, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -215,7 +215,7 @@ async fn dev() -> anyhow::Result<()> {
 
 fn print_banner(config: &Config, token: &str) {
     let grpc = config.grpc_addr;
-    println!(
+    let banner = format!(
         "\nCommPro Messaging — local dev stack\n\
          \n  gRPC core      {grpc}   (reflection on: grpcurl -plaintext {grpc} list)\
          \n  gateway        http://{gw}   (GET /healthz, /readyz)\
@@ -233,4 +233,10 @@ fn print_banner(config: &Config, token: &str) {
         db = config.database_url,
         data = config.data_dir.display(),
     );
+    // Best effort: a closed stdout (piped into `head`, say) must not stop the service.
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_all(banner.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
 }

@@ -80,12 +80,14 @@ fn dev_runs_the_stack_and_stops_cleanly_on_sigterm() {
         .stderr(log)
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let token = BufReader::new(stdout)
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
         .lines()
-        .map_while(Result::ok)
+        .map_while(Result::ok);
+    let token = lines
         .find_map(|l| l.trim().strip_prefix("export TOKEN=").map(str::to_owned))
         .expect("the banner prints a token");
+    // Keep draining stdout, as a terminal would.
+    std::thread::spawn(move || lines.for_each(drop));
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let log_path = dir.path().join("dev.log");
