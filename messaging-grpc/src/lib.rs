@@ -8,13 +8,16 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod dev_secrets;
+pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod phone;
+pub mod provider;
 pub mod server;
 pub mod sms;
 pub mod store;
 pub mod telemetry;
+pub mod twilio;
 
 pub use config::{Config, Mode};
 pub use error::Error;

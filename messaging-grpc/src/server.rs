@@ -18,16 +18,22 @@ use tonic_health::server::HealthReporter;
 use crate::{
     api::{AdminApi, MessagingApi},
     auth::{AuthInterceptor, JwtVerifier, Role},
-    config::Config,
+    config::{Config, ProviderConfig},
     crypto::UserKeys,
+    dispatch::{DispatchSettings, Dispatcher},
     domain::Messaging,
+    provider::{ConsoleProvider, SmsProvider, StatusSink, TwilioProvider},
     store::Store,
+    twilio::{TwilioAuth, TwilioClient},
 };
 
-/// Everything the gRPC services need, built once at start-up.
+/// Everything the server needs, built once at start-up. Fields are public so tests
+/// can swap the provider or tune the dispatcher before serving.
 pub struct App {
     pub domain: Messaging,
     pub verifier: Arc<JwtVerifier>,
+    pub provider: Arc<dyn SmsProvider>,
+    pub dispatch: DispatchSettings,
 }
 
 impl App {
@@ -51,19 +57,54 @@ impl App {
             config.cipher,
             config.key_cache_size,
         );
+        let domain = Messaging::new(store, Arc::new(keys));
         Ok(Self {
-            domain: Messaging::new(store, Arc::new(keys)),
+            provider: build_provider(config, &domain)?,
+            domain,
             verifier: Arc::new(config.jwt_verifier()?),
+            dispatch: config.dispatch.clone(),
         })
     }
 }
 
-/// Serves gRPC on `listener` until `shutdown` is cancelled, then drains in-flight calls.
+fn build_provider(config: &Config, domain: &Messaging) -> anyhow::Result<Arc<dyn SmsProvider>> {
+    Ok(match &config.sms_provider {
+        ProviderConfig::Console => {
+            let sink: Arc<dyn StatusSink> = Arc::new(domain.clone());
+            Arc::new(ConsoleProvider::new(Some(sink), Duration::from_secs(1)))
+        }
+        ProviderConfig::Twilio(creds) => {
+            let (username, password) = match &creds.api_key {
+                Some((sid, secret)) => (sid.clone(), secret.clone()),
+                None => (creds.account_sid.clone(), creds.auth_token.clone()),
+            };
+            let auth = TwilioAuth {
+                account_sid: creds.account_sid.clone(),
+                username,
+                password,
+            };
+            let client = TwilioClient::new(&config.twilio_api_base, auth, creds.timeout)?;
+            Arc::new(TwilioProvider::new(client, &config.gateway_public_url))
+        }
+    })
+}
+
+/// Serves gRPC on `listener`, and runs the outbox dispatcher, until `shutdown` is
+/// cancelled; then drains in-flight calls and sends.
 pub async fn serve(
     app: App,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let dispatcher = app.dispatch.enabled.then(|| {
+        let d = Dispatcher::new(
+            app.domain.clone(),
+            app.provider.clone(),
+            app.dispatch.clone(),
+        );
+        tokio::spawn(d.run(shutdown.clone()))
+    });
+
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<MessagingServiceServer<MessagingApi>>()
@@ -102,6 +143,11 @@ pub async fn serve(
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
         .await?;
+    if let Some(dispatcher) = dispatcher {
+        // Reached on shutdown (or a server error): let in-flight sends settle.
+        shutdown.cancel();
+        dispatcher.await?;
+    }
     Ok(())
 }
 

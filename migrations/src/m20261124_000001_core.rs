@@ -76,6 +76,7 @@ enum UserKeys {
 enum Outbox {
     Table,
     MessageId,
+    UserId,
     Attempts,
     NextAttemptAt,
     ClaimedUntil,
@@ -226,6 +227,18 @@ impl MigrationTrait for Migration {
             )
             .await?;
 
+        // The reconciliation job looks for messages stuck in a non-terminal status.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_messages_status_updated")
+                    .table(Messages::Table)
+                    .col(Messages::Status)
+                    .col(Messages::UpdatedAt)
+                    .to_owned(),
+            )
+            .await?;
+
         manager
             .create_table(
                 Table::create()
@@ -247,6 +260,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Outbox::Table)
                     .col(string(Outbox::MessageId).primary_key())
+                    .col(string(Outbox::UserId))
                     .col(integer(Outbox::Attempts).default(0))
                     .col(timestamp_with_time_zone(Outbox::NextAttemptAt))
                     .col(timestamp_with_time_zone_null(Outbox::ClaimedUntil))

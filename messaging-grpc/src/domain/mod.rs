@@ -2,22 +2,28 @@
 //! returns domain values; handlers only validate transport details and convert.
 
 mod conversations;
+mod delivery;
 mod inbound;
 mod numbers;
 mod paging;
 mod read;
 mod send;
 mod status;
+mod status_update;
 mod view;
 
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 pub use conversations::{ConversationPage, ConversationSummary, MessagePage};
+pub use delivery::{DispatchItem, TWILIO_UNSUBSCRIBED};
 pub use inbound::{Inbound, InboundSms};
 pub use numbers::NumberPage;
 pub use paging::PageRequest;
 pub use send::SendSms;
 pub use status::{Direction, MessageStatus};
+pub use status_update::{StatusOutcome, StatusReport};
 pub use view::{Body, MessageView};
 
 use crate::{crypto::UserKeys, store::Store};
@@ -27,6 +33,8 @@ use crate::{crypto::UserKeys, store::Store};
 pub struct Messaging {
     store: Store,
     keys: Arc<UserKeys>,
+    /// Wakes the dispatcher when a message is queued, instead of waiting for its poll.
+    outbox_signal: Arc<Notify>,
 }
 
 /// Refuses an empty required id field, naming it.
@@ -43,7 +51,15 @@ pub(crate) fn require<'a>(
 
 impl Messaging {
     pub fn new(store: Store, keys: Arc<UserKeys>) -> Self {
-        Self { store, keys }
+        Self {
+            store,
+            keys,
+            outbox_signal: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox_signal.clone()
     }
 
     pub fn store(&self) -> &Store {

@@ -84,6 +84,16 @@ impl Messaging {
             )));
         }
 
+        if store::contacts::find_by_number(db, user_id, &req.to)
+            .await?
+            .is_some_and(|c| c.opted_out)
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "to: {} has opted out of messages from you (replied STOP); they must send START first",
+                Masked(&req.to)
+            )));
+        }
+
         let id = Uuid::now_v7().to_string();
         let segments = count_segments(&req.body).segments;
         let (body_ct, key_version) = self
@@ -128,7 +138,7 @@ impl Messaging {
             }
             return Err(err.into());
         }
-        store::outbox::enqueue(&txn, &id).await?;
+        store::outbox::enqueue(&txn, user_id, &id).await?;
         store::conversations::record_message(
             &txn,
             store::conversations::MessageWritten {
@@ -142,6 +152,7 @@ impl Messaging {
         )
         .await?;
         txn.commit().await?;
+        self.outbox_signal.notify_one();
 
         tracing::info!(message_id = %id, to = %Masked(&req.to), segments, "sms queued");
         Ok(MessageView {

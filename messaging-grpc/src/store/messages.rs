@@ -144,3 +144,108 @@ fn older_than(c: &Cursor) -> Condition {
                 .add(message::Column::Id.lt(c.id.as_str())),
         )
 }
+
+/// The message with a provider SID, whoever owns it. Not user-scoped on purpose:
+/// provider callbacks and reconciliation know the SID, not the user.
+pub async fn find_by_provider_sid_any(
+    db: &impl ConnectionTrait,
+    sid: &str,
+) -> Result<Option<message::Model>, DbErr> {
+    message::Entity::find()
+        .filter(message::Column::ProviderSid.eq(sid))
+        .one(db)
+        .await
+}
+
+/// Fields a status change may set; `None` leaves a column as it is.
+#[derive(Clone, Debug, Default)]
+pub struct StatusChange {
+    pub status: Option<String>,
+    pub provider_sid: Option<String>,
+    pub segments: Option<i32>,
+    pub error_code: Option<i32>,
+    pub error_message: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// Applies `change` if the message still has status `expected` (optimistic
+/// concurrency: a concurrent change makes this return false instead of overwriting).
+pub async fn change_status(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    id: &str,
+    expected: &str,
+    change: StatusChange,
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let mut q =
+        message::Entity::update_many().col_expr(message::Column::UpdatedAt, Expr::value(at));
+    if let Some(v) = change.status {
+        q = q.col_expr(message::Column::Status, Expr::value(v));
+    }
+    if let Some(v) = change.provider_sid {
+        q = q.col_expr(message::Column::ProviderSid, Expr::value(v));
+    }
+    if let Some(v) = change.segments {
+        q = q.col_expr(message::Column::Segments, Expr::value(v));
+    }
+    if let Some(v) = change.error_code {
+        q = q.col_expr(message::Column::ErrorCode, Expr::value(v));
+    }
+    if let Some(v) = change.error_message {
+        q = q.col_expr(message::Column::ErrorMessage, Expr::value(v));
+    }
+    if let Some(v) = change.sent_at {
+        q = q.col_expr(message::Column::SentAt, Expr::value(v));
+    }
+    if let Some(v) = change.delivered_at {
+        q = q.col_expr(message::Column::DeliveredAt, Expr::value(v));
+    }
+    let res = q
+        .filter(message::Column::UserId.eq(user_id))
+        .filter(message::Column::Id.eq(id))
+        .filter(message::Column::Status.eq(expected))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Marks a message as looked at now, so the reconciliation job waits a full period
+/// before asking about it again.
+pub async fn touch(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    message::Entity::update_many()
+        .col_expr(message::Column::UpdatedAt, Expr::value(at))
+        .filter(message::Column::UserId.eq(user_id))
+        .filter(message::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Outbound messages handed to the provider but without a final status, untouched
+/// since `updated_before` and created after `created_after`, oldest update first.
+/// Cross-user on purpose: a system job.
+pub async fn stuck(
+    db: &impl ConnectionTrait,
+    statuses: &[&str],
+    updated_before: DateTime<Utc>,
+    created_after: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<message::Model>, DbErr> {
+    message::Entity::find()
+        .filter(message::Column::Status.is_in(statuses.iter().copied()))
+        .filter(message::Column::UpdatedAt.lt(updated_before))
+        .filter(message::Column::CreatedAt.gt(created_after))
+        .filter(message::Column::Direction.eq(OUTBOUND))
+        .filter(message::Column::ProviderSid.is_not_null())
+        .order_by_asc(message::Column::UpdatedAt)
+        .limit(limit)
+        .all(db)
+        .await
+}

@@ -7,12 +7,17 @@
 use std::{collections::HashMap, net::SocketAddr, num::NonZeroUsize, path::PathBuf, sync::Arc};
 
 use jsonwebtoken::Algorithm as JwtAlgorithm;
-use secrecy::{ExposeSecret, SecretBox, SecretString};
+use secrecy::{ExposeSecret, SecretBox};
+
+mod delivery;
+
+pub use delivery::{ProviderConfig, TwilioCredentials};
 
 use crate::{
     auth::{JwtVerifier, VerifierKey},
     crypto::{Algorithm, MasterKeyRing},
     dev_secrets::DevSecrets,
+    dispatch::DispatchSettings,
 };
 
 /// How secrets that are not configured are handled.
@@ -22,17 +27,6 @@ pub enum Mode {
     Dev,
     /// Require MESSAGING_MASTER_KEYS and a JWT key.
     Serve,
-}
-
-/// Which provider hands messages to carriers.
-#[derive(Clone, Debug)]
-pub enum SmsProvider {
-    /// Prints a masked line instead of sending (local runs).
-    Console,
-    Twilio {
-        account_sid: String,
-        auth_token: SecretString,
-    },
 }
 
 /// Where JWTs are verified from.
@@ -57,7 +51,8 @@ pub struct Config {
     pub jwt_key: JwtKeyConfig,
     pub jwt_issuer: String,
     pub jwt_audience: String,
-    pub sms_provider: SmsProvider,
+    pub sms_provider: ProviderConfig,
+    pub dispatch: DispatchSettings,
     pub twilio_api_base: String,
     pub gateway_public_url: String,
 }
@@ -70,7 +65,7 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         var,
         reason: reason.into(),
@@ -173,25 +168,8 @@ impl Config {
             }
         };
 
-        let sms_provider = match get("SMS_PROVIDER").as_deref().unwrap_or("console") {
-            "console" => SmsProvider::Console,
-            "twilio" => SmsProvider::Twilio {
-                account_sid: get("TWILIO_ACCOUNT_SID")
-                    .filter(|s| s.starts_with("AC") && s.len() == 34)
-                    .ok_or_else(|| {
-                        err(
-                            "TWILIO_ACCOUNT_SID",
-                            "is required with SMS_PROVIDER=twilio (AC + 32 hex characters)",
-                        )
-                    })?,
-                auth_token: get("TWILIO_AUTH_TOKEN")
-                    .map(SecretString::from)
-                    .ok_or_else(|| {
-                        err("TWILIO_AUTH_TOKEN", "is required with SMS_PROVIDER=twilio")
-                    })?,
-            },
-            _ => return Err(err("SMS_PROVIDER", "must be console or twilio")),
-        };
+        let sms_provider = delivery::provider(&get)?;
+        let dispatch = delivery::dispatch(&get)?;
 
         let key_cache_size = get("MESSAGING_KEY_CACHE_SIZE")
             .map(|v| {
@@ -217,6 +195,7 @@ impl Config {
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "commpro-auth".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "commpro-messaging".into()),
             sms_provider,
+            dispatch,
             twilio_api_base: get("TWILIO_API_BASE")
                 .unwrap_or_else(|| "https://api.twilio.com".into()),
             gateway_public_url: get("GATEWAY_PUBLIC_URL")

@@ -1,0 +1,196 @@
+//! Provider and dispatcher settings.
+
+use std::{collections::HashMap, time::Duration};
+
+use secrecy::SecretString;
+
+use super::{ConfigError, err};
+use crate::dispatch::{DispatchSettings, PacingConfig, RetryPolicy};
+
+/// Which provider hands messages to carriers.
+#[derive(Clone, Debug)]
+pub enum ProviderConfig {
+    /// Prints a masked line instead of sending (local runs).
+    Console,
+    Twilio(TwilioCredentials),
+}
+
+/// Twilio account and the credentials REST calls use.
+#[derive(Clone, Debug)]
+pub struct TwilioCredentials {
+    pub account_sid: String,
+    /// Also the webhook signing key.
+    pub auth_token: SecretString,
+    /// An API key (SK…) and its secret, used for REST calls instead of the auth token.
+    pub api_key: Option<(String, SecretString)>,
+    pub timeout: Duration,
+}
+
+pub(super) fn provider(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<ProviderConfig, ConfigError> {
+    match get("SMS_PROVIDER").as_deref().unwrap_or("console") {
+        "console" => Ok(ProviderConfig::Console),
+        "twilio" => {
+            let account_sid = get("TWILIO_ACCOUNT_SID")
+                .filter(|s| {
+                    s.len() == 34
+                        && s.starts_with("AC")
+                        && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+                })
+                .ok_or_else(|| {
+                    err(
+                        "TWILIO_ACCOUNT_SID",
+                        "is required with SMS_PROVIDER=twilio: AC + 32 hex characters",
+                    )
+                })?;
+            let auth_token = get("TWILIO_AUTH_TOKEN")
+                .map(SecretString::from)
+                .ok_or_else(|| err("TWILIO_AUTH_TOKEN", "is required with SMS_PROVIDER=twilio"))?;
+            let api_key = match (get("TWILIO_API_KEY_SID"), get("TWILIO_API_KEY_SECRET")) {
+                (Some(sid), Some(secret)) if sid.starts_with("SK") => {
+                    Some((sid, SecretString::from(secret)))
+                }
+                (Some(_), Some(_)) => return Err(err("TWILIO_API_KEY_SID", "must start with SK")),
+                (None, None) => None,
+                _ => {
+                    return Err(err(
+                        "TWILIO_API_KEY_SID",
+                        "TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET go together",
+                    ));
+                }
+            };
+            let timeout = Duration::from_secs(number(get, "TWILIO_TIMEOUT_SECS", 15, 1, 120)?);
+            Ok(ProviderConfig::Twilio(TwilioCredentials {
+                account_sid,
+                auth_token,
+                api_key,
+                timeout,
+            }))
+        }
+        _ => Err(err("SMS_PROVIDER", "must be console or twilio")),
+    }
+}
+
+pub(super) fn dispatch(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<DispatchSettings, ConfigError> {
+    let d = DispatchSettings::default();
+    let secs = |var, default: Duration, min, max| -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(number(
+            get,
+            var,
+            default.as_secs(),
+            min,
+            max,
+        )?))
+    };
+    let millis = |var, default: Duration, min, max| -> Result<Duration, ConfigError> {
+        Ok(Duration::from_millis(number(
+            get,
+            var,
+            default.as_millis() as u64,
+            min,
+            max,
+        )?))
+    };
+    let settings = DispatchSettings {
+        enabled: match get("OUTBOX_DISPATCHER").as_deref().unwrap_or("on") {
+            "on" | "true" | "1" => true,
+            "off" | "false" | "0" => false,
+            _ => return Err(err("OUTBOX_DISPATCHER", "must be on or off")),
+        },
+        retry: RetryPolicy {
+            base: millis("OUTBOX_RETRY_BASE_MS", d.retry.base, 1, 3_600_000)?,
+            max_delay: secs("OUTBOX_RETRY_MAX_SECS", d.retry.max_delay, 1, 86_400)?,
+            max_attempts: number(
+                get,
+                "OUTBOX_MAX_ATTEMPTS",
+                u64::from(d.retry.max_attempts),
+                1,
+                100,
+            )? as u32,
+        },
+        pacing: PacingConfig {
+            sender_sps: rate(get, "PACING_SENDER_SPS", d.pacing.sender_sps)?,
+            overrides: overrides(get("PACING_SENDER_OVERRIDES"))?,
+            account_sps: rate(get, "PACING_ACCOUNT_SPS", d.pacing.account_sps)?,
+        },
+        lease: secs("OUTBOX_LEASE_SECS", d.lease, 5, 3600)?,
+        poll_interval: millis("OUTBOX_POLL_MS", d.poll_interval, 10, 60_000)?,
+        concurrency: number(get, "OUTBOX_CONCURRENCY", d.concurrency as u64, 1, 256)? as usize,
+        validity: secs("MESSAGE_VALIDITY_SECS", d.validity, 1, 36_000)?,
+        max_inline_wait: d.max_inline_wait,
+        reconcile_after: secs("RECONCILE_AFTER_SECS", d.reconcile_after, 1, 86_400)?,
+        reconcile_interval: millis("RECONCILE_INTERVAL_MS", d.reconcile_interval, 10, 3_600_000)?,
+        reconcile_max_age: d.reconcile_max_age,
+        shutdown_grace: d.shutdown_grace,
+    };
+    // A claim must outlive the longest pacing wait plus a send, or a second
+    // dispatcher could claim a job that is still being sent.
+    if settings.lease < settings.max_inline_wait + Duration::from_secs(60) {
+        return Err(err(
+            "OUTBOX_LEASE_SECS",
+            "must be at least 90 (30 s pacing wait + 60 s for the send)",
+        ));
+    }
+    Ok(settings)
+}
+
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    match get(var) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| err(var, format!("must be a whole number from {min} to {max}"))),
+    }
+}
+
+fn rate(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: f64,
+) -> Result<f64, ConfigError> {
+    match get(var) {
+        None => Ok(default),
+        Some(v) => parse_rate(&v)
+            .ok_or_else(|| err(var, "must be a positive number of segments per second")),
+    }
+}
+
+fn parse_rate(v: &str) -> Option<f64> {
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r > 0.0 && *r <= 100_000.0)
+}
+
+/// `+15005550006:100,+15005550007:10`
+fn overrides(spec: Option<String>) -> Result<HashMap<String, f64>, ConfigError> {
+    let var = "PACING_SENDER_OVERRIDES";
+    let mut out = HashMap::new();
+    for entry in spec
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let (number, r) = entry
+            .rsplit_once(':')
+            .ok_or_else(|| err(var, format!("`{entry}` is not number:rate")))?;
+        let number = crate::phone::parse_e164("number", number.trim())
+            .map_err(|e| err(var, e.to_string()))?;
+        let r = parse_rate(r)
+            .ok_or_else(|| err(var, format!("`{entry}`: rate must be a positive number")))?;
+        out.insert(number, r);
+    }
+    Ok(out)
+}

@@ -1,0 +1,173 @@
+//! The outbox dispatcher: claims due send jobs, paces them per sender, hands them to
+//! the provider and records the outcome; plus the reconciliation of unknown outcomes
+//! and of messages whose final status never arrived.
+//!
+//! Guarantees (see README "Delivery guarantees"): a job is only removed in the same
+//! transaction that records its outcome, so nothing acknowledged is lost; a message
+//! is marked SENDING (committed) before the provider call, so after a crash or a
+//! timeout its outcome is looked up at the provider before any resend.
+
+mod pacing;
+mod reconcile;
+mod retry;
+mod worker;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{sync::Semaphore, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+pub use pacing::{Pacer, PacingConfig};
+pub use retry::{RetryPolicy, random_jitter};
+
+use crate::{domain::Messaging, provider::SmsProvider, store};
+
+/// Dispatcher tuning (environment variables in the README).
+#[derive(Clone, Debug)]
+pub struct DispatchSettings {
+    pub enabled: bool,
+    pub retry: RetryPolicy,
+    pub pacing: PacingConfig,
+    /// How long a claim protects a job from other dispatchers.
+    pub lease: Duration,
+    /// Poll period when no new message wakes the dispatcher.
+    pub poll_interval: Duration,
+    /// Jobs handled at once.
+    pub concurrency: usize,
+    /// A message not handed over within this time after it was queued fails.
+    pub validity: Duration,
+    /// Longest pacing wait held in memory; longer waits go back to the table.
+    pub max_inline_wait: Duration,
+    /// A SENT message without a final status this long is asked about.
+    pub reconcile_after: Duration,
+    pub reconcile_interval: Duration,
+    /// Messages older than this are no longer asked about.
+    pub reconcile_max_age: Duration,
+    /// In-flight sends get this long to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            retry: RetryPolicy::default(),
+            pacing: PacingConfig::default(),
+            lease: Duration::from_secs(120),
+            poll_interval: Duration::from_secs(1),
+            concurrency: 8,
+            validity: Duration::from_secs(4 * 3600),
+            max_inline_wait: Duration::from_secs(30),
+            reconcile_after: Duration::from_secs(15 * 60),
+            reconcile_interval: Duration::from_secs(60),
+            reconcile_max_age: Duration::from_secs(48 * 3600),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    domain: Messaging,
+    provider: Arc<dyn SmsProvider>,
+    settings: DispatchSettings,
+    pacer: Pacer,
+}
+
+/// Runs the dispatcher and the reconciliation job until `shutdown`.
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        domain: Messaging,
+        provider: Arc<dyn SmsProvider>,
+        settings: DispatchSettings,
+    ) -> Self {
+        let pacer = Pacer::new(settings.pacing.clone());
+        Self {
+            inner: Arc::new(Inner {
+                domain,
+                provider,
+                settings,
+                pacer,
+            }),
+        }
+    }
+
+    /// Claims and sends until `shutdown`, then lets in-flight sends finish within the
+    /// grace period. Sends still running after it are abandoned mid-way: their
+    /// SENDING mark makes the next run reconcile them.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let inner = self.inner;
+        let signal = inner.domain.outbox_signal();
+        let slots = Arc::new(Semaphore::new(inner.settings.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        let reconciler = tokio::spawn(reconcile::run_periodic(inner.clone(), shutdown.clone()));
+        tracing::info!(
+            provider = inner.provider.name(),
+            "outbox dispatcher started"
+        );
+
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let free = slots.available_permits();
+            let claimed = if free == 0 {
+                Vec::new()
+            } else {
+                claim(&inner, free).await
+            };
+            let idle = claimed.is_empty();
+            for job in claimed {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let (inner, shutdown) = (inner.clone(), shutdown.clone());
+                tasks.spawn(async move {
+                    worker::process(&inner, job, &shutdown).await;
+                    drop(permit);
+                });
+            }
+            if !idle {
+                continue;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = signal.notified() => {}
+                () = tokio::time::sleep(inner.settings.poll_interval) => {}
+            }
+        }
+
+        let grace = inner.settings.shutdown_grace;
+        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = tasks.len(),
+                "sends still in flight after the grace period; they will be reconciled"
+            );
+            tasks.abort_all();
+        }
+        reconciler.abort();
+        tracing::info!("outbox dispatcher stopped");
+    }
+}
+
+async fn claim(inner: &Inner, limit: usize) -> Vec<store::outbox::Claimed> {
+    let now = store::now();
+    let lease_until = now
+        + chrono::Duration::from_std(inner.settings.lease).unwrap_or(chrono::Duration::minutes(2));
+    match inner
+        .domain
+        .claim_jobs(now, lease_until, limit as u64)
+        .await
+    {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::warn!(error = %e, "claiming outbox jobs failed");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Vec::new()
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The domain side of outbound delivery: what the dispatcher reads and records.
+//! Each recording step is one transaction with the outbox row it settles.
+
+use chrono::{DateTime, Utc};
+
+use super::{Body, MessageStatus, Messaging, StatusReport};
+use crate::{
+    error::Error,
+    provider::ProviderMessage,
+    store::{self, entities::message, messages::StatusChange},
+};
+
+/// Twilio's "recipient unsubscribed" error: the contact replied STOP.
+pub const TWILIO_UNSUBSCRIBED: i64 = 21610;
+
+/// A message ready for dispatch, with its decrypted body.
+pub struct DispatchItem {
+    pub row: message::Model,
+    pub body: Body,
+    pub opted_out: bool,
+}
+
+impl Messaging {
+    /// Loads a queued message for the dispatcher; `None` if it no longer exists.
+    pub async fn dispatch_load(
+        &self,
+        user_id: &str,
+        id: &str,
+    ) -> Result<Option<DispatchItem>, Error> {
+        let db = self.store.conn();
+        let Some(row) = store::messages::find(db, user_id, id).await? else {
+            return Ok(None);
+        };
+        let opted_out = store::contacts::find(db, user_id, &row.contact_id)
+            .await?
+            .is_some_and(|c| c.opted_out);
+        let view = self.view(user_id, row).await?;
+        Ok(Some(DispatchItem {
+            row: view.row,
+            body: view.body,
+            opted_out,
+        }))
+    }
+
+    /// QUEUED → SENDING, committed before the provider is called: from here on, a
+    /// crash leaves an "outcome unknown" mark that forces reconciliation.
+    pub async fn mark_sending(&self, user_id: &str, id: &str) -> Result<bool, Error> {
+        let change = StatusChange {
+            status: Some(MessageStatus::Sending.as_str().into()),
+            ..Default::default()
+        };
+        Ok(store::messages::change_status(
+            self.store.conn(),
+            user_id,
+            id,
+            MessageStatus::Queued.as_str(),
+            change,
+            store::now(),
+        )
+        .await?)
+    }
+
+    /// The provider accepted the message: SENT with its SID, job done.
+    pub async fn record_handed_over(
+        &self,
+        user_id: &str,
+        id: &str,
+        from_status: MessageStatus,
+        accepted: &ProviderMessage,
+    ) -> Result<(), Error> {
+        let now = store::now();
+        let change = StatusChange {
+            status: Some(MessageStatus::Sent.as_str().into()),
+            provider_sid: Some(accepted.sid.clone()),
+            segments: accepted.segments.and_then(|s| i32::try_from(s).ok()),
+            sent_at: Some(accepted.created_at.unwrap_or(now)),
+            ..Default::default()
+        };
+        let txn = self.store.begin_write().await?;
+        let changed =
+            store::messages::change_status(&txn, user_id, id, from_status.as_str(), change, now)
+                .await?;
+        store::outbox::remove(&txn, id).await?;
+        txn.commit().await?;
+        if !changed {
+            tracing::warn!(message_id = %id, "message changed while being handed over; provider answer not recorded");
+            return Ok(());
+        }
+        // The provider may already report a later state (console: sent; reconciliation:
+        // delivered). Apply it through the same monotonic rules as callbacks.
+        self.apply_provider_status(StatusReport {
+            sid: &accepted.sid,
+            status: &accepted.status,
+            error_code: accepted.error_code,
+            error_message: accepted.error_message.as_deref(),
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The message will not be sent: FAILED with the reason kept; a 21610 also marks
+    /// the contact opted out so later sends are refused up front.
+    pub async fn record_send_failed(
+        &self,
+        user_id: &str,
+        id: &str,
+        from_status: MessageStatus,
+        code: Option<i64>,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let now = store::now();
+        let change = StatusChange {
+            status: Some(MessageStatus::Failed.as_str().into()),
+            error_code: code.and_then(|c| i32::try_from(c).ok()),
+            error_message: Some(reason.chars().take(500).collect()),
+            ..Default::default()
+        };
+        let txn = self.store.begin_write().await?;
+        store::messages::change_status(&txn, user_id, id, from_status.as_str(), change, now)
+            .await?;
+        store::outbox::remove(&txn, id).await?;
+        if code == Some(TWILIO_UNSUBSCRIBED)
+            && let Some(row) = store::messages::find(&txn, user_id, id).await?
+        {
+            store::contacts::set_opted_out(&txn, user_id, &row.contact_id, true).await?;
+        }
+        txn.commit().await?;
+        tracing::warn!(message_id = %id, code, "message failed");
+        Ok(())
+    }
+
+    /// Puts the job back for `next_attempt_at`. `requeue` turns SENDING back into
+    /// QUEUED when the provider certainly did not get the message; otherwise the
+    /// SENDING mark stays and the next attempt reconciles first.
+    pub async fn retry_later(
+        &self,
+        user_id: &str,
+        id: &str,
+        requeue: bool,
+        attempts: u32,
+        next_attempt_at: DateTime<Utc>,
+        last_error: &str,
+    ) -> Result<(), Error> {
+        let txn = self.store.begin_write().await?;
+        if requeue {
+            let change = StatusChange {
+                status: Some(MessageStatus::Queued.as_str().into()),
+                ..Default::default()
+            };
+            store::messages::change_status(
+                &txn,
+                user_id,
+                id,
+                MessageStatus::Sending.as_str(),
+                change,
+                store::now(),
+            )
+            .await?;
+        }
+        store::outbox::reschedule(&txn, id, attempts, next_attempt_at, Some(last_error)).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Drops a job whose message is gone or already settled.
+    pub async fn drop_job(&self, id: &str) -> Result<(), Error> {
+        Ok(store::outbox::remove(self.store.conn(), id).await?)
+    }
+}
+
+impl Messaging {
+    /// Claims due outbox jobs for a dispatcher.
+    pub async fn claim_jobs(
+        &self,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<store::outbox::Claimed>, Error> {
+        Ok(store::outbox::claim(self.store.conn(), at, lease_until, limit).await?)
+    }
+
+    /// Whether one of our messages already carries this provider SID.
+    pub async fn sid_is_recorded(&self, sid: &str) -> Result<bool, Error> {
+        Ok(
+            store::messages::find_by_provider_sid_any(self.store.conn(), sid)
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// SENT messages without news since `updated_before` (reconciliation).
+    pub async fn stuck_messages(
+        &self,
+        updated_before: DateTime<Utc>,
+        created_after: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<message::Model>, Error> {
+        let statuses = [MessageStatus::Sent.as_str()];
+        Ok(store::messages::stuck(
+            self.store.conn(),
+            &statuses,
+            updated_before,
+            created_after,
+            limit,
+        )
+        .await?)
+    }
+
+    pub async fn touch_message(&self, user_id: &str, id: &str) -> Result<(), Error> {
+        Ok(store::messages::touch(self.store.conn(), user_id, id, store::now()).await?)
+    }
+}
