@@ -113,8 +113,9 @@ mod tests {
         );
         assert_eq!(p.try_acquire("+1a", 1, t0 + 2 * S), Err(S));
         assert_eq!(p.try_acquire("+1a", 1, t0 + 3 * S), Ok(()));
+        // The account (1000/s) spaces any two sends by 1 ms.
         assert_eq!(
-            p.try_acquire("+1b", 1, t0 + 3 * S),
+            p.try_acquire("+1b", 1, t0 + 3 * S + Duration::from_millis(1)),
             Ok(()),
             "senders are independent"
         );
