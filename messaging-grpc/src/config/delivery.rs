@@ -116,25 +116,40 @@ pub(super) fn dispatch(
             overrides: overrides(get("PACING_SENDER_OVERRIDES"))?,
             account_sps: rate(get, "PACING_ACCOUNT_SPS", d.pacing.account_sps)?,
         },
-        lease: secs("OUTBOX_LEASE_SECS", d.lease, 5, 3600)?,
+        lease: secs("OUTBOX_LEASE_SECS", d.lease, 1, 3600)?,
         poll_interval: millis("OUTBOX_POLL_MS", d.poll_interval, 10, 60_000)?,
         concurrency: number(get, "OUTBOX_CONCURRENCY", d.concurrency as u64, 1, 256)? as usize,
         validity: secs("MESSAGE_VALIDITY_SECS", d.validity, 1, 36_000)?,
-        max_inline_wait: d.max_inline_wait,
+        max_inline_wait: secs("PACING_MAX_WAIT_SECS", d.max_inline_wait, 0, 300)?,
         reconcile_after: secs("RECONCILE_AFTER_SECS", d.reconcile_after, 1, 86_400)?,
         reconcile_interval: millis("RECONCILE_INTERVAL_MS", d.reconcile_interval, 10, 3_600_000)?,
         reconcile_max_age: d.reconcile_max_age,
-        shutdown_grace: d.shutdown_grace,
+        shutdown_grace: millis("OUTBOX_SHUTDOWN_GRACE_MS", d.shutdown_grace, 0, 600_000)?,
     };
-    // A claim must outlive the longest pacing wait plus a send, or a second
-    // dispatcher could claim a job that is still being sent.
-    if settings.lease < settings.max_inline_wait + Duration::from_secs(60) {
+    Ok(settings)
+}
+
+/// A claim must outlive the longest pacing wait plus one provider call, or a second
+/// dispatcher could claim a job that is still being sent.
+pub(super) fn check_lease(
+    settings: &DispatchSettings,
+    provider: &ProviderConfig,
+) -> Result<(), ConfigError> {
+    let call = match provider {
+        ProviderConfig::Console => Duration::from_secs(1),
+        ProviderConfig::Twilio(t) => t.timeout,
+    };
+    let needed = settings.max_inline_wait + call + Duration::from_secs(1);
+    if settings.lease < needed {
         return Err(err(
             "OUTBOX_LEASE_SECS",
-            "must be at least 90 (30 s pacing wait + 60 s for the send)",
+            format!(
+                "must be at least {} s (PACING_MAX_WAIT_SECS + TWILIO_TIMEOUT_SECS + 1)",
+                needed.as_secs_f64().ceil()
+            ),
         ));
     }
-    Ok(settings)
+    Ok(())
 }
 
 fn number(

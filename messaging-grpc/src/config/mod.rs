@@ -170,6 +170,7 @@ impl Config {
 
         let sms_provider = delivery::provider(&get)?;
         let dispatch = delivery::dispatch(&get)?;
+        delivery::check_lease(&dispatch, &sms_provider)?;
 
         let key_cache_size = get("MESSAGING_KEY_CACHE_SIZE")
             .map(|v| {

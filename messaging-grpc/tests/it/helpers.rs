@@ -131,10 +131,51 @@ pub struct TestServer {
     pub domain: Messaging,
     pub database_url: String,
     pub dir: tempfile::TempDir,
+    vars: HashMap<String, String>,
     issuer: JwtIssuer,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _pg: Option<PgDatabase>,
+}
+
+/// Configuration that points the server at a fake Twilio, with fast retries and
+/// short leases so tests finish quickly.
+pub fn twilio_vars(fake: &twilio_fake::FakeTwilio) -> HashMap<&'static str, String> {
+    HashMap::from([
+        ("SMS_PROVIDER", "twilio".to_owned()),
+        ("TWILIO_ACCOUNT_SID", twilio_fake::ACCOUNT_SID.to_owned()),
+        ("TWILIO_AUTH_TOKEN", twilio_fake::AUTH_TOKEN.to_owned()),
+        ("TWILIO_API_BASE", fake.base_url()),
+        (
+            "GATEWAY_PUBLIC_URL",
+            "https://gateway.example.test".to_owned(),
+        ),
+        ("TWILIO_TIMEOUT_SECS", "2".to_owned()),
+        ("OUTBOX_POLL_MS", "20".to_owned()),
+        ("OUTBOX_RETRY_BASE_MS", "20".to_owned()),
+        ("OUTBOX_RETRY_MAX_SECS", "1".to_owned()),
+        ("OUTBOX_LEASE_SECS", "4".to_owned()),
+        ("OUTBOX_SHUTDOWN_GRACE_MS", "200".to_owned()),
+        ("PACING_SENDER_SPS", "100000".to_owned()),
+        ("PACING_ACCOUNT_SPS", "100000".to_owned()),
+        ("PACING_MAX_WAIT_SECS", "1".to_owned()),
+    ])
+}
+
+/// Polls `check` every 20 ms until it returns true; panics after `secs` seconds.
+pub async fn wait_until<F, Fut>(what: &str, secs: u64, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 pub fn master_keys_spec() -> String {
@@ -148,6 +189,16 @@ impl TestServer {
 
     /// Starts a server; `extra` overrides configuration variables.
     pub async fn start_with(backend: &Backend, extra: HashMap<&str, String>) -> Self {
+        Self::start_custom(backend, extra, |_| {}).await
+    }
+
+    /// Starts a server; `extra` overrides configuration variables and `customize` may
+    /// change the app (swap the provider) before it serves.
+    pub async fn start_custom(
+        backend: &Backend,
+        extra: HashMap<&str, String>,
+        customize: impl FnOnce(&mut App),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, pg) = match backend {
             Backend::Sqlite => (
@@ -169,7 +220,7 @@ impl TestServer {
             ("JWT_HS256_SECRET".into(), SECRET.into()),
         ]);
         vars.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
-        Self::start_from_vars(vars, database_url, dir, pg, Mode::Serve).await
+        Self::launch(vars, database_url, dir, pg, Mode::Serve, customize).await
     }
 
     pub async fn start_from_vars(
@@ -179,9 +230,21 @@ impl TestServer {
         pg: Option<PgDatabase>,
         mode: Mode,
     ) -> Self {
+        Self::launch(vars, database_url, dir, pg, mode, |_| {}).await
+    }
+
+    async fn launch(
+        vars: HashMap<String, String>,
+        database_url: String,
+        dir: tempfile::TempDir,
+        pg: Option<PgDatabase>,
+        mode: Mode,
+        customize: impl FnOnce(&mut App),
+    ) -> Self {
         messaging_grpc::telemetry::init();
         let config = Config::from_vars(&vars, mode).expect("valid test config");
-        let app = App::build(&config).await.expect("app builds");
+        let mut app = App::build(&config).await.expect("app builds");
+        customize(&mut app);
         let domain = app.domain.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -192,11 +255,58 @@ impl TestServer {
             domain,
             database_url,
             dir,
+            vars,
             issuer: JwtIssuer::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE),
             shutdown,
             task: Some(task),
             _pg: pg,
         }
+    }
+
+    /// Stops this server the way a crash would leave its work (in-flight sends are
+    /// abandoned after the short grace period) and starts a new one on the same
+    /// database and folder, with `overrides` applied.
+    pub async fn restart(
+        mut self,
+        overrides: HashMap<&str, String>,
+        customize: impl FnOnce(&mut App),
+    ) -> Self {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        let mut vars = std::mem::take(&mut self.vars);
+        vars.extend(overrides.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let pg = self._pg.take();
+        Self::launch(
+            vars,
+            self.database_url.clone(),
+            dir,
+            pg,
+            Mode::Serve,
+            customize,
+        )
+        .await
+    }
+
+    /// Another server process on the same database (its own data folder).
+    pub async fn sibling(&self, customize: impl FnOnce(&mut App)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vars = self.vars.clone();
+        vars.insert(
+            "MESSAGING_DATA_DIR".into(),
+            dir.path().display().to_string(),
+        );
+        Self::launch(
+            vars,
+            self.database_url.clone(),
+            dir,
+            None,
+            Mode::Serve,
+            customize,
+        )
+        .await
     }
 
     pub async fn channel(&self) -> Channel {
@@ -394,6 +504,46 @@ impl UserClient {
             .await?
             .into_inner()
             .unread_count)
+    }
+
+    /// The message with `id` as GetConversation shows it.
+    pub async fn message(&mut self, contact_id: &str, id: &str) -> pb::Message {
+        let mut token = String::new();
+        loop {
+            let page = self.get(contact_id, 200, &token).await.unwrap();
+            if let Some(m) = page.messages.into_iter().find(|m| m.id == id) {
+                return m;
+            }
+            assert!(
+                !page.next_page_token.is_empty(),
+                "message {id} not in its conversation"
+            );
+            token = page.next_page_token;
+        }
+    }
+
+    /// Waits until the message reaches `status`.
+    pub async fn wait_status(
+        &mut self,
+        m: &pb::Message,
+        status: pb::MessageStatus,
+        secs: u64,
+    ) -> pb::Message {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let now = self.message(&m.contact_id, &m.id).await;
+            if now.status == status as i32 {
+                return now;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "message stayed {:?} ({} {}), expected {status:?}",
+                pb::MessageStatus::try_from(now.status),
+                now.error_code,
+                now.error_message
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Unread count of the conversation with `contact_id`, as ListConversations shows it.

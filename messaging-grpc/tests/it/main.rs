@@ -13,6 +13,7 @@ mod at_rest;
 mod auth;
 mod cli;
 mod conversations;
+mod delivery;
 mod idempotency;
 mod input;
 mod isolation;

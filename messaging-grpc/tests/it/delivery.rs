@@ -1,0 +1,465 @@
+//! Outbound delivery through a fake Twilio on loopback: the real dispatcher, real
+//! HTTP, Twilio's wire format.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use commpro_messaging_api::v1::MessageStatus;
+use messaging_grpc::provider::{Outgoing, ProviderMessage, SendError, SmsProvider};
+use tonic::Code;
+use twilio_fake::{FakeTwilio, Scripted};
+
+use crate::{backend_tests, helpers::*};
+
+const FROM: &str = "+15005550006";
+const TO: &str = "+14155550100";
+
+async fn setup(backend: &Backend, extra: &[(&'static str, &str)]) -> (FakeTwilio, TestServer) {
+    let fake = FakeTwilio::start().await.unwrap();
+    let mut vars = twilio_vars(&fake);
+    vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let server = TestServer::start_with(backend, vars).await;
+    server.assign(FROM, "alice").await;
+    (fake, server)
+}
+
+backend_tests! {
+    async fn happy_path_stores_sid_and_sent(backend: Backend) {
+        let (fake, server) = setup(&backend, &[]).await;
+        let mut alice = server.user("alice").await;
+        let body = "Hello from CommPro! ".repeat(9); // 180 chars: 2 segments
+        let queued = alice.send(FROM, TO, &body).await.unwrap();
+        let sent = alice.wait_status(&queued, MessageStatus::Sent, 10).await;
+
+        let posts = fake.create_requests();
+        assert_eq!(posts.len(), 1);
+        let post = &posts[0];
+        assert!(post.authorized, "Basic auth with the account SID and auth token");
+        assert_eq!(post.path, format!("/2010-04-01/Accounts/{}/Messages.json", twilio_fake::ACCOUNT_SID));
+        assert_eq!((post.field("To"), post.field("From"), post.field("Body")), (Some(TO), Some(FROM), Some(body.as_str())));
+        assert_eq!(post.field("StatusCallback"), Some("https://gateway.example.test/webhook/status"));
+        assert!(post.field("ValidityPeriod").is_some_and(|v| v.parse::<u32>().is_ok_and(|s| s > 0 && s <= 36_000)));
+        assert!(post.fields("MediaUrl").is_empty());
+
+        let created = &fake.messages()[0];
+        assert_eq!(sent.provider_sid, created.sid);
+        assert_eq!(sent.segments, 2);
+        assert!(sent.sent_at.is_some());
+        assert_eq!(sent.error_code, 0);
+        server.stop().await;
+    }
+
+    async fn retries_429_then_succeeds(backend: Backend) {
+        let (fake, server) = setup(&backend, &[]).await;
+        fake.script([
+            Scripted::TooManyRequests { retry_after: None },
+            Scripted::TooManyRequests { retry_after: Some(1) },
+        ]);
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "rate limited").await.unwrap();
+        alice.wait_status(&m, MessageStatus::Sent, 15).await;
+        assert_eq!(fake.create_requests().len(), 3);
+        assert_eq!(fake.messages().len(), 1);
+        // A 429 says the message was not created: no reconciliation lookups needed.
+        assert!(fake.requests().iter().all(|r| r.method == "POST"));
+        let gap = fake.create_requests()[2].at - fake.create_requests()[1].at;
+        assert!(gap >= Duration::from_millis(950), "Retry-After: 1 honoured, waited {gap:?}");
+        server.stop().await;
+    }
+
+    async fn server_errors_three_times_then_succeeds_once(backend: Backend) {
+        let (fake, server) = setup(&backend, &[]).await;
+        fake.script([Scripted::ServerError(500), Scripted::ServerError(503), Scripted::ServerError(502)]);
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "flaky twilio").await.unwrap();
+        let sent = alice.wait_status(&m, MessageStatus::Sent, 15).await;
+        assert_eq!(fake.create_requests().len(), 4);
+        assert_eq!(fake.messages().len(), 1, "one SMS went out");
+        assert_eq!(sent.provider_sid, fake.messages()[0].sid);
+        // A 5xx leaves the outcome unknown: each retry first looked the message up.
+        let lookups = fake.requests().iter().filter(|r| r.method == "GET").count();
+        assert_eq!(lookups, 3);
+        server.stop().await;
+    }
+
+    async fn permanent_error_fails_at_once_with_code(backend: Backend) {
+        let (fake, server) = setup(&backend, &[]).await;
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, "+15005550001", "to an invalid number").await.unwrap();
+        let failed = alice.wait_status(&m, MessageStatus::Failed, 10).await;
+        assert_eq!(failed.error_code, 21211);
+        assert!(failed.error_message.contains("not a valid phone number"), "{}", failed.error_message);
+        assert_eq!(fake.create_requests().len(), 1, "no retry of a permanent error");
+        server.stop().await;
+    }
+
+    async fn unsubscribed_recipient_is_opted_out(backend: Backend) {
+        let (fake, server) = setup(&backend, &[]).await;
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, "+15005550004", "hello?").await.unwrap();
+        let failed = alice.wait_status(&m, MessageStatus::Failed, 10).await;
+        assert_eq!(failed.error_code, 21610);
+        let err = alice.send(FROM, "+15005550004", "again").await.unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition);
+        assert!(err.message().starts_with("to:") && err.message().contains("opted out"), "{}", err.message());
+        assert_eq!(fake.create_requests().len(), 1, "the refused send never reached Twilio");
+        assert_eq!(alice.get(&m.contact_id, 10, "").await.unwrap().messages.len(), 1);
+        server.stop().await;
+    }
+
+    async fn twilio_down_then_back_delivers_everything_once(backend: Backend) {
+        let (fake, server) = setup(&backend, &[]).await;
+        fake.go_down();
+        let mut alice = server.user("alice").await;
+        let mut sent = Vec::new();
+        for i in 0..5 {
+            sent.push(alice.send(FROM, TO, &format!("while down {i}")).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for m in &sent {
+            // Between attempts a message is QUEUED; during one it is briefly SENDING.
+            let status = alice.message(&m.contact_id, &m.id).await.status;
+            assert!([MessageStatus::Queued as i32, MessageStatus::Sending as i32].contains(&status));
+        }
+        assert!(fake.messages().is_empty());
+        fake.come_back().await.unwrap();
+        for m in &sent {
+            alice.wait_status(m, MessageStatus::Sent, 15).await;
+        }
+        let mut bodies: Vec<_> = fake.messages().into_iter().map(|m| m.body).collect();
+        bodies.sort();
+        assert_eq!(bodies, (0..5).map(|i| format!("while down {i}")).collect::<Vec<_>>());
+        server.stop().await;
+    }
+
+    async fn dropped_connection_after_create_is_reconciled_not_resent(backend: Backend) {
+        let (fake, server) = setup(&backend, &[]).await;
+        fake.script([Scripted::CreateThenDrop]);
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "did it go?").await.unwrap();
+        let sent = alice.wait_status(&m, MessageStatus::Sent, 15).await;
+        assert_eq!(fake.messages().len(), 1, "no duplicate SMS");
+        assert_eq!(fake.create_requests().len(), 1);
+        assert_eq!(sent.provider_sid, fake.messages()[0].sid, "Twilio's record was adopted");
+        server.stop().await;
+    }
+
+    async fn dropped_connection_before_create_is_resent(backend: Backend) {
+        let (fake, server) = setup(&backend, &[]).await;
+        fake.script([Scripted::Drop]);
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "lost on the way").await.unwrap();
+        alice.wait_status(&m, MessageStatus::Sent, 15).await;
+        assert_eq!(fake.create_requests().len(), 2);
+        assert_eq!(fake.messages().len(), 1);
+        server.stop().await;
+    }
+
+    async fn slow_twilio_times_out_and_is_reconciled(backend: Backend) {
+        let (fake, server) = setup(&backend, &[]).await;
+        // Longer than TWILIO_TIMEOUT_SECS=2: we give up waiting, Twilio still sends it.
+        fake.script([Scripted::Slow(Duration::from_secs(3))]);
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "slow").await.unwrap();
+        let sent = alice.wait_status(&m, MessageStatus::Sent, 20).await;
+        assert_eq!(fake.messages().len(), 1, "exactly one SMS");
+        assert_eq!(sent.provider_sid, fake.messages()[0].sid);
+        server.stop().await;
+    }
+
+    async fn crash_between_twilio_answer_and_our_write_is_reconciled(backend: Backend) {
+        let fake = FakeTwilio::start().await.unwrap();
+        let hung = Arc::new(tokio::sync::Notify::new());
+        let signal = hung.clone();
+        let server = TestServer::start_custom(&backend, twilio_vars(&fake), move |app| {
+            app.provider = Arc::new(HangAfterSend { inner: app.provider.clone(), hung: signal });
+        })
+        .await;
+        server.assign(FROM, "alice").await;
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "crash test").await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), hung.notified()).await.expect("send reached Twilio");
+        assert_eq!(fake.messages().len(), 1);
+
+        // "Kill" the process: the dispatcher abandons the hung send without writing.
+        let server = server.restart(HashMap::new(), |_| {}).await;
+        let mut alice = server.user("alice").await;
+        assert_eq!(alice.message(&m.contact_id, &m.id).await.status, MessageStatus::Sending as i32);
+        let sent = alice.wait_status(&m, MessageStatus::Sent, 20).await;
+        assert_eq!(fake.messages().len(), 1, "reconciliation adopted Twilio's record: no duplicate SMS");
+        assert_eq!(fake.create_requests().len(), 1);
+        assert_eq!(sent.provider_sid, fake.messages()[0].sid);
+        server.stop().await;
+    }
+
+    async fn reconciliation_job_applies_statuses_callbacks_missed(backend: Backend) {
+        let (fake, server) = setup(&backend, &[("RECONCILE_AFTER_SECS", "1"), ("RECONCILE_INTERVAL_MS", "100")]).await;
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "was it delivered?").await.unwrap();
+        let sent = alice.wait_status(&m, MessageStatus::Sent, 10).await;
+        fake.set_status(&sent.provider_sid, "delivered");
+        let delivered = alice.wait_status(&m, MessageStatus::Delivered, 15).await;
+        assert!(delivered.delivered_at.is_some());
+        let fetches = fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/Messages/{}.json", sent.provider_sid)))
+            .count();
+        assert!(fetches >= 1);
+        server.stop().await;
+    }
+
+    async fn message_past_its_validity_fails_clearly(backend: Backend) {
+        let (fake, server) = setup(&backend, &[("MESSAGE_VALIDITY_SECS", "1")]).await;
+        fake.go_down();
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "too late").await.unwrap();
+        let failed = alice.wait_status(&m, MessageStatus::Failed, 15).await;
+        assert!(failed.error_message.contains("validity window"), "{}", failed.error_message);
+        fake.come_back().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(fake.messages().is_empty(), "an expired message never goes out late");
+        server.stop().await;
+    }
+
+    async fn gives_up_after_bounded_attempts(backend: Backend) {
+        let (fake, server) = setup(&backend, &[("OUTBOX_MAX_ATTEMPTS", "3")]).await;
+        fake.script((0..10).map(|_| Scripted::TooManyRequests { retry_after: None }));
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "never").await.unwrap();
+        let failed = alice.wait_status(&m, MessageStatus::Failed, 15).await;
+        assert!(failed.error_message.contains("gave up after 3 attempts"), "{}", failed.error_message);
+        assert_eq!(fake.create_requests().len(), 3);
+        server.stop().await;
+    }
+
+    async fn api_key_credentials_are_used_when_configured(backend: Backend) {
+        let (fake, server) = setup(
+            &backend,
+            &[("TWILIO_API_KEY_SID", twilio_fake::API_KEY_SID), ("TWILIO_API_KEY_SECRET", twilio_fake::API_KEY_SECRET)],
+        )
+        .await;
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "with an API key").await.unwrap();
+        alice.wait_status(&m, MessageStatus::Sent, 10).await;
+        assert!(fake.create_requests()[0].authorized);
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_messages_make_exactly_a_thousand_requests() {
+    let (fake, server) = setup(&Backend::Sqlite, &[("OUTBOX_CONCURRENCY", "16")]).await;
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let mut client = server.user("alice").await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..125 {
+                client
+                    .send(
+                        FROM,
+                        &format!("+1415555{worker:02}{i:02}"),
+                        &format!("bulk {worker}-{i}"),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let store = server.store().await;
+    wait_until("the outbox to drain", 60, || async {
+        messaging_grpc::store::outbox::pending(store.conn())
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
+    assert_eq!(fake.create_requests().len(), 1000);
+    let mut bodies: Vec<_> = fake.messages().into_iter().map(|m| m.body).collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 1000, "every message exactly once");
+    server.stop().await;
+}
+
+/// Arrival times at the fake, for `from`, in seconds since the first.
+fn arrivals(fake: &FakeTwilio, from: Option<&str>) -> Vec<f64> {
+    let posts: Vec<_> = fake
+        .create_requests()
+        .into_iter()
+        .filter(|r| from.is_none_or(|f| r.field("From") == Some(f)))
+        .collect();
+    let t0 = posts[0].at;
+    posts.iter().map(|r| (r.at - t0).as_secs_f64()).collect()
+}
+
+/// Most requests seen in any window of `window` seconds.
+fn max_in_window(times: &[f64], window: f64) -> usize {
+    times
+        .iter()
+        .map(|&t| times.iter().filter(|&&u| u >= t && u < t + window).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pacing_spreads_segments_per_sender() {
+    let (fake, server) = setup(&Backend::Sqlite, &[("PACING_SENDER_SPS", "4")]).await;
+    server.assign("+15005550007", "alice").await;
+    let mut alice = server.user("alice").await;
+    for i in 0..10 {
+        alice.send(FROM, TO, &format!("paced {i}")).await.unwrap();
+    }
+    // A 3-segment message books three slots of the other sender.
+    alice
+        .send("+15005550007", TO, &"x".repeat(400))
+        .await
+        .unwrap();
+    alice
+        .send("+15005550007", TO, "after the long one")
+        .await
+        .unwrap();
+    let store = server.store().await;
+    wait_until("paced sends", 30, || async {
+        messaging_grpc::store::outbox::pending(store.conn())
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
+
+    // Counted at the fake: at most 4 segments in any second per sender (5% slack for
+    // loopback jitter), and the burst took as long as the rate says.
+    let a = arrivals(&fake, Some(FROM));
+    assert_eq!(a.len(), 10);
+    assert!(
+        max_in_window(&a, 0.95) <= 4,
+        "more than 4/s from one sender: {a:?}"
+    );
+    assert!(
+        a[9] >= 9.0 / 4.0 - 0.1,
+        "10 messages at 4/s span at least 2.25 s: {a:?}"
+    );
+    let b = arrivals(&fake, Some("+15005550007"));
+    assert!(
+        b[1] >= 0.75 - 0.05,
+        "3 segments at 4/s hold the sender 0.75 s: {b:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_cap_applies_across_senders() {
+    let (fake, server) = setup(&Backend::Sqlite, &[("PACING_ACCOUNT_SPS", "5")]).await;
+    let numbers = ["+15005550007", "+15005550008", "+15005550010"];
+    for n in numbers {
+        server.assign(n, "alice").await;
+    }
+    let mut alice = server.user("alice").await;
+    for i in 0..12 {
+        alice
+            .send(numbers[i % 3], TO, &format!("capped {i}"))
+            .await
+            .unwrap();
+    }
+    let store = server.store().await;
+    wait_until("capped sends", 30, || async {
+        messaging_grpc::store::outbox::pending(store.conn())
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
+    let all = arrivals(&fake, None);
+    assert_eq!(all.len(), 12);
+    assert!(
+        max_in_window(&all, 0.95) <= 5,
+        "account cap of 5/s exceeded: {all:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dispatchers_on_one_postgres_never_send_twice() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let (fake, first) = setup(&backend, &[("OUTBOX_CONCURRENCY", "4")]).await;
+    let second = first.sibling(|_| {}).await;
+    let mut a = first.user("alice").await;
+    let mut b = second.user("alice").await;
+    for i in 0..100 {
+        a.send(FROM, &format!("+141555{i:04}"), &format!("via first {i}"))
+            .await
+            .unwrap();
+        b.send(FROM, &format!("+141556{i:04}"), &format!("via second {i}"))
+            .await
+            .unwrap();
+    }
+    let store = first.store().await;
+    wait_until("both dispatchers to drain", 60, || async {
+        messaging_grpc::store::outbox::pending(store.conn())
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
+    assert_eq!(
+        fake.create_requests().len(),
+        200,
+        "no message was sent twice"
+    );
+    let mut bodies: Vec<_> = fake.messages().into_iter().map(|m| m.body).collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 200);
+    second.stop().await;
+    first.stop().await;
+}
+
+#[tokio::test]
+async fn console_provider_reports_sent_then_delivered() {
+    let server = TestServer::start(&Backend::Sqlite).await;
+    server.assign(FROM, "alice").await;
+    let mut alice = server.user("alice").await;
+    let m = alice.send(FROM, TO, "local run").await.unwrap();
+    let sent = alice.wait_status(&m, MessageStatus::Sent, 10).await;
+    assert!(sent.provider_sid.starts_with("SM"));
+    alice.wait_status(&m, MessageStatus::Delivered, 10).await;
+    server.stop().await;
+}
+
+/// Hands the message to the real provider, then never returns: the process "dies"
+/// between Twilio's answer and our write.
+struct HangAfterSend {
+    inner: Arc<dyn SmsProvider>,
+    hung: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl SmsProvider for HangAfterSend {
+    fn name(&self) -> &'static str {
+        "hang-after-send"
+    }
+
+    async fn send(&self, msg: &Outgoing<'_>) -> Result<ProviderMessage, SendError> {
+        let _ = self.inner.send(msg).await;
+        self.hung.notify_one();
+        std::future::pending().await
+    }
+
+    async fn fetch(&self, sid: &str) -> Result<Option<ProviderMessage>, SendError> {
+        self.inner.fetch(sid).await
+    }
+
+    async fn find(
+        &self,
+        from: &str,
+        to: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<ProviderMessage>, SendError> {
+        self.inner.find(from, to, since).await
+    }
+}

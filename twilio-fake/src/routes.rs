@@ -1,0 +1,273 @@
+//! Request handling: auth, the three Messages endpoints, scripted failures.
+
+use std::{sync::Arc, time::Instant};
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use chrono::{NaiveDate, Utc};
+use http_body_util::{BodyExt, Full};
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Bytes, Incoming},
+    header,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    FakeMessage, Recorded, Scripted, Shared,
+    model::{error_body, rfc2822},
+};
+
+type Resp = Response<Full<Bytes>>;
+
+/// The connection is closed without an answer when this is returned.
+#[derive(Debug)]
+pub(crate) struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("scripted connection drop")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Resp, Dropped> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let authorized = authorized(&req, &shared);
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    shared.lock().requests.push(Recorded {
+        method: method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        form: form.clone(),
+        authorized,
+        at: Instant::now(),
+    });
+
+    if !authorized {
+        return Ok(json_resp(
+            StatusCode::UNAUTHORIZED,
+            error_body(401, 20003, "Authenticate"),
+        ));
+    }
+    let prefix = format!("/2010-04-01/Accounts/{}/", shared.account_sid);
+    let Some(rest) = path.strip_prefix(&prefix) else {
+        return Ok(not_found(&path));
+    };
+    match (method, rest) {
+        (Method::POST, "Messages.json") => create(&shared, &form).await,
+        (Method::GET, "Messages.json") => Ok(list(&shared, &query)),
+        (Method::GET, sid) if sid.starts_with("Messages/") && sid.ends_with(".json") => {
+            let sid = &sid["Messages/".len()..sid.len() - ".json".len()];
+            let found = shared
+                .lock()
+                .messages
+                .iter()
+                .find(|m| m.sid == sid)
+                .map(FakeMessage::to_json);
+            Ok(match found {
+                Some(m) => json_resp(StatusCode::OK, m),
+                None => not_found(&path),
+            })
+        }
+        _ => Ok(not_found(&path)),
+    }
+}
+
+fn authorized(req: &Request<Incoming>, shared: &Shared) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(decoded) = value
+        .strip_prefix("Basic ")
+        .and_then(|b| STANDARD.decode(b).ok())
+    else {
+        return false;
+    };
+    let Ok(decoded) = String::from_utf8(decoded) else {
+        return false;
+    };
+    let Some((user, pass)) = decoded.split_once(':') else {
+        return false;
+    };
+    (user == shared.account_sid && pass == shared.auth_token)
+        || shared.api_keys.iter().any(|(k, s)| k == user && s == pass)
+}
+
+async fn create(shared: &Shared, form: &[(String, String)]) -> Result<Resp, Dropped> {
+    let step = shared.lock().script.pop_front();
+    match step {
+        Some(Scripted::TooManyRequests { retry_after }) => {
+            let mut resp = json_resp(
+                StatusCode::TOO_MANY_REQUESTS,
+                error_body(429, 20429, "Too Many Requests"),
+            );
+            if let Some(secs) = retry_after {
+                resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+            }
+            return Ok(resp);
+        }
+        Some(Scripted::ServerError(status)) => {
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return Ok(json_resp(
+                code,
+                error_body(status, 20500, "Internal Server Error"),
+            ));
+        }
+        Some(Scripted::Error {
+            status,
+            code,
+            message,
+        }) => {
+            let s = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            return Ok(json_resp(s, error_body(status, code, &message)));
+        }
+        Some(Scripted::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Scripted::Drop) => return Err(Dropped),
+        Some(Scripted::CreateThenDrop) => {
+            if let Ok(m) = validate(shared, form) {
+                shared.lock().messages.push(m);
+            }
+            return Err(Dropped);
+        }
+        None => {}
+    }
+    match validate(shared, form) {
+        Ok(m) => {
+            let json = m.to_json();
+            shared.lock().messages.push(m);
+            Ok(json_resp(StatusCode::CREATED, json))
+        }
+        Err((code, message)) => Ok(json_resp(
+            StatusCode::BAD_REQUEST,
+            error_body(400, code, &message),
+        )),
+    }
+}
+
+/// Twilio's checks on a create request, and its test-credential magic numbers.
+fn validate(shared: &Shared, form: &[(String, String)]) -> Result<FakeMessage, (i64, String)> {
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let to = get("To").ok_or((21604, "A 'To' phone number is required.".to_owned()))?;
+    let from = get("From").ok_or((21603, "A 'From' phone number is required.".to_owned()))?;
+    let body = get("Body").unwrap_or_default();
+    let media_urls: Vec<String> = form
+        .iter()
+        .filter(|(k, _)| k == "MediaUrl")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if body.is_empty() && media_urls.is_empty() {
+        return Err((21602, "Message body is required.".into()));
+    }
+    if body.chars().count() > 1600 {
+        return Err((
+            21617,
+            "The concatenated message body exceeds the 1600 character limit.".into(),
+        ));
+    }
+    let e164 = |n: &str| {
+        n.strip_prefix('+')
+            .is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if !e164(&to) {
+        return Err((
+            21211,
+            format!("The 'To' number {to} is not a valid phone number."),
+        ));
+    }
+    match to.as_str() {
+        "+15005550001" => return Err((21211, format!("The 'To' number {to} is not a valid phone number."))),
+        "+15005550002" => return Err((21612, "The 'To' phone number is not currently reachable via SMS.".into())),
+        "+15005550003" => return Err((21408, "Permission to send an SMS has not been enabled for the region indicated by the 'To' number.".into())),
+        "+15005550004" => return Err((21610, "Attempt to send to unsubscribed recipient".into())),
+        "+15005550009" => return Err((21614, format!("'To' number {to} is not a valid mobile number"))),
+        _ => {}
+    }
+    Ok(FakeMessage {
+        sid: format!("SM{:032x}", rand_u128()),
+        account_sid: shared.account_sid.clone(),
+        from,
+        to,
+        body,
+        media_urls,
+        status_callback: get("StatusCallback"),
+        status: "queued".into(),
+        created_at: Utc::now(),
+    })
+}
+
+/// Unique enough for SIDs in tests, without a random crate.
+fn rand_u128() -> u128 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(1);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128;
+    (t << 64) | u128::from(n)
+}
+
+fn list(shared: &Shared, query: &[(String, String)]) -> Resp {
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let since = get("DateSent>").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let mut found: Vec<Value> = shared
+        .lock()
+        .messages
+        .iter()
+        .rev()
+        .filter(|m| get("To").is_none_or(|to| to == m.to))
+        .filter(|m| get("From").is_none_or(|from| from == m.from))
+        .filter(|m| since.is_none_or(|d| m.created_at.date_naive() >= d))
+        .map(FakeMessage::to_json)
+        .collect();
+    found.truncate(1000);
+    json_resp(
+        StatusCode::OK,
+        json!({
+            "messages": found,
+            "end": found.len().saturating_sub(1),
+            "first_page_uri": "/2010-04-01/Accounts/AC/Messages.json?PageSize=50&Page=0",
+            "next_page_uri": null,
+            "page": 0,
+            "page_size": 50,
+            "previous_page_uri": null,
+            "start": 0,
+            "uri": format!("/2010-04-01/Accounts/{}/Messages.json", shared.account_sid),
+            "generated_at": rfc2822(Utc::now()),
+        }),
+    )
+}
+
+fn not_found(path: &str) -> Resp {
+    json_resp(
+        StatusCode::NOT_FOUND,
+        error_body(
+            404,
+            20404,
+            &format!("The requested resource {path} was not found"),
+        ),
+    )
+}
+
+fn json_resp(status: StatusCode, body: Value) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
