@@ -221,7 +221,7 @@ fn print_banner(config: &Config, token: &str) {
          \n  gateway        http://{gw}   (GET /healthz, /readyz)\
          \n  database       {db}\
          \n  data folder    {data}\
-         \n  SMS provider   console (messages are printed, not sent)\
+         \n  SMS provider   {provider}\
          \n\n  Dev token (user `dev-user`, role admin, valid 24 h):\
          \n\n    export TOKEN={token}\
          \n\n  Try it:\
@@ -230,6 +230,14 @@ fn print_banner(config: &Config, token: &str) {
          \n    grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {grpc} commpro.messaging.v1.MessagingService/ListConversations\
          \n\n  Ctrl-C stops everything.\n",
         gw = config.gateway_addr,
+        provider = match &config.sms_provider {
+            messaging_grpc::config::ProviderConfig::Console => {
+                "console (messages are printed, not sent)".to_owned()
+            }
+            messaging_grpc::config::ProviderConfig::Twilio(_) => {
+                format!("twilio at {}", config.twilio_api_base)
+            }
+        },
         db = config.database_url,
         data = config.data_dir.display(),
     );

@@ -55,6 +55,16 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Resul
         at: Instant::now(),
     });
 
+    // Inspection endpoint for local runs (not part of Twilio's API).
+    if method == Method::GET && path == "/_fake/messages" {
+        let messages: Vec<Value> = shared
+            .lock()
+            .messages
+            .iter()
+            .map(FakeMessage::to_json)
+            .collect();
+        return Ok(json_resp(StatusCode::OK, json!({ "messages": messages })));
+    }
     if !authorized {
         return Ok(json_resp(
             StatusCode::UNAUTHORIZED,

@@ -463,3 +463,24 @@ impl SmsProvider for HangAfterSend {
         self.inner.find(from, to, since).await
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_an_in_flight_send_finish() {
+    let (fake, server) = setup(&Backend::Sqlite, &[("OUTBOX_SHUTDOWN_GRACE_MS", "5000")]).await;
+    fake.script([Scripted::Slow(Duration::from_millis(800))]);
+    let mut alice = server.user("alice").await;
+    let m = alice.send(FROM, TO, "in flight at shutdown").await.unwrap();
+    wait_until("the POST to arrive", 10, || async {
+        !fake.create_requests().is_empty()
+    })
+    .await;
+    let server = server
+        .restart(HashMap::new(), |app| app.dispatch.enabled = false)
+        .await;
+    // The first server finished the send before stopping: SENT, nothing left to do.
+    let mut alice = server.user("alice").await;
+    let sent = alice.message(&m.contact_id, &m.id).await;
+    assert_eq!(sent.status, MessageStatus::Sent as i32);
+    assert_eq!(sent.provider_sid, fake.messages()[0].sid);
+    server.stop().await;
+}

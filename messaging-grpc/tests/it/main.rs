@@ -19,4 +19,5 @@ mod input;
 mod isolation;
 mod pagination;
 mod reflection;
+mod twilio_client;
 mod unread;
