@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "proto/commpro/messaging/v1/types.proto",
     "proto/commpro/messaging/v1/messaging.proto",
     "proto/commpro/messaging/v1/admin.proto",
+    "proto/commpro/messaging/v1/ingest.proto",
 ];
 
 fn main() -> io::Result<()> {

@@ -47,6 +47,19 @@ impl DevSecrets {
         Ok(SecretBox::new(Box::new(text.trim().as_bytes().to_vec())))
     }
 
+    /// The Twilio auth token the dev gateway checks webhook signatures with (and
+    /// `messaging webhook …` signs with), when TWILIO_AUTH_TOKEN is not set.
+    pub fn twilio_auth_token(&self) -> Result<String, String> {
+        let text = self.read_or_create("twilio-auth-token", || {
+            let mut bytes = Zeroizing::new([0u8; 16]);
+            random_bytes(bytes.as_mut()).map_err(|e| e.to_string())?;
+            Ok(Zeroizing::new(
+                bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            ))
+        })?;
+        Ok(text.trim().to_owned())
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }

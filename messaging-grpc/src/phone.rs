@@ -27,6 +27,28 @@ pub fn parse_e164(field: &'static str, value: &str) -> Result<String, Error> {
     }
 }
 
+/// Checks an inbound sender: E.164, or what carriers also deliver from — a short code
+/// (3–8 digits) or an alphanumeric sender id (1–11 letters, digits, spaces).
+pub fn parse_sender(field: &'static str, value: &str) -> Result<String, Error> {
+    if value.starts_with('+') {
+        return parse_e164(field, value);
+    }
+    let short_code = (3..=8).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit());
+    let alphanumeric = (1..=11).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b' ')
+        && value.bytes().any(|b| b.is_ascii_alphabetic());
+    if short_code || alphanumeric {
+        Ok(value.to_owned())
+    } else {
+        Err(Error::invalid(
+            field,
+            "must be an E.164 number, a short code or an alphanumeric sender id",
+        ))
+    }
+}
+
 /// Displays a phone number with all but its last 4 digits hidden: `+*******0100`.
 pub struct Masked<'a>(pub &'a str);
 

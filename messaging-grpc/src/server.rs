@@ -6,6 +6,7 @@ use commpro_messaging_api::{
     FILE_DESCRIPTOR_SET,
     v1::{
         messaging_admin_server::MessagingAdminServer,
+        messaging_ingest_server::MessagingIngestServer,
         messaging_service_server::MessagingServiceServer,
     },
 };
@@ -16,7 +17,7 @@ use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 
 use crate::{
-    api::{AdminApi, MessagingApi},
+    api::{AdminApi, IngestApi, MessagingApi},
     auth::{AuthInterceptor, JwtVerifier, Role},
     config::{Config, ProviderConfig},
     crypto::UserKeys,
@@ -110,6 +111,9 @@ pub async fn serve(
         .set_serving::<MessagingServiceServer<MessagingApi>>()
         .await;
     health.set_serving::<MessagingAdminServer<AdminApi>>().await;
+    health
+        .set_serving::<MessagingIngestServer<IngestApi>>()
+        .await;
     tokio::spawn(watch_store(
         app.domain.store().clone(),
         health.clone(),
@@ -127,6 +131,7 @@ pub async fn serve(
 
     let user_auth = AuthInterceptor::new(app.verifier.clone(), None);
     let admin_auth = AuthInterceptor::new(app.verifier.clone(), Some(Role::Admin));
+    let gateway_auth = AuthInterceptor::new(app.verifier.clone(), Some(Role::Gateway));
 
     Server::builder()
         .timeout(Duration::from_secs(30))
@@ -140,6 +145,10 @@ pub async fn serve(
         .add_service(MessagingAdminServer::with_interceptor(
             AdminApi::new(app.domain.clone()),
             admin_auth,
+        ))
+        .add_service(MessagingIngestServer::with_interceptor(
+            IngestApi::new(app.domain.clone()),
+            gateway_auth,
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
         .await?;

@@ -9,8 +9,8 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
     let config = webhook_gateway::GatewayConfig::from_env()?;
-    let addr = std::env::var("GATEWAY_HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:3003".into());
-    let listener = TcpListener::bind(&addr).await?;
+    let addr = webhook_gateway::GatewayConfig::listen_addr()?;
+    let listener = TcpListener::bind(addr).await?;
     tracing::info!(%addr, "webhook gateway listening");
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();

@@ -2,7 +2,9 @@
 
 mod admin;
 mod convert;
+mod ingest;
 mod messaging;
 
 pub use admin::AdminApi;
+pub use ingest::IngestApi;
 pub use messaging::MessagingApi;

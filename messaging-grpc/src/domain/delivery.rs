@@ -95,6 +95,8 @@ impl Messaging {
             error_message: accepted.error_message.as_deref(),
         })
         .await?;
+        // Callbacks that overtook this transaction were parked: apply them now.
+        self.apply_parked(&accepted.sid).await?;
         Ok(())
     }
 

@@ -1,49 +1,79 @@
-//! Storing an inbound SMS: the domain half of `MessagingIngest.RecordInbound` (the
-//! gRPC service and the gateway wire it up).
+//! Storing an inbound SMS (`MessagingIngest.RecordInbound`).
 
 use uuid::Uuid;
 
-use super::{Body, Direction, MessageStatus, MessageView, Messaging, view::body_aad};
+use super::{Body, Direction, MessageStatus, MessageView, Messaging, send::active, view::body_aad};
 use crate::{
     error::Error,
-    phone::{Masked, parse_e164},
-    sms::count_segments,
+    phone::{Masked, parse_e164, parse_sender},
+    sms::{Keyword, count_segments, keyword},
     store::{self, entities::message},
 };
+
+/// Twilio allows 10 media per message.
+const MAX_MEDIA: u32 = 10;
 
 /// An inbound message as Twilio reported it.
 pub struct InboundSms {
     pub message_sid: String,
+    pub account_sid: String,
     pub from: String,
     pub to: String,
     pub body: String,
+    pub num_media: u32,
 }
 
 /// What happened to an inbound message.
 pub enum Inbound {
-    /// Stored now, or already stored by an earlier delivery of the same webhook.
+    /// Stored now.
     Stored(Box<MessageView>),
-    /// Nobody owns the `to` number.
+    /// Already stored by an earlier delivery of the same webhook.
+    Duplicate(Box<MessageView>),
+    /// Nobody owns the `to` number: recorded for operators.
     Unroutable,
+}
+
+fn validate_sid(field: &'static str, sid: &str) -> Result<(), Error> {
+    if sid.is_empty() || sid.len() > 64 || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Error::invalid(field, "must be 1-64 letters and digits"));
+    }
+    Ok(())
 }
 
 impl Messaging {
     /// Stores an inbound message for the owner of `to`, in one transaction with its
-    /// contact and conversation (+1 unread). Idempotent on `message_sid`.
+    /// contact, conversation (+1 unread) and any STOP/START opt-out change. Idempotent
+    /// on `message_sid`.
     #[tracing::instrument(skip_all, fields(message_sid = %m.message_sid))]
     pub async fn record_inbound(&self, m: InboundSms) -> Result<Inbound, Error> {
-        if m.message_sid.is_empty() || m.message_sid.len() > 64 {
-            return Err(Error::invalid("message_sid", "must be 1-64 characters"));
+        validate_sid("message_sid", &m.message_sid)?;
+        if !m.account_sid.is_empty() {
+            validate_sid("account_sid", &m.account_sid)?;
         }
-        let from = parse_e164("from", &m.from)?;
+        let from = parse_sender("from", &m.from)?;
         let to = parse_e164("to", &m.to)?;
+        if m.num_media > MAX_MEDIA {
+            return Err(Error::invalid(
+                "media",
+                format!("at most {MAX_MEDIA} items"),
+            ));
+        }
         let db = self.store.conn();
         let Some(owner) = store::numbers::owner_of(db, &to).await? else {
-            tracing::warn!(to = %Masked(&to), "inbound message for a number nobody owns");
+            tracing::warn!(to = %Masked(&to), "inbound message for a number nobody owns; recorded as unroutable");
+            store::ingest::record_unroutable(
+                db,
+                &m.message_sid,
+                &m.account_sid,
+                &from,
+                &to,
+                m.num_media as i32,
+            )
+            .await?;
             return Ok(Inbound::Unroutable);
         };
         if let Some(done) = self.find_by_sid(&owner, &m.message_sid).await? {
-            return Ok(Inbound::Stored(Box::new(done)));
+            return Ok(Inbound::Duplicate(Box::new(done)));
         }
 
         let id = Uuid::now_v7().to_string();
@@ -69,20 +99,20 @@ impl Messaging {
             error_code: None,
             error_message: None,
             segments: count_segments(&m.body).segments as i32,
-            num_media: 0,
+            num_media: m.num_media as i32,
             created_at: now,
             updated_at: now,
             sent_at: None,
             delivered_at: None,
             read_at: None,
         };
-        if let Err(err) = store::messages::insert(&txn, super::send::active(row.clone())).await {
+        if let Err(err) = store::messages::insert(&txn, active(row.clone())).await {
             txn.rollback().await.ok();
             // The same webhook delivered twice at once: the other delivery stored it.
             if store::is_unique_violation(&err)
                 && let Some(done) = self.find_by_sid(&owner, &m.message_sid).await?
             {
-                return Ok(Inbound::Stored(Box::new(done)));
+                return Ok(Inbound::Duplicate(Box::new(done)));
             }
             return Err(err.into());
         }
@@ -98,6 +128,15 @@ impl Messaging {
             },
         )
         .await?;
+        match keyword(&m.body) {
+            Some(Keyword::OptOut) => {
+                store::contacts::set_opted_out(&txn, &owner, &contact.id, true).await?
+            }
+            Some(Keyword::OptIn) => {
+                store::contacts::set_opted_out(&txn, &owner, &contact.id, false).await?
+            }
+            None => {}
+        }
         txn.commit().await?;
         tracing::info!(message_id = %id, from = %Masked(&from), "inbound sms stored");
         Ok(Inbound::Stored(Box::new(MessageView {

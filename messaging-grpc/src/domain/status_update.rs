@@ -14,6 +14,8 @@ pub enum StatusOutcome {
     Ignored,
     /// No message carries this SID (yet).
     UnknownSid,
+    /// Kept until a message records this SID (a callback that overtook our send).
+    Parked,
     /// Twilio sent a status value this service does not know.
     UnknownStatus,
 }
@@ -68,6 +70,57 @@ impl Messaging {
             "status of {} kept changing under us",
             report.sid
         )))
+    }
+}
+
+impl Messaging {
+    /// A status callback from the provider: applied now, or parked when it overtook
+    /// the transaction that records the SID, to be applied when the SID appears.
+    pub async fn record_status_callback(
+        &self,
+        report: StatusReport<'_>,
+    ) -> Result<StatusOutcome, Error> {
+        let outcome = self.apply_provider_status(report.clone()).await?;
+        if outcome != StatusOutcome::UnknownSid {
+            return Ok(outcome);
+        }
+        let code = report.error_code.and_then(|c| i32::try_from(c).ok());
+        store::ingest::park(
+            self.store.conn(),
+            report.sid,
+            report.status,
+            code,
+            report.error_message,
+        )
+        .await?;
+        // Park, then look again: if the send transaction committed the SID meanwhile,
+        // it may have drained the parked rows before ours landed. Both sides write then
+        // read, so at least one of them sees the other.
+        if self.sid_is_recorded(report.sid).await? {
+            self.apply_parked(report.sid).await?;
+            return Ok(StatusOutcome::Applied);
+        }
+        tracing::info!(sid = %report.sid, status = %report.status, "status callback parked until the SID is recorded");
+        Ok(StatusOutcome::Parked)
+    }
+
+    /// Applies and removes the statuses parked for `sid`.
+    pub async fn apply_parked(&self, sid: &str) -> Result<(), Error> {
+        let parked = store::ingest::parked_for(self.store.conn(), sid).await?;
+        if parked.is_empty() {
+            return Ok(());
+        }
+        for p in &parked {
+            let report = StatusReport {
+                sid,
+                status: &p.status,
+                error_code: p.error_code.map(i64::from),
+                error_message: p.error_message.as_deref(),
+            };
+            self.apply_provider_status(report).await?;
+        }
+        store::ingest::unpark(self.store.conn(), sid).await?;
+        Ok(())
     }
 }
 

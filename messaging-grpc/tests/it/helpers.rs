@@ -246,7 +246,12 @@ impl TestServer {
         let mut app = App::build(&config).await.expect("app builds");
         customize(&mut app);
         let domain = app.domain.clone();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // Tests that need the core on a known port (started after the gateway) say so.
+        let bind = vars
+            .get("TEST_BIND_ADDR")
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1:0".into());
+        let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(messaging_grpc::serve(app, listener, shutdown.clone()));
@@ -365,13 +370,15 @@ impl TestServer {
             .domain
             .record_inbound(InboundSms {
                 message_sid: sid.into(),
+                account_sid: twilio_fake::ACCOUNT_SID.into(),
                 from: from.into(),
                 to: to.into(),
                 body: body.into(),
+                num_media: 0,
             })
             .await
             .expect("inbound stored");
-        let Inbound::Stored(view) = stored else {
+        let (Inbound::Stored(view) | Inbound::Duplicate(view)) = stored else {
             panic!("inbound was unroutable")
         };
         pb::Message {

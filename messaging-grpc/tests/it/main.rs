@@ -14,6 +14,7 @@ mod auth;
 mod cli;
 mod conversations;
 mod delivery;
+mod gateway;
 mod idempotency;
 mod input;
 mod isolation;

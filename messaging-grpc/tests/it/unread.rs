@@ -85,7 +85,12 @@ backend_tests! {
             for i in 1..40 {
                 let stored = domain
                     .record_inbound(messaging_grpc::domain::InboundSms {
-                        message_sid: sid(i), from: BOB.into(), to: OWN.into(), body: "x".into(),
+                        message_sid: sid(i),
+                        account_sid: twilio_fake::ACCOUNT_SID.into(),
+                        from: BOB.into(),
+                        to: OWN.into(),
+                        body: "x".into(),
+                        num_media: 0,
                     })
                     .await
                     .unwrap();

@@ -4,5 +4,7 @@ pub mod contact;
 pub mod conversation;
 pub mod message;
 pub mod outbox;
+pub mod parked_status;
 pub mod phone_number;
+pub mod unroutable;
 pub mod user_key;

@@ -1,0 +1,74 @@
+//! `MessagingIngest`: the webhook gateway's calls; the interceptor requires the
+//! `gateway` role.
+
+use commpro_messaging_api::v1::{self as pb, messaging_ingest_server::MessagingIngest};
+use tonic::{Request, Response, Status};
+
+use crate::domain::{Inbound, InboundSms, Messaging, StatusOutcome, StatusReport};
+
+pub struct IngestApi {
+    domain: Messaging,
+}
+
+impl IngestApi {
+    pub fn new(domain: Messaging) -> Self {
+        Self { domain }
+    }
+}
+
+#[tonic::async_trait]
+impl MessagingIngest for IngestApi {
+    async fn record_inbound(
+        &self,
+        req: Request<pb::RecordInboundRequest>,
+    ) -> Result<Response<pb::RecordInboundResponse>, Status> {
+        let r = req.into_inner();
+        let inbound = InboundSms {
+            message_sid: r.message_sid,
+            account_sid: r.account_sid,
+            from: r.from,
+            to: r.to,
+            body: r.body,
+            num_media: u32::try_from(r.media.len()).unwrap_or(u32::MAX),
+        };
+        let (outcome, message_id) = match self.domain.record_inbound(inbound).await? {
+            Inbound::Stored(m) => (pb::InboundOutcome::Stored, m.row.id),
+            Inbound::Duplicate(m) => (pb::InboundOutcome::Duplicate, m.row.id),
+            Inbound::Unroutable => (pb::InboundOutcome::Unroutable, String::new()),
+        };
+        Ok(Response::new(pb::RecordInboundResponse {
+            outcome: outcome as i32,
+            message_id,
+        }))
+    }
+
+    async fn record_status(
+        &self,
+        req: Request<pb::RecordStatusRequest>,
+    ) -> Result<Response<pb::RecordStatusResponse>, Status> {
+        let r = req.into_inner();
+        if r.message_sid.is_empty() || !r.message_sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(
+                crate::error::Error::invalid("message_sid", "must be letters and digits").into(),
+            );
+        }
+        let report = StatusReport {
+            sid: &r.message_sid,
+            status: &r.status,
+            error_code: (r.error_code != 0).then_some(i64::from(r.error_code)),
+            error_message: (!r.error_message.is_empty()).then_some(r.error_message.as_str()),
+        };
+        let outcome = match self.domain.record_status_callback(report).await? {
+            StatusOutcome::Applied => pb::StatusOutcome::Applied,
+            StatusOutcome::Ignored => pb::StatusOutcome::Ignored,
+            StatusOutcome::Parked | StatusOutcome::UnknownSid => pb::StatusOutcome::Parked,
+            StatusOutcome::UnknownStatus => {
+                tracing::warn!(status = %r.status, "status callback with a status value we do not know; ignored");
+                pb::StatusOutcome::UnknownStatus
+            }
+        };
+        Ok(Response::new(pb::RecordStatusResponse {
+            outcome: outcome as i32,
+        }))
+    }
+}

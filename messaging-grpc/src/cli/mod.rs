@@ -1,0 +1,4 @@
+//! The `messaging` binary's subcommands that are more than a few lines.
+
+pub mod run;
+pub mod simulate;

@@ -1,0 +1,181 @@
+//! Running the servers: `serve` (production core) and `dev` (everything locally).
+
+use std::{io::Write, net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use webhook_gateway::GatewayConfig;
+
+use crate::{
+    App, Config, Mode,
+    auth::{JwtIssuer, Role},
+    config::JwtKeyConfig,
+    dev_secrets::DevSecrets,
+};
+
+/// The Twilio account the dev gateway accepts when no TWILIO_ACCOUNT_SID is set.
+pub const DEV_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+
+pub fn dev_token(
+    config: &Config,
+    user: &str,
+    roles: &[Role],
+    ttl_hours: u64,
+) -> anyhow::Result<String> {
+    let JwtKeyConfig::Hs256(secret) = &config.jwt_key else {
+        anyhow::bail!(
+            "`messaging token` signs with HS256; JWT_PUBLIC_KEY_FILE is set, so tokens come from your identity provider"
+        );
+    };
+    let issuer = JwtIssuer::hs256(
+        secret.expose_secret(),
+        &config.jwt_issuer,
+        &config.jwt_audience,
+    );
+    issuer
+        .issue(user, roles, Duration::from_secs(ttl_hours * 3600))
+        .map_err(|e| anyhow::anyhow!("signing the token: {e}"))
+}
+
+pub async fn bind(var: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{var}: cannot listen on {addr}"))
+}
+
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        webhook_gateway::signals::wait_for_shutdown().await;
+        tracing::info!("shutting down");
+        trigger.cancel();
+    });
+    token
+}
+
+pub async fn serve() -> anyhow::Result<()> {
+    let config = Config::from_env(Mode::Serve)?;
+    let listener = bind("MESSAGING_GRPC_ADDR", config.grpc_addr).await?;
+    let app = App::build(&config).await?;
+    tracing::info!(addr = %config.grpc_addr, "gRPC core listening");
+    crate::serve(app, listener, shutdown_on_signal()).await
+}
+
+pub async fn dev() -> anyhow::Result<()> {
+    let config = Config::from_env(Mode::Dev)?;
+    let grpc = bind("MESSAGING_GRPC_ADDR", config.grpc_addr).await?;
+    let gateway = bind("GATEWAY_HTTP_ADDR", config.gateway_addr).await?;
+    let app = App::build(&config).await?;
+    let token = dev_token(&config, "dev-user", &[Role::Admin], 24)?;
+    print_banner(&config, &token);
+
+    let shutdown = shutdown_on_signal();
+    let mut core = tokio::spawn(crate::serve(app, grpc, shutdown.clone()));
+    let gw_config = dev_gateway_config(&config)?;
+    let mut gw = tokio::spawn(webhook_gateway::serve(gw_config, gateway, shutdown.clone()));
+
+    // Whichever server stops first (signal or failure), stop and drain the other too.
+    let (core_result, gw_result) = tokio::select! {
+        r = &mut core => {
+            shutdown.cancel();
+            (r, gw.await)
+        }
+        r = &mut gw => {
+            shutdown.cancel();
+            (core.await, r)
+        }
+    };
+    for (name, result) in [("gRPC core", core_result), ("gateway", gw_result)] {
+        match result {
+            Ok(Ok(())) => tracing::info!(server = name, "stopped"),
+            Ok(Err(e)) => return Err(e.context(format!("{name} failed"))),
+            Err(e) => anyhow::bail!("{name} panicked: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Reads a variable of the process environment (trimmed, non-empty).
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Twilio account SID and webhook auth token of the local stack: the environment's
+/// when set, otherwise the dev account and a token generated in the data folder (what
+/// `messaging webhook …` signs with).
+pub fn dev_twilio_identity(config: &Config) -> anyhow::Result<(String, String)> {
+    let account = env("TWILIO_ACCOUNT_SID").unwrap_or_else(|| DEV_ACCOUNT_SID.to_owned());
+    let token = match env("TWILIO_AUTH_TOKEN") {
+        Some(t) => t.split(',').next().unwrap_or_default().trim().to_owned(),
+        None => DevSecrets::new(&config.data_dir)
+            .twilio_auth_token()
+            .map_err(anyhow::Error::msg)?,
+    };
+    Ok((account, token))
+}
+
+/// The gateway's settings for the local stack: the environment's values where set,
+/// the core's address and dev credentials otherwise.
+pub fn dev_gateway_config(config: &Config) -> anyhow::Result<GatewayConfig> {
+    let (account, token) = dev_twilio_identity(config)?;
+    let jwt_secret = match &config.jwt_key {
+        JwtKeyConfig::Hs256(secret) => {
+            Some(String::from_utf8_lossy(secret.expose_secret()).into_owned())
+        }
+        JwtKeyConfig::PublicKeyFile { .. } => None,
+    };
+    let get = |k: &str| match k {
+        "MESSAGING_CORE_URL" => Some(format!("http://{}", config.grpc_addr)),
+        "GATEWAY_PUBLIC_URL" => Some(config.gateway_public_url.clone()),
+        "TWILIO_ACCOUNT_SID" => Some(account.clone()),
+        "TWILIO_AUTH_TOKEN" => env("TWILIO_AUTH_TOKEN").or_else(|| Some(token.clone())),
+        "JWT_HS256_SECRET" => jwt_secret.clone(),
+        "JWT_ISSUER" => Some(config.jwt_issuer.clone()),
+        "JWT_AUDIENCE" => Some(config.jwt_audience.clone()),
+        other => env(other),
+    };
+    Ok(GatewayConfig::from_vars(&get)?)
+}
+
+fn print_banner(config: &Config, token: &str) {
+    let grpc = config.grpc_addr;
+    let banner = format!(
+        "\nCommPro Messaging — local dev stack\n\
+         \n  gRPC core      {grpc}   (reflection on: grpcurl -plaintext {grpc} list)\
+         \n  gateway        http://{gw}   (GET /healthz, /readyz)\
+         \n  database       {db}\
+         \n  data folder    {data}\
+         \n  SMS provider   {provider}\
+         \n\n  Dev token (user `dev-user`, role admin, valid 24 h):\
+         \n\n    export TOKEN={token}\
+         \n\n  Try it:\
+         \n    grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"number\":\"+15005550006\",\"user_id\":\"dev-user\"}}' {grpc} commpro.messaging.v1.MessagingAdmin/AssignNumber\
+         \n    grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"from\":\"+15005550006\",\"to\":\"+14155550100\",\"body\":\"Hello from CommPro!\"}}' {grpc} commpro.messaging.v1.MessagingService/SendSms\
+         \n    grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {grpc} commpro.messaging.v1.MessagingService/ListConversations\
+         \n    cargo run -q -p messaging-grpc -- webhook inbound --from +14155550100 --to +15005550006 --body 'Hi back'   (a Twilio-signed inbound SMS)\
+         \n\n  Ctrl-C stops everything.\n",
+        gw = config.gateway_addr,
+        provider = match &config.sms_provider {
+            crate::config::ProviderConfig::Console => {
+                "console (messages are printed, not sent)".to_owned()
+            }
+            crate::config::ProviderConfig::Twilio(_) => {
+                format!("twilio at {}", config.twilio_api_base)
+            }
+        },
+        db = config.database_url,
+        data = config.data_dir.display(),
+    );
+    // Best effort: a closed stdout (piped into `head`, say) must not stop the service.
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_all(banner.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+}

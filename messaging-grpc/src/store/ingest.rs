@@ -1,0 +1,94 @@
+//! `unroutable_inbound` and `parked_statuses`: what the ingest path keeps aside.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+};
+
+use super::{
+    entities::{parked_status as parked, unroutable},
+    now,
+};
+
+/// Records an inbound message nobody owns (once per SID).
+pub async fn record_unroutable(
+    db: &impl ConnectionTrait,
+    sid: &str,
+    account_sid: &str,
+    from: &str,
+    to: &str,
+    num_media: i32,
+) -> Result<(), DbErr> {
+    unroutable::Entity::insert(unroutable::ActiveModel {
+        message_sid: Set(sid.to_owned()),
+        account_sid: Set(account_sid.to_owned()),
+        from_number: Set(from.to_owned()),
+        to_number: Set(to.to_owned()),
+        num_media: Set(num_media),
+        received_at: Set(now()),
+    })
+    .on_conflict_do_nothing_on([unroutable::Column::MessageSid])
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Unroutable inbound messages, newest first (operators).
+pub async fn unroutable(
+    db: &impl ConnectionTrait,
+    limit: u64,
+) -> Result<Vec<unroutable::Model>, DbErr> {
+    use sea_orm::QuerySelect;
+    unroutable::Entity::find()
+        .order_by_desc(unroutable::Column::ReceivedAt)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Keeps a status for a SID not recorded yet (once per SID and status).
+pub async fn park(
+    db: &impl ConnectionTrait,
+    sid: &str,
+    status: &str,
+    error_code: Option<i32>,
+    error_message: Option<&str>,
+) -> Result<(), DbErr> {
+    parked::Entity::insert(parked::ActiveModel {
+        message_sid: Set(sid.to_owned()),
+        status: Set(status.to_owned()),
+        error_code: Set(error_code),
+        error_message: Set(error_message.map(str::to_owned)),
+        received_at: Set(now()),
+    })
+    .on_conflict_do_nothing_on([parked::Column::MessageSid, parked::Column::Status])
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// The statuses parked for `sid`, oldest first.
+pub async fn parked_for(db: &impl ConnectionTrait, sid: &str) -> Result<Vec<parked::Model>, DbErr> {
+    parked::Entity::find()
+        .filter(parked::Column::MessageSid.eq(sid))
+        .order_by_asc(parked::Column::ReceivedAt)
+        .all(db)
+        .await
+}
+
+pub async fn unpark(db: &impl ConnectionTrait, sid: &str) -> Result<(), DbErr> {
+    parked::Entity::delete_many()
+        .filter(parked::Column::MessageSid.eq(sid))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Drops parked statuses older than `before` (callbacks for messages not ours).
+pub async fn prune_parked(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    Ok(parked::Entity::delete_many()
+        .filter(parked::Column::ReceivedAt.lt(before))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

@@ -1,0 +1,128 @@
+//! Gateway configuration (environment variables in the README's table).
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use secrecy::SecretString;
+
+use crate::service_token::ServiceToken;
+
+/// Everything the gateway needs.
+pub struct GatewayConfig {
+    /// Where the core's gRPC server listens (MESSAGING_CORE_URL).
+    pub core_url: String,
+    /// The URL Twilio calls, as configured on the number (GATEWAY_PUBLIC_URL). The
+    /// signature is checked against it, never against X-Forwarded-* headers.
+    pub public_url: String,
+    /// Our Twilio account; webhooks from other accounts are refused.
+    pub account_sid: String,
+    /// Auth tokens that may sign webhooks: the current one first, then any still valid
+    /// during a rotation.
+    pub auth_tokens: Vec<SecretString>,
+    /// How the gateway proves itself to the core (role `gateway`).
+    pub service_token: Arc<ServiceToken>,
+    /// Largest accepted body.
+    pub max_body_bytes: usize,
+    /// Requests per second allowed per source address (burst: twice as many).
+    pub rate_limit_per_sec: u32,
+    /// Deadline of a core call.
+    pub core_timeout: Duration,
+    /// Time a client gets to send headers, and then its body.
+    pub read_timeout: Duration,
+}
+
+/// A configuration problem, naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        reason: reason.into(),
+    }
+}
+
+impl GatewayConfig {
+    /// Reads the gateway's variables; `get` returns a trimmed, non-empty value.
+    pub fn from_vars(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let core_url = get("MESSAGING_CORE_URL").unwrap_or_else(|| "http://127.0.0.1:50051".into());
+        let public_url =
+            get("GATEWAY_PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:3003".into());
+        for (var, url) in [
+            ("MESSAGING_CORE_URL", &core_url),
+            ("GATEWAY_PUBLIC_URL", &public_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(err(var, "must be an http:// or https:// URL"));
+            }
+        }
+        let account_sid =
+            get("TWILIO_ACCOUNT_SID").ok_or_else(|| err("TWILIO_ACCOUNT_SID", "is required"))?;
+        let auth_tokens: Vec<SecretString> = get("TWILIO_AUTH_TOKEN")
+            .ok_or_else(|| {
+                err(
+                    "TWILIO_AUTH_TOKEN",
+                    "is required (comma list during a rotation)",
+                )
+            })?
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| SecretString::from(t.to_owned()))
+            .collect();
+        let service_token = match (get("GATEWAY_SERVICE_TOKEN"), get("JWT_HS256_SECRET")) {
+            (Some(token), _) => ServiceToken::fixed(token),
+            (None, Some(secret)) => ServiceToken::mint_hs256(
+                secret.as_bytes(),
+                &get("JWT_ISSUER").unwrap_or_else(|| "commpro-auth".into()),
+                &get("JWT_AUDIENCE").unwrap_or_else(|| "commpro-messaging".into()),
+            ),
+            (None, None) => {
+                return Err(err(
+                    "GATEWAY_SERVICE_TOKEN",
+                    "is required (a JWT with role gateway), or JWT_HS256_SECRET to mint one",
+                ));
+            }
+        };
+        let number = |var: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
+            get(var).map_or(Ok(default), |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| err(var, format!("must be a whole number from 1 to {max}")))
+            })
+        };
+        Ok(Self {
+            core_url,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            account_sid,
+            auth_tokens,
+            service_token: Arc::new(service_token),
+            max_body_bytes: number("GATEWAY_MAX_BODY_BYTES", 64 * 1024, 16 * 1024 * 1024)? as usize,
+            rate_limit_per_sec: number("GATEWAY_RATE_LIMIT_PER_SEC", 50, 1_000_000)? as u32,
+            core_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&|k| {
+            std::env::var(k)
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        })
+    }
+
+    /// GATEWAY_HTTP_ADDR (default 127.0.0.1:3003).
+    pub fn listen_addr() -> Result<SocketAddr, ConfigError> {
+        std::env::var("GATEWAY_HTTP_ADDR")
+            .unwrap_or_else(|_| "127.0.0.1:3003".into())
+            .parse()
+            .map_err(|_| err("GATEWAY_HTTP_ADDR", "must be host:port"))
+    }
+}

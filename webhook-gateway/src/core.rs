@@ -1,0 +1,128 @@
+//! The gateway's client of the core: MessagingIngest with the service token, a
+//! deadline and the W3C trace context; and the core's health for /readyz.
+
+use std::{sync::Arc, time::Duration};
+
+use commpro_messaging_api::v1::{self as pb, messaging_ingest_client::MessagingIngestClient};
+use tonic::{
+    Code, Request,
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::{service_token::ServiceToken, trace::TraceParent};
+
+/// How a core call failed, in the terms the HTTP answer needs.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The core is down, slow or refuses our credential: Twilio should retry later.
+    #[error("core unavailable: {0}")]
+    Unavailable(String),
+    /// The core refused the content: retrying will not help.
+    #[error("refused by the core: {0}")]
+    Rejected(String),
+    #[error("core failed: {0}")]
+    Failed(String),
+}
+
+impl From<tonic::Status> for CoreError {
+    fn from(s: tonic::Status) -> Self {
+        match s.code() {
+            Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+                Self::Rejected(s.message().to_owned())
+            }
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Unknown
+            | Code::Cancelled
+            | Code::ResourceExhausted => Self::Unavailable(s.message().to_owned()),
+            Code::Unauthenticated | Code::PermissionDenied => {
+                tracing::error!(code = ?s.code(), "the core refused the gateway's service token; check GATEWAY_SERVICE_TOKEN / JWT settings");
+                Self::Unavailable(s.message().to_owned())
+            }
+            _ => Self::Failed(s.message().to_owned()),
+        }
+    }
+}
+
+/// Lazily connected clients of the core.
+#[derive(Clone)]
+pub struct Core {
+    ingest: MessagingIngestClient<Channel>,
+    health: HealthClient<Channel>,
+    token: Arc<ServiceToken>,
+    timeout: Duration,
+}
+
+impl Core {
+    pub fn new(
+        core_url: &str,
+        token: Arc<ServiceToken>,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let channel = Endpoint::from_shared(core_url.to_owned())?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(timeout)
+            .connect_lazy();
+        Ok(Self {
+            ingest: MessagingIngestClient::new(channel.clone()),
+            health: HealthClient::new(channel),
+            token,
+            timeout,
+        })
+    }
+
+    fn request<T>(&self, msg: T, trace: &TraceParent) -> Result<Request<T>, CoreError> {
+        let mut req = Request::new(msg);
+        req.set_timeout(self.timeout);
+        let token = self
+            .token
+            .bearer()
+            .map_err(|e| CoreError::Failed(format!("minting the service token: {e}")))?;
+        let auth = MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| CoreError::Failed("service token is not a valid header value".into()))?;
+        req.metadata_mut().insert("authorization", auth);
+        if let Ok(tp) = MetadataValue::try_from(trace.to_string()) {
+            req.metadata_mut().insert("traceparent", tp);
+        }
+        Ok(req)
+    }
+
+    pub async fn record_inbound(
+        &self,
+        msg: pb::RecordInboundRequest,
+        trace: &TraceParent,
+    ) -> Result<pb::RecordInboundResponse, CoreError> {
+        let req = self.request(msg, trace)?;
+        Ok(self.ingest.clone().record_inbound(req).await?.into_inner())
+    }
+
+    pub async fn record_status(
+        &self,
+        msg: pb::RecordStatusRequest,
+        trace: &TraceParent,
+    ) -> Result<pb::RecordStatusResponse, CoreError> {
+        let req = self.request(msg, trace)?;
+        Ok(self.ingest.clone().record_status(req).await?.into_inner())
+    }
+
+    /// True when the core reports SERVING for the whole server.
+    pub async fn is_ready(&self) -> bool {
+        let mut health = self.health.clone();
+        match health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+        {
+            Ok(resp) => resp.into_inner().status == ServingStatus::Serving as i32,
+            Err(status) => {
+                tracing::debug!(code = ?status.code(), "core health check failed");
+                false
+            }
+        }
+    }
+}
