@@ -42,6 +42,29 @@ impl MessagingAdmin for AdminApi {
         }))
     }
 
+    async fn list_unroutable(
+        &self,
+        req: Request<pb::ListUnroutableRequest>,
+    ) -> Result<Response<pb::ListUnroutableResponse>, Status> {
+        let limit = match req.into_inner().limit {
+            0 => 100,
+            n => n.min(1000),
+        };
+        let rows = self.domain.list_unroutable(u64::from(limit)).await?;
+        Ok(Response::new(pb::ListUnroutableResponse {
+            messages: rows
+                .into_iter()
+                .map(|r| pb::UnroutableInbound {
+                    message_sid: r.message_sid,
+                    from: r.from_number,
+                    to: r.to_number,
+                    num_media: r.num_media.max(0) as u32,
+                    received_at: Some(convert::timestamp(r.received_at)),
+                })
+                .collect(),
+        }))
+    }
+
     async fn list_numbers(
         &self,
         req: Request<pb::ListNumbersRequest>,

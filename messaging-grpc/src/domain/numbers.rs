@@ -58,6 +58,14 @@ impl Messaging {
             .ok_or(Error::NotFound("number"))
     }
 
+    /// Inbound messages for numbers nobody owns (operators).
+    pub async fn list_unroutable(
+        &self,
+        limit: u64,
+    ) -> Result<Vec<crate::store::entities::unroutable::Model>, Error> {
+        Ok(store::ingest::unroutable(self.store.conn(), limit).await?)
+    }
+
     pub async fn list_numbers(
         &self,
         user_id: &str,

@@ -206,6 +206,14 @@ backend_tests! {
         let rows = messaging_grpc::store::ingest::unroutable(store.conn(), 10).await.unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].message_sid.as_str(), rows[0].to_number.as_str()), ("SM0000000000000000000000000000dd01", "+15005550099"));
+        // Operators see it through the admin API.
+        let mut admin = server.admin().await;
+        let listed = admin
+            .call(|c, r| Box::pin(c.list_unroutable(r)), commpro_messaging_api::v1::ListUnroutableRequest { limit: 0 })
+            .await
+            .unwrap();
+        assert_eq!(listed.messages.len(), 1);
+        assert_eq!((listed.messages[0].from.as_str(), listed.messages[0].to.as_str()), (BOB, "+15005550099"));
         server.stop().await;
     }
 
