@@ -135,6 +135,19 @@ pub async fn serve(
 
     Server::builder()
         .timeout(Duration::from_secs(30))
+        // One span per call, carrying the caller's W3C trace id (the gateway forwards
+        // `traceparent`), so a webhook's log lines can be followed into the core.
+        .trace_fn(|req| {
+            let trace_id = req
+                .headers()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|tp| tp.split('-').nth(1))
+                .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+                .unwrap_or("")
+                .to_owned();
+            tracing::info_span!("grpc", method = %req.uri().path(), trace_id)
+        })
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
