@@ -18,6 +18,9 @@ pub enum Error {
     PermissionDenied(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A position outside what can be served (an event cursor past retention).
+    #[error("{0}")]
+    OutOfRange(String),
     /// The database could not be reached; retryable.
     #[error("storage unavailable")]
     Unavailable(#[source] DbErr),
@@ -57,6 +60,7 @@ impl From<Error> for Status {
             Error::NotFound(_) => Code::NotFound,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::OutOfRange(_) => Code::OutOfRange,
             Error::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "storage unavailable");
                 Code::Unavailable

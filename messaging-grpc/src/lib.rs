@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod phone;
 pub mod provider;
+pub mod realtime;
 pub mod server;
 pub mod sms;
 pub mod store;

@@ -19,11 +19,12 @@ use tonic_health::server::HealthReporter;
 use crate::{
     api::{AdminApi, IngestApi, MessagingApi},
     auth::{AuthInterceptor, JwtVerifier, Role},
-    config::{Config, ProviderConfig},
+    config::{Config, EventSettings, ProviderConfig},
     crypto::UserKeys,
     dispatch::{DispatchSettings, Dispatcher},
     domain::Messaging,
     provider::{ConsoleProvider, SmsProvider, StatusSink, TwilioProvider},
+    realtime::{EventHub, listen_postgres},
     store::Store,
     twilio::{TwilioAuth, TwilioClient},
 };
@@ -35,6 +36,9 @@ pub struct App {
     pub verifier: Arc<JwtVerifier>,
     pub provider: Arc<dyn SmsProvider>,
     pub dispatch: DispatchSettings,
+    pub events: EventSettings,
+    /// For the PostgreSQL LISTEN connection.
+    pub database_url: String,
 }
 
 impl App {
@@ -58,12 +62,15 @@ impl App {
             config.cipher,
             config.key_cache_size,
         );
-        let domain = Messaging::new(store, Arc::new(keys));
+        let hub = EventHub::new(config.events.broadcast_capacity);
+        let domain = Messaging::new(store, Arc::new(keys), hub);
         Ok(Self {
             provider: build_provider(config, &domain)?,
             domain,
             verifier: Arc::new(config.jwt_verifier()?),
             dispatch: config.dispatch.clone(),
+            events: config.events.clone(),
+            database_url: config.database_url.clone(),
         })
     }
 }
@@ -105,6 +112,19 @@ pub async fn serve(
         );
         tokio::spawn(d.run(shutdown.clone()))
     });
+
+    if app.domain.store().backend() == sea_orm::DatabaseBackend::Postgres {
+        tokio::spawn(listen_postgres(
+            app.database_url.clone(),
+            app.domain.event_hub().clone(),
+            shutdown.clone(),
+        ));
+    }
+    tokio::spawn(prune_events(
+        app.domain.clone(),
+        app.events.clone(),
+        shutdown.clone(),
+    ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -152,7 +172,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(MessagingServiceServer::with_interceptor(
-            MessagingApi::new(app.domain.clone()),
+            MessagingApi::new(app.domain.clone(), app.events.watch, shutdown.clone()),
             user_auth,
         ))
         .add_service(MessagingAdminServer::with_interceptor(
@@ -171,6 +191,23 @@ pub async fn serve(
         dispatcher.await?;
     }
     Ok(())
+}
+
+/// Deletes events past retention every `prune_interval`.
+async fn prune_events(domain: Messaging, settings: EventSettings, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(settings.prune_interval) => {}
+        }
+        let before = crate::store::now()
+            - chrono::Duration::from_std(settings.retention).unwrap_or(chrono::Duration::days(7));
+        match domain.prune_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "old events pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruning events failed"),
+        }
+    }
 }
 
 /// Reports NOT_SERVING while the database does not answer, so load balancers and the

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_core;
 mod m20261124_000002_ingest;
+mod m20261124_000003_events;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_core::Migration),
             Box::new(m20261124_000002_ingest::Migration),
+            Box::new(m20261124_000003_events::Migration),
         ]
     }
 }

@@ -23,7 +23,7 @@ fn direction(d: Direction) -> pb::Direction {
     }
 }
 
-fn status(s: MessageStatus) -> pb::MessageStatus {
+pub fn status(s: MessageStatus) -> pb::MessageStatus {
     match s {
         MessageStatus::Queued => pb::MessageStatus::Queued,
         MessageStatus::Sending => pb::MessageStatus::Sending,

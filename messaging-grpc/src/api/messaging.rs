@@ -4,23 +4,59 @@ use commpro_messaging_api::v1::{self as pb, messaging_service_server::MessagingS
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use tokio_util::sync::CancellationToken;
+
 use crate::{
     auth::caller,
     domain::{Messaging, SendSms},
+    realtime::{self, WatchSettings, watch::EventStream},
 };
 
 pub struct MessagingApi {
     domain: Messaging,
+    watch: WatchSettings,
+    shutdown: CancellationToken,
 }
 
 impl MessagingApi {
-    pub fn new(domain: Messaging) -> Self {
-        Self { domain }
+    /// `shutdown` ends open WatchEvents streams, so a graceful stop does not wait on them.
+    pub fn new(domain: Messaging, watch: WatchSettings, shutdown: CancellationToken) -> Self {
+        Self {
+            domain,
+            watch,
+            shutdown,
+        }
     }
 }
 
 #[tonic::async_trait]
 impl MessagingService for MessagingApi {
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        req: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let user = caller(&req)?;
+        let since = match req.into_inner().since_cursor {
+            None => None,
+            Some(c) => Some(
+                i64::try_from(c)
+                    .map_err(|_| crate::error::Error::invalid("since_cursor", "is too large"))?,
+            ),
+        };
+        let stream = realtime::watch(
+            self.domain.clone(),
+            self.domain.event_hub(),
+            user.user_id,
+            since,
+            self.watch,
+            self.shutdown.clone(),
+        )
+        .await?;
+        Ok(Response::new(stream))
+    }
+
     async fn send_sms(
         &self,
         req: Request<pb::SendSmsRequest>,

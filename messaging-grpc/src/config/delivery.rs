@@ -209,3 +209,45 @@ fn overrides(spec: Option<String>) -> Result<HashMap<String, f64>, ConfigError> 
     }
     Ok(out)
 }
+
+/// WatchEvents and event retention.
+#[derive(Clone, Debug)]
+pub struct EventSettings {
+    /// Events older than this are pruned; a cursor older than that must resync.
+    pub retention: Duration,
+    pub prune_interval: Duration,
+    /// Wake-ups a stream may fall behind before catching up from the table.
+    pub broadcast_capacity: usize,
+    pub watch: crate::realtime::WatchSettings,
+}
+
+pub(super) fn events(get: &impl Fn(&str) -> Option<String>) -> Result<EventSettings, ConfigError> {
+    let defaults = crate::realtime::WatchSettings::default();
+    Ok(EventSettings {
+        retention: Duration::from_secs(number(
+            get,
+            "EVENT_RETENTION_SECS",
+            7 * 86_400,
+            1,
+            366 * 86_400,
+        )?),
+        prune_interval: Duration::from_millis(number(
+            get,
+            "EVENT_PRUNE_INTERVAL_MS",
+            3_600_000,
+            10,
+            86_400_000,
+        )?),
+        broadcast_capacity: number(get, "EVENT_BROADCAST_CAPACITY", 1024, 1, 1_000_000)? as usize,
+        watch: crate::realtime::WatchSettings {
+            keepalive: Duration::from_millis(number(
+                get,
+                "WATCH_KEEPALIVE_MS",
+                15_000,
+                10,
+                3_600_000,
+            )?),
+            ..defaults
+        },
+    })
+}

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretBox};
 
 mod delivery;
 
-pub use delivery::{ProviderConfig, TwilioCredentials};
+pub use delivery::{EventSettings, ProviderConfig, TwilioCredentials};
 
 use crate::{
     auth::{JwtVerifier, VerifierKey},
@@ -53,6 +53,7 @@ pub struct Config {
     pub jwt_audience: String,
     pub sms_provider: ProviderConfig,
     pub dispatch: DispatchSettings,
+    pub events: EventSettings,
     pub twilio_api_base: String,
     pub gateway_public_url: String,
 }
@@ -197,6 +198,7 @@ impl Config {
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "commpro-messaging".into()),
             sms_provider,
             dispatch,
+            events: delivery::events(&get)?,
             twilio_api_base: get("TWILIO_API_BASE")
                 .unwrap_or_else(|| "https://api.twilio.com".into()),
             gateway_public_url: get("GATEWAY_PUBLIC_URL")

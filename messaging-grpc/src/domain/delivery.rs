@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Body, MessageStatus, Messaging, StatusReport};
+use super::{Body, MessageStatus, Messaging, StatusReport, events};
 use crate::{
     error::Error,
     provider::ProviderMessage,
-    store::{self, entities::message, messages::StatusChange},
+    store::{self, entities::message, events::NewEvent, messages::StatusChange},
 };
 
 /// Twilio's "recipient unsubscribed" error: the contact replied STOP.
@@ -49,15 +49,52 @@ impl Messaging {
             status: Some(MessageStatus::Sending.as_str().into()),
             ..Default::default()
         };
-        Ok(store::messages::change_status(
-            self.store.conn(),
+        let txn = self.store.begin_write().await?;
+        let event = self
+            .change_status_in(&txn, user_id, id, MessageStatus::Queued, change)
+            .await?;
+        txn.commit().await?;
+        if let Some(cursor) = event {
+            self.announce(user_id, cursor);
+        }
+        Ok(event.is_some())
+    }
+
+    /// Changes a message's status if it still is `expected`, and records the status
+    /// event, inside `txn` (its last statements). Returns the event cursor, or `None`
+    /// when the message had changed meanwhile.
+    pub(super) async fn change_status_in(
+        &self,
+        txn: &impl sea_orm::ConnectionTrait,
+        user_id: &str,
+        id: &str,
+        expected: MessageStatus,
+        change: StatusChange,
+    ) -> Result<Option<i64>, Error> {
+        let status = change.status.clone();
+        if !store::messages::change_status(
+            txn,
             user_id,
             id,
-            MessageStatus::Queued.as_str(),
+            expected.as_str(),
             change,
             store::now(),
         )
-        .await?)
+        .await?
+        {
+            return Ok(None);
+        }
+        let contact_id = store::messages::find(txn, user_id, id)
+            .await?
+            .map(|m| m.contact_id);
+        let event = NewEvent {
+            kind: events::MESSAGE_STATUS_CHANGED,
+            message_id: Some(id),
+            contact_id: contact_id.as_deref(),
+            status: status.as_deref(),
+            unread_count: None,
+        };
+        Ok(Some(self.record_event(txn, user_id, event).await?))
     }
 
     /// The provider accepted the message: SENT with its SID, job done.
@@ -77,15 +114,16 @@ impl Messaging {
             ..Default::default()
         };
         let txn = self.store.begin_write().await?;
-        let changed =
-            store::messages::change_status(&txn, user_id, id, from_status.as_str(), change, now)
-                .await?;
         store::outbox::remove(&txn, id).await?;
+        let event = self
+            .change_status_in(&txn, user_id, id, from_status, change)
+            .await?;
         txn.commit().await?;
-        if !changed {
+        let Some(cursor) = event else {
             tracing::warn!(message_id = %id, "message changed while being handed over; provider answer not recorded");
             return Ok(());
-        }
+        };
+        self.announce(user_id, cursor);
         // The provider may already report a later state (console: sent; reconciliation:
         // delivered). Apply it through the same monotonic rules as callbacks.
         self.apply_provider_status(StatusReport {
@@ -110,7 +148,6 @@ impl Messaging {
         code: Option<i64>,
         reason: &str,
     ) -> Result<(), Error> {
-        let now = store::now();
         let change = StatusChange {
             status: Some(MessageStatus::Failed.as_str().into()),
             error_code: code.and_then(|c| i32::try_from(c).ok()),
@@ -118,15 +155,19 @@ impl Messaging {
             ..Default::default()
         };
         let txn = self.store.begin_write().await?;
-        store::messages::change_status(&txn, user_id, id, from_status.as_str(), change, now)
-            .await?;
         store::outbox::remove(&txn, id).await?;
         if code == Some(TWILIO_UNSUBSCRIBED)
             && let Some(row) = store::messages::find(&txn, user_id, id).await?
         {
             store::contacts::set_opted_out(&txn, user_id, &row.contact_id, true).await?;
         }
+        let event = self
+            .change_status_in(&txn, user_id, id, from_status, change)
+            .await?;
         txn.commit().await?;
+        if let Some(cursor) = event {
+            self.announce(user_id, cursor);
+        }
         tracing::warn!(message_id = %id, code, "message failed");
         Ok(())
     }
@@ -144,23 +185,21 @@ impl Messaging {
         last_error: &str,
     ) -> Result<(), Error> {
         let txn = self.store.begin_write().await?;
+        store::outbox::reschedule(&txn, id, attempts, next_attempt_at, Some(last_error)).await?;
+        let mut event = None;
         if requeue {
             let change = StatusChange {
                 status: Some(MessageStatus::Queued.as_str().into()),
                 ..Default::default()
             };
-            store::messages::change_status(
-                &txn,
-                user_id,
-                id,
-                MessageStatus::Sending.as_str(),
-                change,
-                store::now(),
-            )
-            .await?;
+            event = self
+                .change_status_in(&txn, user_id, id, MessageStatus::Sending, change)
+                .await?;
         }
-        store::outbox::reschedule(&txn, id, attempts, next_attempt_at, Some(last_error)).await?;
         txn.commit().await?;
+        if let Some(cursor) = event {
+            self.announce(user_id, cursor);
+        }
         Ok(())
     }
 

@@ -2,12 +2,14 @@
 
 use uuid::Uuid;
 
-use super::{Body, Direction, MessageStatus, MessageView, Messaging, send::active, view::body_aad};
+use super::{
+    Body, Direction, MessageStatus, MessageView, Messaging, events, send::active, view::body_aad,
+};
 use crate::{
     error::Error,
     phone::{Masked, parse_e164, parse_sender},
     sms::{Keyword, count_segments, keyword},
-    store::{self, entities::message},
+    store::{self, entities::message, events::NewEvent},
 };
 
 /// Twilio allows 10 media per message.
@@ -137,7 +139,17 @@ impl Messaging {
             }
             None => {}
         }
+        let unread_count = self.unread_in(&txn, &owner, &contact.id).await?;
+        let event = NewEvent {
+            kind: events::MESSAGE_RECEIVED,
+            message_id: Some(&id),
+            contact_id: Some(&contact.id),
+            status: Some(MessageStatus::Received.as_str()),
+            unread_count,
+        };
+        let cursor = self.record_event(&txn, &owner, event).await?;
         txn.commit().await?;
+        self.announce(&owner, cursor);
         tracing::info!(message_id = %id, from = %Masked(&from), "inbound sms stored");
         Ok(Inbound::Stored(Box::new(MessageView {
             row,

@@ -3,6 +3,7 @@
 
 mod conversations;
 mod delivery;
+mod events;
 mod inbound;
 mod numbers;
 mod paging;
@@ -26,7 +27,7 @@ pub use status::{Direction, MessageStatus};
 pub use status_update::{StatusOutcome, StatusReport};
 pub use view::{Body, MessageView};
 
-use crate::{crypto::UserKeys, store::Store};
+use crate::{crypto::UserKeys, realtime::EventHub, store::Store};
 
 /// The messaging domain: store + per-user encryption.
 #[derive(Clone)]
@@ -35,6 +36,8 @@ pub struct Messaging {
     keys: Arc<UserKeys>,
     /// Wakes the dispatcher when a message is queued, instead of waiting for its poll.
     outbox_signal: Arc<Notify>,
+    /// Wakes WatchEvents streams after a commit that appended events.
+    events: EventHub,
 }
 
 /// Refuses an empty required id field, naming it.
@@ -50,12 +53,17 @@ pub(crate) fn require<'a>(
 }
 
 impl Messaging {
-    pub fn new(store: Store, keys: Arc<UserKeys>) -> Self {
+    pub fn new(store: Store, keys: Arc<UserKeys>, events: EventHub) -> Self {
         Self {
             store,
             keys,
             outbox_signal: Arc::new(Notify::new()),
+            events,
         }
+    }
+
+    pub fn event_hub(&self) -> &EventHub {
+        &self.events
     }
 
     pub fn outbox_signal(&self) -> Arc<Notify> {

@@ -3,10 +3,10 @@
 //! Read state only moves forward: `read_at` is set once and never cleared, so marks
 //! may arrive late or twice without making anything unread again.
 
-use super::{Direction, MessageView, Messaging};
+use super::{Direction, MessageView, Messaging, events};
 use crate::{
     error::Error,
-    store::{self, page_token::Cursor},
+    store::{self, events::NewEvent, page_token::Cursor},
 };
 
 impl Messaging {
@@ -25,7 +25,21 @@ impl Messaging {
             if changed && Direction::parse(&row.direction)? == Direction::Inbound {
                 store::conversations::subtract_unread(&txn, user_id, &row.contact_id, 1).await?;
             }
-            txn.commit().await?;
+            if changed {
+                let unread_count = self.unread_in(&txn, user_id, &row.contact_id).await?;
+                let event = NewEvent {
+                    kind: events::MESSAGES_READ,
+                    message_id: Some(&row.id),
+                    contact_id: Some(&row.contact_id),
+                    status: None,
+                    unread_count,
+                };
+                let cursor = self.record_event(&txn, user_id, event).await?;
+                txn.commit().await?;
+                self.announce(user_id, cursor);
+            } else {
+                txn.commit().await?;
+            }
         }
         let row = store::messages::find(db, user_id, message_id)
             .await?
@@ -73,7 +87,21 @@ impl Messaging {
         )
         .await?;
         store::conversations::subtract_unread(&txn, user_id, &contact.id, read).await?;
+        let left = (conv.unread_count - read as i64).max(0);
+        if read == 0 {
+            txn.commit().await?;
+            return Ok(left as u64);
+        }
+        let event = NewEvent {
+            kind: events::MESSAGES_READ,
+            message_id: horizon.as_ref().map(|h| h.id.as_str()),
+            contact_id: Some(&contact.id),
+            status: None,
+            unread_count: Some(left),
+        };
+        let cursor = self.record_event(&txn, user_id, event).await?;
         txn.commit().await?;
-        Ok((conv.unread_count - read as i64).max(0) as u64)
+        self.announce(user_id, cursor);
+        Ok(left as u64)
     }
 }

@@ -4,12 +4,12 @@
 use sea_orm::{ActiveModelTrait as _, IntoActiveModel as _};
 use uuid::Uuid;
 
-use super::{Body, Direction, MessageStatus, MessageView, Messaging, view::body_aad};
+use super::{Body, Direction, MessageStatus, MessageView, Messaging, events, view::body_aad};
 use crate::{
     error::Error,
     phone::{Masked, parse_e164},
     sms::{MAX_BODY_CHARS, count_segments},
-    store::{self, entities::message},
+    store::{self, entities::message, events::NewEvent},
 };
 
 const MAX_IDEMPOTENCY_KEY: usize = 128;
@@ -151,7 +151,17 @@ impl Messaging {
             },
         )
         .await?;
+        let unread_count = self.unread_in(&txn, user_id, &contact.id).await?;
+        let event = NewEvent {
+            kind: events::CONVERSATION_UPDATED,
+            message_id: Some(&id),
+            contact_id: Some(&contact.id),
+            status: Some(MessageStatus::Queued.as_str()),
+            unread_count,
+        };
+        let cursor = self.record_event(&txn, user_id, event).await?;
         txn.commit().await?;
+        self.announce(user_id, cursor);
         self.outbox_signal.notify_one();
 
         tracing::info!(message_id = %id, to = %Masked(&req.to), segments, "sms queued");

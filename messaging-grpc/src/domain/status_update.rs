@@ -59,9 +59,13 @@ impl Messaging {
                 delivered_at: (next == MessageStatus::Delivered).then_some(now),
                 ..Default::default()
             };
-            if store::messages::change_status(db, &row.user_id, &row.id, &row.status, change, now)
-                .await?
-            {
+            let txn = self.store.begin_write().await?;
+            let event = self
+                .change_status_in(&txn, &row.user_id, &row.id, current, change)
+                .await?;
+            txn.commit().await?;
+            if let Some(cursor) = event {
+                self.announce(&row.user_id, cursor);
                 tracing::info!(message_id = %row.id, from = current.as_str(), to = next.as_str(), "status applied");
                 return Ok(StatusOutcome::Applied);
             }

@@ -7,6 +7,7 @@
 pub mod contacts;
 pub mod conversations;
 pub mod entities;
+pub mod events;
 pub mod ingest;
 pub mod messages;
 pub mod numbers;

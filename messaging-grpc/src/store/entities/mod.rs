@@ -2,9 +2,11 @@
 
 pub mod contact;
 pub mod conversation;
+pub mod event;
 pub mod message;
 pub mod outbox;
 pub mod parked_status;
 pub mod phone_number;
 pub mod unroutable;
+pub mod user_event_seq;
 pub mod user_key;

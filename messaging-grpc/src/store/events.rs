@@ -1,0 +1,137 @@
+//! `events` and `user_event_seq`: the per-user, gap-free event log behind WatchEvents.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement, Value,
+};
+
+use super::{
+    entities::{event, user_event_seq},
+    now,
+};
+
+/// PostgreSQL channel that carries `"<cursor> <user id>"` wake-ups (never content).
+pub const NOTIFY_CHANNEL: &str = "messaging_events";
+
+/// An event to append.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NewEvent<'a> {
+    pub kind: &'a str,
+    pub message_id: Option<&'a str>,
+    pub contact_id: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub unread_count: Option<i64>,
+}
+
+/// Appends an event inside the caller's transaction and returns its cursor. Call it
+/// last in the transaction: bumping the user's counter row locks it until commit, so
+/// a user's cursors are handed out in commit order and a reader that has seen cursor
+/// n has seen everything before n. On PostgreSQL a NOTIFY (delivered at commit) wakes
+/// the streams of every replica.
+pub async fn append(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    e: NewEvent<'_>,
+) -> Result<i64, DbErr> {
+    let backend = db.get_database_backend();
+    let bump = match backend {
+        DatabaseBackend::Postgres => {
+            "INSERT INTO user_event_seq (user_id, last_cursor, pruned_through) VALUES ($1, 1, 0) \
+             ON CONFLICT (user_id) DO UPDATE SET last_cursor = user_event_seq.last_cursor + 1 \
+             RETURNING last_cursor"
+        }
+        _ => {
+            "INSERT INTO user_event_seq (user_id, last_cursor, pruned_through) VALUES (?, 1, 0) \
+             ON CONFLICT (user_id) DO UPDATE SET last_cursor = user_event_seq.last_cursor + 1 \
+             RETURNING last_cursor"
+        }
+    };
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            bump,
+            [Value::from(user_id)],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("event counter".into()))?;
+    let cursor: i64 = row.try_get("", "last_cursor")?;
+    event::Entity::insert(event::ActiveModel {
+        user_id: sea_orm::Set(user_id.to_owned()),
+        cursor: sea_orm::Set(cursor),
+        kind: sea_orm::Set(e.kind.to_owned()),
+        message_id: sea_orm::Set(e.message_id.map(str::to_owned)),
+        contact_id: sea_orm::Set(e.contact_id.map(str::to_owned)),
+        status: sea_orm::Set(e.status.map(str::to_owned)),
+        unread_count: sea_orm::Set(e.unread_count),
+        created_at: sea_orm::Set(now()),
+    })
+    .exec_without_returning(db)
+    .await?;
+    if backend == DatabaseBackend::Postgres {
+        let payload = format!("{cursor} {user_id}");
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT pg_notify($1, $2)",
+            [Value::from(NOTIFY_CHANNEL), Value::from(payload)],
+        ))
+        .await?;
+    }
+    Ok(cursor)
+}
+
+/// The user's events after `cursor`, oldest first.
+pub async fn after(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    cursor: i64,
+    limit: u64,
+) -> Result<Vec<event::Model>, DbErr> {
+    event::Entity::find()
+        .filter(event::Column::UserId.eq(user_id))
+        .filter(event::Column::Cursor.gt(cursor))
+        .order_by_asc(event::Column::Cursor)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// `(last cursor handed out, last cursor pruned)` for the user; zeros if none yet.
+pub async fn position(db: &impl ConnectionTrait, user_id: &str) -> Result<(i64, i64), DbErr> {
+    Ok(user_event_seq::Entity::find_by_id(user_id.to_owned())
+        .one(db)
+        .await?
+        .map_or((0, 0), |r| (r.last_cursor, r.pruned_through)))
+}
+
+/// Deletes events created before `before`, remembering per user how far it pruned so
+/// a client resuming from a pruned cursor is told to resync instead of missing events.
+pub async fn prune(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    let backend = db.get_database_backend();
+    let (mark, delete) = match backend {
+        DatabaseBackend::Postgres => (
+            "UPDATE user_event_seq SET pruned_through = COALESCE((SELECT MAX(e.cursor) FROM events e \
+             WHERE e.user_id = user_event_seq.user_id AND e.created_at < $1), pruned_through)",
+            "DELETE FROM events WHERE created_at < $1",
+        ),
+        _ => (
+            "UPDATE user_event_seq SET pruned_through = COALESCE((SELECT MAX(e.cursor) FROM events e \
+             WHERE e.user_id = user_event_seq.user_id AND e.created_at < ?), pruned_through)",
+            "DELETE FROM events WHERE created_at < ?",
+        ),
+    };
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        mark,
+        [Value::from(before)],
+    ))
+    .await?;
+    let res = db
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            delete,
+            [Value::from(before)],
+        ))
+        .await?;
+    Ok(res.rows_affected())
+}
