@@ -14,6 +14,7 @@ mod auth;
 mod cli;
 mod conversations;
 mod delivery;
+mod events;
 mod gateway;
 mod idempotency;
 mod input;
