@@ -60,6 +60,16 @@ impl DevSecrets {
         Ok(text.trim().to_owned())
     }
 
+    /// The secret that signs media URLs (shared by the dev core and gateway).
+    pub fn media_url_secret(&self) -> Result<Vec<u8>, String> {
+        let text = self.read_or_create("media-url.secret", || {
+            let mut bytes = Zeroizing::new([0u8; 32]);
+            random_bytes(bytes.as_mut()).map_err(|e| e.to_string())?;
+            Ok(Zeroizing::new(STANDARD.encode(bytes.as_ref())))
+        })?;
+        Ok(text.trim().as_bytes().to_vec())
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }

@@ -30,6 +30,9 @@ pub enum Error {
     /// Stored data failed to decrypt or parse: corruption or tampering.
     #[error("stored data failed an integrity check")]
     Integrity(#[from] CryptoError),
+    /// The media store could not be reached; retryable.
+    #[error("media store unavailable")]
+    MediaStore(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -72,6 +75,10 @@ impl From<Error> for Status {
             Error::Integrity(cause) => {
                 tracing::error!(error = %cause, "integrity check failed");
                 Code::DataLoss
+            }
+            Error::MediaStore(cause) => {
+                tracing::warn!(error = %cause, "media store unavailable");
+                Code::Unavailable
             }
             Error::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error");

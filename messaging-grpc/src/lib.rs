@@ -12,6 +12,7 @@ pub mod dev_secrets;
 pub mod dispatch;
 pub mod domain;
 pub mod error;
+pub mod media;
 pub mod phone;
 pub mod provider;
 pub mod realtime;

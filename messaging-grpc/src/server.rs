@@ -22,7 +22,9 @@ use crate::{
     config::{Config, EventSettings, ProviderConfig},
     crypto::UserKeys,
     dispatch::{DispatchSettings, Dispatcher},
+    domain::MediaCtx,
     domain::Messaging,
+    media::{Fetcher, MediaObjects},
     provider::{ConsoleProvider, SmsProvider, StatusSink, TwilioProvider},
     realtime::{EventHub, listen_postgres},
     store::Store,
@@ -63,7 +65,7 @@ impl App {
             config.key_cache_size,
         );
         let hub = EventHub::new(config.events.broadcast_capacity);
-        let domain = Messaging::new(store, Arc::new(keys), hub);
+        let domain = Messaging::new(store, Arc::new(keys), hub).with_media(media_ctx(config)?);
         Ok(Self {
             provider: build_provider(config, &domain)?,
             domain,
@@ -72,6 +74,58 @@ impl App {
             events: config.events.clone(),
             database_url: config.database_url.clone(),
         })
+    }
+}
+
+fn media_ctx(config: &Config) -> anyhow::Result<MediaCtx> {
+    let settings = config.media.clone();
+    let objects = MediaObjects::open(&settings.store).map_err(anyhow::Error::msg)?;
+    // Twilio media URLs need the account's Basic auth.
+    let auth = match &config.sms_provider {
+        ProviderConfig::Twilio(t) => Some(match &t.api_key {
+            Some((sid, secret)) => (sid.clone(), secret.clone()),
+            None => (t.account_sid.clone(), t.auth_token.clone()),
+        }),
+        ProviderConfig::Console => None,
+    };
+    let fetcher = Fetcher::new(
+        settings.allowed_hosts.clone(),
+        auth,
+        crate::media::MAX_MEDIA_BYTES,
+        settings.fetch_timeout,
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(MediaCtx {
+        objects,
+        fetcher,
+        public_url: config.gateway_public_url.clone(),
+        signal: Arc::new(tokio::sync::Notify::new()),
+        settings,
+    })
+}
+
+/// Copies inbound media from Twilio: woken by each inbound MMS, and every few
+/// seconds for retries.
+async fn copy_media(domain: Messaging, shutdown: CancellationToken) {
+    let Some(signal) = domain.media_signal() else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = signal.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        loop {
+            match domain.copy_pending_media(8).await {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "media copy pass failed");
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -120,6 +174,7 @@ pub async fn serve(
             shutdown.clone(),
         ));
     }
+    tokio::spawn(copy_media(app.domain.clone(), shutdown.clone()));
     tokio::spawn(prune_events(
         app.domain.clone(),
         app.events.clone(),

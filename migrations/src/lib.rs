@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_core;
 mod m20261124_000002_ingest;
 mod m20261124_000003_events;
+mod m20261124_000004_media;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_core::Migration),
             Box::new(m20261124_000002_ingest::Migration),
             Box::new(m20261124_000003_events::Migration),
+            Box::new(m20261124_000004_media::Migration),
         ]
     }
 }

@@ -20,6 +20,9 @@ pub struct GatewayConfig {
     pub auth_tokens: Vec<SecretString>,
     /// How the gateway proves itself to the core (role `gateway`).
     pub service_token: Arc<ServiceToken>,
+    /// Verifies the `GET /media/{token}` URLs the core signs (MEDIA_URL_SECRET);
+    /// without it the route answers 404.
+    pub media_url_secret: Option<SecretString>,
     /// Largest accepted body.
     pub max_body_bytes: usize,
     /// Requests per second allowed per source address (burst: twice as many).
@@ -101,6 +104,7 @@ impl GatewayConfig {
             account_sid,
             auth_tokens,
             service_token: Arc::new(service_token),
+            media_url_secret: get("MEDIA_URL_SECRET").map(SecretString::from),
             max_body_bytes: number("GATEWAY_MAX_BODY_BYTES", 64 * 1024, 16 * 1024 * 1024)? as usize,
             rate_limit_per_sec: number("GATEWAY_RATE_LIMIT_PER_SEC", 50, 1_000_000)? as u32,
             core_timeout: Duration::from_secs(5),

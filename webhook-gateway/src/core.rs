@@ -109,6 +109,35 @@ impl Core {
         Ok(self.ingest.clone().record_status(req).await?.into_inner())
     }
 
+    /// An outbound media item's bytes and content type.
+    pub async fn serve_media(
+        &self,
+        media_id: &str,
+        trace: &TraceParent,
+    ) -> Result<Option<(String, Vec<u8>)>, CoreError> {
+        let req = self.request(
+            pb::ServeMediaRequest {
+                media_id: media_id.to_owned(),
+            },
+            trace,
+        )?;
+        let mut stream = match self.ingest.clone().serve_media(req).await {
+            Ok(resp) => resp.into_inner(),
+            Err(s) if matches!(s.code(), Code::NotFound | Code::FailedPrecondition) => {
+                return Ok(None);
+            }
+            Err(s) => return Err(s.into()),
+        };
+        let (mut content_type, mut bytes) = (String::new(), Vec::new());
+        while let Some(chunk) = stream.message().await? {
+            if content_type.is_empty() {
+                content_type = chunk.content_type;
+            }
+            bytes.extend_from_slice(&chunk.data);
+        }
+        Ok(Some((content_type, bytes)))
+    }
+
     /// True when the core reports SERVING for the whole server.
     pub async fn is_ready(&self) -> bool {
         let mut health = self.health.clone();

@@ -123,6 +123,9 @@ async fn route(
         },
         ("/webhook/sms", &Method::POST) => webhook(req, peer, &gw, Hook::Sms).await,
         ("/webhook/status", &Method::POST) => webhook(req, peer, &gw, Hook::Status).await,
+        (path, &Method::GET) if path.starts_with("/media/") => {
+            media(&path["/media/".len()..], peer, &gw).await
+        }
         ("/healthz" | "/readyz", _) => not_allowed("GET"),
         ("/webhook/sms" | "/webhook/status", _) => not_allowed("POST"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -233,6 +236,45 @@ impl Reject {
         Self {
             status,
             message: message.into(),
+        }
+    }
+}
+
+/// `GET /media/{token}`: the decrypted bytes of an outbound MMS image, for Twilio,
+/// only while the signed token is valid. Anything else is a plain 404.
+async fn media(token: &str, peer: SocketAddr, gw: &Gateway) -> Resp {
+    if gw.limiter.check_key(&peer.ip()).is_err() {
+        return text(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded\n");
+    }
+    let not_found = || text(StatusCode::NOT_FOUND, "not found\n");
+    let Some(secret) = &gw.config.media_url_secret else {
+        return not_found();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let Some(media_id) = crate::media_token::verify(secret.expose_secret().as_bytes(), token, now)
+    else {
+        return not_found();
+    };
+    let trace = TraceParent::continue_or_start(None);
+    match gw.core.serve_media(&media_id, &trace).await {
+        Ok(Some((content_type, bytes))) => {
+            let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+            if let Ok(ct) = HeaderValue::from_str(&content_type) {
+                resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            );
+            resp
+        }
+        Ok(None) => not_found(),
+        Err(e) => {
+            let reject = core_error(&media_id, e);
+            text(reject.status, &format!("{}\n", reject.message))
         }
     }
 }

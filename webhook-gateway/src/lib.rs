@@ -6,6 +6,7 @@
 mod config;
 mod core;
 mod http;
+pub mod media_token;
 pub mod service_token;
 pub mod signals;
 pub mod signature;

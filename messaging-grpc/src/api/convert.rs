@@ -48,7 +48,7 @@ pub fn message(m: MessageView) -> Result<pb::Message, Error> {
         contact_number: r.contact_e164,
         contact_id: r.contact_id,
         body,
-        media: Vec::new(),
+        media: m.media.into_iter().map(media).collect(),
         status: status(MessageStatus::parse(&r.status)?) as i32,
         provider_sid: r.provider_sid.unwrap_or_default(),
         error_code: r.error_code.unwrap_or_default(),
@@ -60,6 +60,43 @@ pub fn message(m: MessageView) -> Result<pb::Message, Error> {
         read_at: r.read_at.map(timestamp),
         content_state: content_state as i32,
     })
+}
+
+/// A media item as the API shows it.
+pub fn media(m: crate::store::entities::media::Model) -> pb::Media {
+    let state = match m.status.as_str() {
+        crate::store::media::READY => pb::MediaState::Ready,
+        crate::store::media::PENDING => pb::MediaState::Pending,
+        _ => pb::MediaState::Failed,
+    };
+    pb::Media {
+        id: m.id,
+        content_type: m.content_type,
+        size_bytes: m.size_bytes.max(0) as u64,
+        state: state as i32,
+    }
+}
+
+/// Splits decrypted bytes into the chunks GetMedia/ServeMedia stream.
+pub fn media_chunks(
+    m: &crate::store::entities::media::Model,
+    bytes: Vec<u8>,
+) -> Vec<pb::MediaChunk> {
+    const CHUNK: usize = 64 * 1024;
+    let size = bytes.len() as u64;
+    let mut chunks: Vec<pb::MediaChunk> = bytes
+        .chunks(CHUNK)
+        .map(|c| pb::MediaChunk {
+            data: c.to_vec(),
+            ..Default::default()
+        })
+        .collect();
+    if chunks.is_empty() {
+        chunks.push(pb::MediaChunk::default());
+    }
+    chunks[0].content_type = m.content_type.clone();
+    chunks[0].size_bytes = size;
+    chunks
 }
 
 pub fn conversation(c: ConversationSummary) -> Result<pb::Conversation, Error> {

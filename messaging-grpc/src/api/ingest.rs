@@ -29,7 +29,11 @@ impl MessagingIngest for IngestApi {
             from: r.from,
             to: r.to,
             body: r.body,
-            num_media: u32::try_from(r.media.len()).unwrap_or(u32::MAX),
+            media: r
+                .media
+                .into_iter()
+                .map(|m| (m.url, m.content_type))
+                .collect(),
         };
         let (outcome, message_id) = match self.domain.record_inbound(inbound).await? {
             Inbound::Stored(m) => (pb::InboundOutcome::Stored, m.row.id),
@@ -40,6 +44,20 @@ impl MessagingIngest for IngestApi {
             outcome: outcome as i32,
             message_id,
         }))
+    }
+
+    type ServeMediaStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::MediaChunk, Status>>>;
+
+    async fn serve_media(
+        &self,
+        req: Request<pb::ServeMediaRequest>,
+    ) -> Result<Response<Self::ServeMediaStream>, Status> {
+        let (row, bytes) = self.domain.serve_media(&req.into_inner().media_id).await?;
+        let chunks: Vec<_> = super::convert::media_chunks(&row, bytes)
+            .into_iter()
+            .map(Ok)
+            .collect();
+        Ok(Response::new(tokio_stream::iter(chunks)))
     }
 
     async fn record_status(

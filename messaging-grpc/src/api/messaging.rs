@@ -1,14 +1,17 @@
 //! `MessagingService`: an end user's messages. The caller is the JWT `sub`.
 
+use commpro_messaging_api::v1::upload_media_request::Frame;
 use commpro_messaging_api::v1::{self as pb, messaging_service_server::MessagingService};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::caller,
-    domain::{Messaging, SendSms},
+    domain::{Messaging, SendMms, SendSms},
+    error::Error,
+    media::MAX_MEDIA_BYTES,
     realtime::{self, WatchSettings, watch::EventStream},
 };
 
@@ -71,6 +74,90 @@ impl MessagingService for MessagingApi {
         };
         let sent = self.domain.send_sms(&user.user_id, send).await?;
         Ok(Response::new(convert::message(sent)?))
+    }
+
+    async fn send_mms(
+        &self,
+        req: Request<pb::SendMmsRequest>,
+    ) -> Result<Response<pb::Message>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let send = SendMms {
+            from: r.from,
+            to: r.to,
+            body: r.body,
+            media_ids: r.media_ids,
+            media_urls: r.media_urls,
+            idempotency_key: r.idempotency_key,
+        };
+        let sent = self.domain.send_mms(&user.user_id, send).await?;
+        Ok(Response::new(convert::message(sent)?))
+    }
+
+    async fn upload_media(
+        &self,
+        req: Request<Streaming<pb::UploadMediaRequest>>,
+    ) -> Result<Response<pb::Media>, Status> {
+        let user = caller(&req)?;
+        let mut stream = req.into_inner();
+        let metadata = match stream.message().await? {
+            Some(pb::UploadMediaRequest {
+                frame: Some(Frame::Metadata(m)),
+            }) => m,
+            Some(_) => {
+                return Err(
+                    Error::invalid("metadata", "the first message must carry metadata").into(),
+                );
+            }
+            None => {
+                return Err(
+                    Error::invalid("metadata", "the stream ended before any metadata").into(),
+                );
+            }
+        };
+        // Refuse as soon as the stream passes the limit: never buffer more than 5 MB.
+        let mut bytes = Vec::new();
+        while let Some(frame) = stream.message().await? {
+            match frame.frame {
+                Some(Frame::Chunk(chunk)) => {
+                    if bytes.len() + chunk.len() > MAX_MEDIA_BYTES {
+                        return Err(Error::invalid("chunk", "media are limited to 5 MB").into());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Some(Frame::Metadata(_)) => {
+                    return Err(Error::invalid(
+                        "metadata",
+                        "only the first message may carry metadata",
+                    )
+                    .into());
+                }
+                None => {}
+            }
+        }
+        let stored = self
+            .domain
+            .upload_media(&user.user_id, &metadata.content_type, bytes)
+            .await?;
+        Ok(Response::new(convert::media(stored)))
+    }
+
+    type GetMediaStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::MediaChunk, Status>>>;
+
+    async fn get_media(
+        &self,
+        req: Request<pb::GetMediaRequest>,
+    ) -> Result<Response<Self::GetMediaStream>, Status> {
+        let user = caller(&req)?;
+        let (row, bytes) = self
+            .domain
+            .get_media(&user.user_id, &req.into_inner().media_id)
+            .await?;
+        let chunks: Vec<_> = convert::media_chunks(&row, bytes)
+            .into_iter()
+            .map(Ok)
+            .collect();
+        Ok(Response::new(tokio_stream::iter(chunks)))
     }
 
     async fn list_conversations(

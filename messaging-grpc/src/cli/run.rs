@@ -138,6 +138,7 @@ pub fn dev_gateway_config(config: &Config) -> anyhow::Result<GatewayConfig> {
         "JWT_HS256_SECRET" => jwt_secret.clone(),
         "JWT_ISSUER" => Some(config.jwt_issuer.clone()),
         "JWT_AUDIENCE" => Some(config.jwt_audience.clone()),
+        "MEDIA_URL_SECRET" => Some(String::from_utf8_lossy(&config.media.url_secret).into_owned()),
         other => env(other),
     };
     Ok(GatewayConfig::from_vars(&get)?)

@@ -10,6 +10,7 @@ use jsonwebtoken::Algorithm as JwtAlgorithm;
 use secrecy::{ExposeSecret, SecretBox};
 
 mod delivery;
+mod media;
 
 pub use delivery::{EventSettings, ProviderConfig, TwilioCredentials};
 
@@ -54,6 +55,7 @@ pub struct Config {
     pub sms_provider: ProviderConfig,
     pub dispatch: DispatchSettings,
     pub events: EventSettings,
+    pub media: crate::media::MediaSettings,
     pub twilio_api_base: String,
     pub gateway_public_url: String,
 }
@@ -181,6 +183,7 @@ impl Config {
             .transpose()?
             .unwrap_or(NonZeroUsize::new(10_000).expect("non-zero literal"));
 
+        let media_settings = media::media(&get, mode, &data_dir, &sms_provider)?;
         let config = Self {
             grpc_addr: addr("MESSAGING_GRPC_ADDR", "127.0.0.1:50051")?,
             gateway_addr: addr("GATEWAY_HTTP_ADDR", "127.0.0.1:3003")?,
@@ -199,6 +202,7 @@ impl Config {
             sms_provider,
             dispatch,
             events: delivery::events(&get)?,
+            media: media_settings,
             twilio_api_base: get("TWILIO_API_BASE")
                 .unwrap_or_else(|| "https://api.twilio.com".into()),
             gateway_public_url: get("GATEWAY_PUBLIC_URL")

@@ -160,7 +160,7 @@ async fn send(
         from: &item.row.owner_e164,
         to: &item.row.contact_e164,
         body,
-        media_urls: &[],
+        media_urls: &item.media_urls,
         validity_left: Some(validity_left),
     };
     match inner.provider.send(&out).await {

@@ -18,6 +18,8 @@ pub struct DispatchItem {
     pub row: message::Model,
     pub body: Body,
     pub opted_out: bool,
+    /// The MediaUrl values to send: signed gateway URLs for our media, external URLs as given.
+    pub media_urls: Vec<String>,
 }
 
 impl Messaging {
@@ -35,11 +37,40 @@ impl Messaging {
             .await?
             .is_some_and(|c| c.opted_out);
         let view = self.view(user_id, row).await?;
+        let media_urls = self.media_urls_of(user_id, &view.row).await?;
         Ok(Some(DispatchItem {
             row: view.row,
             body: view.body,
             opted_out,
+            media_urls,
         }))
+    }
+
+    /// What Twilio fetches for each media item of an outbound message.
+    async fn media_urls_of(
+        &self,
+        user_id: &str,
+        row: &message::Model,
+    ) -> Result<Vec<String>, Error> {
+        if row.num_media == 0 {
+            return Ok(Vec::new());
+        }
+        let mut urls = Vec::new();
+        for link in store::media::links(self.store.conn(), vec![row.id.clone()]).await? {
+            match (&link.media_id, &link.url_ct) {
+                (Some(media_id), _) => urls.push(self.media_url(media_id)?),
+                (None, Some(ct)) => {
+                    let aad = super::media::link_url_aad(user_id, &row.id, link.position);
+                    if let crate::crypto::Cleartext::Available(u) =
+                        self.keys.open(user_id, &aad, ct).await?
+                    {
+                        urls.push(String::from_utf8_lossy(&u).into_owned());
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        Ok(urls)
     }
 
     /// QUEUED → SENDING, committed before the provider is called: from here on, a

@@ -3,13 +3,18 @@
 use uuid::Uuid;
 
 use super::{
-    Body, Direction, MessageStatus, MessageView, Messaging, events, send::active, view::body_aad,
+    Body, Direction, MessageStatus, MessageView, Messaging, events, media::source_url_aad,
+    send::active, view::body_aad,
 };
 use crate::{
     error::Error,
     phone::{Masked, parse_e164, parse_sender},
     sms::{Keyword, count_segments, keyword},
-    store::{self, entities::message, events::NewEvent},
+    store::{
+        self,
+        entities::{media, message, message_media},
+        events::NewEvent,
+    },
 };
 
 /// Twilio allows 10 media per message.
@@ -22,7 +27,8 @@ pub struct InboundSms {
     pub from: String,
     pub to: String,
     pub body: String,
-    pub num_media: u32,
+    /// `(MediaUrlN, MediaContentTypeN)` as Twilio sent them.
+    pub media: Vec<(String, String)>,
 }
 
 /// What happened to an inbound message.
@@ -54,7 +60,7 @@ impl Messaging {
         }
         let from = parse_sender("from", &m.from)?;
         let to = parse_e164("to", &m.to)?;
-        if m.num_media > MAX_MEDIA {
+        if m.media.len() > MAX_MEDIA as usize {
             return Err(Error::invalid(
                 "media",
                 format!("at most {MAX_MEDIA} items"),
@@ -69,7 +75,7 @@ impl Messaging {
                 &m.account_sid,
                 &from,
                 &to,
-                m.num_media as i32,
+                m.media.len() as i32,
             )
             .await?;
             return Ok(Inbound::Unroutable);
@@ -84,6 +90,36 @@ impl Messaging {
             .seal(&owner, &body_aad(&owner, &id), m.body.as_bytes())
             .await?;
         let now = store::now();
+        // Inbound media are copied from Twilio after the commit; until then, pending.
+        let mut media_rows = Vec::with_capacity(m.media.len());
+        let mut links = Vec::with_capacity(m.media.len());
+        for (position, (url, content_type)) in m.media.iter().enumerate() {
+            let media_id = Uuid::now_v7().to_string();
+            let (url_ct, _) = self
+                .keys
+                .seal(&owner, &source_url_aad(&owner, &media_id), url.as_bytes())
+                .await?;
+            media_rows.push(media::Model {
+                id: media_id.clone(),
+                user_id: owner.clone(),
+                direction: Direction::Inbound.as_str().to_owned(),
+                status: store::media::PENDING.to_owned(),
+                content_type: content_type.chars().take(100).collect(),
+                size_bytes: 0,
+                storage_key: None,
+                source_url_ct: Some(url_ct),
+                attempts: 0,
+                next_attempt_at: now,
+                last_error: None,
+                created_at: now,
+            });
+            links.push(message_media::Model {
+                message_id: id.clone(),
+                position: position as i32,
+                media_id: Some(media_id),
+                url_ct: None,
+            });
+        }
         let txn = self.store.begin_write().await?;
         let contact = store::contacts::get_or_create(&txn, &owner, &from).await?;
         let row = message::Model {
@@ -101,7 +137,7 @@ impl Messaging {
             error_code: None,
             error_message: None,
             segments: count_segments(&m.body).segments as i32,
-            num_media: m.num_media as i32,
+            num_media: m.media.len() as i32,
             created_at: now,
             updated_at: now,
             sent_at: None,
@@ -118,6 +154,10 @@ impl Messaging {
             }
             return Err(err.into());
         }
+        for row in &media_rows {
+            store::media::insert(&txn, row.clone()).await?;
+        }
+        store::media::link(&txn, links).await?;
         store::conversations::record_message(
             &txn,
             store::conversations::MessageWritten {
@@ -150,10 +190,16 @@ impl Messaging {
         let cursor = self.record_event(&txn, &owner, event).await?;
         txn.commit().await?;
         self.announce(&owner, cursor);
+        if !media_rows.is_empty()
+            && let Some(signal) = self.media_signal()
+        {
+            signal.notify_one();
+        }
         tracing::info!(message_id = %id, from = %Masked(&from), "inbound sms stored");
         Ok(Inbound::Stored(Box::new(MessageView {
             row,
             body: Body::Text(m.body),
+            media: media_rows,
         })))
     }
 

@@ -5,6 +5,7 @@ mod conversations;
 mod delivery;
 mod events;
 mod inbound;
+mod media;
 mod numbers;
 mod paging;
 mod read;
@@ -20,9 +21,10 @@ use tokio::sync::Notify;
 pub use conversations::{ConversationPage, ConversationSummary, MessagePage};
 pub use delivery::{DispatchItem, TWILIO_UNSUBSCRIBED};
 pub use inbound::{Inbound, InboundSms};
+pub use media::MediaCtx;
 pub use numbers::NumberPage;
 pub use paging::PageRequest;
-pub use send::SendSms;
+pub use send::{SendMms, SendSms};
 pub use status::{Direction, MessageStatus};
 pub use status_update::{StatusOutcome, StatusReport};
 pub use view::{Body, MessageView};
@@ -38,6 +40,7 @@ pub struct Messaging {
     outbox_signal: Arc<Notify>,
     /// Wakes WatchEvents streams after a commit that appended events.
     events: EventHub,
+    media: Option<Arc<MediaCtx>>,
 }
 
 /// Refuses an empty required id field, naming it.
@@ -59,7 +62,19 @@ impl Messaging {
             keys,
             outbox_signal: Arc::new(Notify::new()),
             events,
+            media: None,
         }
+    }
+
+    /// Enables media (upload, MMS, inbound copies).
+    pub fn with_media(mut self, media: MediaCtx) -> Self {
+        self.media = Some(Arc::new(media));
+        self
+    }
+
+    /// Wakes the inbound media downloader, if media are enabled.
+    pub fn media_signal(&self) -> Option<Arc<Notify>> {
+        self.media.as_ref().map(|m| m.signal.clone())
     }
 
     pub fn event_hub(&self) -> &EventHub {

@@ -1,15 +1,23 @@
-//! SendSms: validate, check ownership, encrypt, and write message + outbox +
-//! conversation in one transaction.
+//! SendSms and SendMms: validate, check ownership, encrypt, and write message +
+//! media links + outbox + conversation + event in one transaction.
 
 use sea_orm::{ActiveModelTrait as _, IntoActiveModel as _};
 use uuid::Uuid;
 
-use super::{Body, Direction, MessageStatus, MessageView, Messaging, events, view::body_aad};
+use super::{
+    Body, Direction, MessageStatus, MessageView, Messaging, events, media::link_url_aad,
+    view::body_aad,
+};
 use crate::{
     error::Error,
+    media::{MAX_MEDIA_BYTES, MAX_MEDIA_PER_MESSAGE},
     phone::{Masked, parse_e164},
     sms::{MAX_BODY_CHARS, count_segments},
-    store::{self, entities::message, events::NewEvent},
+    store::{
+        self,
+        entities::{message, message_media},
+        events::NewEvent,
+    },
 };
 
 const MAX_IDEMPOTENCY_KEY: usize = 128;
@@ -22,21 +30,92 @@ pub struct SendSms {
     pub idempotency_key: String,
 }
 
+/// An MMS request as the caller gave it.
+pub struct SendMms {
+    pub from: String,
+    pub to: String,
+    pub body: String,
+    pub media_ids: Vec<String>,
+    pub media_urls: Vec<String>,
+    pub idempotency_key: String,
+}
+
+/// One media item of an outbound message.
+enum MediaItem {
+    Ours(String),
+    Url(String),
+}
+
 struct Valid {
     from: String,
     to: String,
     body: String,
     idempotency_key: Option<String>,
+    media: Vec<MediaItem>,
+}
+
+impl SendMms {
+    fn validate(self) -> Result<Valid, Error> {
+        let count = self.media_ids.len() + self.media_urls.len();
+        if count == 0 {
+            return Err(Error::invalid(
+                "media_ids",
+                "an MMS needs at least one media_ids or media_urls item",
+            ));
+        }
+        if count > MAX_MEDIA_PER_MESSAGE {
+            return Err(Error::invalid(
+                "media_ids",
+                format!("at most {MAX_MEDIA_PER_MESSAGE} media per message, got {count}"),
+            ));
+        }
+        let mut media = Vec::with_capacity(count);
+        for id in self.media_ids {
+            if id.is_empty() || id.len() > 64 {
+                return Err(Error::invalid(
+                    "media_ids",
+                    "contains an empty or malformed id",
+                ));
+            }
+            media.push(MediaItem::Ours(id));
+        }
+        for u in self.media_urls {
+            let ok = u.len() <= 2048
+                && url::Url::parse(&u).is_ok_and(|p| {
+                    p.scheme() == "https" && p.host_str().is_some_and(|h| !h.is_empty())
+                });
+            if !ok {
+                return Err(Error::invalid(
+                    "media_urls",
+                    "each must be an https:// URL of at most 2048 characters",
+                ));
+            }
+            media.push(MediaItem::Url(u));
+        }
+        let sms = SendSms {
+            from: self.from,
+            to: self.to,
+            body: self.body,
+            idempotency_key: self.idempotency_key,
+        };
+        let mut valid = sms.validate_with(false)?;
+        valid.media = media;
+        Ok(valid)
+    }
 }
 
 impl SendSms {
     fn validate(self) -> Result<Valid, Error> {
+        self.validate_with(true)
+    }
+
+    fn validate_with(self, body_required: bool) -> Result<Valid, Error> {
         let from = parse_e164("from", &self.from)?;
         let to = parse_e164("to", &self.to)?;
         if from == to {
             return Err(Error::invalid("to", "must differ from `from`"));
         }
-        if self.body.is_empty() {
+        if body_required && self.body.is_empty() {
             return Err(Error::invalid("body", "must not be empty"));
         }
         let chars = self.body.chars().count();
@@ -61,6 +140,7 @@ impl SendSms {
             to,
             body: self.body,
             idempotency_key: (!key.is_empty()).then_some(key),
+            media: Vec::new(),
         })
     }
 }
@@ -70,7 +150,50 @@ impl Messaging {
     /// idempotency key returns the first message.
     #[tracing::instrument(skip_all, fields(user_id = %user_id))]
     pub async fn send_sms(&self, user_id: &str, req: SendSms) -> Result<MessageView, Error> {
+        self.send(user_id, req.validate()?).await
+    }
+
+    /// Queues an MMS for `user_id`: uploaded media must be the caller's and ready,
+    /// 5 MB in all; https URLs are handed to Twilio as given.
+    #[tracing::instrument(skip_all, fields(user_id = %user_id))]
+    pub async fn send_mms(&self, user_id: &str, req: SendMms) -> Result<MessageView, Error> {
         let req = req.validate()?;
+        let ids: Vec<String> = req
+            .media
+            .iter()
+            .filter_map(|m| match m {
+                MediaItem::Ours(id) => Some(id.clone()),
+                MediaItem::Url(_) => None,
+            })
+            .collect();
+        if !ids.is_empty() {
+            self.media()?;
+            let found = store::media::find_many(self.store.conn(), user_id, ids.clone()).await?;
+            let mut total = 0i64;
+            for id in &ids {
+                let m = found
+                    .iter()
+                    .find(|m| &m.id == id)
+                    .ok_or(Error::NotFound("media_ids"))?;
+                if m.status != store::media::READY {
+                    return Err(Error::FailedPrecondition(format!(
+                        "media_ids: {id} is not ready ({})",
+                        m.status
+                    )));
+                }
+                total += m.size_bytes;
+            }
+            if total > MAX_MEDIA_BYTES as i64 {
+                return Err(Error::invalid(
+                    "media_ids",
+                    "media are limited to 5 MB per message in all",
+                ));
+            }
+        }
+        self.send(user_id, req).await
+    }
+
+    async fn send(&self, user_id: &str, req: Valid) -> Result<MessageView, Error> {
         if let Some(key) = &req.idempotency_key
             && let Some(first) = self.replay(user_id, key, &req).await?
         {
@@ -101,6 +224,27 @@ impl Messaging {
             .seal(user_id, &body_aad(user_id, &id), req.body.as_bytes())
             .await?;
 
+        let mut links = Vec::with_capacity(req.media.len());
+        for (position, item) in req.media.iter().enumerate() {
+            let position = position as i32;
+            let (media_id, url_ct) = match item {
+                MediaItem::Ours(m) => (Some(m.clone()), None),
+                MediaItem::Url(u) => {
+                    let aad = link_url_aad(user_id, &id, position);
+                    (
+                        None,
+                        Some(self.keys.seal(user_id, &aad, u.as_bytes()).await?.0),
+                    )
+                }
+            };
+            links.push(message_media::Model {
+                message_id: id.clone(),
+                position,
+                media_id,
+                url_ct,
+            });
+        }
+
         let now = store::now();
         let txn = self.store.begin_write().await?;
         let contact = store::contacts::get_or_create(&txn, user_id, &req.to).await?;
@@ -119,7 +263,7 @@ impl Messaging {
             error_code: None,
             error_message: None,
             segments: segments as i32,
-            num_media: 0,
+            num_media: req.media.len() as i32,
             created_at: now,
             updated_at: now,
             sent_at: None,
@@ -138,6 +282,7 @@ impl Messaging {
             }
             return Err(err.into());
         }
+        store::media::link(&txn, links).await?;
         store::outbox::enqueue(&txn, user_id, &id).await?;
         store::conversations::record_message(
             &txn,
@@ -165,9 +310,18 @@ impl Messaging {
         self.outbox_signal.notify_one();
 
         tracing::info!(message_id = %id, to = %Masked(&req.to), segments, "sms queued");
+        let media = if req.media.is_empty() {
+            Vec::new()
+        } else {
+            self.media_of(user_id, vec![id.clone()])
+                .await?
+                .remove(&id)
+                .unwrap_or_default()
+        };
         Ok(MessageView {
             row,
             body: Body::Text(req.body),
+            media,
         })
     }
 

@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod entities;
 pub mod events;
 pub mod ingest;
+pub mod media;
 pub mod messages;
 pub mod numbers;
 pub mod outbox;

@@ -98,7 +98,7 @@ backend_tests! {
                         from: format!("+1415555{:04}", i % 7),
                         to: OWN.into(),
                         body: "x".into(),
-                        num_media: 0,
+                        media: Vec::new(),
                     })
                     .await
                     .unwrap();

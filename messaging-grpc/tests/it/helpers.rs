@@ -21,6 +21,8 @@ use tonic::{Request, transport::Channel};
 pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 pub const ISSUER: &str = "commpro-auth";
 pub const AUDIENCE: &str = "commpro-messaging";
+/// Signs media URLs; the test gateway gets the same.
+pub const MEDIA_SECRET: &str = "test-media-url-secret-at-least-32-characters";
 
 /// Runs each test body against SQLite and PostgreSQL.
 #[macro_export]
@@ -143,6 +145,7 @@ pub struct TestServer {
 pub fn twilio_vars(fake: &twilio_fake::FakeTwilio) -> HashMap<&'static str, String> {
     HashMap::from([
         ("SMS_PROVIDER", "twilio".to_owned()),
+        ("MEDIA_URL_SECRET", MEDIA_SECRET.to_owned()),
         ("TWILIO_ACCOUNT_SID", twilio_fake::ACCOUNT_SID.to_owned()),
         ("TWILIO_AUTH_TOKEN", twilio_fake::AUTH_TOKEN.to_owned()),
         ("TWILIO_API_BASE", fake.base_url()),
@@ -374,7 +377,7 @@ impl TestServer {
                 from: from.into(),
                 to: to.into(),
                 body: body.into(),
-                num_media: 0,
+                media: Vec::new(),
             })
             .await
             .expect("inbound stored");

@@ -90,7 +90,7 @@ backend_tests! {
                         from: BOB.into(),
                         to: OWN.into(),
                         body: "x".into(),
-                        num_media: 0,
+                        media: Vec::new(),
                     })
                     .await
                     .unwrap();

@@ -3,7 +3,9 @@
 pub mod contact;
 pub mod conversation;
 pub mod event;
+pub mod media;
 pub mod message;
+pub mod message_media;
 pub mod outbox;
 pub mod parked_status;
 pub mod phone_number;
