@@ -74,11 +74,24 @@ impl Recorded {
     }
 }
 
+/// A media file the fake hosts, as Twilio hosts inbound MMS media.
+#[derive(Clone, Debug)]
+pub(crate) struct HostedMedia {
+    pub bytes: Vec<u8>,
+    pub content_type: String,
+    /// Delay between 1 KiB pieces of the body (a slow drip).
+    pub drip: Option<Duration>,
+    /// Answer with a redirect to this URL instead (as Twilio redirects to its CDN).
+    pub redirect: Option<String>,
+}
+
 #[derive(Default)]
 pub(crate) struct State {
     pub script: VecDeque<Scripted>,
     pub requests: Vec<Recorded>,
     pub messages: Vec<FakeMessage>,
+    pub media: std::collections::HashMap<String, HostedMedia>,
+    pub deleted_media: Vec<String>,
 }
 
 pub(crate) struct Shared {
@@ -173,6 +186,51 @@ impl FakeTwilio {
         {
             m.status = status.to_owned();
         }
+    }
+
+    /// Hosts a media file like Twilio does for an inbound MMS: the returned URL
+    /// (`…/Accounts/{sid}/Messages/MM…/Media/ME…`) needs Basic auth and answers with a
+    /// redirect to a CDN path on the same host, which serves the bytes without auth.
+    pub fn host_media(&self, bytes: Vec<u8>, content_type: &str) -> String {
+        self.host(bytes, content_type, None, None)
+    }
+
+    /// Like [`Self::host_media`], but the CDN sends the body 1 KiB every `drip`.
+    pub fn host_slow_media(&self, bytes: Vec<u8>, content_type: &str, drip: Duration) -> String {
+        self.host(bytes, content_type, Some(drip), None)
+    }
+
+    /// A Twilio-style media URL that redirects to `target` (any URL).
+    pub fn host_redirect(&self, target: &str) -> String {
+        self.host(Vec::new(), "text/plain", None, Some(target.to_owned()))
+    }
+
+    fn host(
+        &self,
+        bytes: Vec<u8>,
+        content_type: &str,
+        drip: Option<Duration>,
+        redirect: Option<String>,
+    ) -> String {
+        let n = self.shared.lock().media.len() + 1;
+        let id = format!("ME{n:032}");
+        let media = HostedMedia {
+            bytes,
+            content_type: content_type.to_owned(),
+            drip,
+            redirect,
+        };
+        self.shared.lock().media.insert(id.clone(), media);
+        format!(
+            "{}/2010-04-01/Accounts/{}/Messages/MM{n:032}/Media/{id}",
+            self.base_url(),
+            self.shared.account_sid
+        )
+    }
+
+    /// Media ids the API was asked to DELETE.
+    pub fn deleted_media(&self) -> Vec<String> {
+        self.shared.lock().deleted_media.clone()
     }
 
     /// Stops listening and drops every open connection: callers get "connection refused".

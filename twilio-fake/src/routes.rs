@@ -55,6 +55,16 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Resul
         at: Instant::now(),
     });
 
+    // The CDN a media URL redirects to: no auth, like Twilio's.
+    if method == Method::GET
+        && let Some(id) = path.strip_prefix("/cdn/")
+    {
+        let hosted = shared.lock().media.get(id).cloned();
+        return Ok(match hosted {
+            Some(m) => media_body(m).await,
+            None => not_found(&path),
+        });
+    }
     // Inspection endpoint for local runs (not part of Twilio's API).
     if method == Method::GET && path == "/_fake/messages" {
         let messages: Vec<Value> = shared
@@ -75,9 +85,39 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Resul
     let Some(rest) = path.strip_prefix(&prefix) else {
         return Ok(not_found(&path));
     };
-    match (method, rest) {
+    match (method.clone(), rest) {
         (Method::POST, "Messages.json") => create(&shared, &form).await,
         (Method::GET, "Messages.json") => Ok(list(&shared, &query)),
+        (Method::GET | Method::DELETE, media)
+            if media.starts_with("Messages/") && media.contains("/Media/") =>
+        {
+            let id = media
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(".json")
+                .to_owned();
+            let hosted = shared.lock().media.get(&id).cloned();
+            Ok(match (hosted, method) {
+                (None, _) => not_found(&path),
+                (Some(_), Method::DELETE) => {
+                    shared.lock().deleted_media.push(id);
+                    Response::builder()
+                        .status(StatusCode::NO_CONTENT)
+                        .body(Full::new(Bytes::new()))
+                        .unwrap_or_default()
+                }
+                (Some(m), _) => {
+                    let target = m.redirect.unwrap_or_else(|| format!("/cdn/{id}"));
+                    let mut resp = Response::new(Full::new(Bytes::new()));
+                    *resp.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+                    if let Ok(v) = header::HeaderValue::from_str(&target) {
+                        resp.headers_mut().insert(header::LOCATION, v);
+                    }
+                    resp
+                }
+            })
+        }
         (Method::GET, sid) if sid.starts_with("Messages/") && sid.ends_with(".json") => {
             let sid = &sid["Messages/".len()..sid.len() - ".json".len()];
             let found = shared
@@ -279,5 +319,20 @@ fn json_resp(status: StatusCode, body: Value) -> Resp {
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
     );
+    resp
+}
+
+/// A hosted media body, all at once or as a slow drip.
+async fn media_body(m: crate::HostedMedia) -> Resp {
+    if let Some(drip) = m.drip {
+        // Hold the answer back piece by piece (the client's deadline should give up).
+        for _ in m.bytes.chunks(1024) {
+            tokio::time::sleep(drip).await;
+        }
+    }
+    let mut resp = Response::new(Full::new(Bytes::from(m.bytes)));
+    if let Ok(v) = header::HeaderValue::from_str(&m.content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
     resp
 }

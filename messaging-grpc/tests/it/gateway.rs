@@ -19,10 +19,10 @@ const PUBLIC_URL: &str = "https://hooks.commpro.example";
 const ACCOUNT: &str = twilio_fake::ACCOUNT_SID;
 const TOKEN: &str = twilio_fake::AUTH_TOKEN;
 
-struct Gateway {
-    addr: SocketAddr,
+pub(crate) struct Gateway {
+    pub addr: SocketAddr,
     shutdown: CancellationToken,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
 }
 
 impl Drop for Gateway {
@@ -32,12 +32,22 @@ impl Drop for Gateway {
 }
 
 async fn gateway(core: &str, extra: &[(&str, &str)]) -> Gateway {
+    gateway_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), core, extra).await
+}
+
+/// A gateway on an already bound listener (so the core can be told its URL first).
+pub(crate) async fn gateway_on(
+    listener: TcpListener,
+    core: &str,
+    extra: &[(&str, &str)],
+) -> Gateway {
     let mut vars: HashMap<String, String> = HashMap::from([
         ("MESSAGING_CORE_URL".into(), core.to_owned()),
         ("GATEWAY_PUBLIC_URL".into(), PUBLIC_URL.into()),
         ("TWILIO_ACCOUNT_SID".into(), ACCOUNT.into()),
         ("TWILIO_AUTH_TOKEN".into(), TOKEN.into()),
         ("JWT_HS256_SECRET".into(), SECRET.into()),
+        ("MEDIA_URL_SECRET".into(), MEDIA_SECRET.into()),
     ]);
     vars.extend(
         extra
@@ -45,7 +55,6 @@ async fn gateway(core: &str, extra: &[(&str, &str)]) -> Gateway {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     let config = GatewayConfig::from_vars(&|k| vars.get(k).cloned()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     tokio::spawn(webhook_gateway::serve(config, listener, shutdown.clone()));
@@ -56,7 +65,7 @@ async fn gateway(core: &str, extra: &[(&str, &str)]) -> Gateway {
     }
 }
 
-fn inbound_form(sid: &str, from: &str, to: &str, body: &str) -> Vec<(String, String)> {
+pub(crate) fn inbound_form(sid: &str, from: &str, to: &str, body: &str) -> Vec<(String, String)> {
     [
         ("MessageSid", sid),
         ("SmsMessageSid", sid),
@@ -91,7 +100,7 @@ fn status_form(sid: &str, status: &str, error_code: Option<&str>) -> Vec<(String
 
 impl Gateway {
     /// POSTs `form` signed as Twilio would for PUBLIC_URL + `path`.
-    async fn post(&self, path: &str, form: &[(String, String)]) -> (u16, String, String) {
+    pub async fn post(&self, path: &str, form: &[(String, String)]) -> (u16, String, String) {
         let sig = signature::compute(TOKEN.as_bytes(), &format!("{PUBLIC_URL}{path}"), form);
         self.post_raw(path, form, Some(&sig)).await
     }

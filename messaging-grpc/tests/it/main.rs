@@ -19,6 +19,7 @@ mod gateway;
 mod idempotency;
 mod input;
 mod isolation;
+mod media;
 mod pagination;
 mod reflection;
 mod twilio_client;
