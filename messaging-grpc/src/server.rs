@@ -11,9 +11,8 @@ use commpro_messaging_api::{
     },
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Server;
+use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::server::HealthReporter;
 
 use crate::{
@@ -238,7 +237,13 @@ pub async fn serve(
             IngestApi::new(app.domain.clone()),
             gateway_auth,
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
+        .serve_with_incoming_shutdown(
+            // Nagle's algorithm with delayed ACKs stalls multi-write responses ~40 ms.
+            TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(Duration::from_secs(60))),
+            shutdown.cancelled(),
+        )
         .await?;
     if let Some(dispatcher) = dispatcher {
         // Reached on shutdown (or a server error): let in-flight sends settle.

@@ -82,6 +82,8 @@ pub(crate) async fn serve(
                 }
             },
         };
+        // Small answers must not wait for delayed ACKs.
+        let _ = stream.set_nodelay(true);
         let gw_conn = gw.clone();
         let service = service_fn(move |req| route(req, peer, gw_conn.clone()));
         let conn = hyper::server::conn::http1::Builder::new()

@@ -46,8 +46,14 @@ pub(super) fn media(
             b.to_vec()
         }
     };
+    // The local stack also accepts media from this machine, so an inbound MMS can be
+    // simulated with a file served locally.
+    let default_hosts = match mode {
+        Mode::Dev => format!("{DEFAULT_ALLOWED_HOSTS},127.0.0.1,localhost"),
+        Mode::Serve => DEFAULT_ALLOWED_HOSTS.to_owned(),
+    };
     let allowed_hosts = get("MEDIA_FETCH_ALLOWED_HOSTS")
-        .unwrap_or_else(|| DEFAULT_ALLOWED_HOSTS.to_owned())
+        .unwrap_or(default_hosts)
         .split(',')
         .filter(|h| !h.trim().is_empty())
         .map(HostRule::parse)

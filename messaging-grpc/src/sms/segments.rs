@@ -6,6 +6,8 @@
 /// GSM 03.38 basic character set (without ESC).
 const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
 ¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+/// The non-ASCII part of the basic set (the ASCII part is matched directly).
+const GSM7_BASIC_NON_ASCII: &str = "¤£¥èéùìòÇØøÅåΔΦΓΛΩΠΨΣΘΞÆæßÉ¡ÄÖÑÜ§¿äöñüà";
 /// GSM 03.38 extension table: each costs ESC + the character.
 const GSM7_EXTENSION: &str = "\u{000C}^{}\\[~]|€";
 
@@ -38,13 +40,16 @@ pub fn count_segments(body: &str) -> SegmentCount {
     }
 }
 
+/// Septets a character takes in GSM-7, `None` if it is not in the alphabet. A direct
+/// match for ASCII (the common case) instead of scanning the alphabet per character.
 fn gsm7_cost(c: char) -> Option<usize> {
-    if GSM7_BASIC.contains(c) {
-        Some(1)
-    } else if GSM7_EXTENSION.contains(c) {
-        Some(2)
-    } else {
-        None
+    match c {
+        'A'..='Z' | 'a'..='z' | '0'..='9' => Some(1),
+        ' ' | '\n' | '\r' | '!' | '"' | '#' | '$' | '%' | '&' | '\'' | '(' | ')' | '*' | '+'
+        | ',' | '-' | '.' | '/' | ':' | ';' | '<' | '=' | '>' | '?' | '@' | '_' => Some(1),
+        '\u{000C}' | '^' | '{' | '}' | '\\' | '[' | '~' | ']' | '|' | '€' => Some(2),
+        c if c.is_ascii() => None,
+        c => GSM7_BASIC_NON_ASCII.contains(c).then_some(1),
     }
 }
 
@@ -108,6 +113,29 @@ mod tests {
         // Emoji are surrogate pairs: 35 fit in one segment, 36 do not.
         assert_eq!(seg(&"😀".repeat(35)), (Encoding::Ucs2, 1));
         assert_eq!(seg(&"😀".repeat(36)), (Encoding::Ucs2, 2));
+    }
+
+    /// The reference definition: the alphabet tables as published.
+    fn reference_cost(c: char) -> Option<usize> {
+        if GSM7_BASIC.contains(c) {
+            Some(1)
+        } else if GSM7_EXTENSION.contains(c) {
+            Some(2)
+        } else {
+            None
+        }
+    }
+
+    #[test]
+    fn fast_lookup_matches_the_alphabet_for_every_bmp_char() {
+        for c in (0u32..0x1_0000).filter_map(char::from_u32) {
+            assert_eq!(
+                gsm7_cost(c),
+                reference_cost(c),
+                "{c:?} (U+{:04X})",
+                c as u32
+            );
+        }
     }
 
     proptest! {
