@@ -21,6 +21,7 @@ mod input;
 mod isolation;
 mod media;
 mod pagination;
+mod public_key_auth;
 mod reflection;
 mod twilio_client;
 mod unread;
