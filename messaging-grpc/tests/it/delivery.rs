@@ -330,21 +330,22 @@ async fn pacing_spreads_segments_per_sender() {
     })
     .await;
 
-    // Counted at the fake: at most 4 segments in any second per sender (5% slack for
-    // loopback jitter), and the burst took as long as the rate says.
+    // Counted at the fake: at most 4 segments in any second per sender (10% slack for
+    // loopback and scheduling jitter on a busy machine), and the burst took as long as
+    // the rate says. An unpaced burst would land within a tenth of a second.
     let a = arrivals(&fake, Some(FROM));
     assert_eq!(a.len(), 10);
     assert!(
-        max_in_window(&a, 0.95) <= 4,
+        max_in_window(&a, 0.9) <= 4,
         "more than 4/s from one sender: {a:?}"
     );
     assert!(
-        a[9] >= 9.0 / 4.0 - 0.1,
+        a[9] >= 9.0 / 4.0 - 0.2,
         "10 messages at 4/s span at least 2.25 s: {a:?}"
     );
     let b = arrivals(&fake, Some("+15005550007"));
     assert!(
-        b[1] >= 0.75 - 0.05,
+        b[1] >= 0.75 - 0.15,
         "3 segments at 4/s hold the sender 0.75 s: {b:?}"
     );
     server.stop().await;
@@ -375,7 +376,7 @@ async fn account_cap_applies_across_senders() {
     let all = arrivals(&fake, None);
     assert_eq!(all.len(), 12);
     assert!(
-        max_in_window(&all, 0.95) <= 5,
+        max_in_window(&all, 0.9) <= 5,
         "account cap of 5/s exceeded: {all:?}"
     );
     server.stop().await;
