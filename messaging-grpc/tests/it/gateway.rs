@@ -372,46 +372,12 @@ async fn http_limits_methods_and_paths() {
     );
     assert_eq!(gw.post("/webhook/sms", &big).await.0, 413);
     let url = |p: &str| format!("http://{}{p}", gw.addr);
-    assert_eq!(
-        gw.http
-            .get(url("/webhook/sms"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        405
-    );
-    assert_eq!(
-        gw.http
-            .post(url("/nope"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        404
-    );
-    assert_eq!(
-        gw.http
-            .get(url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(
-        gw.http
-            .get(url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    let status =
+        |req: reqwest::RequestBuilder| async move { req.send().await.unwrap().status().as_u16() };
+    assert_eq!(status(gw.http.get(url("/webhook/sms"))).await, 405);
+    assert_eq!(status(gw.http.post(url("/nope"))).await, 404);
+    assert_eq!(status(gw.http.get(url("/healthz"))).await, 200);
+    assert_eq!(status(gw.http.get(url("/readyz"))).await, 200);
     let json = gw
         .http
         .post(url("/webhook/sms"))
