@@ -108,7 +108,7 @@ impl GatewayConfig {
             max_body_bytes: number("GATEWAY_MAX_BODY_BYTES", 64 * 1024, 16 * 1024 * 1024)? as usize,
             rate_limit_per_sec: number("GATEWAY_RATE_LIMIT_PER_SEC", 50, 1_000_000)? as u32,
             core_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(number("GATEWAY_READ_TIMEOUT_SECS", 10, 300)?),
         })
     }
 

@@ -472,3 +472,59 @@ impl SmsProvider for HoldAnswer {
         self.inner.find(from, to, since).await
     }
 }
+
+#[tokio::test]
+async fn a_slow_client_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(&Backend::Sqlite).await;
+    let gw = gateway(
+        &format!("http://{}", server.addr),
+        &[("GATEWAY_READ_TIMEOUT_SECS", "1")],
+    )
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    // Headers announce a body that then trickles in slower than the timeout allows.
+    conn.write_all(
+        b"POST /webhook/sms HTTP/1.1\r\nHost: x\r\nX-Twilio-Signature: AAAA\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nFrom=",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if conn.write_all(b"1").await.is_err() {
+                break;
+            }
+        }
+        let _ = conn.read_to_end(&mut answer).await;
+    })
+    .await;
+    assert!(read.is_ok(), "the gateway did not cut the slow client off");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 408"),
+        "expected 408, got {text:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(&Backend::Sqlite).await;
+    let gw = gateway(
+        &format!("http://{}", server.addr),
+        &[("GATEWAY_READ_TIMEOUT_SECS", "1")],
+    )
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    conn.write_all(b"POST /webhook/sms HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection stayed open");
+    server.stop().await;
+}
