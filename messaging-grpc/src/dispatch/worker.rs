@@ -19,16 +19,23 @@ pub(super) async fn process(inner: &Inner, job: Claimed, shutdown: &Cancellation
         match e {
             // A corrupt row will never decrypt: fail it instead of retrying forever.
             Error::Integrity(_) => {
-                let r = inner
-                    .domain
-                    .record_send_failed(
-                        &job.user_id,
-                        &job.message_id,
-                        MessageStatus::Queued,
-                        None,
-                        "stored content failed its integrity check",
-                    )
-                    .await;
+                // Fail it from whatever state it is in (QUEUED, or SENDING after an
+                // earlier attempt), so the job is never dropped with the status left behind.
+                let d = &inner.domain;
+                let r = match d.message_status(&job.user_id, &job.message_id).await {
+                    Ok(Some(status)) => {
+                        d.record_send_failed(
+                            &job.user_id,
+                            &job.message_id,
+                            status,
+                            None,
+                            "stored content failed its integrity check",
+                        )
+                        .await
+                    }
+                    Ok(None) => d.drop_job(&job.message_id).await,
+                    Err(e) => Err(e),
+                };
                 tracing::error!(message_id = %job.message_id, error = ?r.err(), "message content failed its integrity check");
             }
             // Anything else (database hiccup): the claim expires and the job comes back.

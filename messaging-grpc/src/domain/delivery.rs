@@ -234,6 +234,18 @@ impl Messaging {
         Ok(())
     }
 
+    /// The current status of one of the user's messages, without decrypting anything.
+    pub async fn message_status(
+        &self,
+        user_id: &str,
+        id: &str,
+    ) -> Result<Option<MessageStatus>, Error> {
+        match store::messages::find(self.store.conn(), user_id, id).await? {
+            Some(row) => Ok(Some(MessageStatus::parse(&row.status)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Drops a job whose message is gone or already settled.
     pub async fn drop_job(&self, id: &str) -> Result<(), Error> {
         Ok(store::outbox::remove(self.store.conn(), id).await?)

@@ -485,3 +485,49 @@ async fn shutdown_lets_an_in_flight_send_finish() {
     assert_eq!(sent.provider_sid, fake.messages()[0].sid);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_content_fails_the_message_even_mid_send() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let (fake, server) = setup(&Backend::Sqlite, &[]).await;
+    fake.go_down();
+    let mut alice = server.user("alice").await;
+    let m = alice.send(FROM, TO, "will be corrupted").await.unwrap();
+    // An earlier attempt left it SENDING (outcome unknown); its ciphertext is then damaged.
+    let store = server.store().await;
+    let sql = format!(
+        "UPDATE messages SET status = 'sending', body_ct = substr(body_ct, 1, length(body_ct) - 1) || X'00' WHERE id = '{}'",
+        m.id
+    );
+    store
+        .conn()
+        .execute_raw(Statement::from_string(store.backend(), sql))
+        .await
+        .unwrap();
+    // The API answers DATA_LOSS for this message, so read its status from the store.
+    let row = || async {
+        messaging_grpc::store::messages::find(store.conn(), "alice", &m.id)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    wait_until("the corrupt message to fail", 15, || async {
+        row().await.status == "failed"
+    })
+    .await;
+    assert!(
+        row()
+            .await
+            .error_message
+            .unwrap_or_default()
+            .contains("integrity")
+    );
+    assert_eq!(
+        messaging_grpc::store::outbox::pending(store.conn())
+            .await
+            .unwrap(),
+        0,
+        "no job left behind"
+    );
+    server.stop().await;
+}
