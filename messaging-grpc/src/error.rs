@@ -2,6 +2,7 @@
 
 use sea_orm::DbErr;
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::crypto::CryptoError;
 
@@ -57,6 +58,15 @@ impl From<DbErr> for Error {
 
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
+        // The field also travels as a google.rpc.BadRequest detail, so clients (and the
+        // gateway's JSON errors) can name it without parsing the message.
+        if let Error::InvalidArgument { field, reason } = &err {
+            return Status::with_error_details(
+                Code::InvalidArgument,
+                err.to_string(),
+                ErrorDetails::with_bad_request_violation(*field, reason.clone()),
+            );
+        }
         // Internal causes (SQL, crypto detail) go to the log, never to the caller.
         let code = match &err {
             Error::InvalidArgument { .. } => Code::InvalidArgument,
@@ -99,6 +109,12 @@ mod tests {
         assert_eq!(
             (s.code(), s.message()),
             (Code::InvalidArgument, "to: must be E.164")
+        );
+        let details = s.get_error_details();
+        let violation = &details.bad_request().unwrap().field_violations[0];
+        assert_eq!(
+            (violation.field.as_str(), violation.description.as_str()),
+            ("to", "must be E.164")
         );
         let s: Status = Error::from(DbErr::Custom("SELECT secret FROM x".into())).into();
         assert_eq!(s.code(), Code::Internal);

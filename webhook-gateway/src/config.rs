@@ -2,6 +2,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use hyper::header::HeaderValue;
 use secrecy::SecretString;
 
 use crate::service_token::ServiceToken;
@@ -29,8 +30,56 @@ pub struct GatewayConfig {
     pub rate_limit_per_sec: u32,
     /// Deadline of a core call.
     pub core_timeout: Duration,
-    /// Time a client gets to send headers, and then its body.
+    /// Time a client gets to send headers, and then its body (for the REST API: the
+    /// longest pause between two pieces of a body).
     pub read_timeout: Duration,
+    /// Browser origins allowed to call the REST API (GATEWAY_CORS_ALLOWED_ORIGINS).
+    pub cors_allowed_origins: CorsOrigins,
+}
+
+/// Which web origins may call the REST API from a browser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No CORS headers: browsers keep other sites' pages away (the default).
+    None,
+    /// `*`: any site (the API takes bearer tokens, never cookies).
+    Any,
+    List(Vec<HeaderValue>),
+}
+
+impl CorsOrigins {
+    /// `*`, or a comma list of origins such as `https://app.commpro.example`.
+    fn parse(raw: Option<String>) -> Result<Self, ConfigError> {
+        const VAR: &str = "GATEWAY_CORS_ALLOWED_ORIGINS";
+        let Some(raw) = raw else {
+            return Ok(Self::None);
+        };
+        if raw.trim() == "*" {
+            return Ok(Self::Any);
+        }
+        let mut list = Vec::new();
+        for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let Some((scheme, host)) = origin.split_once("://") else {
+                return Err(err(VAR, format!("{origin}: expected scheme://host[:port]")));
+            };
+            if !matches!(scheme, "http" | "https")
+                || host.is_empty()
+                || host.contains(['/', '?', '#', ' '])
+            {
+                return Err(err(
+                    VAR,
+                    format!("{origin}: an origin is http(s)://host[:port], without a path"),
+                ));
+            }
+            let value = HeaderValue::from_str(origin)
+                .map_err(|_| err(VAR, format!("{origin}: not a valid header value")))?;
+            list.push(value);
+        }
+        if list.is_empty() {
+            return Ok(Self::None);
+        }
+        Ok(Self::List(list))
+    }
 }
 
 /// A configuration problem, naming the variable.
@@ -109,6 +158,7 @@ impl GatewayConfig {
             rate_limit_per_sec: number("GATEWAY_RATE_LIMIT_PER_SEC", 50, 1_000_000)? as u32,
             core_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(number("GATEWAY_READ_TIMEOUT_SECS", 10, 300)?),
+            cors_allowed_origins: CorsOrigins::parse(get("GATEWAY_CORS_ALLOWED_ORIGINS"))?,
         })
     }
 
@@ -128,5 +178,34 @@ impl GatewayConfig {
             .unwrap_or_else(|_| "127.0.0.1:3003".into())
             .parse()
             .map_err(|_| err("GATEWAY_HTTP_ADDR", "must be host:port"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins() {
+        assert_eq!(CorsOrigins::parse(None).unwrap(), CorsOrigins::None);
+        assert_eq!(
+            CorsOrigins::parse(Some("*".into())).unwrap(),
+            CorsOrigins::Any
+        );
+        let list = CorsOrigins::parse(Some(
+            "https://app.example.com, http://localhost:3000".into(),
+        ))
+        .unwrap();
+        assert_eq!(
+            list,
+            CorsOrigins::List(vec![
+                HeaderValue::from_static("https://app.example.com"),
+                HeaderValue::from_static("http://localhost:3000"),
+            ])
+        );
+        for bad in ["app.example.com", "https://app.example.com/path", "ftp://x"] {
+            let e = CorsOrigins::parse(Some(bad.into())).unwrap_err();
+            assert_eq!(e.var, "GATEWAY_CORS_ALLOWED_ORIGINS", "{bad}");
+        }
     }
 }

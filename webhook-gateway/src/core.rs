@@ -1,9 +1,13 @@
-//! The gateway's client of the core: MessagingIngest with the service token, a
-//! deadline and the W3C trace context; and the core's health for /readyz.
+//! The gateway's client of the core: MessagingIngest with the service token,
+//! MessagingService with the caller's own bearer token (REST API), each with a deadline
+//! and the W3C trace context; and the core's health for /readyz.
 
 use std::{sync::Arc, time::Duration};
 
-use commpro_messaging_api::v1::{self as pb, messaging_ingest_client::MessagingIngestClient};
+use commpro_messaging_api::v1::{
+    self as pb, messaging_ingest_client::MessagingIngestClient,
+    messaging_service_client::MessagingServiceClient,
+};
 use tonic::{
     Code, Request,
     metadata::MetadataValue,
@@ -52,6 +56,7 @@ impl From<tonic::Status> for CoreError {
 #[derive(Clone)]
 pub struct Core {
     ingest: MessagingIngestClient<Channel>,
+    messaging: MessagingServiceClient<Channel>,
     health: HealthClient<Channel>,
     token: Arc<ServiceToken>,
     timeout: Duration,
@@ -69,6 +74,7 @@ impl Core {
             .connect_lazy();
         Ok(Self {
             ingest: MessagingIngestClient::new(channel.clone()),
+            messaging: MessagingServiceClient::new(channel.clone()),
             health: HealthClient::new(channel),
             token,
             timeout,
@@ -89,6 +95,25 @@ impl Core {
             req.metadata_mut().insert("traceparent", tp);
         }
         Ok(req)
+    }
+
+    /// The REST API's client of MessagingService and a request carrying the caller's
+    /// `Authorization` header as it came: the core checks it, as for any gRPC client.
+    pub fn messaging<T>(
+        &self,
+        msg: T,
+        authorization: Option<&str>,
+        trace: &TraceParent,
+    ) -> (MessagingServiceClient<Channel>, Request<T>) {
+        let mut req = Request::new(msg);
+        req.set_timeout(self.timeout);
+        if let Some(auth) = authorization.and_then(|a| MetadataValue::try_from(a).ok()) {
+            req.metadata_mut().insert("authorization", auth);
+        }
+        if let Ok(tp) = MetadataValue::try_from(trace.to_string()) {
+            req.metadata_mut().insert("traceparent", tp);
+        }
+        (self.messaging.clone(), req)
     }
 
     pub async fn record_inbound(

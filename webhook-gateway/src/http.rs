@@ -8,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use axum::{body::Body, response::IntoResponse};
 use commpro_messaging_api::v1 as pb;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http_body_util::{BodyExt, Full, Limited};
@@ -24,9 +25,11 @@ use hyper_util::{
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::{
     GatewayConfig,
+    api::{self, ApiError},
     core::{Core, CoreError},
     signature::{self, Payload},
     trace::TraceParent,
@@ -41,6 +44,7 @@ pub(crate) struct Gateway {
     pub config: GatewayConfig,
     pub core: Core,
     limiter: DefaultKeyedRateLimiter<IpAddr>,
+    api: axum::Router,
 }
 
 impl Gateway {
@@ -48,10 +52,19 @@ impl Gateway {
         let per_sec = NonZeroU32::new(config.rate_limit_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = per_sec.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
         let limiter = RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst));
+        let api = api::router(
+            Arc::new(api::Api::new(
+                core.clone(),
+                config.max_body_bytes,
+                config.read_timeout,
+            )),
+            &config.cors_allowed_origins,
+        );
         Self {
             config,
             core,
             limiter,
+            api,
         }
     }
 }
@@ -116,8 +129,55 @@ async fn route(
     req: Request<Incoming>,
     peer: SocketAddr,
     gw: Arc<Gateway>,
-) -> Result<Resp, Infallible> {
-    let resp = match (req.uri().path(), req.method()) {
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path();
+    let is_api = path == "/api" || path.starts_with("/api/");
+    let mut resp = if is_api {
+        rest(req, peer, &gw).await
+    } else {
+        twilio_side(req, peer, gw).await.map(Body::new)
+    };
+    api::security_headers(resp.headers_mut(), is_api);
+    Ok(resp)
+}
+
+/// A REST API request: rate limited per source address like the webhooks, then
+/// handed to the API's router; logged without bodies or query strings.
+async fn rest(mut req: Request<Incoming>, peer: SocketAddr, gw: &Gateway) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    // One trace for the log line here and the core call the handler makes.
+    let trace = TraceParent::continue_or_start(
+        req.headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok()),
+    );
+    if let Ok(tp) = HeaderValue::from_str(&trace.to_string()) {
+        req.headers_mut().insert("traceparent", tp);
+    }
+    let resp = if gw.limiter.check_key(&peer.ip()).is_err() {
+        ApiError::rate_limited().into_response()
+    } else {
+        match gw.api.clone().oneshot(req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        }
+    };
+    tracing::info!(
+        %method,
+        %path,
+        status = resp.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        trace_id = %trace.trace_id,
+        "api request"
+    );
+    resp
+}
+
+/// Twilio's side: health, webhooks and signed media URLs.
+async fn twilio_side(req: Request<Incoming>, peer: SocketAddr, gw: Arc<Gateway>) -> Resp {
+    match (req.uri().path(), req.method()) {
         ("/healthz", &Method::GET) => text(StatusCode::OK, "ok\n"),
         ("/readyz", &Method::GET) => match gw.core.is_ready().await {
             true => text(StatusCode::OK, "ready\n"),
@@ -131,8 +191,7 @@ async fn route(
         ("/healthz" | "/readyz", _) => not_allowed("GET"),
         ("/webhook/sms" | "/webhook/status", _) => not_allowed("POST"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    };
-    Ok(resp)
+    }
 }
 
 async fn webhook(req: Request<Incoming>, peer: SocketAddr, gw: &Gateway, hook: Hook) -> Resp {

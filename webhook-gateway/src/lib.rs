@@ -2,7 +2,10 @@
 //! `X-Twilio-Signature` against the configured public URL, parses Twilio's form, and
 //! turns it into a `MessagingIngest` call to the core with a service token. Also
 //! `/healthz` and `/readyz` (ready only when the core answers its health check).
+//! It also serves the REST API under `/api/` (see [`api`]) for CommPro's web and
+//! mobile clients, with the caller's own token.
 
+mod api;
 mod config;
 mod core;
 mod http;
@@ -18,7 +21,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{ConfigError, GatewayConfig};
+pub use config::{ConfigError, CorsOrigins, GatewayConfig};
 pub use service_token::ServiceToken;
 pub use trace::TraceParent;
 

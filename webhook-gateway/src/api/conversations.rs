@@ -1,0 +1,131 @@
+//! `GET /api/messages/conversations[/{contactId}]` and
+//! `PUT /api/messages/conversations/{contactId}/read`.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{Path, RawQuery, State},
+};
+use commpro_messaging_api::v1 as pb;
+use hyper::HeaderMap;
+
+use super::{
+    Api,
+    error::{ApiError, ErrorBody},
+    extract::{self, CallerContext},
+    json::{ConversationMessages, ConversationPage, ConversationRead, MarkConversationReadBody},
+};
+
+/// The caller's conversations, most recently active first.
+#[utoipa::path(
+    get,
+    path = "/api/messages/conversations",
+    tag = "conversations",
+    params(
+        ("pageSize" = Option<u32>, Query, description = "Default 20, at most 100"),
+        ("pageToken" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page of conversations", body = ConversationPage),
+        (status = 400, description = "`pageSize` or `pageToken` is invalid", body = ErrorBody),
+    ),
+)]
+pub async fn list(
+    State(api): State<Arc<Api>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<ConversationPage>, ApiError> {
+    let (page_size, page_token) = extract::page(query.as_deref())?;
+    let ctx = CallerContext::from_headers(&headers);
+    let (mut client, call) = api.core.messaging(
+        pb::ListConversationsRequest {
+            page_size,
+            page_token,
+        },
+        ctx.authorization.as_deref(),
+        &ctx.trace,
+    );
+    let page = client.list_conversations(call).await?.into_inner();
+    Ok(Json(ConversationPage::try_from(page)?))
+}
+
+/// One conversation's messages, newest first, decrypted.
+#[utoipa::path(
+    get,
+    path = "/api/messages/conversations/{contactId}",
+    tag = "conversations",
+    params(
+        ("contactId" = String, Path, description = "The contact's id (`contactId` of a conversation or message)"),
+        ("pageSize" = Option<u32>, Query, description = "Default 50, at most 200"),
+        ("pageToken" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page of messages", body = ConversationMessages),
+        (status = 400, description = "`pageSize` or `pageToken` is invalid", body = ErrorBody),
+        (status = 404, description = "No such contact for this caller", body = ErrorBody),
+    ),
+)]
+pub async fn get(
+    State(api): State<Arc<Api>>,
+    Path(contact_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<ConversationMessages>, ApiError> {
+    let (page_size, page_token) = extract::page(query.as_deref())?;
+    let ctx = CallerContext::from_headers(&headers);
+    let (mut client, call) = api.core.messaging(
+        pb::GetConversationRequest {
+            contact_id,
+            page_size,
+            page_token,
+        },
+        ctx.authorization.as_deref(),
+        &ctx.trace,
+    );
+    let page = client.get_conversation(call).await?.into_inner();
+    Ok(Json(ConversationMessages::try_from(page)?))
+}
+
+/// Mark a conversation read: all of it, or up to a message.
+///
+/// The read horizon only moves forward: marking up to an older message leaves newer
+/// read ones read. The body is optional.
+#[utoipa::path(
+    put,
+    path = "/api/messages/conversations/{contactId}/read",
+    tag = "conversations",
+    params(("contactId" = String, Path, description = "The contact's id")),
+    request_body(content = Option<MarkConversationReadBody>, description = "Optional"),
+    responses(
+        (status = 200, description = "What is left unread", body = ConversationRead),
+        (status = 400, description = "The JSON is malformed", body = ErrorBody),
+        (status = 404, description = "No such contact, or `upToMessageId` is not in this conversation", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "A body that is not `application/json`", body = ErrorBody),
+    ),
+)]
+pub async fn mark_read(
+    State(api): State<Arc<Api>>,
+    Path(contact_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<ConversationRead>, ApiError> {
+    let raw = extract::read_body(&headers, body, api.json_limit, api.idle).await?;
+    let req: MarkConversationReadBody = extract::json(&headers, &raw, true)?;
+    let ctx = CallerContext::from_headers(&headers);
+    let (mut client, call) = api.core.messaging(
+        pb::MarkConversationReadRequest {
+            contact_id: contact_id.clone(),
+            up_to_message_id: req.up_to_message_id.unwrap_or_default(),
+        },
+        ctx.authorization.as_deref(),
+        &ctx.trace,
+    );
+    let left = client.mark_conversation_read(call).await?.into_inner();
+    Ok(Json(ConversationRead {
+        contact_id,
+        unread_count: left.unread_count,
+    }))
+}

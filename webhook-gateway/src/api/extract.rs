@@ -1,0 +1,233 @@
+//! Reading a REST request: the body under a size limit and an idle timeout, JSON with
+//! the failing field named, the query string, and what is passed on to the core.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use hyper::{
+    HeaderMap,
+    body::Bytes,
+    header::{self, HeaderValue},
+};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::trace::TraceParent;
+
+/// What a handler forwards to the core besides the request itself.
+pub struct CallerContext {
+    /// The caller's `Authorization` header, verbatim: the core checks it.
+    pub authorization: Option<String>,
+    pub trace: TraceParent,
+}
+
+impl CallerContext {
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        Self {
+            authorization: headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            trace: TraceParent::continue_or_start(
+                headers.get("traceparent").and_then(|v| v.to_str().ok()),
+            ),
+        }
+    }
+}
+
+/// The media type of the request, lower-cased, without parameters.
+pub fn content_type(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = raw.split(';').next().unwrap_or_default().trim();
+    (!essence.is_empty()).then(|| essence.to_ascii_lowercase())
+}
+
+fn is_json(essence: &str) -> bool {
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Reads the whole body, refusing it (413) once it passes `limit` and (408) when the
+/// client stops sending for `idle` between two pieces.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    idle: Duration,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::too_large(limit));
+    }
+    let mut body = body;
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(ApiError::timeout()),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(ApiError::bad_request("the body could not be read")),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(ApiError::too_large(limit));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Parses a JSON body. An empty body is `T::default()` when `optional`; otherwise the
+/// request must say `Content-Type: application/json`.
+pub fn json<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: &[u8],
+    optional: bool,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) && optional {
+        return Ok(T::default());
+    }
+    match content_type(headers) {
+        Some(ct) if is_json(&ct) => {}
+        Some(ct) => {
+            return Err(ApiError::unsupported_media_type(format!(
+                "expected Content-Type: application/json, got {ct}"
+            )));
+        }
+        None => {
+            return Err(ApiError::unsupported_media_type(
+                "expected Content-Type: application/json",
+            ));
+        }
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "the body is empty; expected a JSON object",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let reason = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::bad_request(format!("the body is not valid JSON: {reason}"));
+        }
+        // serde reports an unknown key at its parent; name the key itself.
+        if let Some(name) = reason
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+        {
+            return ApiError::invalid(name, "is not a field of this request");
+        }
+        if path == "." {
+            return ApiError::bad_request(format!("the body must be a JSON object: {reason}"));
+        }
+        // Drop serde's "at line 1 column 9" tail: the field is named.
+        let reason = reason
+            .rsplit_once(" at line ")
+            .map_or(reason.as_str(), |(r, _)| r)
+            .to_owned();
+        ApiError::invalid(path, reason)
+    })
+}
+
+/// `pageSize` and `pageToken` from the query string; other parameters are ignored.
+pub fn page(query: Option<&str>) -> Result<(u32, String), ApiError> {
+    let (mut size, mut token) = (0, String::new());
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "pageSize" => {
+                size = v.trim().parse::<u32>().map_err(|_| {
+                    ApiError::invalid("pageSize", "must be a positive whole number")
+                })?;
+            }
+            "pageToken" => token = v.into_owned(),
+            _ => {}
+        }
+    }
+    Ok((size, token))
+}
+
+/// The idempotency key from the body or the `Idempotency-Key` header; both must agree.
+pub fn idempotency_key(headers: &HeaderMap, body: Option<String>) -> Result<String, ApiError> {
+    let header = headers
+        .get("idempotency-key")
+        .map(HeaderValue::to_str)
+        .transpose()
+        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    match (header, body) {
+        (Some(h), Some(b)) if h != b => Err(ApiError::invalid(
+            "idempotencyKey",
+            "differs from the Idempotency-Key header",
+        )),
+        (_, Some(b)) => Ok(b),
+        (Some(h), None) => Ok(h.to_owned()),
+        (None, None) => Ok(String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::json::SendSmsBody;
+
+    fn headers(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        h
+    }
+
+    fn field_of(r: Result<SendSmsBody, ApiError>) -> Option<String> {
+        r.unwrap_err().into_body().field
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let h = headers("application/json; charset=utf-8");
+        let r = json::<SendSmsBody>(&h, br#"{"from":"+1","to":5}"#, false);
+        assert_eq!(field_of(r).as_deref(), Some("to"));
+        let r = json::<SendSmsBody>(&h, br#"{"form":"+1"}"#, false);
+        assert_eq!(field_of(r).as_deref(), Some("form"));
+    }
+
+    #[test]
+    fn wrong_content_type_and_broken_json() {
+        let r = json::<SendSmsBody>(&headers("text/plain"), b"{}", false);
+        assert_eq!(r.unwrap_err().status().as_u16(), 415);
+        let r = json::<SendSmsBody>(&headers("application/json"), b"{\"to\":", false);
+        let e = r.unwrap_err();
+        assert_eq!(e.status().as_u16(), 400);
+        assert!(e.into_body().error.contains("not valid JSON"));
+        let r = json::<SendSmsBody>(&headers("application/json"), b"[1]", false);
+        assert_eq!(r.unwrap_err().status().as_u16(), 400);
+    }
+
+    #[test]
+    fn page_parameters() {
+        assert_eq!(
+            page(Some("pageSize=5&pageToken=a%2Bb")).unwrap(),
+            (5, "a+b".into())
+        );
+        assert_eq!(page(None).unwrap(), (0, String::new()));
+        let e = page(Some("pageSize=-1")).unwrap_err().into_body();
+        assert_eq!(e.field.as_deref(), Some("pageSize"));
+    }
+
+    proptest::proptest! {
+        // Whatever bytes arrive, the parser answers (a value or a 4xx), never panics.
+        #[test]
+        fn json_parser_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let r = json::<SendSmsBody>(&headers("application/json"), &body, false);
+            if let Err(e) = r {
+                proptest::prop_assert!(e.status().is_client_error());
+            }
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! The REST API's JSON shapes (camelCase, RFC 3339 timestamps, lower-case enums) and
+//! their conversion from the core's messages. Response types deny unknown fields so the
+//! OpenAPI schemas say `additionalProperties: false` and the contract test catches any
+//! field the document does not list.
+
+use chrono::{DateTime, SecondsFormat};
+use commpro_messaging_api::v1 as pb;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::ApiError;
+
+// ---- requests ----
+
+/// `POST /api/messages/send`. Missing fields are reported by the core, which holds
+/// every rule; here they default to empty.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SendSmsBody {
+    /// One of the caller's numbers (E.164).
+    #[schema(required = true, example = "+33123456789")]
+    pub from: String,
+    /// The recipient (E.164).
+    #[schema(required = true, example = "+33987654321")]
+    pub to: String,
+    /// 1 to 1600 characters.
+    #[schema(required = true, example = "Hello from CommPro!")]
+    pub body: String,
+    /// Retrying with the same key returns the first message instead of sending twice
+    /// (up to 128 characters; also accepted as an `Idempotency-Key` header).
+    pub idempotency_key: Option<String>,
+}
+
+/// `POST /api/messages/send-mms`: up to 10 media, 5 MB in all.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SendMmsBody {
+    #[schema(required = true, example = "+33123456789")]
+    pub from: String,
+    #[schema(required = true, example = "+33987654321")]
+    pub to: String,
+    /// Optional for MMS; at most 1600 characters.
+    pub body: String,
+    /// https URLs Twilio downloads itself.
+    pub media_urls: Vec<String>,
+    /// Ids returned by `POST /api/media`.
+    pub media_ids: Vec<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// `PUT /api/messages/conversations/{contactId}/read`; the body is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct MarkConversationReadBody {
+    /// Only messages up to and including this one become read; absent: all of them.
+    pub up_to_message_id: Option<String>,
+}
+
+// ---- responses ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Outbound,
+    Inbound,
+}
+
+/// Delivery state; read state is `readAt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Undelivered,
+    Failed,
+    Received,
+}
+
+/// `destroyed`: the user's key was shredded and `body` is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentState {
+    Available,
+    Destroyed,
+}
+
+/// `pending`: an inbound image still being copied from Twilio; `failed`: it could not be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaState {
+    Ready,
+    Pending,
+    Failed,
+}
+
+/// An image, stored encrypted; its bytes are at `url`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Media {
+    pub id: String,
+    /// The type sniffed from the bytes.
+    #[schema(example = "image/png")]
+    pub content_type: String,
+    pub size_bytes: u64,
+    pub state: MediaState,
+    /// `GET` it with the same bearer token.
+    #[schema(example = "/api/media/0193a0c4-7d1e-7f38-9b1a-5d2f0e4c8a11")]
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Message {
+    /// UUIDv7.
+    pub id: String,
+    pub direction: Direction,
+    /// Who sent it (the user's number when outbound).
+    pub from: String,
+    /// Who received it.
+    pub to: String,
+    /// The user's Twilio number.
+    pub owner_number: String,
+    /// The other party.
+    pub contact_number: String,
+    pub contact_id: String,
+    pub body: String,
+    pub media: Vec<Media>,
+    pub status: MessageStatus,
+    /// Twilio's Message SID once Twilio accepted the message.
+    pub provider_sid: Option<String>,
+    /// Twilio's error code when delivery failed.
+    pub error_code: Option<i32>,
+    pub error_message: Option<String>,
+    /// SMS segments the body takes.
+    pub segments: u32,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub sent_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub delivered_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub read_at: Option<String>,
+    pub content_state: ContentState,
+}
+
+/// The answer to a send: the seed's `{messageId, status, …}` plus the whole message.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SendResponse {
+    pub message_id: String,
+    pub status: MessageStatus,
+    pub segments: u32,
+    pub message: Message,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Conversation {
+    pub contact_id: String,
+    pub contact_number: String,
+    /// The user's number used by the latest message.
+    pub owner_number: String,
+    pub last_message: Option<Message>,
+    /// Exact count of inbound messages not yet read.
+    pub unread_count: u64,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// Conversations, most recently active first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConversationPage {
+    pub conversations: Vec<Conversation>,
+    /// Pass as `pageToken` for the next page; null on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// One conversation's messages, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConversationMessages {
+    pub contact_id: String,
+    pub contact_number: String,
+    pub messages: Vec<Message>,
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConversationRead {
+    pub contact_id: String,
+    /// Unread inbound messages left after the mark.
+    pub unread_count: u64,
+}
+
+// ---- from the core ----
+
+fn time(ts: Option<prost_types::Timestamp>) -> Option<String> {
+    let ts = ts?;
+    let nanos = u32::try_from(ts.nanos).ok()?;
+    // Milliseconds and `Z`, as JavaScript's toISOString() writes them.
+    DateTime::from_timestamp(ts.seconds, nanos)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn page_token(s: String) -> Option<String> {
+    non_empty(s)
+}
+
+pub fn media_url(id: &str) -> String {
+    format!("/api/media/{id}")
+}
+
+impl TryFrom<pb::Media> for Media {
+    type Error = ApiError;
+    fn try_from(m: pb::Media) -> Result<Self, ApiError> {
+        let state = match pb::MediaState::try_from(m.state) {
+            Ok(pb::MediaState::Ready) => MediaState::Ready,
+            Ok(pb::MediaState::Pending) => MediaState::Pending,
+            Ok(pb::MediaState::Failed) => MediaState::Failed,
+            _ => return Err(ApiError::bad_core_answer("media state")),
+        };
+        Ok(Self {
+            url: media_url(&m.id),
+            id: m.id,
+            content_type: m.content_type,
+            size_bytes: m.size_bytes,
+            state,
+        })
+    }
+}
+
+impl TryFrom<pb::Message> for Message {
+    type Error = ApiError;
+    fn try_from(m: pb::Message) -> Result<Self, ApiError> {
+        let direction = match pb::Direction::try_from(m.direction) {
+            Ok(pb::Direction::Outbound) => Direction::Outbound,
+            Ok(pb::Direction::Inbound) => Direction::Inbound,
+            _ => return Err(ApiError::bad_core_answer("direction")),
+        };
+        let status = match pb::MessageStatus::try_from(m.status) {
+            Ok(pb::MessageStatus::Queued) => MessageStatus::Queued,
+            Ok(pb::MessageStatus::Sending) => MessageStatus::Sending,
+            Ok(pb::MessageStatus::Sent) => MessageStatus::Sent,
+            Ok(pb::MessageStatus::Delivered) => MessageStatus::Delivered,
+            Ok(pb::MessageStatus::Undelivered) => MessageStatus::Undelivered,
+            Ok(pb::MessageStatus::Failed) => MessageStatus::Failed,
+            Ok(pb::MessageStatus::Received) => MessageStatus::Received,
+            _ => return Err(ApiError::bad_core_answer("message status")),
+        };
+        let content_state = match pb::ContentState::try_from(m.content_state) {
+            Ok(pb::ContentState::Available) => ContentState::Available,
+            Ok(pb::ContentState::Destroyed) => ContentState::Destroyed,
+            _ => return Err(ApiError::bad_core_answer("content state")),
+        };
+        let (from, to) = match direction {
+            Direction::Outbound => (m.owner_number.clone(), m.contact_number.clone()),
+            Direction::Inbound => (m.contact_number.clone(), m.owner_number.clone()),
+        };
+        Ok(Self {
+            created_at: time(m.created_at)
+                .ok_or_else(|| ApiError::bad_core_answer("created_at"))?,
+            sent_at: time(m.sent_at),
+            delivered_at: time(m.delivered_at),
+            read_at: time(m.read_at),
+            media: m
+                .media
+                .into_iter()
+                .map(Media::try_from)
+                .collect::<Result<_, _>>()?,
+            id: m.id,
+            direction,
+            from,
+            to,
+            owner_number: m.owner_number,
+            contact_number: m.contact_number,
+            contact_id: m.contact_id,
+            body: m.body,
+            status,
+            provider_sid: non_empty(m.provider_sid),
+            error_code: (m.error_code != 0).then_some(m.error_code),
+            error_message: non_empty(m.error_message),
+            segments: m.segments,
+            content_state,
+        })
+    }
+}
+
+impl TryFrom<pb::Message> for SendResponse {
+    type Error = ApiError;
+    fn try_from(m: pb::Message) -> Result<Self, ApiError> {
+        let message = Message::try_from(m)?;
+        Ok(Self {
+            message_id: message.id.clone(),
+            status: message.status,
+            segments: message.segments,
+            message,
+        })
+    }
+}
+
+impl TryFrom<pb::Conversation> for Conversation {
+    type Error = ApiError;
+    fn try_from(c: pb::Conversation) -> Result<Self, ApiError> {
+        Ok(Self {
+            last_message: c.last_message.map(Message::try_from).transpose()?,
+            updated_at: time(c.updated_at)
+                .ok_or_else(|| ApiError::bad_core_answer("updated_at"))?,
+            contact_id: c.contact_id,
+            contact_number: c.contact_number,
+            owner_number: c.owner_number,
+            unread_count: c.unread_count,
+        })
+    }
+}
+
+impl TryFrom<pb::ListConversationsResponse> for ConversationPage {
+    type Error = ApiError;
+    fn try_from(r: pb::ListConversationsResponse) -> Result<Self, ApiError> {
+        Ok(Self {
+            conversations: r
+                .conversations
+                .into_iter()
+                .map(Conversation::try_from)
+                .collect::<Result<_, _>>()?,
+            next_page_token: page_token(r.next_page_token),
+        })
+    }
+}
+
+impl TryFrom<pb::GetConversationResponse> for ConversationMessages {
+    type Error = ApiError;
+    fn try_from(r: pb::GetConversationResponse) -> Result<Self, ApiError> {
+        Ok(Self {
+            messages: r
+                .messages
+                .into_iter()
+                .map(Message::try_from)
+                .collect::<Result<_, _>>()?,
+            contact_id: r.contact_id,
+            contact_number: r.contact_number,
+            next_page_token: page_token(r.next_page_token),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_with_millis_in_utc() {
+        let ts = prost_types::Timestamp {
+            seconds: 1_764_000_000,
+            nanos: 123_456_789,
+        };
+        assert_eq!(time(Some(ts)).unwrap(), "2025-11-24T16:00:00.123Z");
+        assert_eq!(time(None), None);
+    }
+
+    #[test]
+    fn inbound_messages_are_from_the_contact() {
+        let m = pb::Message {
+            id: "m1".into(),
+            direction: pb::Direction::Inbound as i32,
+            owner_number: "+15005550006".into(),
+            contact_number: "+14155550100".into(),
+            status: pb::MessageStatus::Received as i32,
+            content_state: pb::ContentState::Available as i32,
+            created_at: Some(prost_types::Timestamp::default()),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(Message::try_from(m).unwrap()).unwrap();
+        assert_eq!(json["from"], "+14155550100");
+        assert_eq!(json["to"], "+15005550006");
+        assert_eq!(json["status"], "received");
+        assert_eq!(json["direction"], "inbound");
+        assert_eq!(json["providerSid"], serde_json::Value::Null);
+        assert_eq!(json["createdAt"], "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn unknown_enum_values_are_refused_not_guessed() {
+        let m = pb::Message {
+            direction: 42,
+            created_at: Some(prost_types::Timestamp::default()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Message::try_from(m).unwrap_err().status(),
+            hyper::StatusCode::BAD_GATEWAY
+        );
+    }
+}

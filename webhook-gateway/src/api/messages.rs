@@ -1,0 +1,130 @@
+//! `POST /api/messages/send`, `POST /api/messages/send-mms`, `PUT /api/messages/{id}/read`.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{Path, State},
+};
+use commpro_messaging_api::v1 as pb;
+use hyper::HeaderMap;
+
+use super::{
+    Api,
+    error::{ApiError, ErrorBody},
+    extract::{self, CallerContext},
+    json::{Message, SendMmsBody, SendResponse, SendSmsBody},
+};
+
+/// Queue an SMS.
+///
+/// Committed before the answer: once you have a `messageId` the message will be sent.
+/// Retrying with the same idempotency key returns the first message instead of
+/// sending twice; reusing a key for another message is a 400.
+#[utoipa::path(
+    post,
+    path = "/api/messages/send",
+    tag = "messages",
+    request_body = SendSmsBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same as `idempotencyKey` in the body")),
+    responses(
+        (status = 200, description = "Queued, or the first message of this idempotency key", body = SendResponse),
+        (status = 400, description = "A field is invalid (named in `field`) or the JSON is malformed", body = ErrorBody),
+        (status = 403, description = "`from` is not one of the caller's numbers", body = ErrorBody),
+        (status = 409, description = "The recipient opted out (STOP)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+    ),
+)]
+pub async fn send(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<SendResponse>, ApiError> {
+    let raw = extract::read_body(&headers, body, api.json_limit, api.idle).await?;
+    let req: SendSmsBody = extract::json(&headers, &raw, false)?;
+    let ctx = CallerContext::from_headers(&headers);
+    let msg = pb::SendSmsRequest {
+        from: req.from,
+        to: req.to,
+        body: req.body,
+        idempotency_key: extract::idempotency_key(&headers, req.idempotency_key)?,
+    };
+    let (mut client, call) = api
+        .core
+        .messaging(msg, ctx.authorization.as_deref(), &ctx.trace);
+    let message = client.send_sms(call).await?.into_inner();
+    Ok(Json(SendResponse::try_from(message)?))
+}
+
+/// Queue an MMS.
+///
+/// Up to 10 media: ids from `POST /api/media` and/or https URLs Twilio downloads
+/// itself; ours at most 5 MB in all. Idempotent like `/api/messages/send`.
+#[utoipa::path(
+    post,
+    path = "/api/messages/send-mms",
+    tag = "messages",
+    request_body = SendMmsBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same as `idempotencyKey` in the body")),
+    responses(
+        (status = 200, description = "Queued, or the first message of this idempotency key", body = SendResponse),
+        (status = 400, description = "A field is invalid (named in `field`) or the JSON is malformed", body = ErrorBody),
+        (status = 403, description = "`from` is not one of the caller's numbers", body = ErrorBody),
+        (status = 404, description = "A media id is not the caller's", body = ErrorBody),
+        (status = 409, description = "The recipient opted out (STOP)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+    ),
+)]
+pub async fn send_mms(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<SendResponse>, ApiError> {
+    let raw = extract::read_body(&headers, body, api.json_limit, api.idle).await?;
+    let req: SendMmsBody = extract::json(&headers, &raw, false)?;
+    let ctx = CallerContext::from_headers(&headers);
+    let msg = pb::SendMmsRequest {
+        from: req.from,
+        to: req.to,
+        body: req.body,
+        media_ids: req.media_ids,
+        media_urls: req.media_urls,
+        idempotency_key: extract::idempotency_key(&headers, req.idempotency_key)?,
+    };
+    let (mut client, call) = api
+        .core
+        .messaging(msg, ctx.authorization.as_deref(), &ctx.trace);
+    let message = client.send_mms(call).await?.into_inner();
+    Ok(Json(SendResponse::try_from(message)?))
+}
+
+/// Mark one inbound message read.
+///
+/// Idempotent: the first `readAt` is kept.
+#[utoipa::path(
+    put,
+    path = "/api/messages/{messageId}/read",
+    tag = "messages",
+    params(("messageId" = String, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "The message, with `readAt` set", body = Message),
+        (status = 404, description = "No such message for this caller", body = ErrorBody),
+    ),
+)]
+pub async fn mark_read(
+    State(api): State<Arc<Api>>,
+    Path(message_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Message>, ApiError> {
+    let ctx = CallerContext::from_headers(&headers);
+    let (mut client, call) = api.core.messaging(
+        pb::MarkReadRequest { message_id },
+        ctx.authorization.as_deref(),
+        &ctx.trace,
+    );
+    let message = client.mark_read(call).await?.into_inner();
+    Ok(Json(Message::try_from(message)?))
+}

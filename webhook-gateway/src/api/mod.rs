@@ -1,0 +1,297 @@
+//! The REST API: the seed's JSON endpoints on :3003, each turned into the matching
+//! `MessagingService` call with the caller's own bearer token, so the core stays the
+//! one place every rule lives. Routes are registered with their OpenAPI description
+//! (utoipa-axum), so `/api/openapi.json` cannot list a route the server lacks.
+
+mod conversations;
+mod error;
+mod extract;
+mod json;
+mod media;
+mod messages;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{Router, response::IntoResponse, routing::get};
+use hyper::{
+    Method,
+    body::Bytes,
+    header::{self, HeaderName, HeaderValue},
+};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::{
+        self, Ref, RefOr, ResponseBuilder,
+        content::ContentBuilder,
+        path::Operation,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub use error::ApiError;
+
+use crate::{config::CorsOrigins, core::Core};
+
+/// The largest image the core stores (its own limit; refused here before any call).
+pub const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
+
+/// What the handlers share.
+pub struct Api {
+    core: Core,
+    /// Largest JSON body.
+    json_limit: usize,
+    /// Largest image.
+    upload_limit: usize,
+    /// How long a client may pause while sending a body.
+    idle: Duration,
+}
+
+impl Api {
+    pub fn new(core: Core, json_limit: usize, idle: Duration) -> Self {
+        Self {
+            core,
+            json_limit,
+            upload_limit: MAX_UPLOAD_BYTES,
+            idle,
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "CommPro Messaging REST API",
+        description = "The JSON API of CommPro Messaging, served by the webhook gateway over the gRPC core. \
+Every call needs `Authorization: Bearer <JWT>`; a caller only ever sees their own numbers, contacts, messages and media. \
+Errors are `{error, code, field?}`.",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "messages", description = "Sending, and marking one message read"),
+        (name = "conversations", description = "Conversations and read state"),
+        (name = "media", description = "MMS images, stored encrypted"),
+    ),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        doc.security = Some(vec![openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The answers any endpoint can give, added to every operation of the document.
+fn add_common_errors(doc: &mut openapi::OpenApi) {
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    let common = [
+        ("401", "Missing, expired or invalid bearer token"),
+        ("429", "Too many requests from this address (Retry-After)"),
+        ("500", "Internal error"),
+        (
+            "502",
+            "The core gave an answer this gateway does not understand",
+        ),
+        ("503", "The core is unavailable; retry (Retry-After)"),
+        (
+            "504",
+            "The core did not answer in time; retry (sends: with the same idempotency key)",
+        ),
+    ];
+    for item in doc.paths.paths.values_mut() {
+        let ops: [Option<&mut Operation>; 3] =
+            [item.get.as_mut(), item.post.as_mut(), item.put.as_mut()];
+        for op in ops.into_iter().flatten() {
+            if op.request_body.is_some() {
+                op.responses
+                    .responses
+                    .entry("408".into())
+                    .or_insert_with(|| error("The body was not received in time"));
+            }
+            for (status, description) in common {
+                op.responses
+                    .responses
+                    .entry(status.into())
+                    .or_insert_with(|| error(description));
+            }
+        }
+    }
+}
+
+/// Every endpoint, registered with its OpenAPI description.
+fn routes() -> OpenApiRouter<Arc<Api>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(messages::send))
+        .routes(routes!(messages::send_mms))
+        .routes(routes!(media::upload))
+        .routes(routes!(media::get))
+        .routes(routes!(conversations::list))
+        .routes(routes!(conversations::get))
+        .routes(routes!(messages::mark_read))
+        .routes(routes!(conversations::mark_read))
+}
+
+/// The API's router, with its OpenAPI document at `/api/openapi.json`.
+pub fn router(api: Arc<Api>, cors: &CorsOrigins) -> Router {
+    let (router, mut doc) = routes().split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    add_common_errors(&mut doc);
+    let document = Bytes::from(doc.to_pretty_json().unwrap_or_default());
+    let router = router
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        )],
+                        document,
+                    )
+                }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found_route().into_response() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed().into_response() })
+        .with_state(api);
+    match cors_layer(cors) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
+}
+
+/// CORS for browser clients on the configured origins; none configured, no CORS
+/// headers (browsers then keep other sites' pages away from the API).
+fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
+    let allow = match origins {
+        CorsOrigins::None => return None,
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::PUT])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("traceparent"),
+            ])
+            .expose_headers([
+                header::LOCATION,
+                header::RETRY_AFTER,
+                header::WWW_AUTHENTICATE,
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// The headers helmet sets by default, on every answer of the gateway. Answers are
+/// JSON or images, never pages: nothing may run, frame them or be sniffed from them.
+pub fn security_headers(headers: &mut hyper::HeaderMap, is_api: bool) {
+    const FIXED: &[(&str, &str)] = &[
+        (
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+        ("origin-agent-cluster", "?1"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "strict-transport-security",
+            "max-age=31536000; includeSubDomains",
+        ),
+        ("x-content-type-options", "nosniff"),
+        ("x-dns-prefetch-control", "off"),
+        ("x-download-options", "noopen"),
+        ("x-frame-options", "DENY"),
+        ("x-permitted-cross-domain-policies", "none"),
+        ("x-xss-protection", "0"),
+    ];
+    for (name, value) in FIXED {
+        headers
+            .entry(HeaderName::from_static(name))
+            .or_insert(HeaderValue::from_static(value));
+    }
+    if is_api {
+        // Answers carry one user's messages: no shared cache may keep them.
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document as served, without a server (the integration tests check it
+    /// against a running one).
+    pub(crate) fn document() -> serde_json::Value {
+        let (_, mut doc) = routes().split_for_parts();
+        add_common_errors(&mut doc);
+        serde_json::to_value(&doc).unwrap()
+    }
+
+    #[test]
+    fn common_errors_are_documented_with_the_error_schema() {
+        let doc = document();
+        if std::env::var_os("PRINT_OPENAPI").is_some() {
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap());
+        }
+        let op = &doc["paths"]["/api/messages/send"]["post"];
+        for status in ["400", "401", "408", "429", "503"] {
+            assert_eq!(
+                op["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{status}"
+            );
+        }
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+    }
+
+    #[test]
+    fn helmet_headers_do_not_override_the_handler() {
+        let mut h = hyper::HeaderMap::new();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=5"));
+        security_headers(&mut h, true);
+        assert_eq!(h[header::CACHE_CONTROL], "max-age=5");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+    }
+}
