@@ -23,5 +23,6 @@ mod media;
 mod pagination;
 mod public_key_auth;
 mod reflection;
+mod rest;
 mod twilio_client;
 mod unread;

@@ -59,10 +59,11 @@ pub async fn read_body(
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let mut body = body;
     if declared.is_some_and(|n| n > limit as u64) {
+        drain(&mut body, limit, idle).await;
         return Err(ApiError::too_large(limit));
     }
-    let mut body = body;
     let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     loop {
         let frame = match tokio::time::timeout(idle, body.frame()).await {
@@ -73,12 +74,27 @@ pub async fn read_body(
         };
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
+                drain(&mut body, limit, idle).await;
                 return Err(ApiError::too_large(limit));
             }
             buf.extend_from_slice(&data);
         }
     }
     Ok(Bytes::from(buf))
+}
+
+/// Reads and drops the rest of a refused body (up to `limit` more bytes), so a client
+/// that writes its whole body before reading gets the 413 rather than a reset
+/// connection. Past that, the connection is simply closed.
+async fn drain(body: &mut Body, limit: usize, idle: Duration) {
+    let mut left = limit;
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(idle, body.frame()).await {
+        let n = frame.data_ref().map_or(0, |d| d.len());
+        match left.checked_sub(n) {
+            Some(rest) => left = rest,
+            None => return,
+        }
+    }
 }
 
 /// Parses a JSON body. An empty body is `T::default()` when `optional`; otherwise the
@@ -109,6 +125,14 @@ pub fn json<T: DeserializeOwned + Default>(
             "the body is empty; expected a JSON object",
         ));
     }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => ApiError::bad_request("the body must be a JSON object"),
+                Err(e) => ApiError::bad_request(format!("the body is not valid JSON: {e}")),
+            },
+        );
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -123,9 +147,6 @@ pub fn json<T: DeserializeOwned + Default>(
             .and_then(|r| r.split('`').next())
         {
             return ApiError::invalid(name, "is not a field of this request");
-        }
-        if path == "." {
-            return ApiError::bad_request(format!("the body must be a JSON object: {reason}"));
         }
         // Drop serde's "at line 1 column 9" tail: the field is named.
         let reason = reason
