@@ -1,6 +1,8 @@
 //! Load generator: drives the real gRPC server over loopback and a bare tonic server
 //! (only the standard health service) as the baseline, in the same run, and prints
-//! throughput and latency with each workload's ratio to the baseline.
+//! throughput and latency with each workload's ratio to the baseline. The REST API is
+//! driven through the real webhook gateway in front of the same core (HTTP/1.1
+//! keep-alive, as web clients call it), next to the gateway's bare `GET /healthz`.
 //!
 //! cargo run --release -p messaging-grpc --example loadgen -- [seconds] [concurrency] [database-url]
 //!
@@ -255,6 +257,100 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
 
+    // The gateway in front of the same core, for the REST API.
+    let gw_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let gw_addr = gw_listener.local_addr()?;
+    let gw_vars: HashMap<&str, String> = HashMap::from([
+        ("MESSAGING_CORE_URL", format!("http://{addr}")),
+        (
+            "TWILIO_ACCOUNT_SID",
+            "AC00000000000000000000000000000000".into(),
+        ),
+        ("TWILIO_AUTH_TOKEN", "loadgen".into()),
+        ("JWT_HS256_SECRET", SECRET.into()),
+        ("GATEWAY_RATE_LIMIT_PER_SEC", "1000000".into()),
+    ]);
+    let gw_config = webhook_gateway::GatewayConfig::from_vars(&|k| gw_vars.get(k).cloned())?;
+    tokio::spawn(webhook_gateway::serve(
+        gw_config,
+        gw_listener,
+        shutdown.clone(),
+    ));
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let gw_base = Arc::new(format!("http://{gw_addr}"));
+
+    let (h, b) = (http.clone(), gw_base.clone());
+    let http_base = run(
+        "baseline: gateway GET /healthz (HTTP/1.1)",
+        secs,
+        concurrency,
+        move |_, _| {
+            let (h, b) = (h.clone(), b.clone());
+            async move {
+                match h.get(format!("{b}/healthz")).send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+        },
+    )
+    .await;
+    let (h, b, tk) = (http.clone(), gw_base.clone(), token.clone());
+    let rest_send = run(
+        "REST POST /api/messages/send",
+        secs,
+        concurrency,
+        move |w, i| {
+            let (h, b, tk) = (h.clone(), b.clone(), tk.clone());
+            async move {
+                let body = serde_json::json!({
+                    "from": "+15005550006",
+                    "to": format!("+1415555{:04}", w % 50),
+                    "body": format!("REST load message {w}-{i}: your code is 123456"),
+                });
+                match h
+                    .post(format!("{b}/api/messages/send"))
+                    .bearer_auth(&*tk)
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+        },
+    )
+    .await;
+    let (h, b, tk, ct) = (
+        http.clone(),
+        gw_base.clone(),
+        token.clone(),
+        contact.clone(),
+    );
+    let rest_get = run(
+        "REST GET conversation, 50 messages",
+        secs,
+        concurrency,
+        move |_, _| {
+            let (h, b, tk, ct) = (h.clone(), b.clone(), tk.clone(), ct.clone());
+            async move {
+                match h
+                    .get(format!("{b}/api/messages/conversations/{ct}?pageSize=50"))
+                    .bearer_auth(&*tk)
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+        },
+    )
+    .await;
+
     println!(
         "\nloadgen: {secs} s per workload, {concurrency} concurrent clients, loopback, {}",
         if database_url.starts_with("sqlite") {
@@ -268,7 +364,9 @@ async fn main() -> anyhow::Result<()> {
         "workload", "req/s", "p50", "p99", "vs base", "errors"
     );
     let base = baseline.rps();
-    for o in [&baseline, &send, &get, &listc] {
+    for o in [
+        &baseline, &send, &get, &listc, &http_base, &rest_send, &rest_get,
+    ] {
         println!(
             "{:<46} {:>10.0} {:>8.2}ms {:>8.2}ms {:>8.3}x {:>7}",
             o.name,
@@ -279,6 +377,11 @@ async fn main() -> anyhow::Result<()> {
             o.errors
         );
     }
+    println!(
+        "\nREST through the gateway vs the same call over gRPC: send {:.2}x, get conversation {:.2}x",
+        rest_send.rps() / send.rps(),
+        rest_get.rps() / get.rps()
+    );
     shutdown.cancel();
     Ok(())
 }

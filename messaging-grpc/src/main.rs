@@ -43,6 +43,19 @@ enum Command {
         #[command(subcommand)]
         command: WebhookCommand,
     },
+    /// Assign or list Twilio numbers through the running core (MessagingAdmin).
+    Numbers {
+        /// An admin JWT; without it one is minted from the HS256 secret (dev setups).
+        #[arg(
+            long,
+            env = "MESSAGING_ADMIN_TOKEN",
+            global = true,
+            hide_env_values = true
+        )]
+        token: Option<String>,
+        #[command(subcommand)]
+        command: NumbersCommand,
+    },
     /// Master key utilities.
     Keys {
         #[command(subcommand)]
@@ -56,6 +69,23 @@ enum KeysCommand {
     Generate {
         #[arg(long, default_value = "k1")]
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum NumbersCommand {
+    /// Give a number (E.164) to a user.
+    Assign {
+        #[arg(long)]
+        number: String,
+        #[arg(long)]
+        user: String,
+    },
+    /// Numbers and their users.
+    List {
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
     },
 }
 
@@ -104,7 +134,10 @@ async fn main() {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Token { .. } | Command::Keys { .. } | Command::Webhook { .. }
+        Command::Token { .. }
+            | Command::Keys { .. }
+            | Command::Webhook { .. }
+            | Command::Numbers { .. }
     );
     if !quiet {
         telemetry::init();
@@ -180,6 +213,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 anyhow::bail!("the gateway answered {status}");
             }
             Ok(())
+        }
+        Command::Numbers { token, command } => {
+            let command = match command {
+                NumbersCommand::Assign { number, user } => {
+                    cli::numbers::NumbersCommand::Assign { number, user }
+                }
+                NumbersCommand::List { user } => cli::numbers::NumbersCommand::List { user },
+            };
+            cli::numbers::run(command, token).await
         }
         Command::Keys {
             command: KeysCommand::Generate { id },

@@ -102,12 +102,14 @@ impl Core {
     pub fn messaging<T>(
         &self,
         msg: T,
-        authorization: Option<&str>,
+        authorization: &str,
         trace: &TraceParent,
     ) -> (MessagingServiceClient<Channel>, Request<T>) {
         let mut req = Request::new(msg);
         req.set_timeout(self.timeout);
-        if let Some(auth) = authorization.and_then(|a| MetadataValue::try_from(a).ok()) {
+        // A value that cannot be a header is sent as nothing: the core then answers
+        // UNAUTHENTICATED, as for a missing token.
+        if let Ok(auth) = MetadataValue::try_from(authorization) {
             req.metadata_mut().insert("authorization", auth);
         }
         if let Ok(tp) = MetadataValue::try_from(trace.to_string()) {

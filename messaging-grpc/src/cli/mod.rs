@@ -1,4 +1,5 @@
 //! The `messaging` binary's subcommands that are more than a few lines.
 
+pub mod numbers;
 pub mod run;
 pub mod simulate;

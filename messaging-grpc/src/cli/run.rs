@@ -149,7 +149,8 @@ fn print_banner(config: &Config, token: &str) {
     let banner = format!(
         "\nCommPro Messaging — local dev stack\n\
          \n  gRPC core      {grpc}   (reflection on: grpcurl -plaintext {grpc} list)\
-         \n  gateway        http://{gw}   (GET /healthz, /readyz)\
+         \n  gateway        http://{gw}   (GET /healthz, /readyz; Twilio webhooks)\
+         \n  REST API       http://{gw}/api   (OpenAPI: http://{gw}/api/openapi.json)\
          \n  database       {db}\
          \n  data folder    {data}\
          \n  SMS provider   {provider}\
@@ -160,8 +161,13 @@ fn print_banner(config: &Config, token: &str) {
          \n    grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"from\":\"+15005550006\",\"to\":\"+14155550100\",\"body\":\"Hello from CommPro!\"}}' {grpc} commpro.messaging.v1.MessagingService/SendSms\
          \n    grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {grpc} commpro.messaging.v1.MessagingService/ListConversations\
          \n    cargo run -q -p messaging-grpc -- webhook inbound --from +14155550100 --to +15005550006 --body 'Hi back'   (a Twilio-signed inbound SMS)\
+         \n\n  The seed's REST call (assign its number to dev-user first):\
+         \n    cargo run -q -p messaging-grpc -- numbers assign --number +33123456789 --user dev-user\
+         \n    curl -X POST http://localhost:{port}/api/messages/send -H \"Authorization: Bearer $TOKEN\" -H \"Content-Type: application/json\" -d '{{\"from\":\"+33123456789\",\"to\":\"+33987654321\",\"body\":\"Hello from CommPro!\"}}'\
+         \n    curl -H \"Authorization: Bearer $TOKEN\" http://localhost:{port}/api/messages/conversations\
          \n\n  Ctrl-C stops everything.\n",
         gw = config.gateway_addr,
+        port = config.gateway_addr.port(),
         provider = match &config.sms_provider {
             crate::config::ProviderConfig::Console => {
                 "console (messages are printed, not sent)".to_owned()

@@ -106,6 +106,36 @@ fn dev_runs_the_stack_and_stops_cleanly_on_sigterm() {
             ))
             .await
             .unwrap_or_else(|e| panic!("{e:?}\n{}", show_log()));
+
+        // The seed's REST call, after assigning its number with the CLI.
+        let numbers = |args: &[&str]| {
+            let out = Command::new(BIN)
+                .arg("numbers")
+                .args(args)
+                .env("MESSAGING_DATA_DIR", dir.path())
+                .env("MESSAGING_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+                .env_remove("JWT_HS256_SECRET")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let assigned = numbers(&["assign", "--number", "+33123456789", "--user", "dev-user"]);
+        assert_eq!(assigned.trim(), "+33123456789 assigned to dev-user");
+        assert!(numbers(&["list"]).contains("+33123456789\tdev-user"));
+        let resp = reqwest::Client::new()
+            .post(format!("http://localhost:{http}/api/messages/send"))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .body(r#"{"from":"+33123456789","to":"+33987654321","body":"Hello from CommPro!"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let sent: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(sent["status"], "queued");
+        assert_eq!(sent["message"]["body"], "Hello from CommPro!");
+
         let mut svc = pb::messaging_service_client::MessagingServiceClient::new(channel);
         let sent = svc
             .send_sms(authed(

@@ -37,14 +37,14 @@ pub async fn list(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<ConversationPage>, ApiError> {
+    let ctx = CallerContext::from_headers(&headers)?;
     let (page_size, page_token) = extract::page(query.as_deref())?;
-    let ctx = CallerContext::from_headers(&headers);
     let (mut client, call) = api.core.messaging(
         pb::ListConversationsRequest {
             page_size,
             page_token,
         },
-        ctx.authorization.as_deref(),
+        &ctx.authorization,
         &ctx.trace,
     );
     let page = client.list_conversations(call).await?.into_inner();
@@ -73,15 +73,15 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<ConversationMessages>, ApiError> {
+    let ctx = CallerContext::from_headers(&headers)?;
     let (page_size, page_token) = extract::page(query.as_deref())?;
-    let ctx = CallerContext::from_headers(&headers);
     let (mut client, call) = api.core.messaging(
         pb::GetConversationRequest {
             contact_id,
             page_size,
             page_token,
         },
-        ctx.authorization.as_deref(),
+        &ctx.authorization,
         &ctx.trace,
     );
     let page = client.get_conversation(call).await?.into_inner();
@@ -112,15 +112,15 @@ pub async fn mark_read(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ConversationRead>, ApiError> {
+    let ctx = CallerContext::from_headers(&headers)?;
     let raw = extract::read_body(&headers, body, api.json_limit, api.idle).await?;
     let req: MarkConversationReadBody = extract::json(&headers, &raw, true)?;
-    let ctx = CallerContext::from_headers(&headers);
     let (mut client, call) = api.core.messaging(
         pb::MarkConversationReadRequest {
             contact_id: contact_id.clone(),
             up_to_message_id: req.up_to_message_id.unwrap_or_default(),
         },
-        ctx.authorization.as_deref(),
+        &ctx.authorization,
         &ctx.trace,
     );
     let left = client.mark_conversation_read(call).await?.into_inner();

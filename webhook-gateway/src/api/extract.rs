@@ -18,21 +18,29 @@ use crate::trace::TraceParent;
 /// What a handler forwards to the core besides the request itself.
 pub struct CallerContext {
     /// The caller's `Authorization` header, verbatim: the core checks it.
-    pub authorization: Option<String>,
+    pub authorization: String,
     pub trace: TraceParent,
 }
 
 impl CallerContext {
-    pub fn from_headers(headers: &HeaderMap) -> Self {
-        Self {
-            authorization: headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+    /// Refuses a request without an `Authorization` header at once (before its body is
+    /// read); whether the token is good is the core's call.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::unauthenticated(
+                    "missing Authorization header (expected `Authorization: Bearer <token>`)",
+                )
+            })?;
+        Ok(Self {
+            authorization,
             trace: TraceParent::continue_or_start(
                 headers.get("traceparent").and_then(|v| v.to_str().ok()),
             ),
-        }
+        })
     }
 }
 

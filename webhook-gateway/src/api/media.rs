@@ -75,6 +75,7 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let ctx = CallerContext::from_headers(&headers)?;
     let Some(ct) = extract::content_type(&headers) else {
         return Err(ApiError::unsupported_media_type(
             "expected multipart/form-data or the image's Content-Type",
@@ -117,10 +118,7 @@ pub async fn upload(
         }
     });
     let frames = tokio_stream::iter(std::iter::once(metadata).chain(chunks));
-    let ctx = CallerContext::from_headers(&headers);
-    let (mut client, call) = api
-        .core
-        .messaging(frames, ctx.authorization.as_deref(), &ctx.trace);
+    let (mut client, call) = api.core.messaging(frames, &ctx.authorization, &ctx.trace);
     let media = Media::try_from(client.upload_media(call).await?.into_inner())?;
     let location = HeaderValue::from_str(&media.url).ok();
     let mut resp = (StatusCode::CREATED, Json(media)).into_response();
@@ -194,10 +192,10 @@ pub async fn get(
     Path(media_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let ctx = CallerContext::from_headers(&headers);
+    let ctx = CallerContext::from_headers(&headers)?;
     let (mut client, call) = api.core.messaging(
         pb::GetMediaRequest { media_id },
-        ctx.authorization.as_deref(),
+        &ctx.authorization,
         &ctx.trace,
     );
     let mut stream = client.get_media(call).await?.into_inner();

@@ -42,18 +42,16 @@ pub async fn send(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<SendResponse>, ApiError> {
+    let ctx = CallerContext::from_headers(&headers)?;
     let raw = extract::read_body(&headers, body, api.json_limit, api.idle).await?;
     let req: SendSmsBody = extract::json(&headers, &raw, false)?;
-    let ctx = CallerContext::from_headers(&headers);
     let msg = pb::SendSmsRequest {
         from: req.from,
         to: req.to,
         body: req.body,
         idempotency_key: extract::idempotency_key(&headers, req.idempotency_key)?,
     };
-    let (mut client, call) = api
-        .core
-        .messaging(msg, ctx.authorization.as_deref(), &ctx.trace);
+    let (mut client, call) = api.core.messaging(msg, &ctx.authorization, &ctx.trace);
     let message = client.send_sms(call).await?.into_inner();
     Ok(Json(SendResponse::try_from(message)?))
 }
@@ -83,9 +81,9 @@ pub async fn send_mms(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<SendResponse>, ApiError> {
+    let ctx = CallerContext::from_headers(&headers)?;
     let raw = extract::read_body(&headers, body, api.json_limit, api.idle).await?;
     let req: SendMmsBody = extract::json(&headers, &raw, false)?;
-    let ctx = CallerContext::from_headers(&headers);
     let msg = pb::SendMmsRequest {
         from: req.from,
         to: req.to,
@@ -94,9 +92,7 @@ pub async fn send_mms(
         media_urls: req.media_urls,
         idempotency_key: extract::idempotency_key(&headers, req.idempotency_key)?,
     };
-    let (mut client, call) = api
-        .core
-        .messaging(msg, ctx.authorization.as_deref(), &ctx.trace);
+    let (mut client, call) = api.core.messaging(msg, &ctx.authorization, &ctx.trace);
     let message = client.send_mms(call).await?.into_inner();
     Ok(Json(SendResponse::try_from(message)?))
 }
@@ -119,10 +115,10 @@ pub async fn mark_read(
     Path(message_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Message>, ApiError> {
-    let ctx = CallerContext::from_headers(&headers);
+    let ctx = CallerContext::from_headers(&headers)?;
     let (mut client, call) = api.core.messaging(
         pb::MarkReadRequest { message_id },
-        ctx.authorization.as_deref(),
+        &ctx.authorization,
         &ctx.trace,
     );
     let message = client.mark_read(call).await?.into_inner();
