@@ -113,8 +113,7 @@ pub async fn mark_read(
     body: Body,
 ) -> Result<Json<ConversationRead>, ApiError> {
     let ctx = CallerContext::from_headers(&headers)?;
-    let raw = extract::read_body(&headers, body, api.json_limit, api.idle).await?;
-    let req: MarkConversationReadBody = extract::json(&headers, &raw, true)?;
+    let req: MarkConversationReadBody = extract::json_body(&api, &headers, body, true).await?;
     let (mut client, call) = api.core.messaging(
         pb::MarkConversationReadRequest {
             contact_id: contact_id.clone(),

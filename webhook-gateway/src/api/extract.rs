@@ -105,6 +105,17 @@ async fn drain(body: &mut Body, limit: usize, idle: Duration) {
     }
 }
 
+/// Reads and parses a JSON request body under the API's limits.
+pub async fn json_body<T: DeserializeOwned + Default>(
+    api: &super::Api,
+    headers: &HeaderMap,
+    body: Body,
+    optional: bool,
+) -> Result<T, ApiError> {
+    let raw = read_body(headers, body, api.json_limit, api.idle).await?;
+    json(headers, &raw, optional)
+}
+
 /// Parses a JSON body. An empty body is `T::default()` when `optional`; otherwise the
 /// request must say `Content-Type: application/json`.
 pub fn json<T: DeserializeOwned + Default>(

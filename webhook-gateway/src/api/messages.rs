@@ -43,8 +43,7 @@ pub async fn send(
     body: Body,
 ) -> Result<Json<SendResponse>, ApiError> {
     let ctx = CallerContext::from_headers(&headers)?;
-    let raw = extract::read_body(&headers, body, api.json_limit, api.idle).await?;
-    let req: SendSmsBody = extract::json(&headers, &raw, false)?;
+    let req: SendSmsBody = extract::json_body(&api, &headers, body, false).await?;
     let msg = pb::SendSmsRequest {
         from: req.from,
         to: req.to,
@@ -82,8 +81,7 @@ pub async fn send_mms(
     body: Body,
 ) -> Result<Json<SendResponse>, ApiError> {
     let ctx = CallerContext::from_headers(&headers)?;
-    let raw = extract::read_body(&headers, body, api.json_limit, api.idle).await?;
-    let req: SendMmsBody = extract::json(&headers, &raw, false)?;
+    let req: SendMmsBody = extract::json_body(&api, &headers, body, false).await?;
     let msg = pb::SendMmsRequest {
         from: req.from,
         to: req.to,
