@@ -35,6 +35,8 @@ pub struct GatewayConfig {
     pub read_timeout: Duration,
     /// Browser origins allowed to call the REST API (GATEWAY_CORS_ALLOWED_ORIGINS).
     pub cors_allowed_origins: CorsOrigins,
+    /// Load balancers whose X-Forwarded-For is believed (GATEWAY_TRUSTED_PROXIES).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Which web origins may call the REST API from a browser.
@@ -159,6 +161,10 @@ impl GatewayConfig {
             core_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(number("GATEWAY_READ_TIMEOUT_SECS", 10, 300)?),
             cors_allowed_origins: CorsOrigins::parse(get("GATEWAY_CORS_ALLOWED_ORIGINS"))?,
+            trusted_proxies: crate::client_ip::parse_trusted(
+                &get("GATEWAY_TRUSTED_PROXIES").unwrap_or_default(),
+            )
+            .map_err(|reason| err("GATEWAY_TRUSTED_PROXIES", reason))?,
         })
     }
 

@@ -48,6 +48,13 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
+    /// The address the per-source rate limit counts this request against.
+    fn client_ip(&self, peer: SocketAddr, headers: &hyper::HeaderMap) -> IpAddr {
+        crate::client_ip::client_ip(peer.ip(), headers, &self.config.trusted_proxies)
+    }
+}
+
+impl Gateway {
     pub fn new(config: GatewayConfig, core: Core) -> Self {
         let per_sec = NonZeroU32::new(config.rate_limit_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = per_sec.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
@@ -156,7 +163,11 @@ async fn rest(mut req: Request<Incoming>, peer: SocketAddr, gw: &Gateway) -> Res
     if let Ok(tp) = HeaderValue::from_str(&trace.to_string()) {
         req.headers_mut().insert("traceparent", tp);
     }
-    let resp = if gw.limiter.check_key(&peer.ip()).is_err() {
+    let resp = if gw
+        .limiter
+        .check_key(&gw.client_ip(peer, req.headers()))
+        .is_err()
+    {
         ApiError::rate_limited().into_response()
     } else {
         match gw.api.clone().oneshot(req).await {
@@ -177,16 +188,17 @@ async fn rest(mut req: Request<Incoming>, peer: SocketAddr, gw: &Gateway) -> Res
 
 /// Twilio's side: health, webhooks and signed media URLs.
 async fn twilio_side(req: Request<Incoming>, peer: SocketAddr, gw: Arc<Gateway>) -> Resp {
+    let source = gw.client_ip(peer, req.headers());
     match (req.uri().path(), req.method()) {
         ("/healthz", &Method::GET) => text(StatusCode::OK, "ok\n"),
         ("/readyz", &Method::GET) => match gw.core.is_ready().await {
             true => text(StatusCode::OK, "ready\n"),
             false => text(StatusCode::SERVICE_UNAVAILABLE, "core not ready\n"),
         },
-        ("/webhook/sms", &Method::POST) => webhook(req, peer, &gw, Hook::Sms).await,
-        ("/webhook/status", &Method::POST) => webhook(req, peer, &gw, Hook::Status).await,
+        ("/webhook/sms", &Method::POST) => webhook(req, source, &gw, Hook::Sms).await,
+        ("/webhook/status", &Method::POST) => webhook(req, source, &gw, Hook::Status).await,
         (path, &Method::GET) if path.starts_with("/media/") => {
-            media(&path["/media/".len()..], peer, &gw).await
+            media(&path["/media/".len()..], source, &gw).await
         }
         ("/healthz" | "/readyz", _) => not_allowed("GET"),
         ("/webhook/sms" | "/webhook/status", _) => not_allowed("POST"),
@@ -194,8 +206,8 @@ async fn twilio_side(req: Request<Incoming>, peer: SocketAddr, gw: Arc<Gateway>)
     }
 }
 
-async fn webhook(req: Request<Incoming>, peer: SocketAddr, gw: &Gateway, hook: Hook) -> Resp {
-    if gw.limiter.check_key(&peer.ip()).is_err() {
+async fn webhook(req: Request<Incoming>, source: IpAddr, gw: &Gateway, hook: Hook) -> Resp {
+    if gw.limiter.check_key(&source).is_err() {
         return text(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded\n");
     }
     let limit = gw.config.max_body_bytes;
@@ -246,7 +258,7 @@ async fn webhook(req: Request<Incoming>, peer: SocketAddr, gw: &Gateway, hook: H
     };
 
     if signature.trim().is_empty() {
-        tracing::warn!(peer = %peer.ip(), "webhook without X-Twilio-Signature refused");
+        tracing::warn!(source = %source, "webhook without X-Twilio-Signature refused");
         return text(StatusCode::FORBIDDEN, "missing signature\n");
     }
     let form: Vec<(String, String)> = if is_json {
@@ -266,7 +278,7 @@ async fn webhook(req: Request<Incoming>, peer: SocketAddr, gw: &Gateway, hook: H
         .map(|t| t.expose_secret().as_bytes())
         .collect();
     if !signature::validate(&tokens, &url, payload, &signature) {
-        tracing::warn!(peer = %peer.ip(), "webhook with an invalid signature refused");
+        tracing::warn!(source = %source, "webhook with an invalid signature refused");
         return text(StatusCode::FORBIDDEN, "invalid signature\n");
     }
     if is_json {
@@ -303,8 +315,8 @@ impl Reject {
 
 /// `GET /media/{token}`: the decrypted bytes of an outbound MMS image, for Twilio,
 /// only while the signed token is valid. Anything else is a plain 404.
-async fn media(token: &str, peer: SocketAddr, gw: &Gateway) -> Resp {
-    if gw.limiter.check_key(&peer.ip()).is_err() {
+async fn media(token: &str, source: IpAddr, gw: &Gateway) -> Resp {
+    if gw.limiter.check_key(&source).is_err() {
         return text(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded\n");
     }
     let not_found = || text(StatusCode::NOT_FOUND, "not found\n");

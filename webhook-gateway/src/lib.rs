@@ -6,6 +6,7 @@
 //! mobile clients, with the caller's own token.
 
 mod api;
+mod client_ip;
 mod config;
 mod core;
 mod http;

@@ -849,6 +849,19 @@ impl JwtIssuerFor {
     }
 }
 
+/// The status of a listing made through a load balancer that appended `xff`.
+async fn from(rest: &Rest, token: &str, xff: &str) -> u16 {
+    rest.call_with(
+        Method::GET,
+        "/api/messages/conversations",
+        Some(token),
+        Body::None,
+        &[("x-forwarded-for", xff)],
+    )
+    .await
+    .status
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_and_a_down_core_are_retryable_answers() {
     let (server, _gw, rest) = stack(&Backend::Sqlite, &[("GATEWAY_RATE_LIMIT_PER_SEC", "1")]).await;
@@ -864,6 +877,28 @@ async fn overload_and_a_down_core_are_retryable_answers() {
         statuses.push(a.status);
     }
     assert!(statuses.contains(&429), "{statuses:?}");
+
+    // Behind a trusted load balancer each client has its own bucket, whatever it
+    // claims further left in X-Forwarded-For.
+    let (server, _gw, rest) = stack(
+        &Backend::Sqlite,
+        &[
+            ("GATEWAY_RATE_LIMIT_PER_SEC", "1"),
+            ("GATEWAY_TRUSTED_PROXIES", "127.0.0.1, ::1"),
+        ],
+    )
+    .await;
+    let alice = server.token("alice");
+    let mut first_client = Vec::new();
+    for _ in 0..4 {
+        first_client.push(from(&rest, &alice, "203.0.113.1").await);
+    }
+    assert!(first_client.contains(&429), "{first_client:?}");
+    // Right after its bucket ran dry: a spoofed leftmost entry does not help it...
+    assert_eq!(from(&rest, &alice, "9.9.9.9, 203.0.113.1").await, 429);
+    // ...while other clients behind the same balancer are served.
+    assert_eq!(from(&rest, &alice, "203.0.113.2").await, 200);
+    assert_eq!(from(&rest, &alice, "203.0.113.1, 203.0.113.3").await, 200);
 
     // A gateway whose core is not there: 503 with Retry-After, in JSON.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
