@@ -773,6 +773,13 @@ async fn bad_requests_are_refused_with_the_field_named() {
     rest.get("/api/media/0193a0c4-7d1e-7f38-9b1a-5d2f0e4c8a11", &alice)
         .await
         .expect_error(404, "not_found", None);
+    // An id that does not decode: the same JSON shape.
+    rest.get("/api/messages/conversations/%FF%FE", &alice)
+        .await
+        .expect_error(400, "invalid_argument", None);
+    rest.put("/api/messages/%FF/read", &alice, Body::None)
+        .await
+        .expect_error(400, "invalid_argument", None);
     rest.get("/api/nothing-here", &alice)
         .await
         .expect_error(404, "not_found", None);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::{
     Json,
     body::Body,
-    extract::{Path, RawQuery, State},
+    extract::{RawQuery, State},
 };
 use commpro_messaging_api::v1 as pb;
 use hyper::HeaderMap;
@@ -14,7 +14,7 @@ use hyper::HeaderMap;
 use super::{
     Api,
     error::{ApiError, ErrorBody},
-    extract::{self, CallerContext},
+    extract::{self, CallerContext, Id},
     json::{ConversationMessages, ConversationPage, ConversationRead, MarkConversationReadBody},
 };
 
@@ -69,7 +69,7 @@ pub async fn list(
 )]
 pub async fn get(
     State(api): State<Arc<Api>>,
-    Path(contact_id): Path<String>,
+    Id(contact_id): Id,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<ConversationMessages>, ApiError> {
@@ -108,7 +108,7 @@ pub async fn get(
 )]
 pub async fn mark_read(
     State(api): State<Arc<Api>>,
-    Path(contact_id): Path<String>,
+    Id(contact_id): Id,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ConversationRead>, ApiError> {

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::{
+    body::Body,
+    extract::{FromRequestParts, Path},
+};
 use http_body_util::BodyExt;
 use hyper::{
     HeaderMap,
@@ -14,6 +17,24 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::trace::TraceParent;
+
+/// The path's one parameter (an id), refused in the API's JSON shape when it cannot be
+/// decoded (axum's own rejection is plain text).
+pub struct Id(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut hyper::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| Self(id))
+            .map_err(|e| ApiError::bad_request(format!("the path is not valid: {}", e.body_text())))
+    }
+}
 
 /// What a handler forwards to the core besides the request itself.
 pub struct CallerContext {

@@ -8,7 +8,7 @@ use std::{convert::Infallible, sync::Arc};
 use axum::{
     Json,
     body::Body,
-    extract::{Path, State},
+    extract::State,
     response::{IntoResponse, Response},
 };
 use commpro_messaging_api::v1::{self as pb, upload_media_request::Frame};
@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 use super::{
     Api,
     error::{ApiError, ErrorBody},
-    extract::{self, CallerContext},
+    extract::{self, CallerContext, Id},
     json::Media,
 };
 
@@ -189,7 +189,7 @@ async fn file_part(headers: &HeaderMap, raw: Bytes) -> Result<(String, String, B
 )]
 pub async fn get(
     State(api): State<Arc<Api>>,
-    Path(media_id): Path<String>,
+    Id(media_id): Id,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let ctx = CallerContext::from_headers(&headers)?;

@@ -2,18 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::{
-    Json,
-    body::Body,
-    extract::{Path, State},
-};
+use axum::{Json, body::Body, extract::State};
 use commpro_messaging_api::v1 as pb;
 use hyper::HeaderMap;
 
 use super::{
     Api,
     error::{ApiError, ErrorBody},
-    extract::{self, CallerContext},
+    extract::{self, CallerContext, Id},
     json::{Message, SendMmsBody, SendResponse, SendSmsBody},
 };
 
@@ -110,7 +106,7 @@ pub async fn send_mms(
 )]
 pub async fn mark_read(
     State(api): State<Arc<Api>>,
-    Path(message_id): Path<String>,
+    Id(message_id): Id,
     headers: HeaderMap,
 ) -> Result<Json<Message>, ApiError> {
     let ctx = CallerContext::from_headers(&headers)?;

@@ -113,6 +113,10 @@ fn add_common_errors(doc: &mut openapi::OpenApi) {
         )
     };
     let common = [
+        (
+            "400",
+            "The request is malformed (an id in the path that does not decode)",
+        ),
         ("401", "Missing, expired or invalid bearer token"),
         ("429", "Too many requests from this address (Retry-After)"),
         ("500", "Internal error"),
