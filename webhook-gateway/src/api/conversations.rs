@@ -22,6 +22,7 @@ use super::{
 #[utoipa::path(
     get,
     path = "/api/messages/conversations",
+    operation_id = "listConversations",
     tag = "conversations",
     params(
         ("pageSize" = Option<u32>, Query, description = "Default 20, at most 100"),
@@ -55,6 +56,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/messages/conversations/{contactId}",
+    operation_id = "getConversation",
     tag = "conversations",
     params(
         ("contactId" = String, Path, description = "The contact's id (`contactId` of a conversation or message)"),
@@ -95,6 +97,7 @@ pub async fn get(
 #[utoipa::path(
     put,
     path = "/api/messages/conversations/{contactId}/read",
+    operation_id = "markConversationRead",
     tag = "conversations",
     params(("contactId" = String, Path, description = "The contact's id")),
     request_body(content = Option<MarkConversationReadBody>, description = "Optional"),

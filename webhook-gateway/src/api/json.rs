@@ -12,8 +12,9 @@ use super::error::ApiError;
 
 // ---- requests ----
 
-/// `POST /api/messages/send`. Missing fields are reported by the core, which holds
-/// every rule; here they default to empty.
+/// An SMS to queue.
+// Missing fields default to empty here and are reported by the core, which holds
+// every rule.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SendSmsBody {
@@ -31,7 +32,7 @@ pub struct SendSmsBody {
     pub idempotency_key: Option<String>,
 }
 
-/// `POST /api/messages/send-mms`: up to 10 media, 5 MB in all.
+/// An MMS to queue: up to 10 media, 5 MB in all.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SendMmsBody {
@@ -48,7 +49,7 @@ pub struct SendMmsBody {
     pub idempotency_key: Option<String>,
 }
 
-/// `PUT /api/messages/conversations/{contactId}/read`; the body is optional.
+/// How far to mark a conversation read; the body is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct MarkConversationReadBody {

@@ -55,6 +55,7 @@ pub struct UploadForm {
 #[utoipa::path(
     post,
     path = "/api/media",
+    operation_id = "uploadMedia",
     tag = "media",
     request_body(content(
         (UploadForm = "multipart/form-data"),
@@ -175,6 +176,7 @@ async fn file_part(headers: &HeaderMap, raw: Bytes) -> Result<(String, String, B
 #[utoipa::path(
     get,
     path = "/api/media/{mediaId}",
+    operation_id = "getMedia",
     tag = "media",
     params(("mediaId" = String, Path, description = "The media's id")),
     responses(

@@ -21,6 +21,7 @@ use super::{
 #[utoipa::path(
     post,
     path = "/api/messages/send",
+    operation_id = "sendSms",
     tag = "messages",
     request_body = SendSmsBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same as `idempotencyKey` in the body")),
@@ -58,6 +59,7 @@ pub async fn send(
 #[utoipa::path(
     post,
     path = "/api/messages/send-mms",
+    operation_id = "sendMms",
     tag = "messages",
     request_body = SendMmsBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same as `idempotencyKey` in the body")),
@@ -97,6 +99,7 @@ pub async fn send_mms(
 #[utoipa::path(
     put,
     path = "/api/messages/{messageId}/read",
+    operation_id = "markRead",
     tag = "messages",
     params(("messageId" = String, Path, description = "The message's id")),
     responses(
