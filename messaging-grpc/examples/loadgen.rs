@@ -4,7 +4,7 @@
 //! driven through the real webhook gateway in front of the same core (HTTP/1.1
 //! keep-alive, as web clients call it), next to the gateway's bare `GET /healthz`.
 //!
-//! cargo run --release -p messaging-grpc --example loadgen -- [seconds] [concurrency] [database-url]
+//! cargo run --release -p messaging-grpc --example loadgen -- [seconds] [concurrency] [database-url] 2>/dev/null
 //!
 //! Defaults: 5 s per workload, 16 concurrent clients, a temporary SQLite file
 //! (synchronous=FULL: every SendSms waits for its fsync). The dispatcher is off so
@@ -114,6 +114,8 @@ async fn main() -> anyhow::Result<()> {
         .cloned()
         .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display()));
     let shutdown = CancellationToken::new();
+    // Logs (to stderr) and spans as the real binary has them: their cost is measured.
+    messaging_grpc::telemetry::init().map_err(anyhow::Error::msg)?;
 
     // Baseline: a bare tonic server with nothing but the health service.
     let (reporter, health) = tonic_health::server::health_reporter();

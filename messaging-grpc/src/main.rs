@@ -139,10 +139,14 @@ async fn main() {
             | Command::Webhook { .. }
             | Command::Numbers { .. }
     );
-    if !quiet {
-        telemetry::init();
+    if !quiet && let Err(e) = telemetry::init() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
     }
-    if let Err(e) = run(cli.command).await {
+    let result = run(cli.command).await;
+    // The last spans (shutdown included) leave before the process does.
+    telemetry::shutdown();
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

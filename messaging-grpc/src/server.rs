@@ -209,18 +209,28 @@ pub async fn serve(
 
     Server::builder()
         .timeout(Duration::from_secs(30))
-        // One span per call, carrying the caller's W3C trace id (the gateway forwards
-        // `traceparent`), so a webhook's log lines can be followed into the core.
+        // One span per call continuing the caller's W3C trace (the gateway forwards
+        // `traceparent`): a webhook's or REST call's log lines and exported spans can
+        // be followed into the core under one trace id.
         .trace_fn(|req| {
-            let trace_id = req
+            let method = req.uri().path();
+            let span = tracing::info_span!(
+                "grpc",
+                otel.name = %method.trim_start_matches('/'),
+                otel.kind = "server",
+                rpc.system = "grpc",
+                method = %method,
+                trace_id = tracing::field::Empty,
+            );
+            let incoming = req
                 .headers()
                 .get("traceparent")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|tp| tp.split('-').nth(1))
-                .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-                .unwrap_or("")
-                .to_owned();
-            tracing::info_span!("grpc", method = %req.uri().path(), trace_id)
+                .and_then(|v| v.to_str().ok());
+            commpro_telemetry::continue_trace(&span, incoming);
+            if let Some(id) = commpro_telemetry::trace_id(&span) {
+                span.record("trace_id", id);
+            }
+            span
         })
         .add_service(health_service)
         .add_service(reflection_v1)

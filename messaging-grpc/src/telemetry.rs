@@ -1,20 +1,43 @@
-//! Logging set-up (to stderr, so stdout stays clean for scripts). Log lines never carry bodies, keys, tokens or full phone numbers:
-//! code logs ids and `phone::Masked` numbers only.
+//! Logs and traces of the `messaging` binary (see `commpro-telemetry`): stderr logs
+//! that never carry bodies, keys, tokens or full phone numbers (code logs ids and
+//! `phone::Masked` numbers only), a span per gRPC call continuing the caller's trace,
+//! and OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 
-use std::io::IsTerminal;
+use std::sync::Mutex;
 
-use tracing_subscriber::{EnvFilter, fmt};
+use commpro_telemetry::{OtlpSettings, Telemetry};
 
-/// Initialises the global subscriber once; `RUST_LOG` overrides the default `info`.
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=warn,sea_orm=warn,h2=warn,hyper=warn,tower=warn")
-    });
-    // A second init (tests) is harmless: keep the first subscriber.
-    let _ = fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+/// The process's tracer provider, kept to flush it at exit.
+static INSTALLED: Mutex<Option<Telemetry>> = Mutex::new(None);
+
+/// `service.name` when OTEL_SERVICE_NAME is not set.
+pub const SERVICE_NAME: &str = "commpro-messaging";
+
+/// Initialises logging and tracing once per process (later calls, as in tests that
+/// start several servers, keep the first set-up). Needs a Tokio runtime.
+pub fn init() -> Result<(), String> {
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if installed.is_none() {
+        let settings = OtlpSettings::from_env(SERVICE_NAME)?;
+        let telemetry = Telemetry::init(&settings)?;
+        if let Some(endpoint) = &settings.endpoint {
+            tracing::info!(%endpoint, service = %settings.service_name, "exporting traces over OTLP");
+        }
+        *installed = Some(telemetry);
+    }
+    Ok(())
+}
+
+/// Sends the spans still batched (before exit, or in tests before looking).
+pub fn flush() {
+    if let Some(t) = INSTALLED.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        t.flush();
+    }
+}
+
+/// Flushes and stops the exporter at exit.
+pub fn shutdown() {
+    if let Some(t) = INSTALLED.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        t.shutdown();
+    }
 }

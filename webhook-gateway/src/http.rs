@@ -26,6 +26,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use crate::{
     GatewayConfig,
@@ -139,13 +140,49 @@ async fn route(
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path();
     let is_api = path == "/api" || path.starts_with("/api/");
-    let mut resp = if is_api {
-        rest(req, peer, &gw).await
-    } else {
-        twilio_side(req, peer, gw).await.map(Body::new)
-    };
+    // One span per request, continuing the caller's trace; the core's span for the
+    // call it makes is a child of this one.
+    let span = tracing::info_span!(
+        "http",
+        otel.name = %span_name(req.method(), path),
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    commpro_telemetry::continue_trace(
+        &span,
+        req.headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok()),
+    );
+    if let Some(id) = commpro_telemetry::trace_id(&span) {
+        span.record("trace_id", id);
+    }
+    let mut resp = async {
+        if is_api {
+            rest(req, peer, &gw).await
+        } else {
+            twilio_side(req, peer, gw).await.map(Body::new)
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    span.record("http.response.status_code", resp.status().as_u16());
     api::security_headers(resp.headers_mut(), is_api);
     Ok(resp)
+}
+
+/// A low-cardinality span name: the route, never ids or tokens (the API's router
+/// renames its span to the matched route).
+fn span_name(method: &Method, path: &str) -> String {
+    let route = match path {
+        "/healthz" | "/readyz" | "/webhook/sms" | "/webhook/status" => path,
+        p if p.starts_with("/media/") => "/media/{token}",
+        p if p == "/api" || p.starts_with("/api/") => "/api",
+        _ => "unknown route",
+    };
+    format!("{method} {route}")
 }
 
 /// A REST API request: rate limited per source address like the webhooks, then
@@ -155,7 +192,7 @@ async fn rest(mut req: Request<Incoming>, peer: SocketAddr, gw: &Gateway) -> Res
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     // One trace for the log line here and the core call the handler makes.
-    let trace = TraceParent::continue_or_start(
+    let trace = TraceParent::current(
         req.headers()
             .get("traceparent")
             .and_then(|v| v.to_str().ok()),
@@ -229,7 +266,7 @@ async fn webhook(req: Request<Incoming>, source: IpAddr, gw: &Gateway, hook: Hoo
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
-    let trace = TraceParent::continue_or_start(
+    let trace = TraceParent::current(
         req.headers()
             .get("traceparent")
             .and_then(|v| v.to_str().ok()),
@@ -331,7 +368,7 @@ async fn media(token: &str, source: IpAddr, gw: &Gateway) -> Resp {
     else {
         return not_found();
     };
-    let trace = TraceParent::continue_or_start(None);
+    let trace = TraceParent::current(None);
     match gw.core.serve_media(&media_id, &trace).await {
         Ok(Some((content_type, bytes))) => {
             let mut resp = Response::new(Full::new(Bytes::from(bytes)));

@@ -5,9 +5,11 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    let telemetry = commpro_telemetry::Telemetry::init(
+        &commpro_telemetry::OtlpSettings::from_env("commpro-messaging-gateway")
+            .map_err(anyhow::Error::msg)?,
+    )
+    .map_err(anyhow::Error::msg)?;
     let config = webhook_gateway::GatewayConfig::from_env()?;
     let addr = webhook_gateway::GatewayConfig::listen_addr()?;
     let listener = TcpListener::bind(addr).await?;
@@ -18,5 +20,7 @@ async fn main() -> anyhow::Result<()> {
         webhook_gateway::signals::wait_for_shutdown().await;
         trigger.cancel();
     });
-    webhook_gateway::serve(config, listener, shutdown).await
+    let result = webhook_gateway::serve(config, listener, shutdown).await;
+    telemetry.shutdown();
+    result
 }

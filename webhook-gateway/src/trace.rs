@@ -26,26 +26,40 @@ fn is_hex(s: &str, len: usize) -> bool {
 }
 
 impl TraceParent {
-    /// A new span of the incoming trace, or a new trace.
-    pub fn continue_or_start(incoming: Option<&str>) -> Self {
-        let span_id = random_hex(8);
-        if let Some(parts) = incoming.map(|h| h.trim().split('-').collect::<Vec<_>>())
-            && parts.len() == 4
+    /// A valid version-00 `traceparent` value.
+    fn parse(value: &str) -> Option<Self> {
+        let parts: Vec<&str> = value.trim().split('-').collect();
+        (parts.len() == 4
             && parts[0] == "00"
             && is_hex(parts[1], 32)
             && is_hex(parts[2], 16)
-            && parts[3].len() == 2
-        {
-            return Self {
+            && parts[3].len() == 2)
+            .then(|| Self {
                 trace_id: parts[1].to_owned(),
-                span_id,
+                span_id: parts[2].to_owned(),
                 flags: parts[3].to_owned(),
-            };
-        }
-        Self {
-            trace_id: random_hex(16),
-            span_id,
-            flags: "01".into(),
+            })
+    }
+
+    /// The request's current span (it continues the caller's trace; see
+    /// `commpro-telemetry`), or, without a tracing layer, a new span id of the incoming
+    /// trace or a new trace.
+    pub fn current(incoming: Option<&str>) -> Self {
+        commpro_telemetry::traceparent(&tracing::Span::current())
+            .and_then(|tp| Self::parse(&tp))
+            .unwrap_or_else(|| Self::continue_or_start(incoming))
+    }
+
+    /// A new span of the incoming trace, or a new trace.
+    pub fn continue_or_start(incoming: Option<&str>) -> Self {
+        let span_id = random_hex(8);
+        match incoming.and_then(Self::parse) {
+            Some(parent) => Self { span_id, ..parent },
+            None => Self {
+                trace_id: random_hex(16),
+                span_id,
+                flags: "01".into(),
+            },
         }
     }
 }

@@ -244,7 +244,7 @@ impl TestServer {
         mode: Mode,
         customize: impl FnOnce(&mut App),
     ) -> Self {
-        messaging_grpc::telemetry::init();
+        messaging_grpc::telemetry::init().expect("telemetry");
         let config = Config::from_vars(&vars, mode).expect("valid test config");
         let mut app = App::build(&config).await.expect("app builds");
         customize(&mut app);

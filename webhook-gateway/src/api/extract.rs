@@ -58,9 +58,7 @@ impl CallerContext {
             })?;
         Ok(Self {
             authorization,
-            trace: TraceParent::continue_or_start(
-                headers.get("traceparent").and_then(|v| v.to_str().ok()),
-            ),
+            trace: TraceParent::current(headers.get("traceparent").and_then(|v| v.to_str().ok())),
         })
     }
 }

@@ -193,6 +193,8 @@ pub fn router(api: Arc<Api>, cors: &CorsOrigins) -> Router {
                 }
             }),
         )
+        // Names the request's span after the matched route (`PUT /api/messages/{messageId}/read`).
+        .route_layer(axum::middleware::from_fn(name_span))
         .fallback(|| async { ApiError::not_found_route().into_response() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed().into_response() })
         .with_state(api);
@@ -200,6 +202,18 @@ pub fn router(api: Arc<Api>, cors: &CorsOrigins) -> Router {
         Some(layer) => router.layer(layer),
         None => router,
     }
+}
+
+async fn name_span(
+    path: axum::extract::MatchedPath,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    commpro_telemetry::rename(
+        &tracing::Span::current(),
+        format!("{} {}", req.method(), path.as_str()),
+    );
+    next.run(req).await
 }
 
 /// CORS for browser clients on the configured origins; none configured, no CORS
