@@ -219,7 +219,6 @@ pub async fn serve(
                 otel.name = %method.trim_start_matches('/'),
                 otel.kind = "server",
                 rpc.system = "grpc",
-                method = %method,
                 trace_id = tracing::field::Empty,
             );
             let incoming = req

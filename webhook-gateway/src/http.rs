@@ -217,7 +217,6 @@ async fn rest(mut req: Request<Incoming>, peer: SocketAddr, gw: &Gateway) -> Res
         %path,
         status = resp.status().as_u16(),
         ms = started.elapsed().as_millis() as u64,
-        trace_id = %trace.trace_id,
         "api request"
     );
     resp
