@@ -6,13 +6,23 @@
 /// than send something that arrives broken.
 pub const ALLOWED_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif"];
 
+/// The complete signature each accepted type starts with. `infer` matches on shorter
+/// prefixes (any bytes starting `GIF` pass as a GIF), so both must agree.
+const SIGNATURES: &[(&[u8], &str)] = &[
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"\xFF\xD8\xFF", "image/jpeg"),
+];
+
 /// The sniffed content type if it is one we accept.
 pub fn sniff_allowed(bytes: &[u8]) -> Option<&'static str> {
-    let kind = infer::get(bytes)?;
-    ALLOWED_TYPES
+    let kind = infer::get(bytes)?.mime_type();
+    SIGNATURES
         .iter()
-        .copied()
-        .find(|t| *t == kind.mime_type())
+        .find(|(signature, t)| *t == kind && bytes.starts_with(signature))
+        .map(|(_, t)| *t)
+        .filter(|t| ALLOWED_TYPES.contains(t))
 }
 
 #[cfg(test)]
@@ -41,5 +51,9 @@ mod tests {
             None
         );
         assert_eq!(sniff_allowed(b""), None);
+        // Prefixes that fooled the type library alone.
+        assert_eq!(sniff_allowed(b"GIF? no, plain text"), None);
+        assert_eq!(sniff_allowed(b"\x89PNG but not really"), None);
+        assert_eq!(sniff_allowed(b"GIF87a\x01\x00\x01\x00"), Some("image/gif"));
     }
 }

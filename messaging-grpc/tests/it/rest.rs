@@ -742,6 +742,12 @@ async fn bad_requests_are_refused_with_the_field_named() {
     upload("image/png", b"plain text, not an image".to_vec())
         .await
         .expect_error(400, "invalid_argument", Some("file"));
+    upload(
+        "image/gif",
+        b"GIF? no, text with an image's first letters".to_vec(),
+    )
+    .await
+    .expect_error(400, "invalid_argument", Some("file"));
     upload("image/png", png(5 * 1024 * 1024 + 1))
         .await
         .expect_error(413, "payload_too_large", None);
