@@ -118,6 +118,19 @@ impl Core {
         (self.messaging.clone(), req)
     }
 
+    /// Like [`Core::messaging`], without a deadline: a `WatchEvents` stream lasts as
+    /// long as the client stays.
+    pub fn watch<T>(
+        &self,
+        msg: T,
+        authorization: &str,
+        trace: &TraceParent,
+    ) -> (MessagingServiceClient<Channel>, Request<T>) {
+        let (client, mut req) = self.messaging(msg, authorization, trace);
+        req.metadata_mut().remove("grpc-timeout");
+        (client, req)
+    }
+
     pub async fn record_inbound(
         &self,
         msg: pb::RecordInboundRequest,

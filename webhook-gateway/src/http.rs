@@ -56,7 +56,7 @@ impl Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: GatewayConfig, core: Core) -> Self {
+    pub fn new(config: GatewayConfig, core: Core, shutdown: CancellationToken) -> Self {
         let per_sec = NonZeroU32::new(config.rate_limit_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = per_sec.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
         let limiter = RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst));
@@ -65,6 +65,7 @@ impl Gateway {
                 core.clone(),
                 config.max_body_bytes,
                 config.read_timeout,
+                shutdown,
             )),
             &config.cors_allowed_origins,
         );

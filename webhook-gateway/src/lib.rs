@@ -38,6 +38,6 @@ pub async fn serve(
         config.service_token.clone(),
         config.core_timeout,
     )?;
-    let gw = Arc::new(http::Gateway::new(config, core));
+    let gw = Arc::new(http::Gateway::new(config, core, shutdown.clone()));
     http::serve(listener, gw, shutdown, Duration::from_secs(10)).await
 }

@@ -282,13 +282,20 @@ impl Rest {
 
 /// Core (on `backend`) + gateway, the core's public URL pointing at the gateway.
 async fn stack(backend: &Backend, gateway_vars: &[(&str, &str)]) -> (TestServer, Gateway, Rest) {
+    stack_with(backend, &[], gateway_vars).await
+}
+
+/// [`stack`] with settings for the core too.
+async fn stack_with(
+    backend: &Backend,
+    core_vars: &[(&'static str, &str)],
+    gateway_vars: &[(&str, &str)],
+) -> (TestServer, Gateway, Rest) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gw_addr = listener.local_addr().unwrap();
-    let server = TestServer::start_with(
-        backend,
-        HashMap::from([("GATEWAY_PUBLIC_URL", format!("http://{gw_addr}"))]),
-    )
-    .await;
+    let mut vars = HashMap::from([("GATEWAY_PUBLIC_URL", format!("http://{gw_addr}"))]);
+    vars.extend(core_vars.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let server = TestServer::start_with(backend, vars).await;
     let gw = gateway_on(listener, &format!("http://{}", server.addr), gateway_vars).await;
     let rest = Rest::new(&gw).await;
     (server, gw, rest)
@@ -1057,6 +1064,7 @@ async fn the_openapi_document_lists_exactly_what_the_server_answers() {
         ("GET", "/api/messages/conversations/{contactId}"),
         ("PUT", "/api/messages/{messageId}/read"),
         ("PUT", "/api/messages/conversations/{contactId}/read"),
+        ("GET", "/api/events"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -1116,6 +1124,14 @@ async fn the_openapi_document_lists_exactly_what_the_server_answers() {
     .await
     .expect(200);
 
+    let mut events = EventStream::open(&rest, &alice, &[], "").await;
+    let hello = events.next(20).await;
+    rest.validate(
+        &json!({"$ref": "#/components/schemas/Event"}),
+        &hello.data,
+        "SSE data",
+    );
+
     let seen = rest.seen.lock().unwrap().clone();
     for (method, path) in &expected {
         assert!(
@@ -1124,4 +1140,164 @@ async fn the_openapi_document_lists_exactly_what_the_server_answers() {
             "{method} {path} was documented but never answered successfully"
         );
     }
+}
+
+/// A Server-Sent Events reader over a streaming response.
+struct EventStream {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+/// One SSE event: id, event name, JSON data.
+#[derive(Debug)]
+struct SseEvent {
+    id: u64,
+    event: String,
+    data: Value,
+}
+
+impl EventStream {
+    async fn open(rest: &Rest, token: &str, headers: &[(&str, &str)], query: &str) -> Self {
+        let mut req = rest
+            .http
+            .get(format!("{}/api/events{query}", rest.base))
+            .bearer_auth(token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let ct = resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(ct, "text/event-stream");
+        // The document says so too.
+        assert!(
+            !rest.doc["paths"]["/api/events"]["get"]["responses"]["200"]["content"]
+                ["text/event-stream"]
+                .is_null()
+        );
+        rest.seen
+            .lock()
+            .unwrap()
+            .push(("GET".into(), "/api/events".into(), 200));
+        Self {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event, within `secs` seconds.
+    async fn next(&mut self, secs: u64) -> SseEvent {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim());
+                    }
+                }
+                if let Some(id) = id {
+                    return SseEvent {
+                        id,
+                        event,
+                        data: serde_json::from_str(&data).unwrap(),
+                    };
+                }
+                continue; // a comment
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk())
+                .await
+                .expect("an event in time")
+                .unwrap()
+                .expect("the stream is still open");
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// Events until one of `kind` arrives (returned with those before it).
+    async fn until(&mut self, kind: &str) -> (SseEvent, Vec<SseEvent>) {
+        let mut before = Vec::new();
+        loop {
+            let e = self.next(10).await;
+            if e.event == kind {
+                return (e, before);
+            }
+            before.push(e);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_as_sse_and_resume_from_last_event_id() {
+    let (server, _gw, rest) =
+        stack_with(&Backend::Sqlite, &[("WATCH_KEEPALIVE_MS", "400")], &[]).await;
+    server.assign(OWN, "alice").await;
+    let alice = server.token("alice");
+    let event_schema = json!({"$ref": "#/components/schemas/Event"});
+
+    let mut stream = EventStream::open(&rest, &alice, &[], "").await;
+    let hello = stream.next(5).await;
+    assert_eq!(hello.event, "keepalive");
+    assert_eq!(hello.data["cursor"], hello.id);
+    let start = hello.id;
+
+    let inbound = server.inbound("SMsse1", BOB, OWN, "hello over SSE").await;
+    let (received, _) = stream.until("message_received").await;
+    assert_eq!(received.id, start + 1);
+    assert_eq!(received.data["messageId"], inbound.id.as_str());
+    assert_eq!(received.data["contactId"], inbound.contact_id.as_str());
+    assert_eq!(received.data["unreadCount"], 1);
+    assert!(
+        !received.data.to_string().contains("hello over SSE"),
+        "events carry no bodies"
+    );
+    rest.validate(&event_schema, &received.data, "SSE data");
+
+    // Past the gateway's 5 s call deadline the stream is still alive (it has none).
+    let opened = tokio::time::Instant::now();
+    while opened.elapsed() < Duration::from_millis(5_600) {
+        let e = stream.next(3).await;
+        rest.validate(&event_schema, &e.data, "SSE data");
+    }
+    drop(stream);
+
+    // Changes while away are replayed, once, in order, after Last-Event-ID.
+    rest.put(
+        &format!("/api/messages/conversations/{}/read", inbound.contact_id),
+        &alice,
+        Body::None,
+    )
+    .await
+    .expect(200);
+    let last = received.id.to_string();
+    let mut resumed = EventStream::open(&rest, &alice, &[("last-event-id", &last)], "").await;
+    let (read, before) = resumed.until("messages_read").await;
+    assert_eq!(read.id, start + 2);
+    assert_eq!(read.data["unreadCount"], 0);
+    assert!(
+        before.iter().all(|e| e.event == "keepalive"),
+        "nothing replayed twice: {before:?}"
+    );
+
+    // The same with sinceCursor; a cursor ahead of the log is out of range.
+    let mut again = EventStream::open(&rest, &alice, &[], &format!("?sinceCursor={start}")).await;
+    let (first, _) = again.until("message_received").await;
+    assert_eq!(first.id, start + 1);
+    rest.get("/api/events?sinceCursor=999999", &alice)
+        .await
+        .expect_error(400, "out_of_range", None);
+    rest.get("/api/events?sinceCursor=soon", &alice)
+        .await
+        .expect_error(400, "invalid_argument", Some("sinceCursor"));
+    rest.call(Method::GET, "/api/events", None, Body::None)
+        .await
+        .expect_error(401, "unauthenticated", None);
 }

@@ -198,7 +198,89 @@ pub struct ConversationRead {
     pub unread_count: u64,
 }
 
+/// What a change event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// An inbound message was stored (`messageId`, `contactId`, `unreadCount`).
+    MessageReceived,
+    /// A message's delivery status changed (`messageId`, `contactId`, `status`).
+    MessageStatusChanged,
+    /// Messages were marked read (`contactId`, `unreadCount`; `messageId`: the message
+    /// or the read horizon, null when the whole conversation was marked).
+    MessagesRead,
+    /// A conversation got a new message we sent (`messageId`, `contactId`, `unreadCount`).
+    ConversationUpdated,
+    /// No news; `cursor` is the stream's position. Also the first event of a stream.
+    Keepalive,
+}
+
+impl EventKind {
+    /// The SSE `event` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MessageReceived => "message_received",
+            Self::MessageStatusChanged => "message_status_changed",
+            Self::MessagesRead => "messages_read",
+            Self::ConversationUpdated => "conversation_updated",
+            Self::Keepalive => "keepalive",
+        }
+    }
+}
+
+/// A change in the caller's messages: ids and counts, never contents.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Event {
+    /// Per user, increasing by one per event: resume after the last one seen.
+    pub cursor: u64,
+    pub kind: EventKind,
+    #[schema(format = DateTime)]
+    pub created_at: Option<String>,
+    pub message_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub status: Option<MessageStatus>,
+    pub unread_count: u64,
+}
+
 // ---- from the core ----
+
+fn status(value: i32) -> Result<Option<MessageStatus>, ApiError> {
+    Ok(Some(match pb::MessageStatus::try_from(value) {
+        Ok(pb::MessageStatus::Unspecified) => return Ok(None),
+        Ok(pb::MessageStatus::Queued) => MessageStatus::Queued,
+        Ok(pb::MessageStatus::Sending) => MessageStatus::Sending,
+        Ok(pb::MessageStatus::Sent) => MessageStatus::Sent,
+        Ok(pb::MessageStatus::Delivered) => MessageStatus::Delivered,
+        Ok(pb::MessageStatus::Undelivered) => MessageStatus::Undelivered,
+        Ok(pb::MessageStatus::Failed) => MessageStatus::Failed,
+        Ok(pb::MessageStatus::Received) => MessageStatus::Received,
+        Err(_) => return Err(ApiError::bad_core_answer("message status")),
+    }))
+}
+
+impl TryFrom<pb::Event> for Event {
+    type Error = ApiError;
+    fn try_from(e: pb::Event) -> Result<Self, ApiError> {
+        let kind = match pb::EventKind::try_from(e.kind) {
+            Ok(pb::EventKind::MessageReceived) => EventKind::MessageReceived,
+            Ok(pb::EventKind::MessageStatusChanged) => EventKind::MessageStatusChanged,
+            Ok(pb::EventKind::MessagesRead) => EventKind::MessagesRead,
+            Ok(pb::EventKind::ConversationUpdated) => EventKind::ConversationUpdated,
+            Ok(pb::EventKind::Keepalive) => EventKind::Keepalive,
+            _ => return Err(ApiError::bad_core_answer("event kind")),
+        };
+        Ok(Self {
+            cursor: e.cursor,
+            kind,
+            created_at: time(e.created_at),
+            message_id: non_empty(e.message_id),
+            contact_id: non_empty(e.contact_id),
+            status: status(e.status)?,
+            unread_count: e.unread_count,
+        })
+    }
+}
 
 fn time(ts: Option<prost_types::Timestamp>) -> Option<String> {
     let ts = ts?;
@@ -247,16 +329,8 @@ impl TryFrom<pb::Message> for Message {
             Ok(pb::Direction::Inbound) => Direction::Inbound,
             _ => return Err(ApiError::bad_core_answer("direction")),
         };
-        let status = match pb::MessageStatus::try_from(m.status) {
-            Ok(pb::MessageStatus::Queued) => MessageStatus::Queued,
-            Ok(pb::MessageStatus::Sending) => MessageStatus::Sending,
-            Ok(pb::MessageStatus::Sent) => MessageStatus::Sent,
-            Ok(pb::MessageStatus::Delivered) => MessageStatus::Delivered,
-            Ok(pb::MessageStatus::Undelivered) => MessageStatus::Undelivered,
-            Ok(pb::MessageStatus::Failed) => MessageStatus::Failed,
-            Ok(pb::MessageStatus::Received) => MessageStatus::Received,
-            _ => return Err(ApiError::bad_core_answer("message status")),
-        };
+        let status =
+            status(m.status)?.ok_or_else(|| ApiError::bad_core_answer("message status"))?;
         let content_state = match pb::ContentState::try_from(m.content_state) {
             Ok(pb::ContentState::Available) => ContentState::Available,
             Ok(pb::ContentState::Destroyed) => ContentState::Destroyed,

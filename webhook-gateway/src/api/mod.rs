@@ -5,6 +5,7 @@
 
 mod conversations;
 mod error;
+mod events;
 mod extract;
 mod json;
 mod media;
@@ -18,6 +19,7 @@ use hyper::{
     body::Bytes,
     header::{self, HeaderName, HeaderValue},
 };
+use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::{
     Modify, OpenApi,
@@ -46,15 +48,18 @@ pub struct Api {
     upload_limit: usize,
     /// How long a client may pause while sending a body.
     idle: Duration,
+    /// Ends event streams when the gateway stops (clients reconnect elsewhere).
+    shutdown: CancellationToken,
 }
 
 impl Api {
-    pub fn new(core: Core, json_limit: usize, idle: Duration) -> Self {
+    pub fn new(core: Core, json_limit: usize, idle: Duration, shutdown: CancellationToken) -> Self {
         Self {
             core,
             json_limit,
             upload_limit: MAX_UPLOAD_BYTES,
             idle,
+            shutdown,
         }
     }
 }
@@ -72,6 +77,7 @@ Errors are `{error, code, field?}`.",
         (name = "messages", description = "Sending, and marking one message read"),
         (name = "conversations", description = "Conversations and read state"),
         (name = "media", description = "MMS images, stored encrypted"),
+        (name = "events", description = "Real-time changes (Server-Sent Events)"),
     ),
 )]
 struct ApiDoc;
@@ -161,6 +167,7 @@ fn routes() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(conversations::get))
         .routes(routes!(messages::mark_read))
         .routes(routes!(conversations::mark_read))
+        .routes(routes!(events::watch))
 }
 
 /// The routes and their finished OpenAPI document.
@@ -233,6 +240,7 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
                 header::CONTENT_TYPE,
                 HeaderName::from_static("idempotency-key"),
                 HeaderName::from_static("traceparent"),
+                HeaderName::from_static("last-event-id"),
             ])
             .expose_headers([
                 header::LOCATION,

@@ -1,0 +1,148 @@
+//! `GET /api/events`: the caller's `WatchEvents` stream as Server-Sent Events, so web
+//! and mobile clients get real-time changes without gRPC. The SSE `id` is the event
+//! cursor: a client that reconnects with `Last-Event-ID` (what EventSource-style
+//! clients do by themselves) resumes without a gap or a duplicate.
+
+use std::{convert::Infallible, sync::Arc};
+
+use axum::{
+    extract::{RawQuery, State},
+    response::{
+        IntoResponse, Response,
+        sse::{Event as SseEvent, Sse},
+    },
+};
+use commpro_messaging_api::v1 as pb;
+use hyper::HeaderMap;
+use tokio_stream::StreamExt;
+
+use super::{
+    Api,
+    error::{ApiError, ErrorBody},
+    extract::CallerContext,
+    json::Event,
+};
+
+/// The caller's events, live, as `text/event-stream`.
+///
+/// Each event's `id` is its cursor and its `event` its kind (`message_received`,
+/// `message_status_changed`, `messages_read`, `conversation_updated`, `keepalive`);
+/// `data` is the JSON event. Ids and counts only: fetch bodies with
+/// `GET /api/messages/conversations/{contactId}`. The stream opens with a `keepalive`
+/// carrying the current cursor and sends one every 15 s. Resume with `Last-Event-ID`
+/// (or `sinceCursor`); a cursor older than the retention answers 400 `out_of_range`:
+/// resync with the conversation list, then watch without one.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    operation_id = "watchEvents",
+    tag = "events",
+    params(
+        ("sinceCursor" = Option<u64>, Query, description = "The last cursor seen; absent: from now on"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Same as `sinceCursor` (sent by SSE clients when they reconnect)"),
+    ),
+    responses(
+        (status = 200, description = "A stream of events; `data` of each is an `Event`", content_type = "text/event-stream", body = Event),
+        (status = 400, description = "The cursor is invalid, or `out_of_range`: older than the retention or ahead of the latest event", body = ErrorBody),
+    ),
+)]
+pub async fn watch(
+    State(api): State<Arc<Api>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let ctx = CallerContext::from_headers(&headers)?;
+    let since_cursor = since_cursor(query.as_deref(), &headers)?;
+    let (mut client, call) = api.core.watch(
+        pb::WatchEventsRequest { since_cursor },
+        &ctx.authorization,
+        &ctx.trace,
+    );
+    // The core refuses a bad cursor or token before the first event: a plain error.
+    let events = client.watch_events(call).await?.into_inner();
+    // A task forwards events until the client leaves (the channel closes), the core
+    // ends the stream, or the gateway stops; the client then reconnects and resumes.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(16);
+    let shutdown = api.shutdown.clone();
+    tokio::spawn(async move {
+        let mut events = events;
+        loop {
+            let item = tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tx.closed() => return,
+                item = events.next() => item,
+            };
+            let Some(sse) = item.and_then(|r| r.ok()).and_then(to_sse) else {
+                return;
+            };
+            if tx.send(Ok(sse)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let mut resp = Sse::new(stream).into_response();
+    // Proxies such as nginx would otherwise hold the events back in their buffers.
+    resp.headers_mut().insert(
+        "x-accel-buffering",
+        hyper::header::HeaderValue::from_static("no"),
+    );
+    Ok(resp)
+}
+
+/// One core event as an SSE event: `id` the cursor, `event` the kind, `data` the JSON.
+fn to_sse(event: pb::Event) -> Option<SseEvent> {
+    let json = Event::try_from(event).ok()?;
+    let data = serde_json::to_string(&json).ok()?;
+    Some(
+        SseEvent::default()
+            .id(json.cursor.to_string())
+            .event(json.kind.as_str())
+            .data(data),
+    )
+}
+
+/// `sinceCursor` from the query, else `Last-Event-ID`; both must be whole numbers.
+fn since_cursor(query: Option<&str>, headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let from_query = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "sinceCursor")
+        .map(|(_, v)| v.into_owned());
+    let (field, raw) = match from_query {
+        Some(v) => ("sinceCursor", Some(v)),
+        None => (
+            "Last-Event-ID",
+            headers
+                .get("last-event-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        ),
+    };
+    raw.map(|v| {
+        v.trim()
+            .parse::<u64>()
+            .map_err(|_| ApiError::invalid(field, "must be a whole number (an event cursor)"))
+    })
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    #[test]
+    fn cursor_from_query_or_last_event_id() {
+        let mut h = HeaderMap::new();
+        assert_eq!(since_cursor(None, &h).unwrap(), None);
+        h.insert("last-event-id", HeaderValue::from_static("41"));
+        assert_eq!(since_cursor(None, &h).unwrap(), Some(41));
+        assert_eq!(since_cursor(Some("sinceCursor=7"), &h).unwrap(), Some(7));
+        let e = since_cursor(Some("sinceCursor=x"), &h)
+            .unwrap_err()
+            .into_body();
+        assert_eq!(e.field.as_deref(), Some("sinceCursor"));
+        h.insert("last-event-id", HeaderValue::from_static("-1"));
+        let e = since_cursor(None, &h).unwrap_err().into_body();
+        assert_eq!(e.field.as_deref(), Some("Last-Event-ID"));
+    }
+}
