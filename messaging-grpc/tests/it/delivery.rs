@@ -330,13 +330,15 @@ async fn pacing_spreads_segments_per_sender() {
     })
     .await;
 
-    // Counted at the fake: at most 4 segments in any second per sender (10% slack for
-    // loopback and scheduling jitter on a busy machine), and the burst took as long as
-    // the rate says. An unpaced burst would land within a tenth of a second.
+    // Counted at the fake: at most 4 segments in any second per sender, with 25% slack:
+    // between its slot and the wire each send commits SENDING (an fsync), whose latency
+    // varies a lot when the whole suite runs on two cores (10% failed once there). The
+    // burst must still take as long as the rate says; an unpaced one would land within
+    // a tenth of a second.
     let a = arrivals(&fake, Some(FROM));
     assert_eq!(a.len(), 10);
     assert!(
-        max_in_window(&a, 0.9) <= 4,
+        max_in_window(&a, 0.75) <= 4,
         "more than 4/s from one sender: {a:?}"
     );
     assert!(
@@ -375,8 +377,9 @@ async fn account_cap_applies_across_senders() {
     .await;
     let all = arrivals(&fake, None);
     assert_eq!(all.len(), 12);
+    // Same 25% slack as per sender (commit latency between slot and wire).
     assert!(
-        max_in_window(&all, 0.9) <= 5,
+        max_in_window(&all, 0.75) <= 5,
         "account cap of 5/s exceeded: {all:?}"
     );
     server.stop().await;
