@@ -23,6 +23,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{ConfigError, CorsOrigins, GatewayConfig};
+
+/// The REST API's hot functions, for the benchmarks only.
+#[doc(hidden)]
+pub mod bench_support {
+    pub use crate::api::bench::{parse_send, render_page};
+}
 pub use service_token::ServiceToken;
 pub use trace::TraceParent;
 

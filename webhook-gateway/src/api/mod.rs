@@ -34,6 +34,33 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use error::ApiError;
 
+/// What the benchmarks measure: a send's JSON body in, a page of messages out.
+#[doc(hidden)]
+pub mod bench {
+    use commpro_messaging_api::v1 as pb;
+    use hyper::{HeaderMap, header};
+
+    use super::json::{ConversationMessages, SendSmsBody};
+
+    /// Parses a `POST /api/messages/send` body as the handler does.
+    pub fn parse_send(body: &[u8]) -> bool {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        super::extract::json::<SendSmsBody>(&headers, body, false).is_ok()
+    }
+
+    /// Renders a `GetConversation` answer as the handler does.
+    pub fn render_page(page: pb::GetConversationResponse) -> Vec<u8> {
+        ConversationMessages::try_from(page)
+            .ok()
+            .and_then(|json| serde_json::to_vec(&json).ok())
+            .unwrap_or_default()
+    }
+}
+
 use crate::{config::CorsOrigins, core::Core};
 
 /// The largest image the core stores (its own limit; refused here before any call).
