@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use messaging_grpc::{
     Config, Mode,
     auth::Role,
-    cli::{self, run::dev_token},
+    cli::{self, numbers::NumbersCommand, run::dev_token},
     crypto::{DataKey, MasterKey},
     store::Store,
     telemetry,
@@ -69,23 +69,6 @@ enum KeysCommand {
     Generate {
         #[arg(long, default_value = "k1")]
         id: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum NumbersCommand {
-    /// Give a number (E.164) to a user.
-    Assign {
-        #[arg(long)]
-        number: String,
-        #[arg(long)]
-        user: String,
-    },
-    /// Numbers and their users.
-    List {
-        /// Only this user's.
-        #[arg(long)]
-        user: Option<String>,
     },
 }
 
@@ -218,15 +201,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Numbers { token, command } => {
-            let command = match command {
-                NumbersCommand::Assign { number, user } => {
-                    cli::numbers::NumbersCommand::Assign { number, user }
-                }
-                NumbersCommand::List { user } => cli::numbers::NumbersCommand::List { user },
-            };
-            cli::numbers::run(command, token).await
-        }
+        Command::Numbers { token, command } => cli::numbers::run(command, token).await,
         Command::Keys {
             command: KeysCommand::Generate { id },
         } => {

@@ -21,18 +21,20 @@ pub fn init() -> Result<(), String> {
         let settings = OtlpSettings::from_env(SERVICE_NAME)?;
         let telemetry = Telemetry::init(&settings)?;
         if let Some(endpoint) = &settings.endpoint {
+            // Credentials belong in OTEL_EXPORTER_OTLP_HEADERS, but never log any put in
+            // the URL.
+            let endpoint = match endpoint.split_once("://") {
+                Some((scheme, rest)) => match rest.split_once('@') {
+                    Some((_, host)) => format!("{scheme}://…@{host}"),
+                    None => endpoint.clone(),
+                },
+                None => endpoint.clone(),
+            };
             tracing::info!(%endpoint, service = %settings.service_name, "exporting traces over OTLP");
         }
         *installed = Some(telemetry);
     }
     Ok(())
-}
-
-/// Sends the spans still batched (before exit, or in tests before looking).
-pub fn flush() {
-    if let Some(t) = INSTALLED.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        t.flush();
-    }
 }
 
 /// Flushes and stops the exporter at exit.

@@ -168,14 +168,7 @@ impl Core {
             }
             Err(s) => return Err(s.into()),
         };
-        let (mut content_type, mut bytes) = (String::new(), Vec::new());
-        while let Some(chunk) = stream.message().await? {
-            if content_type.is_empty() {
-                content_type = chunk.content_type;
-            }
-            bytes.extend_from_slice(&chunk.data);
-        }
-        Ok(Some((content_type, bytes)))
+        Ok(Some(collect_media(&mut stream).await?))
     }
 
     /// True when the core reports SERVING for the whole server.
@@ -194,4 +187,20 @@ impl Core {
             }
         }
     }
+}
+
+/// A media stream gathered whole: the content type (sent with the first chunk) and the
+/// bytes.
+pub async fn collect_media(
+    stream: &mut tonic::Streaming<pb::MediaChunk>,
+) -> Result<(String, Vec<u8>), tonic::Status> {
+    let (mut content_type, mut bytes) = (String::new(), Vec::new());
+    while let Some(chunk) = stream.message().await? {
+        if content_type.is_empty() {
+            content_type = chunk.content_type;
+            bytes.reserve(usize::try_from(chunk.size_bytes).unwrap_or(0));
+        }
+        bytes.extend_from_slice(&chunk.data);
+    }
+    Ok((content_type, bytes))
 }

@@ -49,13 +49,6 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
-    /// The address the per-source rate limit counts this request against.
-    fn client_ip(&self, peer: SocketAddr, headers: &hyper::HeaderMap) -> IpAddr {
-        crate::client_ip::client_ip(peer.ip(), headers, &self.config.trusted_proxies)
-    }
-}
-
-impl Gateway {
     pub fn new(config: GatewayConfig, core: Core, shutdown: CancellationToken) -> Self {
         let per_sec = NonZeroU32::new(config.rate_limit_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = per_sec.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
@@ -75,6 +68,11 @@ impl Gateway {
             limiter,
             api,
         }
+    }
+
+    /// The address the per-source rate limit counts this request against.
+    fn client_ip(&self, peer: SocketAddr, headers: &hyper::HeaderMap) -> IpAddr {
+        crate::client_ip::client_ip(peer.ip(), headers, &self.config.trusted_proxies)
     }
 }
 
@@ -187,20 +185,12 @@ fn span_name(method: &Method, path: &str) -> String {
 }
 
 /// A REST API request: rate limited per source address like the webhooks, then
-/// handed to the API's router; logged without bodies or query strings.
-async fn rest(mut req: Request<Incoming>, peer: SocketAddr, gw: &Gateway) -> Response<Body> {
+/// handed to the API's router (its handlers forward the request span's trace); logged
+/// without bodies or query strings.
+async fn rest(req: Request<Incoming>, peer: SocketAddr, gw: &Gateway) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    // One trace for the log line here and the core call the handler makes.
-    let trace = TraceParent::current(
-        req.headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok()),
-    );
-    if let Ok(tp) = HeaderValue::from_str(&trace.to_string()) {
-        req.headers_mut().insert("traceparent", tp);
-    }
     let resp = if gw
         .limiter
         .check_key(&gw.client_ip(peer, req.headers()))

@@ -23,14 +23,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{ConfigError, CorsOrigins, GatewayConfig};
+pub use service_token::ServiceToken;
+pub use trace::TraceParent;
 
 /// The REST API's hot functions, for the benchmarks only.
 #[doc(hidden)]
 pub mod bench_support {
     pub use crate::api::bench::{parse_send, render_page};
 }
-pub use service_token::ServiceToken;
-pub use trace::TraceParent;
 
 /// Serves HTTP on `listener` until `shutdown` is cancelled; in-flight requests get
 /// a few seconds to finish.

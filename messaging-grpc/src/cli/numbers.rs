@@ -12,9 +12,21 @@ use tonic::{Request, metadata::MetadataValue, transport::Channel};
 use crate::{Config, Mode, auth::Role, cli::run::dev_token};
 
 /// What to ask the core.
+#[derive(clap::Subcommand)]
 pub enum NumbersCommand {
-    Assign { number: String, user: String },
-    List { user: Option<String> },
+    /// Give a number (E.164) to a user.
+    Assign {
+        #[arg(long)]
+        number: String,
+        #[arg(long)]
+        user: String,
+    },
+    /// Numbers and their users.
+    List {
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 pub async fn run(command: NumbersCommand, token: Option<String>) -> anyhow::Result<()> {

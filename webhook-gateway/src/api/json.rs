@@ -294,10 +294,6 @@ fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn page_token(s: String) -> Option<String> {
-    non_empty(s)
-}
-
 pub fn media_url(id: &str) -> String {
     format!("/api/media/{id}")
 }
@@ -406,7 +402,7 @@ impl TryFrom<pb::ListConversationsResponse> for ConversationPage {
                 .into_iter()
                 .map(Conversation::try_from)
                 .collect::<Result<_, _>>()?,
-            next_page_token: page_token(r.next_page_token),
+            next_page_token: non_empty(r.next_page_token),
         })
     }
 }
@@ -422,7 +418,7 @@ impl TryFrom<pb::GetConversationResponse> for ConversationMessages {
                 .collect::<Result<_, _>>()?,
             contact_id: r.contact_id,
             contact_number: r.contact_number,
-            next_page_token: page_token(r.next_page_token),
+            next_page_token: non_empty(r.next_page_token),
         })
     }
 }

@@ -201,14 +201,7 @@ pub async fn get(
         &ctx.trace,
     );
     let mut stream = client.get_media(call).await?.into_inner();
-    let (mut content_type, mut bytes) = (String::new(), Vec::new());
-    while let Some(chunk) = stream.message().await? {
-        if content_type.is_empty() {
-            content_type = chunk.content_type;
-            bytes.reserve(usize::try_from(chunk.size_bytes).unwrap_or(0));
-        }
-        bytes.extend_from_slice(&chunk.data);
-    }
+    let (content_type, bytes) = crate::core::collect_media(&mut stream).await?;
     let mut resp = Response::new(Body::from(bytes));
     if let Ok(ct) = HeaderValue::from_str(&content_type) {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct);
