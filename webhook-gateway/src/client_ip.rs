@@ -4,10 +4,14 @@
 //! is not itself a trusted proxy. Addresses a client wrote further left are never
 //! believed: only the hops our own proxies appended count.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use hyper::HeaderMap;
 use ipnet::IpNet;
+
+/// The TCP peer of a request's connection, put in its extensions by the server.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer(pub SocketAddr);
 
 /// The address the rate limit counts a request against.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use hyper::header::HeaderValue;
 use secrecy::SecretString;
 
-use crate::service_token::ServiceToken;
+use crate::{error::GatewayError, service_token::ServiceToken};
 
 /// Everything the gateway needs.
 pub struct GatewayConfig {
@@ -46,12 +46,13 @@ pub enum CorsOrigins {
     None,
     /// `*`: any site (the API takes bearer tokens, never cookies).
     Any,
+    /// These origins only.
     List(Vec<HeaderValue>),
 }
 
 impl CorsOrigins {
     /// `*`, or a comma list of origins such as `https://app.commpro.example`.
-    fn parse(raw: Option<String>) -> Result<Self, ConfigError> {
+    fn parse(raw: Option<String>) -> Result<Self, GatewayError> {
         const VAR: &str = "GATEWAY_CORS_ALLOWED_ORIGINS";
         let Some(raw) = raw else {
             return Ok(Self::None);
@@ -85,15 +86,8 @@ impl CorsOrigins {
 }
 
 /// A configuration problem, naming the variable.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {var}: {reason}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub reason: String,
-}
-
-fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
+fn err(var: &'static str, reason: impl Into<String>) -> GatewayError {
+    GatewayError::Config {
         var,
         reason: reason.into(),
     }
@@ -101,7 +95,7 @@ fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
 
 impl GatewayConfig {
     /// Reads the gateway's variables; `get` returns a trimmed, non-empty value.
-    pub fn from_vars(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn from_vars(get: &impl Fn(&str) -> Option<String>) -> Result<Self, GatewayError> {
         let core_url = get("MESSAGING_CORE_URL").unwrap_or_else(|| "http://127.0.0.1:50051".into());
         let public_url =
             get("GATEWAY_PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:3003".into());
@@ -141,7 +135,7 @@ impl GatewayConfig {
                 ));
             }
         };
-        let number = |var: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
+        let number = |var: &'static str, default: u64, max: u64| -> Result<u64, GatewayError> {
             get(var).map_or(Ok(default), |v| {
                 v.parse::<u64>()
                     .ok()
@@ -169,7 +163,7 @@ impl GatewayConfig {
     }
 
     /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env() -> Result<Self, GatewayError> {
         Self::from_vars(&|k| {
             std::env::var(k)
                 .ok()
@@ -179,7 +173,7 @@ impl GatewayConfig {
     }
 
     /// GATEWAY_HTTP_ADDR (default 127.0.0.1:3003).
-    pub fn listen_addr() -> Result<SocketAddr, ConfigError> {
+    pub fn listen_addr() -> Result<SocketAddr, GatewayError> {
         std::env::var("GATEWAY_HTTP_ADDR")
             .unwrap_or_else(|_| "127.0.0.1:3003".into())
             .parse()
@@ -211,7 +205,16 @@ mod tests {
         );
         for bad in ["app.example.com", "https://app.example.com/path", "ftp://x"] {
             let e = CorsOrigins::parse(Some(bad.into())).unwrap_err();
-            assert_eq!(e.var, "GATEWAY_CORS_ALLOWED_ORIGINS", "{bad}");
+            assert!(
+                matches!(
+                    e,
+                    GatewayError::Config {
+                        var: "GATEWAY_CORS_ALLOWED_ORIGINS",
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
         }
     }
 }

@@ -9,7 +9,7 @@ use commpro_messaging_api::v1::{
     messaging_service_client::MessagingServiceClient,
 };
 use tonic::{
-    Code, Request,
+    Code, Request, Status,
     metadata::MetadataValue,
     transport::{Channel, Endpoint},
 };
@@ -17,40 +17,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::{service_token::ServiceToken, trace::TraceParent};
-
-/// How a core call failed, in the terms the HTTP answer needs.
-#[derive(Debug, thiserror::Error)]
-pub enum CoreError {
-    /// The core is down, slow or refuses our credential: Twilio should retry later.
-    #[error("core unavailable: {0}")]
-    Unavailable(String),
-    /// The core refused the content: retrying will not help.
-    #[error("refused by the core: {0}")]
-    Rejected(String),
-    #[error("core failed: {0}")]
-    Failed(String),
-}
-
-impl From<tonic::Status> for CoreError {
-    fn from(s: tonic::Status) -> Self {
-        match s.code() {
-            Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-                Self::Rejected(s.message().to_owned())
-            }
-            Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Unknown
-            | Code::Cancelled
-            | Code::ResourceExhausted => Self::Unavailable(s.message().to_owned()),
-            Code::Unauthenticated | Code::PermissionDenied => {
-                tracing::error!(code = ?s.code(), "the core refused the gateway's service token; check GATEWAY_SERVICE_TOKEN / JWT settings");
-                Self::Unavailable(s.message().to_owned())
-            }
-            _ => Self::Failed(s.message().to_owned()),
-        }
-    }
-}
+use crate::{error::GatewayError, service_token::ServiceToken, trace::TraceParent};
 
 /// Lazily connected clients of the core.
 #[derive(Clone)]
@@ -81,15 +48,17 @@ impl Core {
         })
     }
 
-    fn request<T>(&self, msg: T, trace: &TraceParent) -> Result<Request<T>, CoreError> {
+    /// A call with the gateway's own service token. A token that cannot be made is
+    /// an internal failure of the call, answered like one.
+    fn request<T>(&self, msg: T, trace: &TraceParent) -> Result<Request<T>, GatewayError> {
         let mut req = Request::new(msg);
         req.set_timeout(self.timeout);
         let token = self
             .token
             .bearer()
-            .map_err(|e| CoreError::Failed(format!("minting the service token: {e}")))?;
+            .map_err(|e| Status::internal(format!("minting the service token: {e}")))?;
         let auth = MetadataValue::try_from(format!("Bearer {token}"))
-            .map_err(|_| CoreError::Failed("service token is not a valid header value".into()))?;
+            .map_err(|_| Status::internal("service token is not a valid header value"))?;
         req.metadata_mut().insert("authorization", auth);
         if let Ok(tp) = MetadataValue::try_from(trace.to_string()) {
             req.metadata_mut().insert("traceparent", tp);
@@ -135,7 +104,7 @@ impl Core {
         &self,
         msg: pb::RecordInboundRequest,
         trace: &TraceParent,
-    ) -> Result<pb::RecordInboundResponse, CoreError> {
+    ) -> Result<pb::RecordInboundResponse, GatewayError> {
         let req = self.request(msg, trace)?;
         Ok(self.ingest.clone().record_inbound(req).await?.into_inner())
     }
@@ -144,7 +113,7 @@ impl Core {
         &self,
         msg: pb::RecordStatusRequest,
         trace: &TraceParent,
-    ) -> Result<pb::RecordStatusResponse, CoreError> {
+    ) -> Result<pb::RecordStatusResponse, GatewayError> {
         let req = self.request(msg, trace)?;
         Ok(self.ingest.clone().record_status(req).await?.into_inner())
     }
@@ -154,7 +123,7 @@ impl Core {
         &self,
         media_id: &str,
         trace: &TraceParent,
-    ) -> Result<Option<(String, Vec<u8>)>, CoreError> {
+    ) -> Result<Option<(String, Vec<u8>)>, GatewayError> {
         let req = self.request(
             pb::ServeMediaRequest {
                 media_id: media_id.to_owned(),

@@ -9,22 +9,27 @@ mod api;
 mod client_ip;
 mod config;
 mod core;
-mod http;
-pub mod media_token;
+mod error;
+mod plain;
+mod rate_limit;
+mod router;
+mod server;
 pub mod service_token;
 pub mod signals;
-pub mod signature;
 mod trace;
-pub mod webhook;
-
-use std::{sync::Arc, time::Duration};
+mod twilio;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{ConfigError, CorsOrigins, GatewayConfig};
+pub use config::{CorsOrigins, GatewayConfig};
+pub use error::GatewayError;
 pub use service_token::ServiceToken;
 pub use trace::TraceParent;
+pub use twilio::{form as webhook, signature};
+
+/// What [`GatewayConfig`] refuses with: the crate's one error type (its `Config` case).
+pub type ConfigError = GatewayError;
 
 /// The REST API's hot functions, for the benchmarks only.
 #[doc(hidden)]
@@ -44,6 +49,7 @@ pub async fn serve(
         config.service_token.clone(),
         config.core_timeout,
     )?;
-    let gw = Arc::new(http::Gateway::new(config, core, shutdown.clone()));
-    http::serve(listener, gw, shutdown, Duration::from_secs(10)).await
+    let header_timeout = config.read_timeout;
+    let app = router::router(config, core, shutdown.clone());
+    server::run(listener, app, header_timeout, shutdown).await
 }

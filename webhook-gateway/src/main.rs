@@ -15,12 +15,16 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(%addr, "webhook gateway listening");
     let shutdown = CancellationToken::new();
-    let trigger = shutdown.clone();
-    tokio::spawn(async move {
-        webhook_gateway::signals::wait_for_shutdown().await;
-        trigger.cancel();
-    });
-    let result = webhook_gateway::serve(config, listener, shutdown).await;
+    let serve = webhook_gateway::serve(config, listener, shutdown.clone());
+    tokio::pin!(serve);
+    // A signal starts the drain; the server's own end (or failure) ends the process.
+    let result = tokio::select! {
+        result = &mut serve => result,
+        () = webhook_gateway::signals::wait_for_shutdown() => {
+            shutdown.cancel();
+            serve.await
+        }
+    };
     telemetry.shutdown();
     result
 }

@@ -13,8 +13,11 @@ use serde::Serialize;
 
 const LIFETIME: Duration = Duration::from_secs(300);
 
+/// The bearer token the gateway sends the core.
 pub enum ServiceToken {
+    /// Issued elsewhere (GATEWAY_SERVICE_TOKEN), sent as it is.
     Fixed(SecretString),
+    /// Minted here with the shared HS256 secret, cached until a minute before expiry.
     Minted {
         key: EncodingKey,
         issuer: String,
@@ -34,10 +37,12 @@ struct Claims<'a> {
 }
 
 impl ServiceToken {
+    /// A token issued elsewhere.
     pub fn fixed(token: String) -> Self {
         Self::Fixed(SecretString::from(token))
     }
 
+    /// Tokens minted with `secret` for `issuer` and `audience`, role `gateway`.
     pub fn mint_hs256(secret: &[u8], issuer: &str, audience: &str) -> Self {
         Self::Minted {
             key: EncodingKey::from_secret(secret),

@@ -11,9 +11,11 @@ use axum::{
 use commpro_messaging_api::v1 as pb;
 use hyper::HeaderMap;
 
+use crate::error::GatewayError;
+
 use super::{
     Api,
-    error::{ApiError, ErrorBody},
+    error::ErrorBody,
     extract::{self, CallerContext, Id},
     json::{ConversationMessages, ConversationPage, ConversationRead, MarkConversationReadBody},
 };
@@ -37,7 +39,7 @@ pub async fn list(
     State(api): State<Arc<Api>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> Result<Json<ConversationPage>, ApiError> {
+) -> Result<Json<ConversationPage>, GatewayError> {
     let ctx = CallerContext::from_headers(&headers)?;
     let (page_size, page_token) = extract::page(query.as_deref())?;
     let (mut client, call) = api.core.messaging(
@@ -74,7 +76,7 @@ pub async fn get(
     Id(contact_id): Id,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> Result<Json<ConversationMessages>, ApiError> {
+) -> Result<Json<ConversationMessages>, GatewayError> {
     let ctx = CallerContext::from_headers(&headers)?;
     let (page_size, page_token) = extract::page(query.as_deref())?;
     let (mut client, call) = api.core.messaging(
@@ -114,7 +116,7 @@ pub async fn mark_read(
     Id(contact_id): Id,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<ConversationRead>, ApiError> {
+) -> Result<Json<ConversationRead>, GatewayError> {
     let ctx = CallerContext::from_headers(&headers)?;
     let req: MarkConversationReadBody = extract::json_body(&api, &headers, body, true).await?;
     let (mut client, call) = api.core.messaging(

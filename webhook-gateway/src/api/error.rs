@@ -1,5 +1,5 @@
-//! The REST API's one error type: every refusal is a JSON body `{error, code, field?}`,
-//! and gRPC codes become HTTP statuses here and nowhere else.
+//! The REST face of the gateway's one error type: every refusal is a JSON body
+//! `{error, code, field?}`; the status comes from [`crate::error::http_status`].
 
 use axum::{
     Json,
@@ -11,8 +11,9 @@ use hyper::{
 };
 use serde::Serialize;
 use tonic::Code;
-use tonic_types::StatusExt;
 use utoipa::ToSchema;
+
+use crate::error::{Face, GatewayError, http_status};
 
 /// What every 4xx/5xx answer of the API carries.
 #[derive(Debug, Serialize, ToSchema)]
@@ -32,42 +33,26 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
-/// A refusal of the API.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    field: Option<String>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-        }
-    }
-
+/// The REST API's refusals (their wording is the API's; the Twilio face has its own).
+impl GatewayError {
     /// 400 naming the JSON field at fault.
     pub fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         let field = field.into();
-        Self {
+        Self::Refused {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_argument",
             message: format!("{field}: {reason}"),
             field: Some(field),
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid_argument", "")
         }
     }
 
     /// 400 about the request as a whole (unreadable JSON, say).
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
+        Self::refused(StatusCode::BAD_REQUEST, "invalid_argument", message)
     }
 
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
-        Self::new(
+        Self::refused(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             message,
@@ -75,7 +60,7 @@ impl ApiError {
     }
 
     pub fn too_large(limit: usize) -> Self {
-        Self::new(
+        Self::refused(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!("the body is larger than the limit of {limit} bytes"),
@@ -83,7 +68,7 @@ impl ApiError {
     }
 
     pub fn timeout() -> Self {
-        Self::new(
+        Self::refused(
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
             "the body was not received in time",
@@ -91,11 +76,11 @@ impl ApiError {
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+        Self::refused(StatusCode::UNAUTHORIZED, "unauthenticated", message)
     }
 
     pub fn rate_limited() -> Self {
-        Self::new(
+        Self::refused(
             StatusCode::TOO_MANY_REQUESTS,
             "resource_exhausted",
             "too many requests from this address; retry in a second",
@@ -103,11 +88,11 @@ impl ApiError {
     }
 
     pub fn not_found_route() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        Self::refused(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(
+        Self::refused(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "this endpoint does not take that method",
@@ -117,78 +102,74 @@ impl ApiError {
     /// The core answered something this gateway does not understand (version skew).
     pub fn bad_core_answer(what: &str) -> Self {
         tracing::error!(what, "the core answered a value the REST API does not know");
-        Self::new(
+        Self::refused(
             StatusCode::BAD_GATEWAY,
             "unknown",
             "the messaging core gave an answer this gateway does not understand",
         )
     }
 
+    /// The HTTP status the REST API answers with.
     #[cfg(test)]
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.rest_status()
     }
 
-    /// The JSON body of a refusal, for the HTTP layer's own answers (rate limit).
+    fn rest_status(&self) -> StatusCode {
+        match self {
+            Self::Refused { status, .. } => *status,
+            Self::Core { code, .. } => http_status(*code, Face::Rest).0,
+            Self::Config { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON body of the refusal.
     pub fn into_body(self) -> ErrorBody {
-        ErrorBody {
-            error: self.message,
-            code: self.code.to_owned(),
-            field: self.field,
+        match self {
+            Self::Refused {
+                code,
+                message,
+                field,
+                ..
+            } => ErrorBody {
+                error: message,
+                code: code.to_owned(),
+                field,
+            },
+            Self::Core {
+                code,
+                message,
+                field,
+            } => core_body(code, &message, field.as_deref()),
+            Self::Config { .. } => ErrorBody {
+                error: "internal error".to_owned(),
+                code: "internal".to_owned(),
+                field: None,
+            },
         }
     }
 }
 
-/// The core's refusal, in HTTP terms. Messages of INVALID_ARGUMENT, NOT_FOUND, … are
-/// written by the core for callers; internal ones are replaced (the core logs them).
-impl From<tonic::Status> for ApiError {
-    fn from(s: tonic::Status) -> Self {
-        let (status, code) = match s.code() {
-            Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_argument"),
-            Code::OutOfRange => (StatusCode::BAD_REQUEST, "out_of_range"),
-            Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
-            Code::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            Code::FailedPrecondition => (StatusCode::CONFLICT, "failed_precondition"),
-            Code::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
-            Code::Aborted => (StatusCode::CONFLICT, "aborted"),
-            Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted"),
-            Code::Unimplemented => (StatusCode::NOT_IMPLEMENTED, "unimplemented"),
-            Code::Unavailable | Code::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded"),
-            // A connection that broke mid-call shows up as UNKNOWN.
-            Code::Unknown => (StatusCode::BAD_GATEWAY, "unknown"),
-            Code::Internal | Code::DataLoss | Code::Ok => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
-        };
-        let message = match s.code() {
-            Code::Internal | Code::DataLoss | Code::Ok => "internal error".to_owned(),
-            Code::Unknown | Code::Unavailable | Code::Cancelled => {
-                tracing::warn!(code = ?s.code(), reason = s.message(), "core unavailable for a REST call");
-                "the messaging core is unavailable; retry shortly".to_owned()
-            }
-            // "media_ids: …", "message_id not found": the JSON names, as everywhere.
-            _ => camelize_leading_field(s.message()),
-        };
-        let field = s
-            .get_error_details()
-            .bad_request()
-            .and_then(|b| b.field_violations.first())
-            .map(|v| json_field_name(&v.field));
-        let message = match (&field, s.message().split_once(": ")) {
-            // The core names its proto field; say the JSON one instead.
-            (Some(json), Some((_, reason))) if s.code() == Code::InvalidArgument => {
-                format!("{json}: {reason}")
-            }
-            _ => message,
-        };
-        Self {
-            status,
-            code,
-            message,
-            field,
+/// The core's refusal, for a REST caller. Messages of INVALID_ARGUMENT, NOT_FOUND, …
+/// are written by the core for callers; internal ones are replaced (the core logs them).
+fn core_body(code: Code, message: &str, proto_field: Option<&str>) -> ErrorBody {
+    let (_, name) = http_status(code, Face::Rest);
+    let field = proto_field.map(json_field_name);
+    let error = match (code, &field, message.split_once(": ")) {
+        (Code::Internal | Code::DataLoss | Code::Ok, _, _) => "internal error".to_owned(),
+        (Code::Unknown | Code::Unavailable | Code::Cancelled, _, _) => {
+            tracing::warn!(?code, reason = message, "core unavailable for a REST call");
+            "the messaging core is unavailable; retry shortly".to_owned()
         }
+        // The core names its proto field; say the JSON one instead.
+        (Code::InvalidArgument, Some(json), Some((_, reason))) => format!("{json}: {reason}"),
+        // "media_ids: …", "message_id not found": the JSON names, as everywhere.
+        _ => camelize_leading_field(message),
+    };
+    ErrorBody {
+        error,
+        code: name.to_owned(),
+        field,
     }
 }
 
@@ -227,9 +208,11 @@ fn json_field_name(proto: &str) -> String {
     out
 }
 
-impl IntoResponse for ApiError {
+/// The REST face's rendering: `{error, code, field?}` with the status of the one
+/// mapping, `WWW-Authenticate` on 401 and `Retry-After` on 429 and 503.
+impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
-        let status = self.status;
+        let status = self.rest_status();
         let mut resp = (status, Json(self.into_body())).into_response();
         let headers = resp.headers_mut();
         match status {
@@ -248,7 +231,7 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tonic_types::ErrorDetails;
+    use tonic_types::{ErrorDetails, StatusExt};
 
     #[test]
     fn proto_fields_become_json_names() {
@@ -275,17 +258,18 @@ mod tests {
             "media_urls: must be https",
             ErrorDetails::with_bad_request_violation("media_urls", "must be https"),
         );
-        let e = ApiError::from(s);
-        assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        assert_eq!(e.field.as_deref(), Some("mediaUrls"));
-        assert_eq!(e.message, "mediaUrls: must be https");
+        let e = GatewayError::from(s);
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        let body = e.into_body();
+        assert_eq!(body.field.as_deref(), Some("mediaUrls"));
+        assert_eq!(body.error, "mediaUrls: must be https");
     }
 
     #[test]
     fn internal_details_are_not_repeated() {
-        let e = ApiError::from(tonic::Status::internal("SELECT * FROM secrets"));
-        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(e.message, "internal error");
+        let e = GatewayError::from(tonic::Status::internal("SELECT * FROM secrets"));
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.into_body().error, "internal error");
     }
 
     #[test]
@@ -303,8 +287,8 @@ mod tests {
         ];
         for (code, http) in cases {
             assert_eq!(
-                ApiError::from(tonic::Status::new(code, "x"))
-                    .status
+                GatewayError::from(tonic::Status::new(code, "x"))
+                    .status()
                     .as_u16(),
                 http,
                 "{code:?}"

@@ -3,7 +3,13 @@
 //! cursor: a client that reconnects with `Last-Event-ID` (what EventSource-style
 //! clients do by themselves) resumes without a gap or a duplicate.
 
-use std::{convert::Infallible, sync::Arc};
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use axum::{
     extract::{RawQuery, State},
@@ -14,14 +20,12 @@ use axum::{
 };
 use commpro_messaging_api::v1 as pb;
 use hyper::HeaderMap;
-use tokio_stream::StreamExt;
+use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::{
-    Api,
-    error::{ApiError, ErrorBody},
-    extract::CallerContext,
-    json::Event,
-};
+use crate::error::GatewayError;
+
+use super::{Api, error::ErrorBody, extract::CallerContext, json::Event};
 
 /// The caller's events, live, as `text/event-stream`.
 ///
@@ -50,7 +54,7 @@ pub async fn watch(
     State(api): State<Arc<Api>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, GatewayError> {
     let ctx = CallerContext::from_headers(&headers)?;
     let since_cursor = since_cursor(query.as_deref(), &headers)?;
     let (mut client, call) = api.core.watch(
@@ -60,27 +64,16 @@ pub async fn watch(
     );
     // The core refuses a bad cursor or token before the first event: a plain error.
     let events = client.watch_events(call).await?.into_inner();
-    // A task forwards events until the client leaves (the channel closes), the core
-    // ends the stream, or the gateway stops; the client then reconnects and resumes.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(16);
-    let shutdown = api.shutdown.clone();
-    tokio::spawn(async move {
-        let mut events = events;
-        loop {
-            let item = tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tx.closed() => return,
-                item = events.next() => item,
-            };
-            let Some(sse) = item.and_then(|r| r.ok()).and_then(to_sse) else {
-                return;
-            };
-            if tx.send(Ok(sse)).await.is_err() {
-                return;
-            }
-        }
-    });
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    // The stream ends when the client leaves (hyper drops the body), the core ends it,
+    // an event cannot be read or shown, or the gateway stops; the client then
+    // reconnects and resumes. No task of its own: nothing outlives the answer.
+    let events = events
+        .map_while(|item| item.ok().and_then(to_sse))
+        .map(Ok::<_, Infallible>);
+    let stream = UntilShutdown {
+        events,
+        shutdown: Box::pin(api.shutdown.clone().cancelled_owned()),
+    };
     let mut resp = Sse::new(stream).into_response();
     // Proxies such as nginx would otherwise hold the events back in their buffers.
     resp.headers_mut().insert(
@@ -102,8 +95,26 @@ fn to_sse(event: pb::Event) -> Option<SseEvent> {
     )
 }
 
+/// A stream that ends when the gateway stops, so open event streams do not hold the
+/// drain up (their clients reconnect to another replica).
+struct UntilShutdown<S> {
+    events: S,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl<S: Stream + Unpin> Stream for UntilShutdown<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        if self.shutdown.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Pin::new(&mut self.events).poll_next(cx)
+    }
+}
+
 /// `sinceCursor` from the query, else `Last-Event-ID`; both must be whole numbers.
-fn since_cursor(query: Option<&str>, headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+fn since_cursor(query: Option<&str>, headers: &HeaderMap) -> Result<Option<u64>, GatewayError> {
     let from_query = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "sinceCursor")
         .map(|(_, v)| v.into_owned());
@@ -120,7 +131,7 @@ fn since_cursor(query: Option<&str>, headers: &HeaderMap) -> Result<Option<u64>,
     raw.map(|v| {
         v.trim()
             .parse::<u64>()
-            .map_err(|_| ApiError::invalid(field, "must be a whole number (an event cursor)"))
+            .map_err(|_| GatewayError::invalid(field, "must be a whole number (an event cursor)"))
     })
     .transpose()
 }

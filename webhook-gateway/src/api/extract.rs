@@ -15,7 +15,7 @@ use hyper::{
 };
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
+use crate::error::GatewayError;
 use crate::trace::TraceParent;
 
 /// The path's one parameter (an id), refused in the API's JSON shape when it cannot be
@@ -23,16 +23,18 @@ use crate::trace::TraceParent;
 pub struct Id(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Id {
-    type Rejection = ApiError;
+    type Rejection = GatewayError;
 
     async fn from_request_parts(
         parts: &mut hyper::http::request::Parts,
         state: &S,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, GatewayError> {
         Path::<String>::from_request_parts(parts, state)
             .await
             .map(|Path(id)| Self(id))
-            .map_err(|e| ApiError::bad_request(format!("the path is not valid: {}", e.body_text())))
+            .map_err(|e| {
+                GatewayError::bad_request(format!("the path is not valid: {}", e.body_text()))
+            })
     }
 }
 
@@ -46,13 +48,13 @@ pub struct CallerContext {
 impl CallerContext {
     /// Refuses a request without an `Authorization` header at once (before its body is
     /// read); whether the token is good is the core's call.
-    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, GatewayError> {
         let authorization = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
             .ok_or_else(|| {
-                ApiError::unauthenticated(
+                GatewayError::unauthenticated(
                     "missing Authorization header (expected `Authorization: Bearer <token>`)",
                 )
             })?;
@@ -82,27 +84,29 @@ pub async fn read_body(
     body: Body,
     limit: usize,
     idle: Duration,
-) -> Result<Bytes, ApiError> {
+) -> Result<Bytes, GatewayError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let mut body = body;
     if declared.is_some_and(|n| n > limit as u64) {
         drain(&mut body, limit, idle).await;
-        return Err(ApiError::too_large(limit));
+        return Err(GatewayError::too_large(limit));
     }
     let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     loop {
         let frame = match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => return Err(ApiError::timeout()),
+            Err(_) => return Err(GatewayError::timeout()),
             Ok(None) => break,
-            Ok(Some(Err(_))) => return Err(ApiError::bad_request("the body could not be read")),
+            Ok(Some(Err(_))) => {
+                return Err(GatewayError::bad_request("the body could not be read"));
+            }
             Ok(Some(Ok(frame))) => frame,
         };
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
                 drain(&mut body, limit, idle).await;
-                return Err(ApiError::too_large(limit));
+                return Err(GatewayError::too_large(limit));
             }
             buf.extend_from_slice(&data);
         }
@@ -130,7 +134,7 @@ pub async fn json_body<T: DeserializeOwned + Default>(
     headers: &HeaderMap,
     body: Body,
     optional: bool,
-) -> Result<T, ApiError> {
+) -> Result<T, GatewayError> {
     let raw = read_body(headers, body, api.json_limit, api.idle).await?;
     json(headers, &raw, optional)
 }
@@ -141,33 +145,33 @@ pub fn json<T: DeserializeOwned + Default>(
     headers: &HeaderMap,
     body: &[u8],
     optional: bool,
-) -> Result<T, ApiError> {
+) -> Result<T, GatewayError> {
     if body.iter().all(u8::is_ascii_whitespace) && optional {
         return Ok(T::default());
     }
     match content_type(headers) {
         Some(ct) if is_json(&ct) => {}
         Some(ct) => {
-            return Err(ApiError::unsupported_media_type(format!(
+            return Err(GatewayError::unsupported_media_type(format!(
                 "expected Content-Type: application/json, got {ct}"
             )));
         }
         None => {
-            return Err(ApiError::unsupported_media_type(
+            return Err(GatewayError::unsupported_media_type(
                 "expected Content-Type: application/json",
             ));
         }
     }
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
+        return Err(GatewayError::bad_request(
             "the body is empty; expected a JSON object",
         ));
     }
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(
             match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                Ok(_) => ApiError::bad_request("the body must be a JSON object"),
-                Err(e) => ApiError::bad_request(format!("the body is not valid JSON: {e}")),
+                Ok(_) => GatewayError::bad_request("the body must be a JSON object"),
+                Err(e) => GatewayError::bad_request(format!("the body is not valid JSON: {e}")),
             },
         );
     }
@@ -177,32 +181,32 @@ pub fn json<T: DeserializeOwned + Default>(
         let inner = e.into_inner();
         let reason = inner.to_string();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::bad_request(format!("the body is not valid JSON: {reason}"));
+            return GatewayError::bad_request(format!("the body is not valid JSON: {reason}"));
         }
         // serde reports an unknown key at its parent; name the key itself.
         if let Some(name) = reason
             .strip_prefix("unknown field `")
             .and_then(|r| r.split('`').next())
         {
-            return ApiError::invalid(name, "is not a field of this request");
+            return GatewayError::invalid(name, "is not a field of this request");
         }
         // Drop serde's "at line 1 column 9" tail: the field is named.
         let reason = reason
             .rsplit_once(" at line ")
             .map_or(reason.as_str(), |(r, _)| r)
             .to_owned();
-        ApiError::invalid(path, reason)
+        GatewayError::invalid(path, reason)
     })
 }
 
 /// `pageSize` and `pageToken` from the query string; other parameters are ignored.
-pub fn page(query: Option<&str>) -> Result<(u32, String), ApiError> {
+pub fn page(query: Option<&str>) -> Result<(u32, String), GatewayError> {
     let (mut size, mut token) = (0, String::new());
     for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
             "pageSize" => {
                 size = v.trim().parse::<u32>().map_err(|_| {
-                    ApiError::invalid("pageSize", "must be a positive whole number")
+                    GatewayError::invalid("pageSize", "must be a positive whole number")
                 })?;
             }
             "pageToken" => token = v.into_owned(),
@@ -213,16 +217,16 @@ pub fn page(query: Option<&str>) -> Result<(u32, String), ApiError> {
 }
 
 /// The idempotency key from the body or the `Idempotency-Key` header; both must agree.
-pub fn idempotency_key(headers: &HeaderMap, body: Option<String>) -> Result<String, ApiError> {
+pub fn idempotency_key(headers: &HeaderMap, body: Option<String>) -> Result<String, GatewayError> {
     let header = headers
         .get("idempotency-key")
         .map(HeaderValue::to_str)
         .transpose()
-        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?
+        .map_err(|_| GatewayError::invalid("Idempotency-Key", "must be visible ASCII"))?
         .map(str::trim)
         .filter(|k| !k.is_empty());
     match (header, body) {
-        (Some(h), Some(b)) if h != b => Err(ApiError::invalid(
+        (Some(h), Some(b)) if h != b => Err(GatewayError::invalid(
             "idempotencyKey",
             "differs from the Idempotency-Key header",
         )),
@@ -243,7 +247,7 @@ mod tests {
         h
     }
 
-    fn field_of(r: Result<SendSmsBody, ApiError>) -> Option<String> {
+    fn field_of(r: Result<SendSmsBody, GatewayError>) -> Option<String> {
         r.unwrap_err().into_body().field
     }
 

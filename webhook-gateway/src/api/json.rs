@@ -8,7 +8,7 @@ use commpro_messaging_api::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::ApiError;
+use crate::error::GatewayError;
 
 // ---- requests ----
 
@@ -245,7 +245,7 @@ pub struct Event {
 
 // ---- from the core ----
 
-fn status(value: i32) -> Result<Option<MessageStatus>, ApiError> {
+fn status(value: i32) -> Result<Option<MessageStatus>, GatewayError> {
     Ok(Some(match pb::MessageStatus::try_from(value) {
         Ok(pb::MessageStatus::Unspecified) => return Ok(None),
         Ok(pb::MessageStatus::Queued) => MessageStatus::Queued,
@@ -255,20 +255,20 @@ fn status(value: i32) -> Result<Option<MessageStatus>, ApiError> {
         Ok(pb::MessageStatus::Undelivered) => MessageStatus::Undelivered,
         Ok(pb::MessageStatus::Failed) => MessageStatus::Failed,
         Ok(pb::MessageStatus::Received) => MessageStatus::Received,
-        Err(_) => return Err(ApiError::bad_core_answer("message status")),
+        Err(_) => return Err(GatewayError::bad_core_answer("message status")),
     }))
 }
 
 impl TryFrom<pb::Event> for Event {
-    type Error = ApiError;
-    fn try_from(e: pb::Event) -> Result<Self, ApiError> {
+    type Error = GatewayError;
+    fn try_from(e: pb::Event) -> Result<Self, GatewayError> {
         let kind = match pb::EventKind::try_from(e.kind) {
             Ok(pb::EventKind::MessageReceived) => EventKind::MessageReceived,
             Ok(pb::EventKind::MessageStatusChanged) => EventKind::MessageStatusChanged,
             Ok(pb::EventKind::MessagesRead) => EventKind::MessagesRead,
             Ok(pb::EventKind::ConversationUpdated) => EventKind::ConversationUpdated,
             Ok(pb::EventKind::Keepalive) => EventKind::Keepalive,
-            _ => return Err(ApiError::bad_core_answer("event kind")),
+            _ => return Err(GatewayError::bad_core_answer("event kind")),
         };
         Ok(Self {
             cursor: e.cursor,
@@ -299,13 +299,13 @@ pub fn media_url(id: &str) -> String {
 }
 
 impl TryFrom<pb::Media> for Media {
-    type Error = ApiError;
-    fn try_from(m: pb::Media) -> Result<Self, ApiError> {
+    type Error = GatewayError;
+    fn try_from(m: pb::Media) -> Result<Self, GatewayError> {
         let state = match pb::MediaState::try_from(m.state) {
             Ok(pb::MediaState::Ready) => MediaState::Ready,
             Ok(pb::MediaState::Pending) => MediaState::Pending,
             Ok(pb::MediaState::Failed) => MediaState::Failed,
-            _ => return Err(ApiError::bad_core_answer("media state")),
+            _ => return Err(GatewayError::bad_core_answer("media state")),
         };
         Ok(Self {
             url: media_url(&m.id),
@@ -318,19 +318,19 @@ impl TryFrom<pb::Media> for Media {
 }
 
 impl TryFrom<pb::Message> for Message {
-    type Error = ApiError;
-    fn try_from(m: pb::Message) -> Result<Self, ApiError> {
+    type Error = GatewayError;
+    fn try_from(m: pb::Message) -> Result<Self, GatewayError> {
         let direction = match pb::Direction::try_from(m.direction) {
             Ok(pb::Direction::Outbound) => Direction::Outbound,
             Ok(pb::Direction::Inbound) => Direction::Inbound,
-            _ => return Err(ApiError::bad_core_answer("direction")),
+            _ => return Err(GatewayError::bad_core_answer("direction")),
         };
         let status =
-            status(m.status)?.ok_or_else(|| ApiError::bad_core_answer("message status"))?;
+            status(m.status)?.ok_or_else(|| GatewayError::bad_core_answer("message status"))?;
         let content_state = match pb::ContentState::try_from(m.content_state) {
             Ok(pb::ContentState::Available) => ContentState::Available,
             Ok(pb::ContentState::Destroyed) => ContentState::Destroyed,
-            _ => return Err(ApiError::bad_core_answer("content state")),
+            _ => return Err(GatewayError::bad_core_answer("content state")),
         };
         let (from, to) = match direction {
             Direction::Outbound => (m.owner_number.clone(), m.contact_number.clone()),
@@ -338,7 +338,7 @@ impl TryFrom<pb::Message> for Message {
         };
         Ok(Self {
             created_at: time(m.created_at)
-                .ok_or_else(|| ApiError::bad_core_answer("created_at"))?,
+                .ok_or_else(|| GatewayError::bad_core_answer("created_at"))?,
             sent_at: time(m.sent_at),
             delivered_at: time(m.delivered_at),
             read_at: time(m.read_at),
@@ -366,8 +366,8 @@ impl TryFrom<pb::Message> for Message {
 }
 
 impl TryFrom<pb::Message> for SendResponse {
-    type Error = ApiError;
-    fn try_from(m: pb::Message) -> Result<Self, ApiError> {
+    type Error = GatewayError;
+    fn try_from(m: pb::Message) -> Result<Self, GatewayError> {
         let message = Message::try_from(m)?;
         Ok(Self {
             message_id: message.id.clone(),
@@ -379,12 +379,12 @@ impl TryFrom<pb::Message> for SendResponse {
 }
 
 impl TryFrom<pb::Conversation> for Conversation {
-    type Error = ApiError;
-    fn try_from(c: pb::Conversation) -> Result<Self, ApiError> {
+    type Error = GatewayError;
+    fn try_from(c: pb::Conversation) -> Result<Self, GatewayError> {
         Ok(Self {
             last_message: c.last_message.map(Message::try_from).transpose()?,
             updated_at: time(c.updated_at)
-                .ok_or_else(|| ApiError::bad_core_answer("updated_at"))?,
+                .ok_or_else(|| GatewayError::bad_core_answer("updated_at"))?,
             contact_id: c.contact_id,
             contact_number: c.contact_number,
             owner_number: c.owner_number,
@@ -394,8 +394,8 @@ impl TryFrom<pb::Conversation> for Conversation {
 }
 
 impl TryFrom<pb::ListConversationsResponse> for ConversationPage {
-    type Error = ApiError;
-    fn try_from(r: pb::ListConversationsResponse) -> Result<Self, ApiError> {
+    type Error = GatewayError;
+    fn try_from(r: pb::ListConversationsResponse) -> Result<Self, GatewayError> {
         Ok(Self {
             conversations: r
                 .conversations
@@ -408,8 +408,8 @@ impl TryFrom<pb::ListConversationsResponse> for ConversationPage {
 }
 
 impl TryFrom<pb::GetConversationResponse> for ConversationMessages {
-    type Error = ApiError;
-    fn try_from(r: pb::GetConversationResponse) -> Result<Self, ApiError> {
+    type Error = GatewayError;
+    fn try_from(r: pb::GetConversationResponse) -> Result<Self, GatewayError> {
         Ok(Self {
             messages: r
                 .messages

@@ -20,9 +20,11 @@ use hyper::{
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::error::GatewayError;
+
 use super::{
     Api,
-    error::{ApiError, ErrorBody},
+    error::ErrorBody,
     extract::{self, CallerContext, Id},
     json::Media,
 };
@@ -75,10 +77,10 @@ pub async fn upload(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, GatewayError> {
     let ctx = CallerContext::from_headers(&headers)?;
     let Some(ct) = extract::content_type(&headers) else {
-        return Err(ApiError::unsupported_media_type(
+        return Err(GatewayError::unsupported_media_type(
             "expected multipart/form-data or the image's Content-Type",
         ));
     };
@@ -95,15 +97,15 @@ pub async fn upload(
         let raw = extract::read_body(&headers, body, api.upload_limit, api.idle).await?;
         (ct, String::new(), raw)
     } else {
-        return Err(ApiError::unsupported_media_type(format!(
+        return Err(GatewayError::unsupported_media_type(format!(
             "expected multipart/form-data or the image's Content-Type, got {ct}"
         )));
     };
     if bytes.len() > api.upload_limit {
-        return Err(ApiError::too_large(api.upload_limit));
+        return Err(GatewayError::too_large(api.upload_limit));
     }
     if bytes.is_empty() {
-        return Err(ApiError::invalid("file", "is empty"));
+        return Err(GatewayError::invalid("file", "is empty"));
     }
 
     let metadata = pb::UploadMediaRequest {
@@ -130,13 +132,16 @@ pub async fn upload(
 }
 
 /// The file of a multipart upload: its declared type, name and bytes.
-async fn file_part(headers: &HeaderMap, raw: Bytes) -> Result<(String, String, Bytes), ApiError> {
+async fn file_part(
+    headers: &HeaderMap,
+    raw: Bytes,
+) -> Result<(String, String, Bytes), GatewayError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let boundary = multer::parse_boundary(ct)
-        .map_err(|_| ApiError::bad_request("multipart/form-data without a boundary"))?;
+        .map_err(|_| GatewayError::bad_request("multipart/form-data without a boundary"))?;
     let stream = tokio_stream::once(Ok::<_, Infallible>(raw));
     let mut form = multer::Multipart::new(stream, boundary);
     let mut fallback = None;
@@ -145,7 +150,7 @@ async fn file_part(headers: &HeaderMap, raw: Bytes) -> Result<(String, String, B
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(e) => {
-                return Err(ApiError::bad_request(format!(
+                return Err(GatewayError::bad_request(format!(
                     "unreadable multipart body: {e}"
                 )));
             }
@@ -163,13 +168,14 @@ async fn file_part(headers: &HeaderMap, raw: Bytes) -> Result<(String, String, B
         let bytes = field
             .bytes()
             .await
-            .map_err(|e| ApiError::bad_request(format!("unreadable multipart body: {e}")))?;
+            .map_err(|e| GatewayError::bad_request(format!("unreadable multipart body: {e}")))?;
         if named {
             return Ok((claimed, filename, bytes));
         }
         fallback = Some((claimed, filename, bytes));
     }
-    fallback.ok_or_else(|| ApiError::invalid("file", "no file part in the form (name it `file`)"))
+    fallback
+        .ok_or_else(|| GatewayError::invalid("file", "no file part in the form (name it `file`)"))
 }
 
 /// An image's bytes, decrypted. The caller's own media only.
@@ -193,7 +199,7 @@ pub async fn get(
     State(api): State<Arc<Api>>,
     Id(media_id): Id,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, GatewayError> {
     let ctx = CallerContext::from_headers(&headers)?;
     let (mut client, call) = api.core.messaging(
         pb::GetMediaRequest { media_id },

@@ -6,9 +6,11 @@ use axum::{Json, body::Body, extract::State};
 use commpro_messaging_api::v1 as pb;
 use hyper::HeaderMap;
 
+use crate::error::GatewayError;
+
 use super::{
     Api,
-    error::{ApiError, ErrorBody},
+    error::ErrorBody,
     extract::{self, CallerContext, Id},
     json::{Message, SendMmsBody, SendResponse, SendSmsBody},
 };
@@ -38,7 +40,7 @@ pub async fn send(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<SendResponse>, ApiError> {
+) -> Result<Json<SendResponse>, GatewayError> {
     let ctx = CallerContext::from_headers(&headers)?;
     let req: SendSmsBody = extract::json_body(&api, &headers, body, false).await?;
     let msg = pb::SendSmsRequest {
@@ -77,7 +79,7 @@ pub async fn send_mms(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<SendResponse>, ApiError> {
+) -> Result<Json<SendResponse>, GatewayError> {
     let ctx = CallerContext::from_headers(&headers)?;
     let req: SendMmsBody = extract::json_body(&api, &headers, body, false).await?;
     let msg = pb::SendMmsRequest {
@@ -111,7 +113,7 @@ pub async fn mark_read(
     State(api): State<Arc<Api>>,
     Id(message_id): Id,
     headers: HeaderMap,
-) -> Result<Json<Message>, ApiError> {
+) -> Result<Json<Message>, GatewayError> {
     let ctx = CallerContext::from_headers(&headers)?;
     let (mut client, call) = api.core.messaging(
         pb::MarkReadRequest { message_id },

@@ -32,8 +32,6 @@ use utoipa::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use error::ApiError;
-
 /// What the benchmarks measure: a send's JSON body in, a page of messages out.
 #[doc(hidden)]
 pub mod bench {
@@ -61,7 +59,7 @@ pub mod bench {
     }
 }
 
-use crate::{config::CorsOrigins, core::Core};
+use crate::{config::CorsOrigins, core::Core, error::GatewayError};
 
 /// The largest image the core stores (its own limit; refused here before any call).
 pub const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
@@ -229,8 +227,10 @@ pub fn router(api: Arc<Api>, cors: &CorsOrigins) -> Router {
         )
         // Names the request's span after the matched route (`PUT /api/messages/{messageId}/read`).
         .route_layer(axum::middleware::from_fn(name_span))
-        .fallback(|| async { ApiError::not_found_route().into_response() })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed().into_response() })
+        .fallback(|| async { GatewayError::not_found_route().into_response() })
+        .method_not_allowed_fallback(|| async {
+            GatewayError::method_not_allowed().into_response()
+        })
         .with_state(api);
     match cors_layer(cors) {
         Some(layer) => router.layer(layer),
@@ -278,42 +278,6 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
     )
 }
 
-/// The headers helmet sets by default, on every answer of the gateway. Answers are
-/// JSON or images, never pages: nothing may run, frame them or be sniffed from them.
-pub fn security_headers(headers: &mut hyper::HeaderMap, is_api: bool) {
-    const FIXED: &[(&str, &str)] = &[
-        (
-            "content-security-policy",
-            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-        ),
-        ("cross-origin-opener-policy", "same-origin"),
-        ("cross-origin-resource-policy", "same-origin"),
-        ("origin-agent-cluster", "?1"),
-        ("referrer-policy", "no-referrer"),
-        (
-            "strict-transport-security",
-            "max-age=31536000; includeSubDomains",
-        ),
-        ("x-content-type-options", "nosniff"),
-        ("x-dns-prefetch-control", "off"),
-        ("x-download-options", "noopen"),
-        ("x-frame-options", "DENY"),
-        ("x-permitted-cross-domain-policies", "none"),
-        ("x-xss-protection", "0"),
-    ];
-    for (name, value) in FIXED {
-        headers
-            .entry(HeaderName::from_static(name))
-            .or_insert(HeaderValue::from_static(value));
-    }
-    if is_api {
-        // Answers carry one user's messages: no shared cache may keep them.
-        headers
-            .entry(header::CACHE_CONTROL)
-            .or_insert(HeaderValue::from_static("no-store"));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,15 +308,5 @@ mod tests {
         );
         assert_eq!(op["operationId"], "sendSms");
         assert!(doc["info"].get("license").is_none());
-    }
-
-    #[test]
-    fn helmet_headers_do_not_override_the_handler() {
-        let mut h = hyper::HeaderMap::new();
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=5"));
-        security_headers(&mut h, true);
-        assert_eq!(h[header::CACHE_CONTROL], "max-age=5");
-        assert_eq!(h["x-content-type-options"], "nosniff");
-        assert_eq!(h["x-frame-options"], "DENY");
     }
 }

@@ -1,6 +1,11 @@
 //! Twilio's webhook forms, parsed into what the core needs. Unknown parameters are
 //! ignored (they were signed, which is all they need); a repeated parameter counts by
-//! its first value; a missing required one is a clear error.
+//! its first value; a missing required one is a clear error (400).
+
+use commpro_messaging_api::v1 as pb;
+use hyper::StatusCode;
+
+use crate::error::GatewayError;
 
 /// Twilio allows 10 media per message; never trust NumMedia beyond that.
 const MAX_MEDIA: usize = 10;
@@ -13,6 +18,7 @@ pub struct InboundWebhook {
     pub from: String,
     pub to: String,
     pub body: String,
+    /// `(MediaUrlN, MediaContentTypeN)`, in order.
     pub media: Vec<(String, String)>,
 }
 
@@ -21,15 +27,12 @@ pub struct InboundWebhook {
 pub struct StatusWebhook {
     pub message_sid: String,
     pub account_sid: String,
+    /// As Twilio spells it (`delivered`, `undelivered`, …).
     pub status: String,
+    /// 0 when Twilio sent none.
     pub error_code: i32,
     pub error_message: String,
 }
-
-/// A form Twilio should never send.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct FormError(pub String);
 
 fn first<'a>(form: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
     names
@@ -37,15 +40,23 @@ fn first<'a>(form: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
         .find_map(|n| form.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()))
 }
 
-fn required(form: &[(String, String)], names: &[&str]) -> Result<String, FormError> {
+/// A form Twilio should never send: 400, naming the parameter.
+fn required(form: &[(String, String)], names: &[&str]) -> Result<String, GatewayError> {
     first(form, names)
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
-        .ok_or_else(|| FormError(format!("missing parameter {}", names[0])))
+        .ok_or_else(|| {
+            GatewayError::refused(
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                format!("missing parameter {}", names[0]),
+            )
+        })
 }
 
 impl InboundWebhook {
-    pub fn parse(form: &[(String, String)]) -> Result<Self, FormError> {
+    /// Reads the form of `POST /webhook/sms`: NumMedia, MediaUrlN, MediaContentTypeN.
+    pub fn parse(form: &[(String, String)]) -> Result<Self, GatewayError> {
         let num_media: usize = first(form, &["NumMedia"])
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0);
@@ -70,7 +81,8 @@ impl InboundWebhook {
 }
 
 impl StatusWebhook {
-    pub fn parse(form: &[(String, String)]) -> Result<Self, FormError> {
+    /// Reads the form of `POST /webhook/status`.
+    pub fn parse(form: &[(String, String)]) -> Result<Self, GatewayError> {
         Ok(Self {
             message_sid: required(form, &["MessageSid", "SmsSid"])?,
             account_sid: required(form, &["AccountSid"])?,
@@ -83,6 +95,35 @@ impl StatusWebhook {
                 .unwrap_or_default()
                 .to_owned(),
         })
+    }
+}
+
+impl From<InboundWebhook> for pb::RecordInboundRequest {
+    fn from(hook: InboundWebhook) -> Self {
+        Self {
+            message_sid: hook.message_sid,
+            account_sid: hook.account_sid,
+            from: hook.from,
+            to: hook.to,
+            body: hook.body,
+            media: hook
+                .media
+                .into_iter()
+                .map(|(url, content_type)| pb::InboundMedia { url, content_type })
+                .collect(),
+        }
+    }
+}
+
+impl From<StatusWebhook> for pb::RecordStatusRequest {
+    fn from(hook: StatusWebhook) -> Self {
+        Self {
+            message_sid: hook.message_sid,
+            account_sid: hook.account_sid,
+            status: hook.status,
+            error_code: hook.error_code,
+            error_message: hook.error_message,
+        }
     }
 }
 
@@ -133,7 +174,7 @@ mod tests {
             ("To", "+2"),
         ]))
         .unwrap_err();
-        assert_eq!(err.0, "missing parameter MessageSid");
+        assert_eq!(err.to_string(), "missing parameter MessageSid");
         let w = InboundWebhook::parse(&form(&[
             ("SmsSid", "SM9"),
             ("AccountSid", "AC1"),

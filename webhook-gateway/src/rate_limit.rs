@@ -1,0 +1,107 @@
+//! The per-source rate limit: a layer in front of Twilio's routes and the REST API
+//! (not the health probes). Each source address ([`client_ip`]) gets
+//! GATEWAY_RATE_LIMIT_PER_SEC requests a second, in bursts of twice that.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    num::NonZeroU32,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use axum::{
+    extract::{Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hyper::StatusCode;
+use ipnet::IpNet;
+
+use crate::{
+    client_ip::{Peer, client_ip},
+    error::{Face, GatewayError},
+    plain,
+};
+
+/// How often sources that went quiet are forgotten, in seconds.
+const PRUNE_EVERY_SECS: u64 = 60;
+
+/// The address a request was counted against, for the handlers' logs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientIp(pub IpAddr);
+
+/// Request counts per source address.
+pub(crate) struct RateLimit {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Load balancers whose X-Forwarded-For is believed.
+    trusted: Vec<IpNet>,
+    started: Instant,
+    /// Seconds after `started` of the last pruning.
+    pruned_at: AtomicU64,
+}
+
+impl RateLimit {
+    /// `per_sec` requests a second per source, bursts of twice as many.
+    pub(crate) fn new(per_sec: u32, trusted: Vec<IpNet>) -> Self {
+        let per_sec = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = per_sec.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)),
+            trusted,
+            started: Instant::now(),
+            pruned_at: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one request from `source`; false once it is over the limit.
+    fn admits(&self, source: IpAddr) -> bool {
+        self.forget_quiet_sources();
+        self.limiter.check_key(&source).is_ok()
+    }
+
+    /// Keeps the limiter's memory bounded: once a minute, the request that comes
+    /// first drops the sources that have been quiet long enough to be full again.
+    fn forget_quiet_sources(&self) {
+        let now = self.started.elapsed().as_secs();
+        let last = self.pruned_at.load(Ordering::Relaxed);
+        if now >= last + PRUNE_EVERY_SECS
+            && self
+                .pruned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.limiter.retain_recent();
+        }
+    }
+}
+
+/// The layer: counts the request against its source, which it records as
+/// [`ClientIp`]; over the limit, the face's 429 instead of the handler.
+pub(crate) async fn limit(
+    State((limit, face)): State<(Arc<RateLimit>, Face)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<Peer>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip());
+    let source = client_ip(peer, req.headers(), &limit.trusted);
+    req.extensions_mut().insert(ClientIp(source));
+    if !limit.admits(source) {
+        return too_many(face);
+    }
+    next.run(req).await
+}
+
+/// 429 as each face has always said it (the REST API's with `Retry-After`).
+fn too_many(face: Face) -> Response {
+    match face {
+        Face::Twilio => plain::text(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded"),
+        Face::Rest => GatewayError::rate_limited().into_response(),
+    }
+}

@@ -1,0 +1,186 @@
+//! The router's answers as clients see them, without a core (its address is closed):
+//! which face answers, with which status, headers and body.
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use super::*;
+use crate::twilio::signature;
+
+const PUBLIC_URL: &str = "https://hooks.example";
+const TOKEN: &str = "12345";
+
+fn app() -> Router {
+    let vars = [
+        ("MESSAGING_CORE_URL", "http://127.0.0.1:9"),
+        ("GATEWAY_PUBLIC_URL", PUBLIC_URL),
+        ("TWILIO_ACCOUNT_SID", "AC1"),
+        ("TWILIO_AUTH_TOKEN", TOKEN),
+        ("JWT_HS256_SECRET", "secret"),
+        ("GATEWAY_MAX_BODY_BYTES", "1024"),
+    ];
+    let get = |k: &str| {
+        vars.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned())
+    };
+    let config = GatewayConfig::from_vars(&get).unwrap();
+    let core = Core::new(
+        &config.core_url,
+        config.service_token.clone(),
+        config.core_timeout,
+    )
+    .unwrap();
+    router(config, core, CancellationToken::new())
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+async fn call(req: hyper::Request<Body>) -> Answer {
+    let resp = app().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn send(method: Method, path: &str) -> Answer {
+    call(
+        hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+/// A signed webhook post of `form` to `path`.
+fn signed(path: &str, form: &[(&str, &str)]) -> hyper::Request<Body> {
+    let pairs: Vec<(String, String)> = form
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let sig = signature::compute(TOKEN.as_bytes(), &format!("{PUBLIC_URL}{path}"), &pairs);
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&pairs)
+        .finish();
+    hyper::Request::post(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", sig)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn health_takes_get_only() {
+    let ok = send(Method::GET, "/healthz").await;
+    assert_eq!((ok.status, ok.body.as_str()), (200, "ok\n"));
+    assert_eq!(ok.headers["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(ok.headers["x-frame-options"], "DENY");
+    assert!(ok.headers.get("cache-control").is_none());
+    for method in [Method::HEAD, Method::POST] {
+        let no = send(method, "/readyz").await;
+        assert_eq!(
+            (no.status, no.headers["allow"].to_str().unwrap()),
+            (405, "GET")
+        );
+    }
+    let down = send(Method::GET, "/readyz").await;
+    assert_eq!((down.status, down.body.as_str()), (503, "core not ready\n"));
+}
+
+#[tokio::test]
+async fn unknown_paths_are_plain_off_the_api_and_json_on_it() {
+    let plain = send(Method::POST, "/nope").await;
+    assert_eq!((plain.status, plain.body.as_str()), (404, "not found\n"));
+    for path in ["/api", "/api/", "/api/nope"] {
+        let json = send(Method::GET, path).await;
+        assert_eq!(json.status, 404, "{path}");
+        assert!(json.body.contains("\"code\":\"not_found\""), "{path}");
+        assert_eq!(json.headers["cache-control"], "no-store");
+    }
+}
+
+#[tokio::test]
+async fn webhooks_take_post_and_media_only_get() {
+    let get = send(Method::GET, "/webhook/sms").await;
+    assert_eq!(
+        (get.status, get.headers["allow"].to_str().unwrap()),
+        (405, "POST")
+    );
+    assert_eq!(get.body, "method not allowed\n");
+    for method in [Method::GET, Method::HEAD, Method::POST] {
+        let media = send(method.clone(), "/media/not-a-token").await;
+        assert_eq!(media.status, 404, "{method}");
+    }
+}
+
+#[tokio::test]
+async fn webhook_signatures_are_checked_before_anything_else() {
+    let form = [("MessageSid", "SM1"), ("AccountSid", "AC1")];
+    let mut unsigned = signed("/webhook/sms", &form);
+    unsigned.headers_mut().remove("x-twilio-signature");
+    let a = call(unsigned).await;
+    assert_eq!((a.status, a.body.as_str()), (403, "missing signature\n"));
+    let a = call(signed("/webhook/status", &form).map(|_| Body::from("MessageSid=SM2"))).await;
+    assert_eq!((a.status, a.body.as_str()), (403, "invalid signature\n"));
+    let big = "x".repeat(2048);
+    let a = call(signed("/webhook/sms", &[("Body", &big)])).await;
+    assert_eq!((a.status, a.body.as_str()), (413, "body too large\n"));
+}
+
+#[tokio::test]
+async fn verified_webhooks_answer_by_form_account_and_core() {
+    let a = call(signed("/webhook/status", &[("AccountSid", "AC1")])).await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (400, "missing parameter MessageSid\n")
+    );
+    let form = [
+        ("MessageSid", "SM1"),
+        ("AccountSid", "AC2"),
+        ("MessageStatus", "sent"),
+    ];
+    let a = call(signed("/webhook/status", &form)).await;
+    assert_eq!((a.status, a.body.as_str()), (403, "unknown account\n"));
+    let form = [
+        ("MessageSid", "SM1"),
+        ("AccountSid", "AC1"),
+        ("MessageStatus", "sent"),
+    ];
+    let a = call(signed("/webhook/status", &form)).await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (503, "temporarily unavailable\n")
+    );
+}
+
+#[test]
+fn helmet_headers_do_not_override_the_handler() {
+    let mut h = HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=5"));
+    security_headers(&mut h, true);
+    assert_eq!(h[header::CACHE_CONTROL], "max-age=5");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+}
+
+#[test]
+fn span_names_carry_no_ids() {
+    assert_eq!(
+        span_name(&Method::GET, "/media/abc.def"),
+        "GET /media/{token}"
+    );
+    assert_eq!(span_name(&Method::PUT, "/api/messages/m1/read"), "PUT /api");
+    assert_eq!(span_name(&Method::GET, "/nope"), "GET unknown route");
+}

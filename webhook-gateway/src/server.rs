@@ -1,0 +1,104 @@
+//! The accept loop: one HTTP/1 connection task per client, each tracked until it ends
+//! and its end logged; on shutdown, in-flight requests get the drain time to finish.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use axum::Router;
+use hyper::{Request, body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::{JoinError, JoinSet},
+};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::client_ip::Peer;
+
+/// How long in-flight requests get once shutdown begins.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, then drains.
+/// `header_timeout` bounds how long a client may take to send a request's headers.
+pub(crate) async fn run(
+    listener: TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(ended) = connections.join_next() => report(ended),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let conn = connection(stream, peer, app.clone(), header_timeout, &graceful);
+                    connections.spawn(conn);
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    drain(graceful, connections).await;
+    Ok(())
+}
+
+/// One client's connection, watched for the graceful shutdown. Each request carries
+/// the peer's address (the rate limit counts by it).
+fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    header_timeout: Duration,
+    graceful: &GracefulShutdown,
+) -> impl Future<Output = hyper::Result<()>> + Send + 'static {
+    // Small answers must not wait for delayed ACKs.
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(Peer(peer));
+        app.clone().oneshot(req)
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    graceful.watch(conn)
+}
+
+/// Lets open connections finish their requests for up to [`DRAIN`], then closes the
+/// rest.
+async fn drain(graceful: GracefulShutdown, mut connections: JoinSet<hyper::Result<()>>) {
+    let finished = tokio::time::timeout(DRAIN, async {
+        graceful.shutdown().await;
+        while let Some(ended) = connections.join_next().await {
+            report(ended);
+        }
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "gateway connections still open after the drain deadline; closing"
+        );
+        connections.shutdown().await;
+    }
+}
+
+/// How a connection task ended, in the log.
+fn report(ended: Result<hyper::Result<()>, JoinError>) {
+    match ended {
+        Ok(Ok(())) => tracing::trace!("connection closed"),
+        Ok(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
+        Err(e) if e.is_panic() => tracing::error!(error = %e, "connection task panicked"),
+        Err(e) => tracing::debug!(error = %e, "connection task cancelled"),
+    }
+}
