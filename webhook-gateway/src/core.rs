@@ -10,7 +10,7 @@ use commpro_messaging_api::v1::{
 };
 use tonic::{
     Code, Request, Status,
-    metadata::MetadataValue,
+    metadata::{Ascii, MetadataValue},
     transport::{Channel, Endpoint},
 };
 use tonic_health::pb::{
@@ -48,22 +48,34 @@ impl Core {
         })
     }
 
+    /// A request with the call's deadline, a credential and the trace context.
+    fn with_context<T>(
+        &self,
+        msg: T,
+        authorization: Option<MetadataValue<Ascii>>,
+        trace: &TraceParent,
+    ) -> Request<T> {
+        let mut req = Request::new(msg);
+        req.set_timeout(self.timeout);
+        if let Some(auth) = authorization {
+            req.metadata_mut().insert("authorization", auth);
+        }
+        if let Ok(tp) = MetadataValue::try_from(trace.to_string()) {
+            req.metadata_mut().insert("traceparent", tp);
+        }
+        req
+    }
+
     /// A call with the gateway's own service token. A token that cannot be made is
     /// an internal failure of the call, answered like one.
     fn request<T>(&self, msg: T, trace: &TraceParent) -> Result<Request<T>, GatewayError> {
-        let mut req = Request::new(msg);
-        req.set_timeout(self.timeout);
         let token = self
             .token
             .bearer()
             .map_err(|e| Status::internal(format!("minting the service token: {e}")))?;
         let auth = MetadataValue::try_from(format!("Bearer {token}"))
             .map_err(|_| Status::internal("service token is not a valid header value"))?;
-        req.metadata_mut().insert("authorization", auth);
-        if let Ok(tp) = MetadataValue::try_from(trace.to_string()) {
-            req.metadata_mut().insert("traceparent", tp);
-        }
-        Ok(req)
+        Ok(self.with_context(msg, Some(auth), trace))
     }
 
     /// The REST API's client of MessagingService and a request carrying the caller's
@@ -74,17 +86,10 @@ impl Core {
         authorization: &str,
         trace: &TraceParent,
     ) -> (MessagingServiceClient<Channel>, Request<T>) {
-        let mut req = Request::new(msg);
-        req.set_timeout(self.timeout);
         // A value that cannot be a header is sent as nothing: the core then answers
         // UNAUTHENTICATED, as for a missing token.
-        if let Ok(auth) = MetadataValue::try_from(authorization) {
-            req.metadata_mut().insert("authorization", auth);
-        }
-        if let Ok(tp) = MetadataValue::try_from(trace.to_string()) {
-            req.metadata_mut().insert("traceparent", tp);
-        }
-        (self.messaging.clone(), req)
+        let auth = MetadataValue::try_from(authorization).ok();
+        (self.messaging.clone(), self.with_context(msg, auth, trace))
     }
 
     /// Like [`Core::messaging`], without a deadline: a `WatchEvents` stream lasts as

@@ -27,6 +27,7 @@ use crate::{
     error::Face,
     plain,
     rate_limit::{self, RateLimit},
+    trace,
     twilio::{self, Twilio},
 };
 
@@ -136,11 +137,7 @@ async fn every_answer(req: Request, next: Next) -> Response {
         http.response.status_code = tracing::field::Empty,
         trace_id = tracing::field::Empty,
     );
-    let incoming = req
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok());
-    commpro_telemetry::continue_trace(&span, incoming);
+    commpro_telemetry::continue_trace(&span, trace::incoming(req.headers()));
     if let Some(id) = commpro_telemetry::trace_id(&span) {
         span.record("trace_id", id);
     }

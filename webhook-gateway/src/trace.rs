@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use hyper::HeaderMap;
+
 /// `00-<trace id>-<span id>-<flags>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceParent {
@@ -23,6 +25,11 @@ fn is_hex(s: &str, len: usize) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         && s.bytes().any(|b| b != b'0')
+}
+
+/// The caller's `traceparent` header, when it sent a readable one.
+pub(crate) fn incoming(headers: &HeaderMap) -> Option<&str> {
+    headers.get("traceparent").and_then(|v| v.to_str().ok())
 }
 
 impl TraceParent {

@@ -16,7 +16,7 @@ use hyper::{
 use serde::de::DeserializeOwned;
 
 use crate::error::GatewayError;
-use crate::trace::TraceParent;
+use crate::trace::{self, TraceParent};
 
 /// The path's one parameter (an id), refused in the API's JSON shape when it cannot be
 /// decoded (axum's own rejection is plain text).
@@ -60,7 +60,7 @@ impl CallerContext {
             })?;
         Ok(Self {
             authorization,
-            trace: TraceParent::current(headers.get("traceparent").and_then(|v| v.to_str().ok())),
+            trace: TraceParent::current(trace::incoming(headers)),
         })
     }
 }

@@ -16,7 +16,11 @@ use super::{
     Twilio,
     signature::{self, Payload},
 };
-use crate::{error::GatewayError, rate_limit::ClientIp, trace::TraceParent};
+use crate::{
+    error::GatewayError,
+    rate_limit::ClientIp,
+    trace::{self, TraceParent},
+};
 
 /// A webhook whose signature checked out.
 pub(crate) struct Verified {
@@ -34,11 +38,7 @@ pub(crate) async fn verified(req: Request, twilio: &Twilio) -> Result<Verified, 
     if declared_length(req.headers()).is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let trace = TraceParent::current(
-        req.headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok()),
-    );
+    let trace = TraceParent::current(trace::incoming(req.headers()));
     let claim = Claim::of(&req, &twilio.config.public_url);
     let body = read_body(req.into_body(), limit, twilio.config.read_timeout).await?;
     let form = claim.check_signature(&body, &twilio.config.auth_tokens)?;
