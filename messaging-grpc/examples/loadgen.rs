@@ -151,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
     ]);
     let config = Config::from_vars(&vars, Mode::Serve)?;
     let app = App::build(&config).await?;
-    let domain = app.domain.clone();
+    let admin = app.admin.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(messaging_grpc::serve(app, listener, shutdown.clone()));
@@ -162,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
             .issue("load-user", &[Role::Admin], Duration::from_secs(3600))
             .map_err(anyhow::Error::msg)?,
     );
-    domain.assign_number("+15005550006", "load-user").await?;
+    admin.assign_number("+15005550006", "load-user").await?;
 
     let base_channel = Channel::from_shared(format!("http://{base_addr}"))?
         .connect()

@@ -3,6 +3,7 @@
 //! `main.rs` is thin; [`server::serve`] takes a bound listener so tests run the real
 //! server on an ephemeral port.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cli;
@@ -12,13 +13,17 @@ pub mod dev_secrets;
 pub mod dispatch;
 pub mod domain;
 pub mod error;
+pub mod ingest;
 pub mod media;
+pub mod messaging;
 pub mod phone;
 pub mod provider;
 pub mod realtime;
+pub mod retry;
 pub mod server;
 pub mod sms;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 pub mod twilio;
 

@@ -16,24 +16,32 @@ use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::server::HealthReporter;
 
 use crate::{
+    admin::Admin,
     api::{AdminApi, IngestApi, MessagingApi},
     auth::{AuthInterceptor, JwtVerifier, Role},
     config::{Config, EventSettings, ProviderConfig},
     crypto::UserKeys,
-    dispatch::{DispatchSettings, Dispatcher},
-    domain::MediaCtx,
-    domain::Messaging,
-    media::{Fetcher, MediaObjects},
+    dispatch::{DispatchSettings, Dispatcher, Outbox},
+    domain::Records,
+    ingest::Ingest,
+    media::{Fetcher, Media, MediaObjects},
+    messaging::Messaging,
     provider::{ConsoleProvider, SmsProvider, StatusSink, TwilioProvider},
-    realtime::{EventHub, listen_postgres},
+    realtime::{EventHub, listen_postgres, run_pruner},
     store::Store,
-    twilio::{TwilioAuth, TwilioClient},
+    tasks::Tasks,
+    twilio::TwilioClient,
 };
 
-/// Everything the server needs, built once at start-up. Fields are public so tests
-/// can swap the provider or tune the dispatcher before serving.
+/// Everything the server needs, built once at start-up: one value per job, wired
+/// together here and nowhere else. Fields are public so tests can swap the provider
+/// or tune the dispatcher before serving.
 pub struct App {
-    pub domain: Messaging,
+    pub messaging: Messaging,
+    pub ingest: Ingest,
+    pub admin: Admin,
+    pub media: Option<Media>,
+    pub outbox: Outbox,
     pub verifier: Arc<JwtVerifier>,
     pub provider: Arc<dyn SmsProvider>,
     pub dispatch: DispatchSettings,
@@ -57,34 +65,43 @@ impl App {
 
     /// Builds on an already connected and migrated store.
     pub fn with_store(config: &Config, store: Store) -> anyhow::Result<Self> {
-        let keys = UserKeys::new(
+        let keys = Arc::new(UserKeys::new(
             store.clone(),
             config.master_keys.clone(),
             config.cipher,
             config.key_cache_size,
-        );
+        ));
         let hub = EventHub::new(config.events.broadcast_capacity);
-        let domain = Messaging::new(store, Arc::new(keys), hub).with_media(media_ctx(config)?);
+        let records = Records::new(store.clone(), keys.clone(), hub);
+        let media = Some(build_media(config, store.clone(), keys)?);
+        let outbox = Outbox::new(records.clone(), media.clone());
+        let ingest = Ingest::new(records.clone(), media.as_ref().map(Media::waker));
+        let messaging = Messaging::new(records, media.clone(), outbox.waker());
         Ok(Self {
-            provider: build_provider(config, &domain)?,
-            domain,
+            provider: build_provider(config, &ingest)?,
+            messaging,
+            ingest,
+            admin: Admin::new(store),
+            media,
+            outbox,
             verifier: Arc::new(config.jwt_verifier()?),
             dispatch: config.dispatch.clone(),
             events: config.events.clone(),
             database_url: config.database_url.clone(),
         })
     }
+
+    fn store(&self) -> &Store {
+        self.outbox.records().store()
+    }
 }
 
-fn media_ctx(config: &Config) -> anyhow::Result<MediaCtx> {
+fn build_media(config: &Config, store: Store, keys: Arc<UserKeys>) -> anyhow::Result<Media> {
     let settings = config.media.clone();
     let objects = MediaObjects::open(&settings.store).map_err(anyhow::Error::msg)?;
-    // Twilio media URLs need the account's Basic auth.
+    // Twilio media URLs need the same Basic auth as its REST API.
     let auth = match &config.sms_provider {
-        ProviderConfig::Twilio(t) => Some(match &t.api_key {
-            Some((sid, secret)) => (sid.clone(), secret.clone()),
-            None => (t.account_sid.clone(), t.auth_token.clone()),
-        }),
+        ProviderConfig::Twilio(t) => Some(t.basic_auth()),
         ProviderConfig::Console => None,
     };
     let fetcher = Fetcher::new(
@@ -94,57 +111,21 @@ fn media_ctx(config: &Config) -> anyhow::Result<MediaCtx> {
         settings.fetch_timeout,
     )
     .map_err(anyhow::Error::msg)?;
-    Ok(MediaCtx {
-        objects,
-        fetcher,
-        public_url: config.gateway_public_url.clone(),
-        signal: Arc::new(tokio::sync::Notify::new()),
-        settings,
-    })
+    let public_url = config.gateway_public_url.clone();
+    Ok(Media::new(
+        store, keys, objects, settings, fetcher, public_url,
+    ))
 }
 
-/// Copies inbound media from Twilio: woken by each inbound MMS, and every few
-/// seconds for retries.
-async fn copy_media(domain: Messaging, shutdown: CancellationToken) {
-    let Some(signal) = domain.media_signal() else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = signal.notified() => {}
-            () = tokio::time::sleep(Duration::from_secs(2)) => {}
-        }
-        loop {
-            match domain.copy_pending_media(8).await {
-                Ok(0) => break,
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "media copy pass failed");
-                    break;
-                }
-            }
-        }
-    }
-}
-
-fn build_provider(config: &Config, domain: &Messaging) -> anyhow::Result<Arc<dyn SmsProvider>> {
+fn build_provider(config: &Config, ingest: &Ingest) -> anyhow::Result<Arc<dyn SmsProvider>> {
     Ok(match &config.sms_provider {
         ProviderConfig::Console => {
-            let sink: Arc<dyn StatusSink> = Arc::new(domain.clone());
+            let sink: Arc<dyn StatusSink> = Arc::new(ingest.clone());
             Arc::new(ConsoleProvider::new(Some(sink), Duration::from_secs(1)))
         }
         ProviderConfig::Twilio(creds) => {
-            let (username, password) = match &creds.api_key {
-                Some((sid, secret)) => (sid.clone(), secret.clone()),
-                None => (creds.account_sid.clone(), creds.auth_token.clone()),
-            };
-            let auth = TwilioAuth {
-                account_sid: creds.account_sid.clone(),
-                username,
-                password,
-            };
-            let client = TwilioClient::new(&config.twilio_api_base, auth, creds.timeout)?;
+            let client =
+                TwilioClient::new(&config.twilio_api_base, creds.twilio_auth(), creds.timeout)?;
             Arc::new(TwilioProvider::new(client, &config.gateway_public_url))
         }
     })
@@ -157,28 +138,33 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let dispatcher = app.dispatch.enabled.then(|| {
+    let mut tasks = Tasks::new(shutdown.clone());
+    if app.dispatch.enabled {
         let d = Dispatcher::new(
-            app.domain.clone(),
+            app.outbox.clone(),
             app.provider.clone(),
             app.dispatch.clone(),
         );
-        tokio::spawn(d.run(shutdown.clone()))
-    });
-
-    if app.domain.store().backend() == sea_orm::DatabaseBackend::Postgres {
-        tokio::spawn(listen_postgres(
-            app.database_url.clone(),
-            app.domain.event_hub().clone(),
-            shutdown.clone(),
-        ));
+        tasks.spawn("outbox dispatcher", d.run(shutdown.clone()));
     }
-    tokio::spawn(copy_media(app.domain.clone(), shutdown.clone()));
-    tokio::spawn(prune_events(
-        app.domain.clone(),
-        app.events.clone(),
+    if app.store().backend() == sea_orm::DatabaseBackend::Postgres {
+        let listener = listen_postgres(
+            app.database_url.clone(),
+            app.outbox.records().event_hub().clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn("postgres event listener", listener);
+    }
+    if let Some(media) = app.media.clone() {
+        tasks.spawn("media copier", media.run_copier(shutdown.clone()));
+    }
+    let pruner = run_pruner(
+        app.store().clone(),
+        app.events.retention,
+        app.events.prune_interval,
         shutdown.clone(),
-    ));
+    );
+    tasks.spawn("event pruner", pruner);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -188,11 +174,8 @@ pub async fn serve(
     health
         .set_serving::<MessagingIngestServer<IngestApi>>()
         .await;
-    tokio::spawn(watch_store(
-        app.domain.store().clone(),
-        health.clone(),
-        shutdown.clone(),
-    ));
+    let store_watch = watch_store(app.store().clone(), health.clone(), shutdown.clone());
+    tasks.spawn("database health watch", store_watch);
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -207,7 +190,7 @@ pub async fn serve(
     let admin_auth = AuthInterceptor::new(app.verifier.clone(), Some(Role::Admin));
     let gateway_auth = AuthInterceptor::new(app.verifier.clone(), Some(Role::Gateway));
 
-    Server::builder()
+    let served = Server::builder()
         .timeout(Duration::from_secs(30))
         // One span per call continuing the caller's W3C trace (the gateway forwards
         // `traceparent`): a webhook's or REST call's log lines and exported spans can
@@ -235,15 +218,15 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(MessagingServiceServer::with_interceptor(
-            MessagingApi::new(app.domain.clone(), app.events.watch, shutdown.clone()),
+            MessagingApi::new(app.messaging.clone(), app.events.watch, shutdown.clone()),
             user_auth,
         ))
         .add_service(MessagingAdminServer::with_interceptor(
-            AdminApi::new(app.domain.clone()),
+            AdminApi::new(app.admin.clone()),
             admin_auth,
         ))
         .add_service(MessagingIngestServer::with_interceptor(
-            IngestApi::new(app.domain.clone()),
+            IngestApi::new(app.ingest.clone(), app.media.clone()),
             gateway_auth,
         ))
         .serve_with_incoming_shutdown(
@@ -253,30 +236,12 @@ pub async fn serve(
                 .with_keepalive(Some(Duration::from_secs(60))),
             shutdown.cancelled(),
         )
-        .await?;
-    if let Some(dispatcher) = dispatcher {
-        // Reached on shutdown (or a server error): let in-flight sends settle.
-        shutdown.cancel();
-        dispatcher.await?;
-    }
-    Ok(())
-}
-
-/// Deletes events past retention every `prune_interval`.
-async fn prune_events(domain: Messaging, settings: EventSettings, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(settings.prune_interval) => {}
-        }
-        let before = crate::store::now()
-            - chrono::Duration::from_std(settings.retention).unwrap_or(chrono::Duration::days(7));
-        match domain.prune_events(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(pruned = n, "old events pruned"),
-            Err(e) => tracing::warn!(error = %e, "pruning events failed"),
-        }
-    }
+        .await;
+    // Reached on shutdown (or a server error): stop the background tasks and let
+    // in-flight sends settle; each task's end is logged.
+    shutdown.cancel();
+    tasks.join_all().await;
+    Ok(served?)
 }
 
 /// Reports NOT_SERVING while the database does not answer, so load balancers and the

@@ -107,7 +107,7 @@ async fn a_rest_call_is_one_trace_from_the_caller_through_gateway_and_core() {
     ]);
     let config = Config::from_vars(&vars, Mode::Serve).unwrap();
     let app = App::build(&config).await.unwrap();
-    app.domain
+    app.admin
         .assign_number("+33123456789", "alice")
         .await
         .unwrap();

@@ -4,15 +4,15 @@ use commpro_messaging_api::v1::{self as pb, messaging_admin_server::MessagingAdm
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use crate::{auth::caller, domain::Messaging, phone::Masked};
+use crate::{admin::Admin, auth::caller, phone::Masked};
 
 pub struct AdminApi {
-    domain: Messaging,
+    admin: Admin,
 }
 
 impl AdminApi {
-    pub fn new(domain: Messaging) -> Self {
-        Self { domain }
+    pub fn new(admin: Admin) -> Self {
+        Self { admin }
     }
 }
 
@@ -24,7 +24,7 @@ impl MessagingAdmin for AdminApi {
     ) -> Result<Response<pb::PhoneNumber>, Status> {
         let admin = caller(&req)?;
         let r = req.into_inner();
-        let row = self.domain.assign_number(&r.number, &r.user_id).await?;
+        let row = self.admin.assign_number(&r.number, &r.user_id).await?;
         tracing::info!(admin = %admin.user_id, number = %Masked(&row.e164), user_id = %row.user_id, "number assigned");
         Ok(Response::new(convert::phone_number(row)))
     }
@@ -35,7 +35,7 @@ impl MessagingAdmin for AdminApi {
     ) -> Result<Response<pb::ReleaseNumberResponse>, Status> {
         let admin = caller(&req)?;
         let r = req.into_inner();
-        let row = self.domain.release_number(&r.number).await?;
+        let row = self.admin.release_number(&r.number).await?;
         tracing::info!(admin = %admin.user_id, number = %Masked(&row.e164), user_id = %row.user_id, "number released");
         Ok(Response::new(pb::ReleaseNumberResponse {
             released: Some(convert::phone_number(row)),
@@ -50,7 +50,7 @@ impl MessagingAdmin for AdminApi {
             0 => 100,
             n => n.min(1000),
         };
-        let rows = self.domain.list_unroutable(u64::from(limit)).await?;
+        let rows = self.admin.list_unroutable(u64::from(limit)).await?;
         Ok(Response::new(pb::ListUnroutableResponse {
             messages: rows
                 .into_iter()
@@ -71,7 +71,7 @@ impl MessagingAdmin for AdminApi {
     ) -> Result<Response<pb::ListNumbersResponse>, Status> {
         let r = req.into_inner();
         let page = self
-            .domain
+            .admin
             .list_numbers(&r.user_id, r.page_size, &r.page_token)
             .await?;
         Ok(Response::new(pb::ListNumbersResponse {

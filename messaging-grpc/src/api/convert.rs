@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use commpro_messaging_api::v1 as pb;
 
 use crate::{
-    domain::{Body, ConversationSummary, Direction, MessageStatus, MessageView},
+    domain::{Body, Direction, MessageStatus, MessageView, StoredEvent, events},
     error::Error,
+    messaging::{ConversationSummary, WatchItem},
     store::entities::phone_number,
 };
 
@@ -23,7 +24,7 @@ fn direction(d: Direction) -> pb::Direction {
     }
 }
 
-pub fn status(s: MessageStatus) -> pb::MessageStatus {
+fn status(s: MessageStatus) -> pb::MessageStatus {
     match s {
         MessageStatus::Queued => pb::MessageStatus::Queued,
         MessageStatus::Sending => pb::MessageStatus::Sending,
@@ -115,5 +116,42 @@ pub fn phone_number(n: phone_number::Model) -> pb::PhoneNumber {
         number: n.e164,
         user_id: n.user_id,
         created_at: Some(timestamp(n.created_at)),
+    }
+}
+
+/// One item of a WatchEvents stream.
+pub fn watch_item(item: WatchItem) -> pb::Event {
+    match item {
+        WatchItem::Event(e) => event(e),
+        WatchItem::Keepalive { cursor, at } => pb::Event {
+            cursor: cursor.max(0) as u64,
+            kind: pb::EventKind::Keepalive as i32,
+            created_at: Some(timestamp(at)),
+            ..Default::default()
+        },
+    }
+}
+
+fn event(e: StoredEvent) -> pb::Event {
+    let kind = match e.kind.as_str() {
+        events::MESSAGE_RECEIVED => pb::EventKind::MessageReceived,
+        events::MESSAGE_STATUS_CHANGED => pb::EventKind::MessageStatusChanged,
+        events::MESSAGES_READ => pb::EventKind::MessagesRead,
+        events::CONVERSATION_UPDATED => pb::EventKind::ConversationUpdated,
+        _ => pb::EventKind::Unspecified,
+    };
+    let status = e
+        .status
+        .as_deref()
+        .and_then(|s| MessageStatus::parse(s).ok())
+        .map_or(pb::MessageStatus::Unspecified, status);
+    pb::Event {
+        cursor: e.cursor.max(0) as u64,
+        kind: kind as i32,
+        created_at: Some(timestamp(e.created_at)),
+        message_id: e.message_id.unwrap_or_default(),
+        contact_id: e.contact_id.unwrap_or_default(),
+        status: status as i32,
+        unread_count: e.unread_count.unwrap_or(0).max(0) as u64,
     }
 }

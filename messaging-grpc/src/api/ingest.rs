@@ -4,15 +4,21 @@
 use commpro_messaging_api::v1::{self as pb, messaging_ingest_server::MessagingIngest};
 use tonic::{Request, Response, Status};
 
-use crate::domain::{Inbound, InboundSms, Messaging, StatusOutcome, StatusReport};
+use crate::{
+    domain::{StatusOutcome, StatusReport},
+    error::Error,
+    ingest::{Inbound, InboundSms, Ingest},
+    media::{self, Media},
+};
 
 pub struct IngestApi {
-    domain: Messaging,
+    ingest: Ingest,
+    media: Option<Media>,
 }
 
 impl IngestApi {
-    pub fn new(domain: Messaging) -> Self {
-        Self { domain }
+    pub fn new(ingest: Ingest, media: Option<Media>) -> Self {
+        Self { ingest, media }
     }
 }
 
@@ -35,7 +41,7 @@ impl MessagingIngest for IngestApi {
                 .map(|m| (m.url, m.content_type))
                 .collect(),
         };
-        let (outcome, message_id) = match self.domain.record_inbound(inbound).await? {
+        let (outcome, message_id) = match self.ingest.record_inbound(inbound).await? {
             Inbound::Stored(m) => (pb::InboundOutcome::Stored, m.row.id),
             Inbound::Duplicate(m) => (pb::InboundOutcome::Duplicate, m.row.id),
             Inbound::Unroutable => (pb::InboundOutcome::Unroutable, String::new()),
@@ -52,7 +58,8 @@ impl MessagingIngest for IngestApi {
         &self,
         req: Request<pb::ServeMediaRequest>,
     ) -> Result<Response<Self::ServeMediaStream>, Status> {
-        let (row, bytes) = self.domain.serve_media(&req.into_inner().media_id).await?;
+        let media = media::configured(self.media.as_ref())?;
+        let (row, bytes) = media.serve(&req.into_inner().media_id).await?;
         let chunks: Vec<_> = super::convert::media_chunks(&row, bytes)
             .into_iter()
             .map(Ok)
@@ -66,9 +73,7 @@ impl MessagingIngest for IngestApi {
     ) -> Result<Response<pb::RecordStatusResponse>, Status> {
         let r = req.into_inner();
         if r.message_sid.is_empty() || !r.message_sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(
-                crate::error::Error::invalid("message_sid", "must be letters and digits").into(),
-            );
+            return Err(Error::invalid("message_sid", "must be letters and digits").into());
         }
         let report = StatusReport {
             sid: &r.message_sid,
@@ -76,7 +81,7 @@ impl MessagingIngest for IngestApi {
             error_code: (r.error_code != 0).then_some(i64::from(r.error_code)),
             error_message: (!r.error_message.is_empty()).then_some(r.error_message.as_str()),
         };
-        let outcome = match self.domain.record_status_callback(report).await? {
+        let outcome = match self.ingest.record_status_callback(report).await? {
             StatusOutcome::Applied => pb::StatusOutcome::Applied,
             StatusOutcome::Ignored => pb::StatusOutcome::Ignored,
             StatusOutcome::Parked | StatusOutcome::UnknownSid => pb::StatusOutcome::Parked,

@@ -4,15 +4,15 @@ use commpro_messaging_api::v1::upload_media_request::Frame;
 use commpro_messaging_api::v1::{self as pb, messaging_service_server::MessagingService};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert;
+use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 
+use super::convert;
 use crate::{
     auth::caller,
-    domain::{Messaging, SendMms, SendSms},
     error::Error,
     media::MAX_MEDIA_BYTES,
-    realtime::{self, WatchSettings, watch::EventStream},
+    messaging::{Messaging, SendMms, SendSms, WatchSettings},
 };
 
 pub struct MessagingApi {
@@ -34,7 +34,8 @@ impl MessagingApi {
 
 #[tonic::async_trait]
 impl MessagingService for MessagingApi {
-    type WatchEventsStream = EventStream;
+    type WatchEventsStream =
+        std::pin::Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send + 'static>>;
 
     async fn watch_events(
         &self,
@@ -48,16 +49,12 @@ impl MessagingService for MessagingApi {
                     .map_err(|_| crate::error::Error::invalid("since_cursor", "is too large"))?,
             ),
         };
-        let stream = realtime::watch(
-            self.domain.clone(),
-            self.domain.event_hub(),
-            user.user_id,
-            since,
-            self.watch,
-            self.shutdown.clone(),
-        )
-        .await?;
-        Ok(Response::new(stream))
+        let stream = self
+            .domain
+            .watch_events(user.user_id, since, self.watch, self.shutdown.clone())
+            .await?
+            .map(|item| item.map(convert::watch_item).map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn send_sms(
@@ -137,7 +134,8 @@ impl MessagingService for MessagingApi {
         }
         let stored = self
             .domain
-            .upload_media(&user.user_id, &metadata.content_type, bytes)
+            .media()?
+            .upload(&user.user_id, &metadata.content_type, bytes)
             .await?;
         Ok(Response::new(convert::media(stored)))
     }
@@ -151,7 +149,8 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let (row, bytes) = self
             .domain
-            .get_media(&user.user_id, &req.into_inner().media_id)
+            .media()?
+            .get(&user.user_id, &req.into_inner().media_id)
             .await?;
         let chunks: Vec<_> = convert::media_chunks(&row, bytes)
             .into_iter()

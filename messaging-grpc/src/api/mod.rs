@@ -6,6 +6,5 @@ mod ingest;
 mod messaging;
 
 pub use admin::AdminApi;
-pub use convert::{status as status_proto, timestamp};
 pub use ingest::IngestApi;
 pub use messaging::MessagingApi;

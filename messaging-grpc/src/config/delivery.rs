@@ -4,8 +4,12 @@ use std::{collections::HashMap, time::Duration};
 
 use secrecy::SecretString;
 
-use super::{ConfigError, err};
-use crate::dispatch::{DispatchSettings, PacingConfig, RetryPolicy};
+use super::{ConfigError, err, number};
+use crate::{
+    dispatch::{DispatchSettings, PacingConfig},
+    retry::RetryPolicy,
+    twilio::TwilioAuth,
+};
 
 /// Which provider hands messages to carriers.
 #[derive(Clone, Debug)]
@@ -24,6 +28,27 @@ pub struct TwilioCredentials {
     /// An API key (SK…) and its secret, used for REST calls instead of the auth token.
     pub api_key: Option<(String, SecretString)>,
     pub timeout: Duration,
+}
+
+impl TwilioCredentials {
+    /// The Basic credentials for Twilio's REST API and its media URLs: the API key
+    /// when one is configured, otherwise the account SID and auth token.
+    pub fn basic_auth(&self) -> (String, SecretString) {
+        match &self.api_key {
+            Some((sid, secret)) => (sid.clone(), secret.clone()),
+            None => (self.account_sid.clone(), self.auth_token.clone()),
+        }
+    }
+
+    /// What the REST client needs: the account the API calls name, and who signs in.
+    pub fn twilio_auth(&self) -> TwilioAuth {
+        let (username, password) = self.basic_auth();
+        TwilioAuth {
+            account_sid: self.account_sid.clone(),
+            username,
+            password,
+        }
+    }
 }
 
 pub(super) fn provider(
@@ -152,23 +177,6 @@ pub(super) fn check_lease(
     Ok(())
 }
 
-fn number(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<u64, ConfigError> {
-    match get(var) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| err(var, format!("must be a whole number from {min} to {max}"))),
-    }
-}
-
 fn rate(
     get: &impl Fn(&str) -> Option<String>,
     var: &'static str,
@@ -218,11 +226,11 @@ pub struct EventSettings {
     pub prune_interval: Duration,
     /// Wake-ups a stream may fall behind before catching up from the table.
     pub broadcast_capacity: usize,
-    pub watch: crate::realtime::WatchSettings,
+    pub watch: crate::messaging::WatchSettings,
 }
 
 pub(super) fn events(get: &impl Fn(&str) -> Option<String>) -> Result<EventSettings, ConfigError> {
-    let defaults = crate::realtime::WatchSettings::default();
+    let defaults = crate::messaging::WatchSettings::default();
     Ok(EventSettings {
         retention: Duration::from_secs(number(
             get,
@@ -239,7 +247,7 @@ pub(super) fn events(get: &impl Fn(&str) -> Option<String>) -> Result<EventSetti
             86_400_000,
         )?),
         broadcast_capacity: number(get, "EVENT_BROADCAST_CAPACITY", 1024, 1, 1_000_000)? as usize,
-        watch: crate::realtime::WatchSettings {
+        watch: crate::messaging::WatchSettings {
             keepalive: Duration::from_millis(number(
                 get,
                 "WATCH_KEEPALIVE_MS",

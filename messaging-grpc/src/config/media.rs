@@ -2,7 +2,7 @@
 
 use std::{path::Path, time::Duration};
 
-use super::{ConfigError, Mode, ProviderConfig, err};
+use super::{ConfigError, Mode, ProviderConfig, err, number};
 use crate::{
     dev_secrets::DevSecrets,
     media::{HostRule, MediaSettings},
@@ -18,14 +18,6 @@ pub(super) fn media(
     data_dir: &Path,
     provider: &ProviderConfig,
 ) -> Result<MediaSettings, ConfigError> {
-    let number = |var: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
-        get(var).map_or(Ok(default), |v| {
-            v.parse::<u64>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| err(var, format!("must be a whole number from 1 to {max}")))
-        })
-    };
     let url_secret = match (get("MEDIA_URL_SECRET"), mode, provider) {
         (Some(s), _, _) if s.len() >= 32 => s.into_bytes(),
         (Some(_), _, _) => return Err(err("MEDIA_URL_SECRET", "must be at least 32 characters")),
@@ -62,10 +54,10 @@ pub(super) fn media(
     Ok(MediaSettings {
         store: get("MEDIA_STORE").unwrap_or_else(|| data_dir.join("media").display().to_string()),
         url_secret,
-        url_ttl: Duration::from_secs(number("MEDIA_URL_TTL_SECS", 86_400, 7 * 86_400)?),
+        url_ttl: Duration::from_secs(number(get, "MEDIA_URL_TTL_SECS", 86_400, 1, 7 * 86_400)?),
         allowed_hosts,
-        fetch_timeout: Duration::from_secs(number("MEDIA_FETCH_TIMEOUT_SECS", 30, 600)?),
-        fetch_max_attempts: number("MEDIA_FETCH_MAX_ATTEMPTS", 5, 100)? as u32,
+        fetch_timeout: Duration::from_secs(number(get, "MEDIA_FETCH_TIMEOUT_SECS", 30, 1, 600)?),
+        fetch_max_attempts: number(get, "MEDIA_FETCH_MAX_ATTEMPTS", 5, 1, 100)? as u32,
         delete_after_copy: matches!(
             get("MEDIA_DELETE_AFTER_COPY").as_deref(),
             Some("true" | "1" | "on")

@@ -68,6 +68,24 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// A whole number from `min` to `max` in `var`, or `default` when unset.
+pub(crate) fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    match get(var) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| err(var, format!("must be a whole number from {min} to {max}"))),
+    }
+}
+
 pub(crate) fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         var,

@@ -7,9 +7,9 @@
 //! is marked SENDING (committed) before the provider call, so after a crash or a
 //! timeout its outcome is looked up at the provider before any resend.
 
+mod outbox;
 mod pacing;
 mod reconcile;
-mod retry;
 mod worker;
 
 use std::{sync::Arc, time::Duration};
@@ -17,10 +17,11 @@ use std::{sync::Arc, time::Duration};
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use crate::retry::RetryPolicy;
+pub use outbox::{DispatchItem, Outbox, TWILIO_UNSUBSCRIBED};
 pub use pacing::{Pacer, PacingConfig};
-pub use retry::{RetryPolicy, random_jitter};
 
-use crate::{domain::Messaging, provider::SmsProvider, store};
+use crate::{provider::SmsProvider, store};
 
 /// Dispatcher tuning (environment variables in the README).
 #[derive(Clone, Debug)]
@@ -67,7 +68,7 @@ impl Default for DispatchSettings {
 }
 
 pub(crate) struct Inner {
-    domain: Messaging,
+    outbox: Outbox,
     provider: Arc<dyn SmsProvider>,
     settings: DispatchSettings,
     pacer: Pacer,
@@ -79,15 +80,11 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(
-        domain: Messaging,
-        provider: Arc<dyn SmsProvider>,
-        settings: DispatchSettings,
-    ) -> Self {
+    pub fn new(outbox: Outbox, provider: Arc<dyn SmsProvider>, settings: DispatchSettings) -> Self {
         let pacer = Pacer::new(settings.pacing.clone());
         Self {
             inner: Arc::new(Inner {
-                domain,
+                outbox,
                 provider,
                 settings,
                 pacer,
@@ -100,7 +97,7 @@ impl Dispatcher {
     /// SENDING mark makes the next run reconcile them.
     pub async fn run(self, shutdown: CancellationToken) {
         let inner = self.inner;
-        let signal = inner.domain.outbox_signal();
+        let signal = inner.outbox.waker();
         let slots = Arc::new(Semaphore::new(inner.settings.concurrency.max(1)));
         let mut tasks = JoinSet::new();
         let reconciler = tokio::spawn(reconcile::run_periodic(inner.clone(), shutdown.clone()));
@@ -158,11 +155,7 @@ async fn claim(inner: &Inner, limit: usize) -> Vec<store::outbox::Claimed> {
     let now = store::now();
     let lease_until = now
         + chrono::Duration::from_std(inner.settings.lease).unwrap_or(chrono::Duration::minutes(2));
-    match inner
-        .domain
-        .claim_jobs(now, lease_until, limit as u64)
-        .await
-    {
+    match inner.outbox.claim(now, lease_until, limit as u64).await {
         Ok(jobs) => jobs,
         Err(e) => {
             tracing::warn!(error = %e, "claiming outbox jobs failed");

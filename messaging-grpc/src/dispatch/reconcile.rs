@@ -6,9 +6,9 @@ use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use super::Inner;
+use super::{DispatchItem, Inner};
 use crate::{
-    domain::{Body, DispatchItem, StatusReport},
+    domain::{Body, StatusReport},
     provider::{ProviderMessage, SendError},
     store,
 };
@@ -42,7 +42,7 @@ pub(super) async fn find_handed_over(
         {
             continue;
         }
-        match inner.domain.sid_is_recorded(&c.sid).await {
+        match inner.outbox.records().sid_is_recorded(&c.sid).await {
             Ok(false) => return Ok(Some(c)),
             Ok(true) => continue,
             Err(e) => {
@@ -77,8 +77,8 @@ pub(crate) async fn poll_stuck(inner: &Inner) -> Result<usize, crate::error::Err
     let now = store::now();
     let to_chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or_default();
     let stuck = inner
-        .domain
-        .stuck_messages(
+        .outbox
+        .stuck(
             now - to_chrono(inner.settings.reconcile_after),
             now - to_chrono(inner.settings.reconcile_max_age),
             100,
@@ -92,7 +92,8 @@ pub(crate) async fn poll_stuck(inner: &Inner) -> Result<usize, crate::error::Err
         match inner.provider.fetch(sid).await {
             Ok(Some(found)) => {
                 inner
-                    .domain
+                    .outbox
+                    .records()
                     .apply_provider_status(StatusReport {
                         sid,
                         status: &found.status,
@@ -109,7 +110,7 @@ pub(crate) async fn poll_stuck(inner: &Inner) -> Result<usize, crate::error::Err
                 break;
             }
         }
-        inner.domain.touch_message(&row.user_id, &row.id).await?;
+        inner.outbox.touch(&row.user_id, &row.id).await?;
         checked += 1;
     }
     Ok(checked)

@@ -5,12 +5,13 @@ use std::time::Instant;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Inner, reconcile, retry::random_jitter};
+use super::{DispatchItem, Inner, TWILIO_UNSUBSCRIBED, reconcile};
 use crate::{
-    domain::{Body, DispatchItem, MessageStatus, TWILIO_UNSUBSCRIBED},
+    domain::{Body, MessageStatus},
     error::Error,
     phone::Masked,
     provider::{Outgoing, SendError},
+    retry::random_jitter,
     store::{self, outbox::Claimed},
 };
 
@@ -21,8 +22,8 @@ pub(super) async fn process(inner: &Inner, job: Claimed, shutdown: &Cancellation
             Error::Integrity(_) => {
                 // Fail it from whatever state it is in (QUEUED, or SENDING after an
                 // earlier attempt), so the job is never dropped with the status left behind.
-                let d = &inner.domain;
-                let r = match d.message_status(&job.user_id, &job.message_id).await {
+                let d = &inner.outbox;
+                let r = match d.status(&job.user_id, &job.message_id).await {
                     Ok(Some(status)) => {
                         d.record_send_failed(
                             &job.user_id,
@@ -47,9 +48,9 @@ pub(super) async fn process(inner: &Inner, job: Claimed, shutdown: &Cancellation
 }
 
 async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> Result<(), Error> {
-    let d = &inner.domain;
+    let d = &inner.outbox;
     let (user, id) = (job.user_id.as_str(), job.message_id.as_str());
-    let Some(item) = d.dispatch_load(user, id).await? else {
+    let Some(item) = d.load(user, id).await? else {
         return d.drop_job(id).await;
     };
     let status = MessageStatus::parse(&item.row.status)?;
@@ -160,7 +161,7 @@ async fn send(
     body: &str,
     validity_left: std::time::Duration,
 ) -> Result<(), Error> {
-    let d = &inner.domain;
+    let d = &inner.outbox;
     let (user, id) = (job.user_id.as_str(), job.message_id.as_str());
     let out = Outgoing {
         message_id: id,
@@ -214,7 +215,7 @@ async fn retry(
     if certainly_not_sent && !policy.may_retry(attempts) {
         let reason = format!("gave up after {attempts} attempts: {reason}");
         return inner
-            .domain
+            .outbox
             .record_send_failed(&job.user_id, &job.message_id, status, None, &reason)
             .await;
     }
@@ -222,7 +223,7 @@ async fn retry(
     tracing::info!(message_id = %job.message_id, attempts, delay_ms = delay.as_millis() as u64, reason, "will retry");
     let next = store::now() + chrono::Duration::from_std(delay).unwrap_or_default();
     inner
-        .domain
+        .outbox
         .retry_later(
             &job.user_id,
             &job.message_id,
@@ -238,7 +239,7 @@ async fn expire(inner: &Inner, job: &Claimed, status: MessageStatus) -> Result<(
     let secs = inner.settings.validity.as_secs();
     let reason = format!("not sent within its validity window of {secs} s");
     inner
-        .domain
+        .outbox
         .record_send_failed(&job.user_id, &job.message_id, status, None, &reason)
         .await
 }

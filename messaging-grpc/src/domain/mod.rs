@@ -1,91 +1,73 @@
-//! Domain operations behind the gRPC handlers. Each takes the caller's user id and
-//! returns domain values; handlers only validate transport details and convert.
+//! The shared domain layer below every service type: message values, and the
+//! [`Records`] every service uses to read stored messages decrypted, write a message
+//! with its conversation and event, and move a message's status forward.
+//!
+//! The service types sit above it, one per job: `messaging::Messaging` (user
+//! operations), `ingest::Ingest` (inbound messages and status callbacks),
+//! `dispatch::Outbox` (the dispatcher's bookkeeping), `media::Media` (uploads and
+//! copies) and `admin::Admin` (operators). None of them calls another's methods
+//! except through what it was handed at start-up.
 
-mod conversations;
-mod delivery;
-mod events;
-mod inbound;
-mod media;
-mod numbers;
+pub mod aad;
+pub mod events;
 mod paging;
-mod read;
-mod send;
+pub mod provider_status;
 mod status;
-mod status_update;
 mod view;
+mod write;
 
 use std::sync::Arc;
 
-use tokio::sync::Notify;
-
-pub use conversations::{ConversationPage, ConversationSummary, MessagePage};
-pub use delivery::{DispatchItem, TWILIO_UNSUBSCRIBED};
-pub use inbound::{Inbound, InboundSms};
-pub use media::MediaCtx;
-pub use numbers::NumberPage;
-pub use paging::PageRequest;
-pub use send::{SendMms, SendSms};
+pub use events::StoredEvent;
+pub use paging::{PageRequest, split_page};
+pub use provider_status::{StatusOutcome, StatusReport};
 pub use status::{Direction, MessageStatus};
-pub use status_update::{StatusOutcome, StatusReport};
 pub use view::{Body, MessageView};
+pub use write::{MessageWrite, Written, new_row};
 
-use crate::{crypto::UserKeys, realtime::EventHub, store::Store};
+use crate::{crypto::UserKeys, error::Error, realtime::EventHub, store::Store};
 
-/// The messaging domain: store + per-user encryption.
+/// Stored messages as every service type needs them: the store, the user keys that
+/// seal and open bodies, and the hub that wakes event streams after a commit.
 #[derive(Clone)]
-pub struct Messaging {
+pub struct Records {
     store: Store,
     keys: Arc<UserKeys>,
-    /// Wakes the dispatcher when a message is queued, instead of waiting for its poll.
-    outbox_signal: Arc<Notify>,
-    /// Wakes WatchEvents streams after a commit that appended events.
     events: EventHub,
-    media: Option<Arc<MediaCtx>>,
 }
 
-/// Refuses an empty required id field, naming it.
-pub(crate) fn require<'a>(
-    field: &'static str,
-    value: &'a str,
-) -> Result<&'a str, crate::error::Error> {
-    if value.is_empty() {
-        Err(crate::error::Error::invalid(field, "is required"))
-    } else {
-        Ok(value)
-    }
-}
-
-impl Messaging {
+impl Records {
     pub fn new(store: Store, keys: Arc<UserKeys>, events: EventHub) -> Self {
         Self {
             store,
             keys,
-            outbox_signal: Arc::new(Notify::new()),
             events,
-            media: None,
         }
     }
 
-    /// Enables media (upload, MMS, inbound copies).
-    pub fn with_media(mut self, media: MediaCtx) -> Self {
-        self.media = Some(Arc::new(media));
-        self
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
-    /// Wakes the inbound media downloader, if media are enabled.
-    pub fn media_signal(&self) -> Option<Arc<Notify>> {
-        self.media.as_ref().map(|m| m.signal.clone())
+    pub fn keys(&self) -> &Arc<UserKeys> {
+        &self.keys
     }
 
     pub fn event_hub(&self) -> &EventHub {
         &self.events
     }
 
-    pub fn outbox_signal(&self) -> Arc<Notify> {
-        self.outbox_signal.clone()
+    /// Wakes this process's streams for a committed event.
+    pub fn announce(&self, user_id: &str, cursor: i64) {
+        self.events.publish(user_id, cursor);
     }
+}
 
-    pub fn store(&self) -> &Store {
-        &self.store
+/// Refuses an empty required id field, naming it.
+pub(crate) fn require<'a>(field: &'static str, value: &'a str) -> Result<&'a str, Error> {
+    if value.is_empty() {
+        Err(Error::invalid(field, "is required"))
+    } else {
+        Ok(value)
     }
 }

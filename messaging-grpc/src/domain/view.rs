@@ -1,12 +1,16 @@
-//! A stored message with its body decrypted.
+//! Stored messages read back: bodies decrypted, media listed.
 
+use std::collections::HashMap;
+
+use super::{Records, aad};
 use crate::{
-    crypto::{Aad, Cleartext},
+    crypto::{Cleartext, CryptoError},
     error::Error,
-    store::entities::{media, message},
+    store::{
+        self,
+        entities::{media, message},
+    },
 };
-
-use super::Messaging;
 
 /// The readable body, or the fact it was crypto-shredded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,18 +28,9 @@ pub struct MessageView {
     pub media: Vec<media::Model>,
 }
 
-/// AAD of a message body: bound to the message id and its user.
-pub(super) fn body_aad(user_id: &str, message_id: &str) -> Aad {
-    Aad::field("messages", "body", user_id, message_id)
-}
-
-impl Messaging {
+impl Records {
     /// Decrypts one stored message of `user_id`, with its media.
-    pub(super) async fn view(
-        &self,
-        user_id: &str,
-        row: message::Model,
-    ) -> Result<MessageView, Error> {
+    pub async fn view(&self, user_id: &str, row: message::Model) -> Result<MessageView, Error> {
         let media = if row.num_media > 0 {
             self.media_of(user_id, vec![row.id.clone()])
                 .await?
@@ -48,19 +43,8 @@ impl Messaging {
         Ok(MessageView { row, body, media })
     }
 
-    async fn decrypt_body(&self, user_id: &str, row: &message::Model) -> Result<Body, Error> {
-        let aad = body_aad(user_id, &row.id);
-        Ok(match self.keys.open(user_id, &aad, &row.body_ct).await? {
-            Cleartext::Available(bytes) => Body::Text(
-                String::from_utf8(bytes.to_vec())
-                    .map_err(|_| crate::crypto::CryptoError::Malformed("body is not UTF-8"))?,
-            ),
-            Cleartext::Destroyed => Body::Destroyed,
-        })
-    }
-
     /// Decrypts a page of messages; their media come in one batched lookup.
-    pub(super) async fn views(
+    pub async fn views(
         &self,
         user_id: &str,
         rows: Vec<message::Model>,
@@ -71,19 +55,52 @@ impl Messaging {
             .map(|r| r.id.clone())
             .collect();
         let mut media = if with_media.is_empty() {
-            Default::default()
+            HashMap::new()
         } else {
             self.media_of(user_id, with_media).await?
         };
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let body = self.decrypt_body(user_id, &row).await?;
-            let m = media.remove(&row.id).unwrap_or_default();
-            out.push(MessageView {
-                row,
-                body,
-                media: m,
-            });
+            let media = media.remove(&row.id).unwrap_or_default();
+            out.push(MessageView { row, body, media });
+        }
+        Ok(out)
+    }
+
+    async fn decrypt_body(&self, user_id: &str, row: &message::Model) -> Result<Body, Error> {
+        let aad = aad::body(user_id, &row.id);
+        Ok(match self.keys.open(user_id, &aad, &row.body_ct).await? {
+            Cleartext::Available(bytes) => Body::Text(
+                String::from_utf8(bytes.to_vec())
+                    .map_err(|_| CryptoError::Malformed("body is not UTF-8"))?,
+            ),
+            Cleartext::Destroyed => Body::Destroyed,
+        })
+    }
+
+    /// The media of some of the user's messages, in order, keyed by message id.
+    pub async fn media_of(
+        &self,
+        user_id: &str,
+        message_ids: Vec<String>,
+    ) -> Result<HashMap<String, Vec<media::Model>>, Error> {
+        let db = self.store.conn();
+        let links = store::media::links_any(db, message_ids).await?;
+        let ids: Vec<String> = links.iter().filter_map(|l| l.media_id.clone()).collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: HashMap<String, media::Model> = store::media::find_many(db, user_id, ids)
+            .await?
+            .into_iter()
+            .map(|m| (m.id.clone(), m))
+            .collect();
+        let mut out: HashMap<String, Vec<media::Model>> = HashMap::new();
+        for link in links {
+            if let Some(m) = link.media_id.and_then(|id| rows.get(&id)) {
+                out.entry(link.message_id).or_default().push(m.clone());
+            }
         }
         Ok(out)
     }

@@ -1,14 +1,18 @@
 //! MMS media: what types we accept, where encrypted bytes are kept (object_store), and
-//! how inbound media are downloaded from Twilio without becoming an SSRF vector.
+//! how inbound media are downloaded from Twilio without becoming an SSRF vector, and
+//! the [`Media`] service (uploads, reads, signed URLs, the inbound copier).
 
+mod copier;
 mod fetch;
 mod objects;
+mod service;
 mod sniff;
 
 use std::time::Duration;
 
 pub use fetch::{FetchError, Fetcher, HostRule};
 pub use objects::MediaObjects;
+pub use service::{Media, configured};
 pub use sniff::{ALLOWED_TYPES, sniff_allowed};
 
 /// Twilio's limit for one media file and for all media of one message.

@@ -5,14 +5,14 @@
 //! gap-free whatever happens to the wake-ups.
 
 mod listener;
-pub mod watch;
+mod prune;
 
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
 pub use listener::listen_postgres;
-pub use watch::{WatchSettings, watch};
+pub use prune::run_pruner;
 
 /// "There is news for this user up to this cursor" (`user_id` None: for everyone).
 #[derive(Clone, Debug)]

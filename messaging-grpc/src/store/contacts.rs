@@ -3,7 +3,7 @@
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::{entities::contact, now};
+use super::{entities::contact, now, owned};
 
 /// The user's contact for `e164`, created if new. Race-free: insert-or-nothing on
 /// `unique(user_id, e164)`, then read.
@@ -43,32 +43,22 @@ pub async fn find_by_number(
         .await
 }
 
+/// The user's contact with this id.
 pub async fn find(
     db: &impl ConnectionTrait,
     user_id: &str,
-    contact_id: &str,
+    id: &str,
 ) -> Result<Option<contact::Model>, DbErr> {
-    contact::Entity::find_by_id(contact_id.to_owned())
-        .filter(contact::Column::UserId.eq(user_id))
-        .one(db)
-        .await
+    owned::find::<contact::Entity>(db, user_id, id).await
 }
 
-/// Several of the user's contacts at once (for a page of conversations).
+/// Several of the user's contact rows at once (a page's worth).
 pub async fn find_many(
     db: &impl ConnectionTrait,
     user_id: &str,
     ids: Vec<String>,
 ) -> Result<Vec<contact::Model>, DbErr> {
-    // Primary-key lookups, with the user scope enforced on the rows: with `user_id = ?` in
-    // the query, PostgreSQL without fresh statistics scans every row of the user through
-    // a (user_id, …) index instead of fetching these few rows by key, which grows with
-    // the size of the mailbox.
-    let rows = contact::Entity::find()
-        .filter(contact::Column::Id.is_in(ids))
-        .all(db)
-        .await?;
-    Ok(rows.into_iter().filter(|r| r.user_id == user_id).collect())
+    owned::find_many::<contact::Entity>(db, user_id, ids).await
 }
 
 /// Records that the contact opted out (STOP, or Twilio error 21610) or back in.

@@ -106,7 +106,8 @@ pub async fn position(db: &impl ConnectionTrait, user_id: &str) -> Result<(i64, 
 
 /// Deletes events created before `before`, remembering per user how far it pruned so
 /// a client resuming from a pruned cursor is told to resync instead of missing events.
-pub async fn prune(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
+/// `_any`: retention applies to every user.
+pub async fn prune_any(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
     let (mark, delete) = match backend {
         DatabaseBackend::Postgres => (

@@ -33,8 +33,9 @@ pub async fn record_unroutable(
     Ok(())
 }
 
-/// Unroutable inbound messages, newest first (operators).
-pub async fn unroutable(
+/// Unroutable inbound messages, newest first (operators). `_any`: they belong to
+/// nobody, which is why they are here.
+pub async fn unroutable_any(
     db: &impl ConnectionTrait,
     limit: u64,
 ) -> Result<Vec<unroutable::Model>, DbErr> {
@@ -67,8 +68,12 @@ pub async fn park(
     Ok(())
 }
 
-/// The statuses parked for `sid`, oldest first.
-pub async fn parked_for(db: &impl ConnectionTrait, sid: &str) -> Result<Vec<parked::Model>, DbErr> {
+/// The statuses parked for `sid`, oldest first. `_any`: a parked callback names only
+/// a provider SID; the user is known once a message carries it.
+pub async fn parked_for_any(
+    db: &impl ConnectionTrait,
+    sid: &str,
+) -> Result<Vec<parked::Model>, DbErr> {
     parked::Entity::find()
         .filter(parked::Column::MessageSid.eq(sid))
         .order_by_asc(parked::Column::ReceivedAt)
@@ -76,7 +81,8 @@ pub async fn parked_for(db: &impl ConnectionTrait, sid: &str) -> Result<Vec<park
         .await
 }
 
-pub async fn unpark(db: &impl ConnectionTrait, sid: &str) -> Result<(), DbErr> {
+/// Removes the statuses parked for `sid` once applied. `_any`: see [`parked_for_any`].
+pub async fn unpark_any(db: &impl ConnectionTrait, sid: &str) -> Result<(), DbErr> {
     parked::Entity::delete_many()
         .filter(parked::Column::MessageSid.eq(sid))
         .exec(db)
@@ -85,7 +91,11 @@ pub async fn unpark(db: &impl ConnectionTrait, sid: &str) -> Result<(), DbErr> {
 }
 
 /// Drops parked statuses older than `before` (callbacks for messages not ours).
-pub async fn prune_parked(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
+/// `_any`: parked rows carry no user.
+pub async fn prune_parked_any(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+) -> Result<u64, DbErr> {
     Ok(parked::Entity::delete_many()
         .filter(parked::Column::ReceivedAt.lt(before))
         .exec(db)

@@ -7,6 +7,7 @@ use sea_orm::{
 };
 
 use super::entities::{media, message_media};
+use super::owned;
 
 /// `media.status` values.
 pub const READY: &str = "ready";
@@ -21,27 +22,22 @@ pub async fn insert(db: &impl ConnectionTrait, row: media::Model) -> Result<(), 
     Ok(())
 }
 
+/// The user's media with this id.
 pub async fn find(
     db: &impl ConnectionTrait,
     user_id: &str,
     id: &str,
 ) -> Result<Option<media::Model>, DbErr> {
-    media::Entity::find_by_id(id.to_owned())
-        .filter(media::Column::UserId.eq(user_id))
-        .one(db)
-        .await
+    owned::find::<media::Entity>(db, user_id, id).await
 }
 
+/// Several of the user's media rows at once (a page's worth).
 pub async fn find_many(
     db: &impl ConnectionTrait,
     user_id: &str,
     ids: Vec<String>,
 ) -> Result<Vec<media::Model>, DbErr> {
-    media::Entity::find()
-        .filter(media::Column::UserId.eq(user_id))
-        .filter(media::Column::Id.is_in(ids))
-        .all(db)
-        .await
+    owned::find_many::<media::Entity>(db, user_id, ids).await
 }
 
 /// Links media to a message, in order.
@@ -61,8 +57,9 @@ pub async fn link(db: &impl ConnectionTrait, rows: Vec<message_media::Model>) ->
     Ok(())
 }
 
-/// The media links of some messages (callers scope the message ids to one user).
-pub async fn links(
+/// The media links of some messages. `_any`: link rows carry no user id (they hang
+/// off a message), so callers pass ids of messages they already read scoped to a user.
+pub async fn links_any(
     db: &impl ConnectionTrait,
     message_ids: Vec<String>,
 ) -> Result<Vec<message_media::Model>, DbErr> {
@@ -75,8 +72,8 @@ pub async fn links(
 }
 
 /// Claims up to `limit` pending downloads until `lease_until` (the same row cannot
-/// be claimed again before then).
-pub async fn claim_pending(
+/// be claimed again before then). `_any`: the copier serves every user.
+pub async fn claim_pending_any(
     db: &impl ConnectionTrait,
     at: DateTime<Utc>,
     lease_until: DateTime<Utc>,

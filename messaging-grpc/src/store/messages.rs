@@ -6,7 +6,7 @@ use sea_orm::{
     QuerySelect, sea_query::Expr,
 };
 
-use super::{entities::message, page_token::Cursor};
+use super::{entities::message, owned, page_token::Cursor};
 
 /// `messages.direction` values.
 pub const OUTBOUND: &str = "outbound";
@@ -19,31 +19,22 @@ pub async fn insert(db: &impl ConnectionTrait, row: message::ActiveModel) -> Res
     Ok(())
 }
 
+/// The user's message with this id.
 pub async fn find(
     db: &impl ConnectionTrait,
     user_id: &str,
     id: &str,
 ) -> Result<Option<message::Model>, DbErr> {
-    message::Entity::find_by_id(id.to_owned())
-        .filter(message::Column::UserId.eq(user_id))
-        .one(db)
-        .await
+    owned::find::<message::Entity>(db, user_id, id).await
 }
 
+/// Several of the user's message rows at once (a page's worth).
 pub async fn find_many(
     db: &impl ConnectionTrait,
     user_id: &str,
     ids: Vec<String>,
 ) -> Result<Vec<message::Model>, DbErr> {
-    // Primary-key lookups, with the user scope enforced on the rows: with `user_id = ?` in
-    // the query, PostgreSQL without fresh statistics scans every row of the user through
-    // a (user_id, …) index instead of fetching these few rows by key, which grows with
-    // the size of the mailbox.
-    let rows = message::Entity::find()
-        .filter(message::Column::Id.is_in(ids))
-        .all(db)
-        .await?;
-    Ok(rows.into_iter().filter(|r| r.user_id == user_id).collect())
+    owned::find_many::<message::Entity>(db, user_id, ids).await
 }
 
 pub async fn find_by_provider_sid(
@@ -234,8 +225,8 @@ pub async fn touch(
 
 /// Outbound messages handed to the provider but without a final status, untouched
 /// since `updated_before` and created after `created_after`, oldest update first.
-/// Cross-user on purpose: a system job.
-pub async fn stuck(
+/// `_any`: cross-user on purpose, reconciliation is a system job.
+pub async fn stuck_any(
     db: &impl ConnectionTrait,
     statuses: &[&str],
     updated_before: DateTime<Utc>,

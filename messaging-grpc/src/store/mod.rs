@@ -13,6 +13,7 @@ pub mod media;
 pub mod messages;
 pub mod numbers;
 pub mod outbox;
+mod owned;
 pub mod page_token;
 pub mod user_keys;
 

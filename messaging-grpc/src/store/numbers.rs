@@ -42,8 +42,12 @@ pub async fn assign(
     })
 }
 
-/// Removes an assignment; `None` when the number was not assigned.
-pub async fn release(db: &impl ConnectionTrait, e164: &str) -> Result<Option<pn::Model>, DbErr> {
+/// Removes an assignment; `None` when the number was not assigned. `_any`: an
+/// operator action on whichever user holds the number.
+pub async fn release_any(
+    db: &impl ConnectionTrait,
+    e164: &str,
+) -> Result<Option<pn::Model>, DbErr> {
     let Some(row) = pn::Entity::find_by_id(e164.to_owned()).one(db).await? else {
         return Ok(None);
     };
@@ -64,9 +68,9 @@ pub async fn is_owned_by(
         .is_some())
 }
 
-/// The user owning `e164`, if any. Not user-scoped by nature: it is how an inbound
-/// message finds its user.
-pub async fn owner_of(db: &impl ConnectionTrait, e164: &str) -> Result<Option<String>, DbErr> {
+/// The user owning `e164`, if any. `_any`: not user-scoped by nature, it is how an
+/// inbound message finds its user.
+pub async fn owner_of_any(db: &impl ConnectionTrait, e164: &str) -> Result<Option<String>, DbErr> {
     Ok(pn::Entity::find_by_id(e164.to_owned())
         .one(db)
         .await?

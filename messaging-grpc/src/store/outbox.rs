@@ -28,8 +28,9 @@ pub async fn enqueue(
     Ok(())
 }
 
-/// The job of a message, if still pending.
-pub async fn find(
+/// The job of a message, if still pending. `_any`: jobs are keyed by message id;
+/// callers name a message they already hold.
+pub async fn find_any(
     db: &impl ConnectionTrait,
     message_id: &str,
 ) -> Result<Option<outbox::Model>, DbErr> {
@@ -50,7 +51,8 @@ pub struct Claimed {
 /// Claims up to `limit` due jobs until `lease_until`. On PostgreSQL the inner select
 /// skips rows other dispatchers hold (`FOR UPDATE SKIP LOCKED`), so replicas never
 /// claim the same job; on SQLite the single UPDATE runs under the write lock.
-pub async fn claim(
+/// `_any`: the dispatcher serves every user.
+pub async fn claim_any(
     db: &impl ConnectionTrait,
     at: DateTime<Utc>,
     lease_until: DateTime<Utc>,
@@ -95,8 +97,9 @@ pub async fn claim(
         .collect()
 }
 
-/// Puts a job back for a later attempt and releases the claim.
-pub async fn reschedule(
+/// Puts a job back for a later attempt and releases the claim. `_any`: keyed by the
+/// message id of a job the dispatcher claimed.
+pub async fn reschedule_any(
     db: &impl ConnectionTrait,
     message_id: &str,
     attempts: u32,
@@ -120,16 +123,16 @@ pub async fn reschedule(
     Ok(())
 }
 
-/// Removes a finished job.
-pub async fn remove(db: &impl ConnectionTrait, message_id: &str) -> Result<(), DbErr> {
+/// Removes a finished job. `_any`: keyed by the message id of a claimed job.
+pub async fn remove_any(db: &impl ConnectionTrait, message_id: &str) -> Result<(), DbErr> {
     outbox::Entity::delete_by_id(message_id.to_owned())
         .exec(db)
         .await?;
     Ok(())
 }
 
-/// Jobs not finished yet (metrics, tests).
-pub async fn pending(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+/// Jobs not finished yet, of every user (metrics, tests).
+pub async fn pending_any(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
     outbox::Entity::find().count(db).await
 }

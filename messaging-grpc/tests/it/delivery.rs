@@ -270,7 +270,7 @@ async fn a_thousand_messages_make_exactly_a_thousand_requests() {
     }
     let store = server.store().await;
     wait_until("the outbox to drain", 60, || async {
-        messaging_grpc::store::outbox::pending(store.conn())
+        messaging_grpc::store::outbox::pending_any(store.conn())
             .await
             .unwrap()
             == 0
@@ -323,7 +323,7 @@ async fn pacing_spreads_segments_per_sender() {
         .unwrap();
     let store = server.store().await;
     wait_until("paced sends", 30, || async {
-        messaging_grpc::store::outbox::pending(store.conn())
+        messaging_grpc::store::outbox::pending_any(store.conn())
             .await
             .unwrap()
             == 0
@@ -369,7 +369,7 @@ async fn account_cap_applies_across_senders() {
     }
     let store = server.store().await;
     wait_until("capped sends", 30, || async {
-        messaging_grpc::store::outbox::pending(store.conn())
+        messaging_grpc::store::outbox::pending_any(store.conn())
             .await
             .unwrap()
             == 0
@@ -404,7 +404,7 @@ async fn two_dispatchers_on_one_postgres_never_send_twice() {
     }
     let store = first.store().await;
     wait_until("both dispatchers to drain", 60, || async {
-        messaging_grpc::store::outbox::pending(store.conn())
+        messaging_grpc::store::outbox::pending_any(store.conn())
             .await
             .unwrap()
             == 0
@@ -526,7 +526,7 @@ async fn corrupt_content_fails_the_message_even_mid_send() {
             .contains("integrity")
     );
     assert_eq!(
-        messaging_grpc::store::outbox::pending(store.conn())
+        messaging_grpc::store::outbox::pending_any(store.conn())
             .await
             .unwrap(),
         0,

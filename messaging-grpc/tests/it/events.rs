@@ -87,12 +87,12 @@ backend_tests! {
     async fn resume_after_disconnect_has_no_gap_and_no_duplicate(backend: Backend) {
         let server = TestServer::start(&backend).await;
         server.assign(OWN, "alice").await;
-        let domain = server.domain.clone();
+        let ingest = server.ingest.clone();
         // Writes keep landing while the client disconnects and reconnects.
         let writer = tokio::spawn(async move {
             for i in 0..120 {
-                domain
-                    .record_inbound(messaging_grpc::domain::InboundSms {
+                ingest
+                    .record_inbound(messaging_grpc::ingest::InboundSms {
                         message_sid: sid(i),
                         account_sid: twilio_fake::ACCOUNT_SID.into(),
                         from: format!("+1415555{:04}", i % 7),

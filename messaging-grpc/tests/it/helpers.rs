@@ -10,7 +10,7 @@ use commpro_messaging_api::v1::{
 use messaging_grpc::{
     App, Config, Mode,
     auth::{JwtIssuer, Role},
-    domain::{Inbound, InboundSms, Messaging},
+    ingest::{Inbound, InboundSms, Ingest},
     store::Store,
 };
 use sea_orm::{ConnectionTrait, Database};
@@ -130,7 +130,7 @@ impl Drop for PgDatabase {
 /// A running core on an ephemeral port.
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub domain: Messaging,
+    pub ingest: Ingest,
     pub database_url: String,
     pub dir: tempfile::TempDir,
     vars: HashMap<String, String>,
@@ -248,7 +248,7 @@ impl TestServer {
         let config = Config::from_vars(&vars, mode).expect("valid test config");
         let mut app = App::build(&config).await.expect("app builds");
         customize(&mut app);
-        let domain = app.domain.clone();
+        let ingest = app.ingest.clone();
         // Tests that need the core on a known port (started after the gateway) say so.
         let bind = vars
             .get("TEST_BIND_ADDR")
@@ -260,7 +260,7 @@ impl TestServer {
         let task = tokio::spawn(messaging_grpc::serve(app, listener, shutdown.clone()));
         Self {
             addr,
-            domain,
+            ingest,
             database_url,
             dir,
             vars,
@@ -370,7 +370,7 @@ impl TestServer {
     /// Stores an inbound SMS as the ingest path will.
     pub async fn inbound(&self, sid: &str, from: &str, to: &str, body: &str) -> pb::Message {
         let stored = self
-            .domain
+            .ingest
             .record_inbound(InboundSms {
                 message_sid: sid.into(),
                 account_sid: twilio_fake::ACCOUNT_SID.into(),

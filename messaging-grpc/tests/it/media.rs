@@ -161,10 +161,10 @@ backend_tests! {
         altered.pop();
         altered.push('x');
         assert_eq!(gw.http.get(&altered).send().await.unwrap().status().as_u16(), 404);
-        let expired = webhook_gateway::media_token::mint(MEDIA_SECRET.as_bytes(), &media.id, 1);
+        let expired = media_token::mint(MEDIA_SECRET.as_bytes(), &media.id, 1);
         let url = format!("http://{}/media/{expired}", gw.addr);
         assert_eq!(gw.http.get(&url).send().await.unwrap().status().as_u16(), 404);
-        let forged = webhook_gateway::media_token::mint(b"not-the-secret-not-the-secret-xx", &media.id, u64::MAX);
+        let forged = media_token::mint(b"not-the-secret-not-the-secret-xx", &media.id, u64::MAX);
         let url = format!("http://{}/media/{forged}", gw.addr);
         assert_eq!(gw.http.get(&url).send().await.unwrap().status().as_u16(), 404);
 
@@ -223,8 +223,8 @@ backend_tests! {
             fake.host_slow_media(jpeg(8 * 1024), "image/jpeg", Duration::from_millis(400)),
         ];
         let stored = server
-            .domain
-            .record_inbound(messaging_grpc::domain::InboundSms {
+            .ingest
+            .record_inbound(messaging_grpc::ingest::InboundSms {
                 message_sid: "SM00000000000000000000000000ssrf1".into(),
                 account_sid: twilio_fake::ACCOUNT_SID.into(),
                 from: BOB.into(),
@@ -234,7 +234,7 @@ backend_tests! {
             })
             .await
             .unwrap();
-        let messaging_grpc::domain::Inbound::Stored(view) = stored else { panic!("stored") };
+        let messaging_grpc::ingest::Inbound::Stored(view) = stored else { panic!("stored") };
         let mut alice = server.user("alice").await;
         let mut states = Vec::new();
         for _ in 0..200 {
@@ -291,8 +291,8 @@ async fn delete_after_copy_removes_twilios_copy() {
     let (fake, server, _gw) = stack(&Backend::Sqlite, &[("MEDIA_DELETE_AFTER_COPY", "true")]).await;
     let url = fake.host_media(jpeg(1024), "image/jpeg");
     server
-        .domain
-        .record_inbound(messaging_grpc::domain::InboundSms {
+        .ingest
+        .record_inbound(messaging_grpc::ingest::InboundSms {
             message_sid: "SM00000000000000000000000000del01".into(),
             account_sid: twilio_fake::ACCOUNT_SID.into(),
             from: BOB.into(),

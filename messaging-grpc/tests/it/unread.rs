@@ -79,12 +79,12 @@ backend_tests! {
         server.assign(OWN, "alice").await;
         let first = server.inbound(&sid(0), BOB, OWN, "first").await;
         let contact = first.contact_id.clone();
-        let domain = server.domain.clone();
+        let ingest = server.ingest.clone();
         let writer = tokio::spawn(async move {
             let mut ids = Vec::new();
             for i in 1..40 {
-                let stored = domain
-                    .record_inbound(messaging_grpc::domain::InboundSms {
+                let stored = ingest
+                    .record_inbound(messaging_grpc::ingest::InboundSms {
                         message_sid: sid(i),
                         account_sid: twilio_fake::ACCOUNT_SID.into(),
                         from: BOB.into(),
@@ -94,7 +94,7 @@ backend_tests! {
                     })
                     .await
                     .unwrap();
-                if let messaging_grpc::domain::Inbound::Stored(v) = stored { ids.push(v.row.id); }
+                if let messaging_grpc::ingest::Inbound::Stored(v) = stored { ids.push(v.row.id); }
             }
             ids
         });

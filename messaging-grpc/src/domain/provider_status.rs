@@ -1,9 +1,13 @@
-//! Provider status changes (callbacks, reconciliation), applied monotonically.
+//! Status changes of a message: the compare-and-set every status write goes
+//! through, and provider reports (callbacks, reconciliation, the send's own answer)
+//! applied monotonically. Shared by the outbox and ingest.
 
-use super::{MessageStatus, Messaging};
+use sea_orm::ConnectionTrait;
+
+use super::{MessageStatus, Records, events};
 use crate::{
     error::Error,
-    store::{self, messages::StatusChange},
+    store::{self, events::NewEvent, messages::StatusChange},
 };
 
 /// What a status report did.
@@ -29,7 +33,37 @@ pub struct StatusReport<'a> {
     pub error_message: Option<&'a str>,
 }
 
-impl Messaging {
+/// Changes a message's status if it still is `expected`, and records the status
+/// event, inside `txn` (its last statements). Returns the event cursor, or `None`
+/// when the message had changed meanwhile.
+pub async fn change_status_in(
+    txn: &impl ConnectionTrait,
+    user_id: &str,
+    id: &str,
+    expected: MessageStatus,
+    change: StatusChange,
+) -> Result<Option<i64>, Error> {
+    let status = change.status.clone();
+    let changed =
+        store::messages::change_status(txn, user_id, id, expected.as_str(), change, store::now())
+            .await?;
+    if !changed {
+        return Ok(None);
+    }
+    let contact_id = store::messages::find(txn, user_id, id)
+        .await?
+        .map(|m| m.contact_id);
+    let event = NewEvent {
+        kind: events::MESSAGE_STATUS_CHANGED,
+        message_id: Some(id),
+        contact_id: contact_id.as_deref(),
+        status: status.as_deref(),
+        unread_count: None,
+    };
+    Ok(Some(events::append(txn, user_id, event).await?))
+}
+
+impl Records {
     /// Applies a provider status if it moves the message forward. Reports may arrive
     /// late, twice or out of order; only a newer state changes anything.
     pub async fn apply_provider_status(
@@ -60,9 +94,7 @@ impl Messaging {
                 ..Default::default()
             };
             let txn = self.store.begin_write().await?;
-            let event = self
-                .change_status_in(&txn, &row.user_id, &row.id, current, change)
-                .await?;
+            let event = change_status_in(&txn, &row.user_id, &row.id, current, change).await?;
             txn.commit().await?;
             if let Some(cursor) = event {
                 self.announce(&row.user_id, cursor);
@@ -75,42 +107,11 @@ impl Messaging {
             report.sid
         )))
     }
-}
 
-impl Messaging {
-    /// A status callback from the provider: applied now, or parked when it overtook
-    /// the transaction that records the SID, to be applied when the SID appears.
-    pub async fn record_status_callback(
-        &self,
-        report: StatusReport<'_>,
-    ) -> Result<StatusOutcome, Error> {
-        let outcome = self.apply_provider_status(report.clone()).await?;
-        if outcome != StatusOutcome::UnknownSid {
-            return Ok(outcome);
-        }
-        let code = report.error_code.and_then(|c| i32::try_from(c).ok());
-        store::ingest::park(
-            self.store.conn(),
-            report.sid,
-            report.status,
-            code,
-            report.error_message,
-        )
-        .await?;
-        // Park, then look again: if the send transaction committed the SID meanwhile,
-        // it may have drained the parked rows before ours landed. Both sides write then
-        // read, so at least one of them sees the other.
-        if self.sid_is_recorded(report.sid).await? {
-            self.apply_parked(report.sid).await?;
-            return Ok(StatusOutcome::Applied);
-        }
-        tracing::info!(sid = %report.sid, status = %report.status, "status callback parked until the SID is recorded");
-        Ok(StatusOutcome::Parked)
-    }
-
-    /// Applies and removes the statuses parked for `sid`.
+    /// Applies and removes the statuses parked for `sid` (callbacks that overtook the
+    /// transaction recording the SID).
     pub async fn apply_parked(&self, sid: &str) -> Result<(), Error> {
-        let parked = store::ingest::parked_for(self.store.conn(), sid).await?;
+        let parked = store::ingest::parked_for_any(self.store.conn(), sid).await?;
         if parked.is_empty() {
             return Ok(());
         }
@@ -123,22 +124,13 @@ impl Messaging {
             };
             self.apply_provider_status(report).await?;
         }
-        store::ingest::unpark(self.store.conn(), sid).await?;
+        store::ingest::unpark_any(self.store.conn(), sid).await?;
         Ok(())
     }
-}
 
-#[async_trait::async_trait]
-impl crate::provider::StatusSink for Messaging {
-    async fn report(&self, sid: &str, status: &str) {
-        let report = StatusReport {
-            sid,
-            status,
-            error_code: None,
-            error_message: None,
-        };
-        if let Err(e) = self.apply_provider_status(report).await {
-            tracing::warn!(error = %e, "could not apply a provider status report");
-        }
+    /// Whether one of our messages already carries this provider SID.
+    pub async fn sid_is_recorded(&self, sid: &str) -> Result<bool, Error> {
+        let found = store::messages::find_by_provider_sid_any(self.store.conn(), sid).await?;
+        Ok(found.is_some())
     }
 }

@@ -1,22 +1,18 @@
 //! SendSms and SendMms: validate, check ownership, encrypt, and write message +
 //! media links + outbox + conversation + event in one transaction.
 
-use sea_orm::{ActiveModelTrait as _, IntoActiveModel as _};
 use uuid::Uuid;
 
-use super::{
-    Body, Direction, MessageStatus, MessageView, Messaging, events, media::link_url_aad,
-    view::body_aad,
-};
+use super::Messaging;
 use crate::{
+    domain::{Body, Direction, MessageView, MessageWrite, Written, aad, events, new_row},
     error::Error,
-    media::{MAX_MEDIA_BYTES, MAX_MEDIA_PER_MESSAGE},
+    media::MAX_MEDIA_PER_MESSAGE,
     phone::{Masked, parse_e164},
     sms::{MAX_BODY_CHARS, count_segments},
     store::{
         self,
         entities::{message, message_media},
-        events::NewEvent,
     },
 };
 
@@ -167,28 +163,7 @@ impl Messaging {
             })
             .collect();
         if !ids.is_empty() {
-            self.media()?;
-            let found = store::media::find_many(self.store.conn(), user_id, ids.clone()).await?;
-            let mut total = 0i64;
-            for id in &ids {
-                let m = found
-                    .iter()
-                    .find(|m| &m.id == id)
-                    .ok_or(Error::NotFound("media_ids"))?;
-                if m.status != store::media::READY {
-                    return Err(Error::FailedPrecondition(format!(
-                        "media_ids: {id} is not ready ({})",
-                        m.status
-                    )));
-                }
-                total += m.size_bytes;
-            }
-            if total > MAX_MEDIA_BYTES as i64 {
-                return Err(Error::invalid(
-                    "media_ids",
-                    "media are limited to 5 MB per message in all",
-                ));
-            }
+            self.media()?.check_sendable(user_id, &ids).await?;
         }
         self.send(user_id, req).await
     }
@@ -199,14 +174,49 @@ impl Messaging {
         {
             return Ok(first);
         }
-        let db = self.store.conn();
+        self.check_allowed(user_id, &req).await?;
+        let write = self.prepare(user_id, &req).await?;
+        let row = match self.records.write_message(write).await? {
+            Written::Committed(row) => *row,
+            // A concurrent request with the same key committed first: return its message.
+            Written::Conflict => {
+                return match &req.idempotency_key {
+                    Some(key) => self.replay(user_id, key, &req).await?.ok_or_else(|| {
+                        Error::Internal(anyhow::anyhow!("idempotent send lost its first write"))
+                    }),
+                    None => Err(Error::Internal(anyhow::anyhow!(
+                        "message id collision on insert"
+                    ))),
+                };
+            }
+        };
+        self.outbox_waker.notify_one();
+        tracing::info!(message_id = %row.id, to = %Masked(&req.to), segments = row.segments, "sms queued");
+        let media = if req.media.is_empty() {
+            Vec::new()
+        } else {
+            self.records
+                .media_of(user_id, vec![row.id.clone()])
+                .await?
+                .remove(&row.id)
+                .unwrap_or_default()
+        };
+        Ok(MessageView {
+            row,
+            body: Body::Text(req.body),
+            media,
+        })
+    }
+
+    /// `from` must be the caller's number, and `to` must not have opted out.
+    async fn check_allowed(&self, user_id: &str, req: &Valid) -> Result<(), Error> {
+        let db = self.records.store().conn();
         if !store::numbers::is_owned_by(db, &req.from, user_id).await? {
             return Err(Error::PermissionDenied(format!(
                 "from: {} is not a number assigned to you",
                 Masked(&req.from)
             )));
         }
-
         if store::contacts::find_by_number(db, user_id, &req.to)
             .await?
             .is_some_and(|c| c.opted_out)
@@ -216,25 +226,24 @@ impl Messaging {
                 Masked(&req.to)
             )));
         }
+        Ok(())
+    }
 
+    /// Encrypts the body and external media URLs and builds the rows to write.
+    async fn prepare(&self, user_id: &str, req: &Valid) -> Result<MessageWrite, Error> {
+        let keys = self.records.keys();
         let id = Uuid::now_v7().to_string();
-        let segments = count_segments(&req.body).segments;
-        let (body_ct, key_version) = self
-            .keys
-            .seal(user_id, &body_aad(user_id, &id), req.body.as_bytes())
+        let (body_ct, key_version) = keys
+            .seal(user_id, &aad::body(user_id, &id), req.body.as_bytes())
             .await?;
-
         let mut links = Vec::with_capacity(req.media.len());
         for (position, item) in req.media.iter().enumerate() {
             let position = position as i32;
             let (media_id, url_ct) = match item {
                 MediaItem::Ours(m) => (Some(m.clone()), None),
                 MediaItem::Url(u) => {
-                    let aad = link_url_aad(user_id, &id, position);
-                    (
-                        None,
-                        Some(self.keys.seal(user_id, &aad, u.as_bytes()).await?.0),
-                    )
+                    let aad = aad::link_url(user_id, &id, position);
+                    (None, Some(keys.seal(user_id, &aad, u.as_bytes()).await?.0))
                 }
             };
             links.push(message_media::Model {
@@ -244,84 +253,22 @@ impl Messaging {
                 url_ct,
             });
         }
-
-        let now = store::now();
-        let txn = self.store.begin_write().await?;
-        let contact = store::contacts::get_or_create(&txn, user_id, &req.to).await?;
         let row = message::Model {
-            id: id.clone(),
-            user_id: user_id.to_owned(),
-            contact_id: contact.id.clone(),
-            direction: Direction::Outbound.as_str().to_owned(),
-            owner_e164: req.from.clone(),
-            contact_e164: req.to.clone(),
             body_ct,
             key_version: key_version as i32,
-            status: MessageStatus::Queued.as_str().to_owned(),
-            provider_sid: None,
             idempotency_key: req.idempotency_key.clone(),
-            error_code: None,
-            error_message: None,
-            segments: segments as i32,
+            segments: count_segments(&req.body).segments as i32,
             num_media: req.media.len() as i32,
-            created_at: now,
-            updated_at: now,
-            sent_at: None,
-            delivered_at: None,
-            read_at: None,
+            ..new_row(id, user_id, Direction::Outbound, &req.from, &req.to)
         };
-        let inserted = store::messages::insert(&txn, active(row.clone())).await;
-        if let Err(err) = inserted {
-            txn.rollback().await.ok();
-            // A concurrent request with the same key committed first: return its message.
-            if store::is_unique_violation(&err)
-                && let Some(key) = &req.idempotency_key
-                && let Some(first) = self.replay(user_id, key, &req).await?
-            {
-                return Ok(first);
-            }
-            return Err(err.into());
-        }
-        store::media::link(&txn, links).await?;
-        store::outbox::enqueue(&txn, user_id, &id).await?;
-        store::conversations::record_message(
-            &txn,
-            store::conversations::MessageWritten {
-                user_id,
-                contact_id: &contact.id,
-                owner_e164: &req.from,
-                message_id: &id,
-                at: now,
-                unread_delta: 0,
-            },
-        )
-        .await?;
-        let unread_count = self.unread_in(&txn, user_id, &contact.id).await?;
-        let event = NewEvent {
-            kind: events::CONVERSATION_UPDATED,
-            message_id: Some(&id),
-            contact_id: Some(&contact.id),
-            status: Some(MessageStatus::Queued.as_str()),
-            unread_count,
-        };
-        let cursor = self.record_event(&txn, user_id, event).await?;
-        txn.commit().await?;
-        self.announce(user_id, cursor);
-        self.outbox_signal.notify_one();
-
-        tracing::info!(message_id = %id, to = %Masked(&req.to), segments, "sms queued");
-        let media = if req.media.is_empty() {
-            Vec::new()
-        } else {
-            self.media_of(user_id, vec![id.clone()])
-                .await?
-                .remove(&id)
-                .unwrap_or_default()
-        };
-        Ok(MessageView {
+        Ok(MessageWrite {
             row,
-            body: Body::Text(req.body),
-            media,
+            new_media: Vec::new(),
+            links,
+            unread_delta: 0,
+            enqueue: true,
+            opt_out: None,
+            event_kind: events::CONVERSATION_UPDATED,
         })
     }
 
@@ -333,12 +280,11 @@ impl Messaging {
         key: &str,
         req: &Valid,
     ) -> Result<Option<MessageView>, Error> {
-        let Some(row) =
-            store::messages::find_by_idempotency_key(self.store.conn(), user_id, key).await?
-        else {
+        let db = self.records.store().conn();
+        let Some(row) = store::messages::find_by_idempotency_key(db, user_id, key).await? else {
             return Ok(None);
         };
-        let first = self.view(user_id, row).await?;
+        let first = self.records.view(user_id, row).await?;
         let same = first.row.owner_e164 == req.from
             && first.row.contact_e164 == req.to
             && matches!(&first.body, Body::Text(b) if *b == req.body);
@@ -350,9 +296,4 @@ impl Messaging {
         }
         Ok(Some(first))
     }
-}
-
-/// A full row as an insertable active model (every column set).
-pub(super) fn active(row: message::Model) -> message::ActiveModel {
-    row.into_active_model().reset_all()
 }

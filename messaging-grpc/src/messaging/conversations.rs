@@ -4,8 +4,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{MessageView, Messaging, PageRequest, paging::split_page};
+use super::Messaging;
 use crate::{
+    domain::{MessageView, PageRequest, require, split_page},
     error::Error,
     store::{
         self,
@@ -56,7 +57,7 @@ impl Messaging {
             CONVERSATIONS_DEFAULT_PAGE,
             CONVERSATIONS_MAX_PAGE,
         )?;
-        let db = self.store.conn();
+        let db = self.records.store().conn();
         let rows =
             store::conversations::page(db, user_id, page.after.as_ref(), page.size + 1).await?;
         let (rows, next_page_token) =
@@ -94,7 +95,7 @@ impl Messaging {
                 contact_id: conv.contact_id,
                 contact_number: contact.e164.clone(),
                 owner_number: conv.owner_e164,
-                last_message: self.view(user_id, message).await?,
+                last_message: self.records.view(user_id, message).await?,
                 unread_count: conv.unread_count.max(0) as u64,
                 updated_at: conv.updated_at,
             });
@@ -121,8 +122,8 @@ impl Messaging {
             MESSAGES_DEFAULT_PAGE,
             MESSAGES_MAX_PAGE,
         )?;
-        let db = self.store.conn();
-        let contact_id = super::require("contact_id", contact_id)?;
+        let db = self.records.store().conn();
+        let contact_id = require("contact_id", contact_id)?;
         let contact = store::contacts::find(db, user_id, contact_id)
             .await?
             .ok_or(Error::NotFound("contact_id"))?;
@@ -136,7 +137,7 @@ impl Messaging {
         Ok(MessagePage {
             contact_id: contact.id,
             contact_number: contact.e164,
-            messages: self.views(user_id, rows).await?,
+            messages: self.records.views(user_id, rows).await?,
             next_page_token,
         })
     }

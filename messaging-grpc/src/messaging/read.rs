@@ -3,8 +3,9 @@
 //! Read state only moves forward: `read_at` is set once and never cleared, so marks
 //! may arrive late or twice without making anything unread again.
 
-use super::{Direction, MessageView, Messaging, events};
+use super::Messaging;
 use crate::{
+    domain::{Direction, MessageView, events, require},
     error::Error,
     store::{self, events::NewEvent, page_token::Cursor},
 };
@@ -12,21 +13,21 @@ use crate::{
 impl Messaging {
     /// Marks one message read; idempotent (the first `read_at` is kept).
     pub async fn mark_read(&self, user_id: &str, message_id: &str) -> Result<MessageView, Error> {
-        let db = self.store.conn();
-        let message_id = super::require("message_id", message_id)?;
+        let db = self.records.store().conn();
+        let message_id = require("message_id", message_id)?;
         let row = store::messages::find(db, user_id, message_id)
             .await?
             .ok_or(Error::NotFound("message_id"))?;
 
         if row.read_at.is_none() {
-            let txn = self.store.begin_write().await?;
+            let txn = self.records.store().begin_write().await?;
             store::conversations::lock(&txn, user_id, &row.contact_id).await?;
             let changed = store::messages::mark_read(&txn, user_id, &row.id, store::now()).await?;
             if changed && Direction::parse(&row.direction)? == Direction::Inbound {
                 store::conversations::subtract_unread(&txn, user_id, &row.contact_id, 1).await?;
             }
             if changed {
-                let unread_count = self.unread_in(&txn, user_id, &row.contact_id).await?;
+                let unread_count = events::unread_in(&txn, user_id, &row.contact_id).await?;
                 let event = NewEvent {
                     kind: events::MESSAGES_READ,
                     message_id: Some(&row.id),
@@ -34,9 +35,9 @@ impl Messaging {
                     status: None,
                     unread_count,
                 };
-                let cursor = self.record_event(&txn, user_id, event).await?;
+                let cursor = events::append(&txn, user_id, event).await?;
                 txn.commit().await?;
-                self.announce(user_id, cursor);
+                self.records.announce(user_id, cursor);
             } else {
                 txn.commit().await?;
             }
@@ -44,7 +45,7 @@ impl Messaging {
         let row = store::messages::find(db, user_id, message_id)
             .await?
             .ok_or(Error::NotFound("message_id"))?;
-        self.view(user_id, row).await
+        self.records.view(user_id, row).await
     }
 
     /// Marks inbound messages of a conversation read: all, or those up to and
@@ -55,8 +56,8 @@ impl Messaging {
         contact_id: &str,
         up_to_message_id: Option<&str>,
     ) -> Result<u64, Error> {
-        let db = self.store.conn();
-        let contact_id = super::require("contact_id", contact_id)?;
+        let db = self.records.store().conn();
+        let contact_id = require("contact_id", contact_id)?;
         let contact = store::contacts::find(db, user_id, contact_id)
             .await?
             .ok_or(Error::NotFound("contact_id"))?;
@@ -74,7 +75,7 @@ impl Messaging {
             }
         };
 
-        let txn = self.store.begin_write().await?;
+        let txn = self.records.store().begin_write().await?;
         let Some(conv) = store::conversations::lock(&txn, user_id, &contact.id).await? else {
             return Ok(0);
         };
@@ -99,9 +100,9 @@ impl Messaging {
             status: None,
             unread_count: Some(left),
         };
-        let cursor = self.record_event(&txn, user_id, event).await?;
+        let cursor = events::append(&txn, user_id, event).await?;
         txn.commit().await?;
-        self.announce(user_id, cursor);
+        self.records.announce(user_id, cursor);
         Ok(left as u64)
     }
 }

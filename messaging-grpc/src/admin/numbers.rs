@@ -1,7 +1,8 @@
-//! Number assignment (MessagingAdmin).
+//! Number assignment and the unroutable inbound list.
 
-use super::{Messaging, paging::split_page};
+use super::Admin;
 use crate::{
+    domain::{PageRequest, split_page},
     error::Error,
     phone::parse_e164,
     store::{
@@ -34,7 +35,7 @@ fn parse_user_id(value: &str) -> Result<&str, Error> {
     Ok(value)
 }
 
-impl Messaging {
+impl Admin {
     /// Assigns a number; idempotent for the same user, refused while another user holds it.
     pub async fn assign_number(
         &self,
@@ -53,7 +54,7 @@ impl Messaging {
 
     pub async fn release_number(&self, number: &str) -> Result<phone_number::Model, Error> {
         let number = parse_e164("number", number)?;
-        store::numbers::release(self.store.conn(), &number)
+        store::numbers::release_any(self.store.conn(), &number)
             .await?
             .ok_or(Error::NotFound("number"))
     }
@@ -63,7 +64,7 @@ impl Messaging {
         &self,
         limit: u64,
     ) -> Result<Vec<crate::store::entities::unroutable::Model>, Error> {
-        Ok(store::ingest::unroutable(self.store.conn(), limit).await?)
+        Ok(store::ingest::unroutable_any(self.store.conn(), limit).await?)
     }
 
     pub async fn list_numbers(
@@ -77,7 +78,7 @@ impl Messaging {
         } else {
             Some(parse_user_id(user_id)?)
         };
-        let page = super::PageRequest::parse(
+        let page = PageRequest::parse(
             PageKind::Numbers,
             page_size,
             page_token,

@@ -1,0 +1,263 @@
+//! [`Outbox`]: the dispatcher's bookkeeping — claiming due jobs, loading a message
+//! to send, and recording each outcome in one transaction with the job it settles.
+//! It owns the wake-up signal senders use to skip the dispatcher's poll.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::{
+    crypto::Cleartext,
+    domain::{Body, MessageStatus, Records, StatusReport, aad, provider_status::change_status_in},
+    error::Error,
+    media::{self, Media},
+    provider::ProviderMessage,
+    store::{self, entities::message, messages::StatusChange, outbox::Claimed},
+};
+
+/// Twilio's "recipient unsubscribed" error: the contact replied STOP.
+pub const TWILIO_UNSUBSCRIBED: i64 = 21610;
+
+/// A message ready for dispatch, with its decrypted body.
+pub struct DispatchItem {
+    pub row: message::Model,
+    pub body: Body,
+    pub opted_out: bool,
+    /// The MediaUrl values to send: signed gateway URLs for our media, external URLs as given.
+    pub media_urls: Vec<String>,
+}
+
+/// Outbox jobs and their outcomes; cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    records: Records,
+    media: Option<Media>,
+    waker: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(records: Records, media: Option<Media>) -> Self {
+        Self {
+            records,
+            media,
+            waker: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Wakes the dispatcher; whoever queues a message holds a clone.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.waker.clone()
+    }
+
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    /// Claims due jobs until `lease_until`.
+    pub async fn claim(
+        &self,
+        at: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Claimed>, Error> {
+        Ok(store::outbox::claim_any(self.records.store().conn(), at, lease_until, limit).await?)
+    }
+
+    /// Loads a queued message for sending; `None` if it no longer exists.
+    pub async fn load(&self, user_id: &str, id: &str) -> Result<Option<DispatchItem>, Error> {
+        let db = self.records.store().conn();
+        let Some(row) = store::messages::find(db, user_id, id).await? else {
+            return Ok(None);
+        };
+        let opted_out = store::contacts::find(db, user_id, &row.contact_id)
+            .await?
+            .is_some_and(|c| c.opted_out);
+        let view = self.records.view(user_id, row).await?;
+        let media_urls = self.media_urls_of(user_id, &view.row).await?;
+        Ok(Some(DispatchItem {
+            row: view.row,
+            body: view.body,
+            opted_out,
+            media_urls,
+        }))
+    }
+
+    /// What Twilio fetches for each media item of an outbound message.
+    async fn media_urls_of(
+        &self,
+        user_id: &str,
+        row: &message::Model,
+    ) -> Result<Vec<String>, Error> {
+        if row.num_media == 0 {
+            return Ok(Vec::new());
+        }
+        let db = self.records.store().conn();
+        let mut urls = Vec::new();
+        for link in store::media::links_any(db, vec![row.id.clone()]).await? {
+            match (&link.media_id, &link.url_ct) {
+                (Some(media_id), _) => {
+                    urls.push(media::configured(self.media.as_ref())?.url(media_id));
+                }
+                (None, Some(ct)) => {
+                    let aad = aad::link_url(user_id, &row.id, link.position);
+                    if let Cleartext::Available(u) =
+                        self.records.keys().open(user_id, &aad, ct).await?
+                    {
+                        urls.push(String::from_utf8_lossy(&u).into_owned());
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        Ok(urls)
+    }
+
+    /// QUEUED → SENDING, committed before the provider is called: from here on, a
+    /// crash leaves an "outcome unknown" mark that forces reconciliation.
+    pub async fn mark_sending(&self, user_id: &str, id: &str) -> Result<bool, Error> {
+        let change = StatusChange {
+            status: Some(MessageStatus::Sending.as_str().into()),
+            ..Default::default()
+        };
+        let txn = self.records.store().begin_write().await?;
+        let event = change_status_in(&txn, user_id, id, MessageStatus::Queued, change).await?;
+        txn.commit().await?;
+        self.announce(user_id, event);
+        Ok(event.is_some())
+    }
+
+    /// The provider accepted the message: SENT with its SID, job done.
+    pub async fn record_handed_over(
+        &self,
+        user_id: &str,
+        id: &str,
+        from_status: MessageStatus,
+        accepted: &ProviderMessage,
+    ) -> Result<(), Error> {
+        let now = store::now();
+        let change = StatusChange {
+            status: Some(MessageStatus::Sent.as_str().into()),
+            provider_sid: Some(accepted.sid.clone()),
+            segments: accepted.segments.and_then(|s| i32::try_from(s).ok()),
+            sent_at: Some(accepted.created_at.unwrap_or(now)),
+            ..Default::default()
+        };
+        let txn = self.records.store().begin_write().await?;
+        store::outbox::remove_any(&txn, id).await?;
+        let event = change_status_in(&txn, user_id, id, from_status, change).await?;
+        txn.commit().await?;
+        if event.is_none() {
+            tracing::warn!(message_id = %id, "message changed while being handed over; provider answer not recorded");
+            return Ok(());
+        }
+        self.announce(user_id, event);
+        // The provider may already report a later state (console: sent; reconciliation:
+        // delivered). Apply it through the same monotonic rules as callbacks.
+        self.records
+            .apply_provider_status(StatusReport {
+                sid: &accepted.sid,
+                status: &accepted.status,
+                error_code: accepted.error_code,
+                error_message: accepted.error_message.as_deref(),
+            })
+            .await?;
+        // Callbacks that overtook this transaction were parked: apply them now.
+        self.records.apply_parked(&accepted.sid).await
+    }
+
+    /// The message will not be sent: FAILED with the reason kept. Twilio's 21610
+    /// ("unsubscribed") also opts the contact out, so later sends are refused up front.
+    pub async fn record_send_failed(
+        &self,
+        user_id: &str,
+        id: &str,
+        from_status: MessageStatus,
+        code: Option<i64>,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let change = StatusChange {
+            status: Some(MessageStatus::Failed.as_str().into()),
+            error_code: code.and_then(|c| i32::try_from(c).ok()),
+            error_message: Some(reason.chars().take(500).collect()),
+            ..Default::default()
+        };
+        let txn = self.records.store().begin_write().await?;
+        store::outbox::remove_any(&txn, id).await?;
+        if code == Some(TWILIO_UNSUBSCRIBED)
+            && let Some(row) = store::messages::find(&txn, user_id, id).await?
+        {
+            store::contacts::set_opted_out(&txn, user_id, &row.contact_id, true).await?;
+        }
+        let event = change_status_in(&txn, user_id, id, from_status, change).await?;
+        txn.commit().await?;
+        self.announce(user_id, event);
+        tracing::warn!(message_id = %id, code, "message failed");
+        Ok(())
+    }
+
+    /// Puts the job back for `next_attempt_at`. `requeue` turns SENDING back into
+    /// QUEUED when the provider certainly did not get the message; otherwise the
+    /// SENDING mark stays and the next attempt reconciles first.
+    pub async fn retry_later(
+        &self,
+        user_id: &str,
+        id: &str,
+        requeue: bool,
+        attempts: u32,
+        next_attempt_at: DateTime<Utc>,
+        last_error: &str,
+    ) -> Result<(), Error> {
+        let txn = self.records.store().begin_write().await?;
+        store::outbox::reschedule_any(&txn, id, attempts, next_attempt_at, Some(last_error))
+            .await?;
+        let mut event = None;
+        if requeue {
+            let change = StatusChange {
+                status: Some(MessageStatus::Queued.as_str().into()),
+                ..Default::default()
+            };
+            event = change_status_in(&txn, user_id, id, MessageStatus::Sending, change).await?;
+        }
+        txn.commit().await?;
+        self.announce(user_id, event);
+        Ok(())
+    }
+
+    /// The current status of one of the user's messages, without decrypting anything.
+    pub async fn status(&self, user_id: &str, id: &str) -> Result<Option<MessageStatus>, Error> {
+        match store::messages::find(self.records.store().conn(), user_id, id).await? {
+            Some(row) => Ok(Some(MessageStatus::parse(&row.status)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Drops a job whose message is gone or already settled.
+    pub async fn drop_job(&self, id: &str) -> Result<(), Error> {
+        Ok(store::outbox::remove_any(self.records.store().conn(), id).await?)
+    }
+
+    /// SENT messages without news since `updated_before`, of every user
+    /// (reconciliation asks the provider about each).
+    pub async fn stuck(
+        &self,
+        updated_before: DateTime<Utc>,
+        created_after: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<message::Model>, Error> {
+        let statuses = [MessageStatus::Sent.as_str()];
+        let db = self.records.store().conn();
+        Ok(store::messages::stuck_any(db, &statuses, updated_before, created_after, limit).await?)
+    }
+
+    /// Notes that reconciliation looked at a message (it waits a while before the next look).
+    pub async fn touch(&self, user_id: &str, id: &str) -> Result<(), Error> {
+        Ok(store::messages::touch(self.records.store().conn(), user_id, id, store::now()).await?)
+    }
+
+    fn announce(&self, user_id: &str, event: Option<i64>) {
+        if let Some(cursor) = event {
+            self.records.announce(user_id, cursor);
+        }
+    }
+}

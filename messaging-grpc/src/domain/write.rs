@@ -1,0 +1,139 @@
+//! Writing a new message — sent or received — in one transaction with everything
+//! that must change with it: its contact, media links, conversation, outbox job,
+//! opt-out state and event. Sends and inbound messages share this skeleton so the
+//! conversation and unread counts can never drift between the two paths.
+
+use sea_orm::{ActiveModelTrait as _, IntoActiveModel as _};
+
+use super::{Direction, MessageStatus, Records, events};
+use crate::{
+    error::Error,
+    store::{
+        self,
+        entities::{media, message, message_media},
+        events::NewEvent,
+    },
+};
+
+/// A prepared message: encrypted, validated, with its id. `row.contact_id` is filled
+/// in by [`Records::write_message`] (the contact is found or created in the same
+/// transaction).
+pub struct MessageWrite {
+    pub row: message::Model,
+    /// New media rows to insert with it (inbound media still to be copied).
+    pub new_media: Vec<media::Model>,
+    pub links: Vec<message_media::Model>,
+    /// 1 for an inbound message, 0 for ours.
+    pub unread_delta: i64,
+    /// Also queue an outbox job (our sends).
+    pub enqueue: bool,
+    /// Also set the contact's opt-out state (STOP / START).
+    pub opt_out: Option<bool>,
+    pub event_kind: &'static str,
+}
+
+/// What [`Records::write_message`] did.
+pub enum Written {
+    /// Committed; the row as stored (contact id filled in).
+    Committed(Box<message::Model>),
+    /// A unique key (idempotency key, provider SID) is taken: a concurrent request
+    /// for the same message committed first. Nothing was written.
+    Conflict,
+}
+
+impl Records {
+    /// Writes `w` and commits, then wakes the user's event streams.
+    pub async fn write_message(&self, w: MessageWrite) -> Result<Written, Error> {
+        let mut row = w.row;
+        let user_id = row.user_id.clone();
+        let txn = self.store.begin_write().await?;
+        let contact = store::contacts::get_or_create(&txn, &user_id, &row.contact_e164).await?;
+        row.contact_id = contact.id.clone();
+        if let Err(err) = store::messages::insert(&txn, active(row.clone())).await {
+            txn.rollback().await.ok();
+            if store::is_unique_violation(&err) {
+                return Ok(Written::Conflict);
+            }
+            return Err(err.into());
+        }
+        for media in w.new_media {
+            store::media::insert(&txn, media).await?;
+        }
+        store::media::link(&txn, w.links).await?;
+        if w.enqueue {
+            store::outbox::enqueue(&txn, &user_id, &row.id).await?;
+        }
+        store::conversations::record_message(
+            &txn,
+            store::conversations::MessageWritten {
+                user_id: &user_id,
+                contact_id: &contact.id,
+                owner_e164: &row.owner_e164,
+                message_id: &row.id,
+                at: row.created_at,
+                unread_delta: w.unread_delta,
+            },
+        )
+        .await?;
+        if let Some(opted_out) = w.opt_out {
+            store::contacts::set_opted_out(&txn, &user_id, &contact.id, opted_out).await?;
+        }
+        let unread_count = events::unread_in(&txn, &user_id, &contact.id).await?;
+        let status = MessageStatus::parse(&row.status)?;
+        let event = NewEvent {
+            kind: w.event_kind,
+            message_id: Some(&row.id),
+            contact_id: Some(&contact.id),
+            status: Some(status.as_str()),
+            unread_count,
+        };
+        let cursor = events::append(&txn, &user_id, event).await?;
+        txn.commit().await?;
+        self.announce(&user_id, cursor);
+        Ok(Written::Committed(Box::new(row)))
+    }
+}
+
+/// A new message row: outbound ones start QUEUED, inbound ones RECEIVED; the
+/// caller sets the sealed body and what else it knows with struct-update syntax.
+/// `contact_id` is filled in by [`Records::write_message`].
+pub fn new_row(
+    id: String,
+    user_id: &str,
+    direction: Direction,
+    owner_e164: &str,
+    contact_e164: &str,
+) -> message::Model {
+    let now = store::now();
+    let status = match direction {
+        Direction::Outbound => MessageStatus::Queued,
+        Direction::Inbound => MessageStatus::Received,
+    };
+    message::Model {
+        id,
+        user_id: user_id.to_owned(),
+        contact_id: String::new(),
+        direction: direction.as_str().to_owned(),
+        owner_e164: owner_e164.to_owned(),
+        contact_e164: contact_e164.to_owned(),
+        body_ct: Vec::new(),
+        key_version: 0,
+        status: status.as_str().to_owned(),
+        provider_sid: None,
+        idempotency_key: None,
+        error_code: None,
+        error_message: None,
+        segments: 1,
+        num_media: 0,
+        created_at: now,
+        updated_at: now,
+        sent_at: None,
+        delivered_at: None,
+        read_at: None,
+    }
+}
+
+/// A full row as an insertable active model (every column set).
+fn active(row: message::Model) -> message::ActiveModel {
+    row.into_active_model().reset_all()
+}

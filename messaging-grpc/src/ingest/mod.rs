@@ -1,0 +1,31 @@
+//! [`Ingest`]: what Twilio tells us through the gateway — inbound messages
+//! (`inbound.rs`, where STOP/START change a contact's opt-out) and delivery-status
+//! callbacks (`status.rs`, parked when they overtake our own send).
+
+mod inbound;
+mod status;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+pub use inbound::{Inbound, InboundSms};
+
+use crate::domain::Records;
+
+/// Records inbound messages and status callbacks; cheap to clone.
+#[derive(Clone)]
+pub struct Ingest {
+    records: Records,
+    /// Wakes the inbound media copier (None when media are off).
+    media_waker: Option<Arc<Notify>>,
+}
+
+impl Ingest {
+    pub fn new(records: Records, media_waker: Option<Arc<Notify>>) -> Self {
+        Self {
+            records,
+            media_waker,
+        }
+    }
+}
