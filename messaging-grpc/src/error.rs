@@ -30,7 +30,11 @@ pub enum Error {
     Storage(#[source] DbErr),
     /// Stored data failed to decrypt or parse: corruption or tampering.
     #[error("stored data failed an integrity check")]
-    Integrity(#[from] CryptoError),
+    Integrity(#[source] CryptoError),
+    /// A data key is wrapped under a master key missing from MESSAGING_MASTER_KEYS: a
+    /// configuration error, not data loss. Retryable once the key is configured again.
+    #[error("encryption key unavailable")]
+    KeyUnavailable(#[source] CryptoError),
     /// The media store could not be reached; retryable.
     #[error("media store unavailable")]
     MediaStore(String),
@@ -47,13 +51,58 @@ impl Error {
     }
 }
 
-impl From<DbErr> for Error {
-    fn from(err: DbErr) -> Self {
+impl From<CryptoError> for Error {
+    fn from(err: CryptoError) -> Self {
         match err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(err),
-            _ => Self::Storage(err),
+            CryptoError::UnknownMasterKey(_) => Self::KeyUnavailable(err),
+            _ => Self::Integrity(err),
         }
     }
+}
+
+impl From<DbErr> for Error {
+    fn from(err: DbErr) -> Self {
+        if is_transient(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::Storage(err)
+        }
+    }
+}
+
+/// Whether retrying the same request may succeed: the database is unreachable,
+/// busy, or aborted the transaction for concurrency (SQLite busy/locked, PostgreSQL
+/// serialization failures, deadlocks, connection loss or shutdown). Callers get
+/// UNAVAILABLE for these, never INTERNAL.
+fn is_transient(err: &DbErr) -> bool {
+    use std::ops::Deref as _;
+
+    use sea_orm::{RuntimeErr, sqlx};
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(r) | DbErr::Exec(r) | DbErr::Query(r) => r,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(e) = runtime else {
+        return matches!(err, DbErr::Conn(_));
+    };
+    match e.deref() {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| transient_code(&c)),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => matches!(err, DbErr::Conn(_)),
+    }
+}
+
+/// SQLite result codes (primary and extended) and PostgreSQL SQLSTATEs that mean
+/// "try again".
+fn transient_code(code: &str) -> bool {
+    const SQLITE: [&str; 6] = ["5", "6", "261", "262", "517", "773"]; // BUSY, LOCKED, …_RECOVERY/_SNAPSHOT/_TIMEOUT
+    const POSTGRES: [&str; 5] = ["40001", "40P01", "55P03", "57P01", "57P03"];
+    SQLITE.contains(&code) || POSTGRES.contains(&code) || code.starts_with("08")
 }
 
 impl From<Error> for Status {
@@ -85,6 +134,10 @@ impl From<Error> for Status {
             Error::Integrity(cause) => {
                 tracing::error!(error = %cause, "integrity check failed");
                 Code::DataLoss
+            }
+            Error::KeyUnavailable(cause) => {
+                tracing::error!(error = %cause, "a master key needed to decrypt is not configured; add it back to MESSAGING_MASTER_KEYS");
+                Code::Unavailable
             }
             Error::MediaStore(cause) => {
                 tracing::warn!(error = %cause, "media store unavailable");
@@ -128,5 +181,21 @@ mod tests {
         assert_eq!(s.code(), Code::Unavailable);
         let s: Status = Error::from(CryptoError::Authentication).into();
         assert_eq!(s.code(), Code::DataLoss);
+        let s: Status = Error::from(CryptoError::UnknownMasterKey("old".into())).into();
+        assert_eq!(
+            s.code(),
+            Code::Unavailable,
+            "a missing master key is configuration, not data loss"
+        );
+    }
+
+    #[test]
+    fn contention_and_lost_connections_are_retryable() {
+        for code in ["5", "517", "40001", "40P01", "08006", "57P01"] {
+            assert!(transient_code(code), "{code}");
+        }
+        for code in ["19", "2067", "23505", "42P01", "22001"] {
+            assert!(!transient_code(code), "{code}");
+        }
     }
 }

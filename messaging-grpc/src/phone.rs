@@ -27,6 +27,22 @@ pub fn parse_e164(field: &'static str, value: &str) -> Result<String, Error> {
     }
 }
 
+/// Checks one of our own Twilio numbers: E.164, or a short code (5 or 6 digits, as
+/// US and most carriers' short codes are). Inbound messages to a short code carry it
+/// as `To`, and it sends as `From`.
+pub fn parse_own_number(field: &'static str, value: &str) -> Result<String, Error> {
+    if value.starts_with('+') {
+        return parse_e164(field, value);
+    }
+    if (5..=6).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(value.to_owned());
+    }
+    Err(Error::invalid(
+        field,
+        "must be an E.164 number (+ then 7 to 15 digits) or a 5-6 digit short code",
+    ))
+}
+
 /// Checks an inbound sender: E.164, or what carriers also deliver from — a short code
 /// (3–8 digits) or an alphanumeric sender id (1–11 letters, digits, spaces).
 pub fn parse_sender(field: &'static str, value: &str) -> Result<String, Error> {
@@ -67,6 +83,16 @@ impl fmt::Display for Masked<'_> {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+
+    #[test]
+    fn own_numbers_are_e164_or_short_codes() {
+        for ok in ["+14155550100", "12345", "898211"] {
+            assert_eq!(super::parse_own_number("to", ok).ok().as_deref(), Some(ok));
+        }
+        for bad in ["1234", "1234567", "+1", "12a45", "", "+014155550100"] {
+            assert!(super::parse_own_number("to", bad).is_err(), "{bad}");
+        }
+    }
 
     use super::*;
 

@@ -4,7 +4,7 @@ use super::Admin;
 use crate::{
     domain::{PageRequest, split_page},
     error::Error,
-    phone::parse_e164,
+    phone::parse_own_number,
     store::{
         self,
         entities::phone_number,
@@ -42,7 +42,7 @@ impl Admin {
         number: &str,
         user_id: &str,
     ) -> Result<phone_number::Model, Error> {
-        let number = parse_e164("number", number)?;
+        let number = parse_own_number("number", number)?;
         let user_id = parse_user_id(user_id)?;
         match store::numbers::assign(self.store.conn(), &number, user_id).await? {
             Assigned::Ok(row) => Ok(row),
@@ -53,7 +53,7 @@ impl Admin {
     }
 
     pub async fn release_number(&self, number: &str) -> Result<phone_number::Model, Error> {
-        let number = parse_e164("number", number)?;
+        let number = parse_own_number("number", number)?;
         store::numbers::release_any(self.store.conn(), &number)
             .await?
             .ok_or(Error::NotFound("number"))

@@ -23,7 +23,7 @@ pub enum ProviderConfig {
 #[derive(Clone, Debug)]
 pub struct TwilioCredentials {
     pub account_sid: String,
-    /// Also the webhook signing key.
+    /// The first token of TWILIO_AUTH_TOKEN (the gateway also accepts the others' signatures).
     pub auth_token: SecretString,
     /// An API key (SK…) and its secret, used for REST calls instead of the auth token.
     pub api_key: Option<(String, SecretString)>,
@@ -69,8 +69,12 @@ pub(super) fn provider(
                         "is required with SMS_PROVIDER=twilio: AC + 32 hex characters",
                     )
                 })?;
+            // During a rotation the gateway checks signatures against every listed
+            // token; our requests authenticate with the first (the current one).
             let auth_token = get("TWILIO_AUTH_TOKEN")
-                .map(SecretString::from)
+                .as_deref()
+                .and_then(|list| list.split(',').map(str::trim).find(|t| !t.is_empty()))
+                .map(|t| SecretString::from(t.to_owned()))
                 .ok_or_else(|| err("TWILIO_AUTH_TOKEN", "is required with SMS_PROVIDER=twilio"))?;
             let api_key = match (get("TWILIO_API_KEY_SID"), get("TWILIO_API_KEY_SECRET")) {
                 (Some(sid), Some(secret)) if sid.starts_with("SK") => {

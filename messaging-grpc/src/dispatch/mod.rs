@@ -109,11 +109,16 @@ impl Dispatcher {
         loop {
             while tasks.try_join_next().is_some() {}
             let free = slots.available_permits();
-            let claimed = if free == 0 {
-                Vec::new()
-            } else {
-                claim(&inner, free).await
-            };
+            if free == 0 {
+                // Every slot is busy: the next finished send frees one, so a backlog
+                // drains at the speed of sends, not of the poll.
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = tasks.join_next() => {}
+                }
+                continue;
+            }
+            let claimed = claim(&inner, free).await;
             let idle = claimed.is_empty();
             for job in claimed {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -128,10 +133,13 @@ impl Dispatcher {
             if !idle {
                 continue;
             }
+            // Nothing due: sleep until a message is queued, the earliest retry is due,
+            // or the poll (which also picks up leases that expired).
+            let wait = until_next_due(&inner).await;
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = signal.notified() => {}
-                () = tokio::time::sleep(inner.settings.poll_interval) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
 
@@ -148,6 +156,24 @@ impl Dispatcher {
         }
         reconciler.abort();
         tracing::info!("outbox dispatcher stopped");
+    }
+}
+
+/// How long the dispatcher may sleep: until the earliest scheduled job is due, at
+/// most the poll interval, at least a few milliseconds (a job due now that another
+/// replica is claiming must not make us spin).
+async fn until_next_due(inner: &Inner) -> Duration {
+    let poll = inner.settings.poll_interval;
+    match inner.outbox.next_due().await {
+        Ok(Some(at)) => (at - store::now())
+            .to_std()
+            .unwrap_or_default()
+            .clamp(Duration::from_millis(5), poll),
+        Ok(None) => poll,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the next due outbox job failed");
+            poll
+        }
     }
 }
 

@@ -64,6 +64,11 @@ impl Outbox {
         Ok(store::outbox::claim_any(self.records.store().conn(), at, lease_until, limit).await?)
     }
 
+    /// When the earliest unclaimed job is due (retries are scheduled in the future).
+    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        Ok(store::outbox::next_due_any(self.records.store().conn(), store::now()).await?)
+    }
+
     /// Loads a queued message for sending; `None` if it no longer exists.
     pub async fn load(&self, user_id: &str, id: &str) -> Result<Option<DispatchItem>, Error> {
         let db = self.records.store().conn();

@@ -7,7 +7,7 @@ use super::Ingest;
 use crate::{
     domain::{Body, Direction, MessageView, MessageWrite, Written, aad, events, new_row},
     error::Error,
-    phone::{Masked, parse_e164, parse_sender},
+    phone::{Masked, parse_own_number, parse_sender},
     sms::{Keyword, count_segments, keyword},
     store::{
         self,
@@ -60,7 +60,7 @@ impl InboundSms {
             validate_sid("account_sid", &self.account_sid)?;
         }
         let from = parse_sender("from", &self.from)?;
-        let to = parse_e164("to", &self.to)?;
+        let to = parse_own_number("to", &self.to)?;
         if self.media.len() > MAX_MEDIA {
             return Err(Error::invalid(
                 "media",

@@ -5,10 +5,11 @@ use uuid::Uuid;
 
 use super::Messaging;
 use crate::{
+    crypto::Cleartext,
     domain::{Body, Direction, MessageView, MessageWrite, Written, aad, events, new_row},
     error::Error,
     media::MAX_MEDIA_PER_MESSAGE,
-    phone::{Masked, parse_e164},
+    phone::{Masked, parse_e164, parse_own_number},
     sms::{MAX_BODY_CHARS, count_segments},
     store::{
         self,
@@ -106,7 +107,7 @@ impl SendSms {
     }
 
     fn validate_with(self, body_required: bool) -> Result<Valid, Error> {
-        let from = parse_e164("from", &self.from)?;
+        let from = parse_own_number("from", &self.from)?;
         let to = parse_e164("to", &self.to)?;
         if from == to {
             return Err(Error::invalid("to", "must differ from `from`"));
@@ -272,6 +273,36 @@ impl Messaging {
         })
     }
 
+    /// Whether message `id` went out with exactly `media`, in order (ours by id,
+    /// external URLs compared decrypted).
+    async fn same_media(
+        &self,
+        user_id: &str,
+        id: &str,
+        media: &[MediaItem],
+    ) -> Result<bool, Error> {
+        let db = self.records.store().conn();
+        let links = store::media::links_any(db, vec![id.to_owned()]).await?;
+        if links.len() != media.len() {
+            return Ok(false);
+        }
+        for (link, item) in links.iter().zip(media) {
+            let same = match (item, &link.media_id, &link.url_ct) {
+                (MediaItem::Ours(want), Some(have), _) => want == have,
+                (MediaItem::Url(want), None, Some(ct)) => {
+                    let aad = aad::link_url(user_id, id, link.position);
+                    matches!(self.records.keys().open(user_id, &aad, ct).await?,
+                        Cleartext::Available(have) if *have == *want.as_bytes())
+                }
+                _ => false,
+            };
+            if !same {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// The message first sent with `key`, if any. The same key with a different
     /// request is a client bug: refuse it rather than silently return another message.
     async fn replay(
@@ -287,7 +318,8 @@ impl Messaging {
         let first = self.records.view(user_id, row).await?;
         let same = first.row.owner_e164 == req.from
             && first.row.contact_e164 == req.to
-            && matches!(&first.body, Body::Text(b) if *b == req.body);
+            && matches!(&first.body, Body::Text(b) if *b == req.body)
+            && self.same_media(user_id, &first.row.id, &req.media).await?;
         if !same {
             return Err(Error::invalid(
                 "idempotency_key",

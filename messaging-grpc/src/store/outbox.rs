@@ -97,6 +97,26 @@ pub async fn claim_any(
         .collect()
 }
 
+/// The earliest `next_attempt_at` among jobs nobody holds a lease on (`idx_outbox_due`).
+/// `_any`: the dispatcher serves every user.
+pub async fn next_due_any(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    use sea_orm::{Condition, QueryOrder, QuerySelect};
+    let next = outbox::Entity::find()
+        .filter(
+            Condition::any()
+                .add(outbox::Column::ClaimedUntil.is_null())
+                .add(outbox::Column::ClaimedUntil.lt(now)),
+        )
+        .order_by_asc(outbox::Column::NextAttemptAt)
+        .limit(1)
+        .one(db)
+        .await?;
+    Ok(next.map(|j| j.next_attempt_at))
+}
+
 /// Puts a job back for a later attempt and releases the claim. `_any`: keyed by the
 /// message id of a job the dispatcher claimed.
 pub async fn reschedule_any(

@@ -244,6 +244,69 @@ backend_tests! {
         assert!(fake.create_requests()[0].authorized);
         server.stop().await;
     }
+
+    async fn comma_listed_auth_tokens_sign_requests_with_the_first(backend: Backend) {
+        // TWILIO_AUTH_TOKEN lists tokens during a rotation; REST calls use the first.
+        let tokens = format!("{},an-older-token-being-rotated-out", twilio_fake::AUTH_TOKEN);
+        let (fake, server) = setup(&backend, &[("TWILIO_AUTH_TOKEN", tokens.as_str())]).await;
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "during a token rotation").await.unwrap();
+        alice.wait_status(&m, MessageStatus::Sent, 10).await;
+        assert!(fake.create_requests()[0].authorized);
+        server.stop().await;
+    }
+
+    async fn a_missing_master_key_is_retryable_not_data_loss(backend: Backend) {
+        let (fake, server) = setup(&backend, &[]).await;
+        let server = server.restart(HashMap::new(), |app| app.dispatch.enabled = false).await;
+        let m = server.user("alice").await.send(FROM, TO, "queued under key t1").await.unwrap();
+        // An operator drops the master key that wraps alice's data key from the config.
+        let other = format!("t2:{}", base64_key(9));
+        let server = server.restart(HashMap::from([("MESSAGING_MASTER_KEYS", other)]), |_| {}).await;
+        let mut alice = server.user("alice").await;
+        let err = alice.get(&m.contact_id, 10, "").await.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
+        // The dispatcher tries (and logs loudly) but the message is neither sent nor failed.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let row = messaging_grpc::store::messages::find(server.store().await.conn(), "alice", &m.id).await.unwrap().unwrap();
+        assert_eq!(row.status, "queued");
+        assert!(fake.create_requests().is_empty());
+        // With the key back (first: still active), it goes out.
+        let both = format!("{},{}", master_keys_spec(), format!("t2:{}", base64_key(9)));
+        let server = server
+            .restart(HashMap::from([("MESSAGING_MASTER_KEYS", both)]), |_| {})
+            .await;
+        server.user("alice").await.wait_status(&m, MessageStatus::Sent, 15).await;
+        assert_eq!(fake.create_requests().len(), 1);
+        server.stop().await;
+    }
+}
+
+fn base64_key(byte: u8) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+/// A backlog drains as fast as sends finish, not one batch per poll: with the
+/// production poll (1 s) and 8 slots, 200 queued messages used to take 25 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_drains_at_the_speed_of_sends_not_of_the_poll() {
+    let (fake, server) = setup(&Backend::Sqlite, &[]).await;
+    let server = server
+        .restart(HashMap::new(), |app| app.dispatch.enabled = false)
+        .await;
+    let mut alice = server.user("alice").await;
+    for i in 0..200 {
+        alice.send(FROM, TO, &format!("backlog {i}")).await.unwrap();
+    }
+    let production_poll = HashMap::from([("OUTBOX_POLL_MS", "1000".to_owned())]);
+    let server = server.restart(production_poll, |_| {}).await;
+    wait_until("the backlog to reach Twilio", 10, || async {
+        fake.create_requests().len() >= 200
+    })
+    .await;
+    assert_eq!(fake.create_requests().len(), 200);
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -154,6 +154,20 @@ backend_tests! {
         server.stop().await;
     }
 
+    async fn inbound_to_a_short_code_is_stored_and_answered_from_it(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        server.assign("89821", "alice").await;
+        let gw = gateway(&format!("http://{}", server.addr), &[]).await;
+        let (status, _, body) = gw.post("/webhook/sms", &inbound_form("SM0000000000000000000000000000sc01", BOB, "89821", "JOIN")).await;
+        assert_eq!((status, body.as_str()), (200, TWIML));
+        let mut alice = server.user("alice").await;
+        let list = alice.list(10, "").await.unwrap();
+        assert_eq!((list.conversations.len(), list.conversations[0].owner_number.as_str()), (1, "89821"));
+        let reply = alice.send("89821", BOB, "Welcome!").await.unwrap();
+        assert_eq!(reply.owner_number, "89821");
+        server.stop().await;
+    }
+
     async fn duplicate_message_sid_is_stored_once(backend: Backend) {
         let server = TestServer::start(&backend).await;
         server.assign(OWN, "alice").await;

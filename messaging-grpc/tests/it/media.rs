@@ -284,6 +284,29 @@ backend_tests! {
         assert!(server.user("bob").await.list(10, "").await.unwrap().conversations.is_empty());
         server.stop().await;
     }
+
+    async fn an_idempotency_key_reused_with_other_media_is_refused(backend: Backend) {
+        let (_fake, server, _gw) = stack(&backend, &[]).await;
+        let a = upload(&server, "alice", frames(Some(("image/png", "a.png")), &png(2048, 3))).await.unwrap();
+        let b = upload(&server, "alice", frames(Some(("image/png", "b.png")), &png(2048, 4))).await.unwrap();
+        let keyed = |ids: &[&str], urls: &[&str]| pb::SendMmsRequest { idempotency_key: "mms-1".into(), ..mms(ids, urls) };
+        let first = send_mms(&server, "alice", keyed(&[&a.id], &["https://cdn.example/one.jpg"])).await.unwrap();
+        let again = send_mms(&server, "alice", keyed(&[&a.id], &["https://cdn.example/one.jpg"])).await.unwrap();
+        assert_eq!(again.id, first.id, "the same request is a retry");
+        for (ids, urls) in [
+            (vec![b.id.as_str()], vec!["https://cdn.example/one.jpg"]),
+            (vec![a.id.as_str()], vec!["https://cdn.example/two.jpg"]),
+            (vec![a.id.as_str()], vec![]),
+            (vec![a.id.as_str(), b.id.as_str()], vec!["https://cdn.example/one.jpg"]),
+        ] {
+            let err = send_mms(&server, "alice", keyed(&ids, &urls)).await.unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+            assert!(err.message().starts_with("idempotency_key:"), "{}", err.message());
+        }
+        let page = server.user("alice").await.get(&first.contact_id, 10, "").await.unwrap();
+        assert_eq!(page.messages.len(), 1, "nothing else stored");
+        server.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
