@@ -272,7 +272,7 @@ backend_tests! {
         assert_eq!(row.status, "queued");
         assert!(fake.create_requests().is_empty());
         // With the key back (first: still active), it goes out.
-        let both = format!("{},{}", master_keys_spec(), format!("t2:{}", base64_key(9)));
+        let both = format!("{},t2:{}", master_keys_spec(), base64_key(9));
         let server = server
             .restart(HashMap::from([("MESSAGING_MASTER_KEYS", both)]), |_| {})
             .await;
