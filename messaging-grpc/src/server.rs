@@ -76,7 +76,7 @@ impl App {
         let media = Some(build_media(config, store.clone(), keys)?);
         let outbox = Outbox::new(records.clone(), media.clone());
         let ingest = Ingest::new(records.clone(), media.as_ref().map(Media::waker));
-        let messaging = Messaging::new(records, media.clone(), outbox.waker());
+        let messaging = Messaging::new(records, media.clone(), outbox.waker(), config.schedule);
         Ok(Self {
             provider: build_provider(config, &ingest)?,
             messaging,

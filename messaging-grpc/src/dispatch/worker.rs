@@ -53,7 +53,14 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
     let Some(item) = d.load(user, id).await? else {
         return d.drop_job(id).await;
     };
-    let status = MessageStatus::parse(&item.row.status)?;
+    let mut status = MessageStatus::parse(&item.row.status)?;
+    if status == MessageStatus::Scheduled {
+        // Due: QUEUED (committed), then sent like any other message.
+        if !d.release_scheduled(user, id).await? {
+            return Ok(());
+        }
+        status = MessageStatus::Queued;
+    }
     match status {
         MessageStatus::Queued => {}
         MessageStatus::Sending => {
@@ -116,9 +123,9 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
         return d.record_send_failed(user, id, status, None, &reason).await;
     }
     let validity = inner.settings.validity;
-    let age = (Utc::now() - item.row.created_at)
-        .to_std()
-        .unwrap_or_default();
+    // A scheduled message's window opens at its send time, not when it was written.
+    let valid_from = item.row.send_at.unwrap_or(item.row.created_at);
+    let age = (Utc::now() - valid_from).to_std().unwrap_or_default();
     let Some(validity_left) = validity.checked_sub(age).filter(|l| !l.is_zero()) else {
         return expire(inner, job, status).await;
     };

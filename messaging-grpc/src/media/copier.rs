@@ -84,6 +84,11 @@ impl Media {
                 m.objects.put(&key, sealed).await.map_err(store_error)?;
                 store::media::mark_ready(db, user_id, id, &content_type, bytes.len() as i64, &key)
                     .await?;
+                if store::media::find(db, user_id, id).await?.is_none() {
+                    // Its message was deleted while we copied: leave no object behind.
+                    m.objects.delete(&key).await.map_err(store_error)?;
+                    return Ok(());
+                }
                 tracing::info!(media_id = %id, size = bytes.len(), "inbound media copied");
                 if m.settings.delete_after_copy
                     && let Err(e) = m.fetcher.delete(&url).await

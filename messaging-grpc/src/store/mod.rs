@@ -15,6 +15,8 @@ pub mod numbers;
 pub mod outbox;
 mod owned;
 pub mod page_token;
+pub mod scheduled;
+pub mod search;
 pub mod user_keys;
 
 use std::{path::Path, time::Duration};

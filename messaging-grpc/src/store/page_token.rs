@@ -17,6 +17,8 @@ pub enum PageKind {
     Conversations = 1,
     Messages = 2,
     Numbers = 3,
+    Search = 4,
+    BlockedNumbers = 5,
 }
 
 /// Position after which the next page starts.

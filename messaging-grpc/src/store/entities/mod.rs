@@ -9,6 +9,7 @@ pub mod message_media;
 pub mod outbox;
 pub mod parked_status;
 pub mod phone_number;
+pub mod search_term;
 pub mod unroutable;
 pub mod user_event_seq;
 pub mod user_key;
