@@ -158,6 +158,12 @@ pub async fn serve(
     if let Some(media) = app.media.clone() {
         tasks.spawn("media copier", media.run_copier(shutdown.clone()));
     }
+    let backfill = app
+        .outbox
+        .records()
+        .clone()
+        .run_index_backfill(Duration::from_secs(60), shutdown.clone());
+    tasks.spawn("search index backfill", backfill);
     let pruner = run_pruner(
         app.store().clone(),
         app.events.retention,

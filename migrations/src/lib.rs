@@ -11,6 +11,7 @@ mod m20261126_000001_scheduled;
 mod m20261126_000002_search;
 mod m20261126_000003_conversation_state;
 mod m20261126_000004_contacts;
+mod m20261126_000005_search_backfill;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_search::Migration),
             Box::new(m20261126_000003_conversation_state::Migration),
             Box::new(m20261126_000004_contacts::Migration),
+            Box::new(m20261126_000005_search_backfill::Migration),
         ]
     }
 }

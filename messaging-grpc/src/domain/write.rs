@@ -162,6 +162,8 @@ pub fn new_row(
         read_at: None,
         send_at: None,
         blocked: false,
+        // Indexed in the transaction that writes it (blocked ones are never indexed).
+        search_indexed: true,
     }
 }
 

@@ -116,3 +116,32 @@ pub async fn search(
         .all(db)
         .await
 }
+
+/// Messages not in the index yet (stored before it existed), of every user, oldest
+/// first. `_any`: the backfill is a system job over every user.
+pub async fn unindexed_any(
+    db: &impl ConnectionTrait,
+    limit: u64,
+) -> Result<Vec<message::Model>, DbErr> {
+    message::Entity::find()
+        .filter(message::Column::SearchIndexed.eq(false))
+        .order_by_asc(message::Column::CreatedAt)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Records that the user's message is in the index.
+pub async fn mark_indexed(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    message_id: &str,
+) -> Result<(), DbErr> {
+    message::Entity::update_many()
+        .col_expr(message::Column::SearchIndexed, Expr::value(true))
+        .filter(message::Column::UserId.eq(user_id))
+        .filter(message::Column::Id.eq(message_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

@@ -161,6 +161,17 @@ async fn count(server: &TestServer, sql: &str) -> i64 {
     n
 }
 
+async fn exec(server: &TestServer, sql: &str) {
+    let store = server.store().await;
+    let backend = store.backend();
+    store
+        .conn()
+        .execute_raw(Statement::from_string(backend, sql.to_owned()))
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+}
+
 async fn with_fake(backend: &Backend, extra: &[(&'static str, &str)]) -> (FakeTwilio, TestServer) {
     let fake = FakeTwilio::start().await.unwrap();
     let mut vars = twilio_vars(&fake);
@@ -360,6 +371,28 @@ backend_tests! {
         store.conn().execute_raw(Statement::from_string(store.backend(), sql)).await.unwrap();
         store.close().await.unwrap();
         assert!(search(&mut alice, "brulee", "").await.unwrap().is_empty());
+        server.stop().await;
+    }
+
+    async fn messages_older_than_the_index_are_backfilled(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        server.assign(OWN, "alice").await;
+        let mut alice = server.user("alice").await;
+        alice.send(OWN, BOB, "an ancient aardvark").await.unwrap();
+        server.inbound("SMo1", BOB, OWN, "ancient reply").await;
+        // As they would be had they been stored before the index existed.
+        exec(&server, "DELETE FROM search_terms").await;
+        exec(&server, "UPDATE messages SET search_indexed = false").await;
+        assert!(search(&mut alice, "ancient", "").await.unwrap().is_empty());
+
+        let server = server.restart(HashMap::new(), |_| {}).await;
+        let s = &server;
+        wait_until("the backfill indexed both", 10, || async move {
+            let mut alice = s.user("alice").await;
+            search(&mut alice, "ANCIENT", "").await.unwrap().len() == 2
+        })
+        .await;
+        assert_eq!(count(&server, "SELECT COUNT(*) AS n FROM messages WHERE NOT search_indexed").await, 0);
         server.stop().await;
     }
 

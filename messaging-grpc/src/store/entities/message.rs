@@ -29,6 +29,8 @@ pub struct Model {
     pub send_at: Option<DateTimeUtc>,
     /// Received from a blocked number: kept, but out of conversations and unread counts.
     pub blocked: bool,
+    /// In the search index (false only for rows older than the index, until backfilled).
+    pub search_indexed: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
