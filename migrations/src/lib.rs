@@ -7,11 +7,11 @@ mod m20261124_000001_core;
 mod m20261124_000002_ingest;
 mod m20261124_000003_events;
 mod m20261124_000004_media;
-mod m20261126_000001_scheduled;
-mod m20261126_000002_search;
-mod m20261126_000003_conversation_state;
-mod m20261126_000004_contacts;
-mod m20261126_000005_search_backfill;
+mod m20261126_200001_scheduled;
+mod m20261126_200002_search;
+mod m20261126_200003_conversation_state;
+mod m20261126_200004_contacts;
+mod m20261126_200005_search_backfill;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -24,11 +24,11 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_ingest::Migration),
             Box::new(m20261124_000003_events::Migration),
             Box::new(m20261124_000004_media::Migration),
-            Box::new(m20261126_000001_scheduled::Migration),
-            Box::new(m20261126_000002_search::Migration),
-            Box::new(m20261126_000003_conversation_state::Migration),
-            Box::new(m20261126_000004_contacts::Migration),
-            Box::new(m20261126_000005_search_backfill::Migration),
+            Box::new(m20261126_200001_scheduled::Migration),
+            Box::new(m20261126_200002_search::Migration),
+            Box::new(m20261126_200003_conversation_state::Migration),
+            Box::new(m20261126_200004_contacts::Migration),
+            Box::new(m20261126_200005_search_backfill::Migration),
         ]
     }
 }
