@@ -27,7 +27,9 @@ impl Media {
                 () = waker.notified() => {}
                 () = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
-            loop {
+            // Passes until nothing is due; a pass is bounded (BATCH fetches), and
+            // shutdown is checked between passes.
+            while !shutdown.is_cancelled() {
                 match self.copy_pending(BATCH).await {
                     Ok(0) => break,
                     Ok(_) => continue,

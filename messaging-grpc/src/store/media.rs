@@ -40,8 +40,12 @@ pub async fn find_many(
     owned::find_many::<media::Entity>(db, user_id, ids).await
 }
 
-/// Links media to a message, in order.
-pub async fn link(db: &impl ConnectionTrait, rows: Vec<message_media::Model>) -> Result<(), DbErr> {
+/// Links media to a message, in order. `_any`: link rows carry no user id; the
+/// caller writes them in the transaction that writes the user's message.
+pub async fn link_any(
+    db: &impl ConnectionTrait,
+    rows: Vec<message_media::Model>,
+) -> Result<(), DbErr> {
     if rows.is_empty() {
         return Ok(());
     }

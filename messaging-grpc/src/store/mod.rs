@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod media;
 pub mod messages;
 pub mod numbers;
+pub mod opt_outs;
 pub mod outbox;
 mod owned;
 pub mod page_token;

@@ -82,7 +82,11 @@ pub(crate) fn inbound_form(sid: &str, from: &str, to: &str, body: &str) -> Vec<(
     .collect()
 }
 
-fn status_form(sid: &str, status: &str, error_code: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn status_form(
+    sid: &str,
+    status: &str,
+    error_code: Option<&str>,
+) -> Vec<(String, String)> {
     let mut f: Vec<(String, String)> = [
         ("MessageSid", sid),
         ("AccountSid", ACCOUNT),
