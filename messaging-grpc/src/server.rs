@@ -126,7 +126,12 @@ fn build_provider(config: &Config, ingest: &Ingest) -> anyhow::Result<Arc<dyn Sm
         ProviderConfig::Twilio(creds) => {
             let client =
                 TwilioClient::new(&config.twilio_api_base, creds.twilio_auth(), creds.timeout)?;
-            Arc::new(TwilioProvider::new(client, &config.gateway_public_url))
+            let overrides = config.connection_overrides.as_deref();
+            Arc::new(TwilioProvider::new(
+                client,
+                &config.gateway_public_url,
+                overrides,
+            ))
         }
     })
 }

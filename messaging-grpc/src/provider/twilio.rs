@@ -9,10 +9,12 @@ pub struct TwilioProvider {
     client: TwilioClient,
     /// GATEWAY_PUBLIC_URL + /webhook/status
     status_callback: String,
+    /// `#` + Twilio connection overrides, or empty.
+    overrides: String,
 }
 
 impl TwilioProvider {
-    pub fn new(client: TwilioClient, gateway_public_url: &str) -> Self {
+    pub fn new(client: TwilioClient, gateway_public_url: &str, overrides: Option<&str>) -> Self {
         let status_callback = format!(
             "{}/webhook/status",
             gateway_public_url.trim_end_matches('/')
@@ -20,6 +22,7 @@ impl TwilioProvider {
         Self {
             client,
             status_callback,
+            overrides: overrides.map(|o| format!("#{o}")).unwrap_or_default(),
         }
     }
 }
@@ -86,7 +89,10 @@ impl SmsProvider for TwilioProvider {
     async fn send(&self, msg: &Outgoing<'_>) -> Result<ProviderMessage, SendError> {
         // Our id in the callback URL (Twilio signs the full URL): a callback for a
         // message whose answer we lost can still be matched to it.
-        let callback = format!("{}?mid={}", self.status_callback, msg.message_id);
+        let callback = format!(
+            "{}?mid={}{}",
+            self.status_callback, msg.message_id, self.overrides
+        );
         let create = CreateMessage {
             to: msg.to,
             from: msg.from,

@@ -250,7 +250,8 @@ backend_tests! {
     async fn a_status_callback_adopts_a_message_whose_answer_was_lost(backend: Backend) {
         // Twilio takes the message but its answer never arrives; no retry before the
         // callback comes (a long backoff), and then the dispatcher is stopped.
-        let (fake, server) = setup(&backend, &[("OUTBOX_RETRY_BASE_MS", "60000")]).await;
+        let overrides = [("OUTBOX_RETRY_BASE_MS", "60000"), ("GATEWAY_CONNECTION_OVERRIDES", "rc=3&rp=all")];
+        let (fake, server) = setup(&backend, &overrides).await;
         fake.script([Scripted::CreateThenDrop]);
         let m = server.user("alice").await.send(FROM, TO, "answer lost").await.unwrap();
         wait_until("the attempt to fail", 10, || async {
@@ -261,7 +262,8 @@ backend_tests! {
         let sid = fake.messages()[0].sid.clone();
         let callback = fake.create_requests()[0].field("StatusCallback").unwrap().to_owned();
         let path = format!("/webhook/status?mid={}", m.id);
-        assert_eq!(callback, format!("https://gateway.example.test{path}"), "our id rides in the signed URL");
+        let expected = format!("https://gateway.example.test{path}#rc=3&rp=all");
+        assert_eq!(callback, expected, "our id rides in the signed URL, Twilio's retries in its fragment");
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gw = crate::gateway::gateway_on(listener, &format!("http://{}", server.addr), &[]).await;
