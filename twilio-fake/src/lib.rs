@@ -124,6 +124,9 @@ pub(crate) struct State {
     /// Lists messages with a null `date_sent` after the sent ones (Twilio does not
     /// say where they go).
     pub unsent_last: bool,
+    /// While set, every Messages API call answers this status and does nothing (a
+    /// Twilio incident), however many requests come.
+    pub outage: Option<u16>,
 }
 
 impl State {
@@ -369,6 +372,12 @@ impl FakeTwilio {
     /// Media ids the API was asked to DELETE.
     pub fn deleted_media(&self) -> Vec<String> {
         self.shared.lock().deleted_media.clone()
+    }
+
+    /// While `Some(status)`, every Messages API call (create, list, fetch) answers that
+    /// status with Twilio's error body and creates nothing; `None` ends the outage.
+    pub fn set_outage(&self, status: Option<u16>) {
+        self.shared.lock().outage = status;
     }
 
     /// Stops listening and drops every open connection: callers get "connection refused".

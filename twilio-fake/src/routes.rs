@@ -81,6 +81,16 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Resul
     let Some(rest) = path.strip_prefix(&prefix) else {
         return Ok(not_found(&path));
     };
+    let outage = shared.lock().outage;
+    if let Some(status) = outage
+        && rest.starts_with("Messages")
+    {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return Ok(json_resp(
+            code,
+            error_body(status, 20500, "Service unavailable"),
+        ));
+    }
     match (method.clone(), rest) {
         (Method::POST, "Messages.json") => create(&shared, &form).await,
         (Method::GET, "Messages.json") => list(&shared, &query).await,
