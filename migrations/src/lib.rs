@@ -7,6 +7,7 @@ mod m20261124_000001_core;
 mod m20261124_000002_ingest;
 mod m20261124_000003_events;
 mod m20261124_000004_media;
+mod m20261126_100001_delivery;
 mod m20261126_200001_scheduled;
 mod m20261126_200002_search;
 mod m20261126_200003_conversation_state;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_ingest::Migration),
             Box::new(m20261124_000003_events::Migration),
             Box::new(m20261124_000004_media::Migration),
+            Box::new(m20261126_100001_delivery::Migration),
             Box::new(m20261126_200001_scheduled::Migration),
             Box::new(m20261126_200002_search::Migration),
             Box::new(m20261126_200003_conversation_state::Migration),

@@ -1,4 +1,5 @@
-//! Logs and traces of both binaries.
+//! Logs and traces of both binaries, and the process signals that stop them
+//! ([`signals::wait_for_shutdown`]).
 //!
 //! Logs go to stderr (stdout stays clean for scripts), filtered by `RUST_LOG`. Every
 //! request runs in a span that continues the caller's W3C trace (`traceparent`), so the
@@ -9,6 +10,8 @@
 //!
 //! Span names and attributes carry methods, routes and ids only: never bodies, tokens
 //! or phone numbers.
+
+pub mod signals;
 
 use std::{collections::HashMap, io::IsTerminal};
 

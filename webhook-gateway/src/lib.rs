@@ -15,7 +15,6 @@ mod rate_limit;
 mod router;
 mod server;
 pub mod service_token;
-pub mod signals;
 mod trace;
 mod twilio;
 

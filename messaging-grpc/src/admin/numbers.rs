@@ -44,7 +44,7 @@ impl Admin {
     ) -> Result<phone_number::Model, Error> {
         let number = parse_own_number("number", number)?;
         let user_id = parse_user_id(user_id)?;
-        match store::numbers::assign(self.store.conn(), &number, user_id).await? {
+        match store::numbers::assign_any(self.store.conn(), &number, user_id).await? {
             Assigned::Ok(row) => Ok(row),
             Assigned::HeldByOther => Err(Error::FailedPrecondition(
                 "number: already assigned to another user; release it first".into(),
@@ -52,11 +52,24 @@ impl Admin {
         }
     }
 
+    /// Releases a number. Its messages still queued or retrying will not go out from
+    /// it: they are made due now, and the dispatcher fails each with a clear error
+    /// (it re-checks ownership before every send).
     pub async fn release_number(&self, number: &str) -> Result<phone_number::Model, Error> {
         let number = parse_own_number("number", number)?;
-        store::numbers::release_any(self.store.conn(), &number)
+        let txn = self.store.begin_write().await?;
+        let released = store::numbers::release_any(&txn, &number)
             .await?
-            .ok_or(Error::NotFound("number"))
+            .ok_or(Error::NotFound("number"))?;
+        let queued = store::outbox::hurry_sender(&txn, &released.user_id, &number).await?;
+        txn.commit().await?;
+        if queued > 0 {
+            tracing::info!(
+                queued,
+                "released number had queued messages; they will fail"
+            );
+        }
+        Ok(released)
     }
 
     /// Inbound messages for numbers nobody owns (operators).
@@ -86,7 +99,7 @@ impl Admin {
             NUMBERS_MAX_PAGE,
         )?;
         let after = page.after.as_ref().map(|c| c.id.as_str());
-        let rows = store::numbers::list(self.store.conn(), user, after, page.size + 1).await?;
+        let rows = store::numbers::list_any(self.store.conn(), user, after, page.size + 1).await?;
         let (numbers, next_page_token) =
             split_page(PageKind::Numbers, rows, page.size, |n| Cursor {
                 at: n.created_at,

@@ -16,16 +16,16 @@ use crate::{
 };
 
 pub struct MessagingApi {
-    domain: Messaging,
+    messaging: Messaging,
     watch: WatchSettings,
     shutdown: CancellationToken,
 }
 
 impl MessagingApi {
     /// `shutdown` ends open WatchEvents streams, so a graceful stop does not wait on them.
-    pub fn new(domain: Messaging, watch: WatchSettings, shutdown: CancellationToken) -> Self {
+    pub fn new(messaging: Messaging, watch: WatchSettings, shutdown: CancellationToken) -> Self {
         Self {
-            domain,
+            messaging,
             watch,
             shutdown,
         }
@@ -50,7 +50,7 @@ impl MessagingService for MessagingApi {
             ),
         };
         let stream = self
-            .domain
+            .messaging
             .watch_events(user.user_id, since, self.watch, self.shutdown.clone())
             .await?
             .map(|item| item.map(convert::watch_item).map_err(Status::from));
@@ -70,7 +70,7 @@ impl MessagingService for MessagingApi {
             body: r.body,
             idempotency_key: r.idempotency_key,
         };
-        let sent = self.domain.send_sms(&user.user_id, send).await?;
+        let sent = self.messaging.send_sms(&user.user_id, send).await?;
         Ok(Response::new(convert::message(sent)?))
     }
 
@@ -89,7 +89,7 @@ impl MessagingService for MessagingApi {
             media_urls: r.media_urls,
             idempotency_key: r.idempotency_key,
         };
-        let sent = self.domain.send_mms(&user.user_id, send).await?;
+        let sent = self.messaging.send_mms(&user.user_id, send).await?;
         Ok(Response::new(convert::message(sent)?))
     }
 
@@ -135,8 +135,8 @@ impl MessagingService for MessagingApi {
             }
         }
         let stored = self
-            .domain
-            .media()?
+            .messaging
+            .media()
             .upload(&user.user_id, &metadata.content_type, bytes)
             .await?;
         Ok(Response::new(convert::media(stored)))
@@ -150,8 +150,8 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<Self::GetMediaStream>, Status> {
         let user = caller(&req)?;
         let (row, bytes) = self
-            .domain
-            .media()?
+            .messaging
+            .media()
             .get(&user.user_id, &req.into_inner().media_id)
             .await?;
         let chunks: Vec<_> = convert::media_chunks(&row, bytes)
@@ -168,7 +168,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let page = self
-            .domain
+            .messaging
             .list_conversations(&user.user_id, r.page_size, &r.page_token, r.archived)
             .await?;
         Ok(Response::new(pb::ListConversationsResponse {
@@ -188,7 +188,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let page = self
-            .domain
+            .messaging
             .get_conversation(&user.user_id, &r.contact_id, r.page_size, &r.page_token)
             .await?;
         Ok(Response::new(pb::GetConversationResponse {
@@ -210,7 +210,10 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::Message>, Status> {
         let user = caller(&req)?;
         let r = req.into_inner();
-        let read = self.domain.mark_read(&user.user_id, &r.message_id).await?;
+        let read = self
+            .messaging
+            .mark_read(&user.user_id, &r.message_id)
+            .await?;
         Ok(Response::new(convert::message(read)?))
     }
 
@@ -222,7 +225,7 @@ impl MessagingService for MessagingApi {
         let r = req.into_inner();
         let up_to = (!r.up_to_message_id.is_empty()).then_some(r.up_to_message_id.as_str());
         let unread_count = self
-            .domain
+            .messaging
             .mark_conversation_read(&user.user_id, &r.contact_id, up_to)
             .await?;
         Ok(Response::new(pb::MarkConversationReadResponse {
@@ -237,7 +240,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let canceled = self
-            .domain
+            .messaging
             .cancel_scheduled(&user.user_id, &r.message_id)
             .await?;
         Ok(Response::new(convert::message(canceled)?))
@@ -250,7 +253,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let page = self
-            .domain
+            .messaging
             .search_messages(
                 &user.user_id,
                 &r.query,
@@ -276,7 +279,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let conv = self
-            .domain
+            .messaging
             .set_archived(&user.user_id, &r.contact_id, true)
             .await?;
         Ok(Response::new(convert::conversation(conv)?))
@@ -289,7 +292,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let conv = self
-            .domain
+            .messaging
             .set_archived(&user.user_id, &r.contact_id, false)
             .await?;
         Ok(Response::new(convert::conversation(conv)?))
@@ -303,7 +306,7 @@ impl MessagingService for MessagingApi {
         let r = req.into_inner();
         let until = convert::time_in("until", r.until)?;
         let conv = self
-            .domain
+            .messaging
             .mute(&user.user_id, &r.contact_id, until)
             .await?;
         Ok(Response::new(convert::conversation(conv)?))
@@ -315,7 +318,7 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::Conversation>, Status> {
         let user = caller(&req)?;
         let r = req.into_inner();
-        let conv = self.domain.unmute(&user.user_id, &r.contact_id).await?;
+        let conv = self.messaging.unmute(&user.user_id, &r.contact_id).await?;
         Ok(Response::new(convert::conversation(conv)?))
     }
 
@@ -325,7 +328,10 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::BlockedNumber>, Status> {
         let user = caller(&req)?;
         let r = req.into_inner();
-        let blocked = self.domain.block_number(&user.user_id, &r.number).await?;
+        let blocked = self
+            .messaging
+            .block_number(&user.user_id, &r.number)
+            .await?;
         Ok(Response::new(convert::blocked(blocked)))
     }
 
@@ -335,7 +341,10 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::UnblockNumberResponse>, Status> {
         let user = caller(&req)?;
         let r = req.into_inner();
-        let (number, contact_id) = self.domain.unblock_number(&user.user_id, &r.number).await?;
+        let (number, contact_id) = self
+            .messaging
+            .unblock_number(&user.user_id, &r.number)
+            .await?;
         Ok(Response::new(pb::UnblockNumberResponse {
             number,
             contact_id,
@@ -349,7 +358,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let page = self
-            .domain
+            .messaging
             .list_blocked(&user.user_id, r.page_size, &r.page_token)
             .await?;
         Ok(Response::new(pb::ListBlockedNumbersResponse {
@@ -365,7 +374,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let d = self
-            .domain
+            .messaging
             .delete_message(&user.user_id, &r.message_id)
             .await?;
         Ok(Response::new(pb::DeleteMessageResponse {
@@ -382,7 +391,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let deleted_messages = self
-            .domain
+            .messaging
             .delete_conversation(&user.user_id, &r.contact_id)
             .await?;
         Ok(Response::new(pb::DeleteConversationResponse {
@@ -398,7 +407,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let contact = self
-            .domain
+            .messaging
             .set_contact_name(&user.user_id, &r.contact_id, &r.name)
             .await?;
         Ok(Response::new(convert::contact(contact)))

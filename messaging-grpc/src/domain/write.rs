@@ -30,7 +30,7 @@ pub struct MessageWrite {
     pub unread_delta: i64,
     /// Also queue an outbox job (our sends).
     pub enqueue: bool,
-    /// Also set the contact's opt-out state (STOP / START).
+    /// Also set the contact's opt-out of this message's own number (STOP / START).
     pub opt_out: Option<bool>,
     pub event_kind: &'static str,
     /// The body's blind-index terms ([`Records::index_terms`]).
@@ -66,7 +66,7 @@ impl Records {
         for media in w.new_media {
             store::media::insert(&txn, media).await?;
         }
-        store::media::link(&txn, w.links).await?;
+        store::media::link_any(&txn, w.links).await?;
         store::search::insert(&txn, &user_id, &row.id, w.search_terms).await?;
         if w.enqueue {
             match row.send_at {
@@ -78,7 +78,8 @@ impl Records {
         if row.blocked {
             // Kept for the record; not shown, not counted, not announced.
             if let Some(opted_out) = w.opt_out {
-                store::contacts::set_opted_out(&txn, &user_id, &contact.id, opted_out).await?;
+                let owner = &row.owner_e164;
+                store::opt_outs::set(&txn, &user_id, owner, &contact.id, opted_out).await?;
             }
             txn.commit().await?;
             return Ok(Written::Committed(Box::new(row)));
@@ -98,7 +99,8 @@ impl Records {
         )
         .await?;
         if let Some(opted_out) = w.opt_out {
-            store::contacts::set_opted_out(&txn, &user_id, &contact.id, opted_out).await?;
+            let owner = &row.owner_e164;
+            store::opt_outs::set(&txn, &user_id, owner, &contact.id, opted_out).await?;
         }
         if unarchived {
             let back = NewEvent {

@@ -130,9 +130,7 @@ impl Messaging {
     }
 
     async fn remove_objects(&self, freed: &[media::Model]) {
-        if let Some(media) = &self.media {
-            media.remove_objects(freed).await;
-        }
+        self.media.remove_objects(freed).await;
     }
 }
 

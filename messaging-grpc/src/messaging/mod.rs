@@ -26,13 +26,13 @@ pub use search::SearchPage;
 pub use send::{SendMms, SendSms};
 pub use watch::{EventStream, WatchItem, WatchSettings};
 
-use crate::{domain::Records, error::Error, media::Media};
+use crate::{domain::Records, media::Media};
 
 /// The user-facing operations; cheap to clone.
 #[derive(Clone)]
 pub struct Messaging {
     records: Records,
-    media: Option<Media>,
+    media: Media,
     /// Wakes the dispatcher when a message is queued (the outbox owns it).
     outbox_waker: Arc<Notify>,
     schedule: ScheduleSettings,
@@ -41,7 +41,7 @@ pub struct Messaging {
 impl Messaging {
     pub fn new(
         records: Records,
-        media: Option<Media>,
+        media: Media,
         outbox_waker: Arc<Notify>,
         schedule: ScheduleSettings,
     ) -> Self {
@@ -53,8 +53,8 @@ impl Messaging {
         }
     }
 
-    /// The media service, or a clear refusal when media are not configured.
-    pub fn media(&self) -> Result<&Media, Error> {
-        crate::media::configured(self.media.as_ref())
+    /// Uploads and reads of the user's media.
+    pub fn media(&self) -> &Media {
+        &self.media
     }
 }

@@ -21,6 +21,7 @@ pub async fn enqueue_at(
         next_attempt_at: Set(due),
         claimed_until: Set(None),
         last_error: Set(None),
+        claim_token: Set(None),
     })
     .exec_without_returning(db)
     .await?;

@@ -15,6 +15,7 @@ mod cli;
 mod conversations;
 mod delivery;
 mod events;
+mod faults;
 mod gateway;
 mod idempotency;
 mod input;
