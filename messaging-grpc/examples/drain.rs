@@ -23,25 +23,34 @@ use twilio_fake::FakeTwilio;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let arg =
+        |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let (count, senders, concurrency) = (arg(1, 10_000), arg(2, 100), arg(3, 8));
     let dir = tempfile::tempdir()?;
-    let database_url = args
-        .get(4)
-        .cloned()
-        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("drain.db").display()));
+    let database_url = args.get(4).cloned().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("drain.db").display()
+        )
+    });
     messaging_grpc::telemetry::init().map_err(anyhow::Error::msg)?;
 
     let fake = FakeTwilio::start().await?;
     let vars: HashMap<String, String> = [
         ("DATABASE_URL", database_url.as_str()),
         ("MESSAGING_DATA_DIR", &dir.path().display().to_string()),
-        ("JWT_HS256_SECRET", "drain-secret-that-is-at-least-32-bytes-long"),
+        (
+            "JWT_HS256_SECRET",
+            "drain-secret-that-is-at-least-32-bytes-long",
+        ),
         ("SMS_PROVIDER", "twilio"),
         ("TWILIO_ACCOUNT_SID", twilio_fake::ACCOUNT_SID),
         ("TWILIO_AUTH_TOKEN", twilio_fake::AUTH_TOKEN),
         ("TWILIO_API_BASE", &fake.base_url()),
-        ("MEDIA_URL_SECRET", "drain-media-url-secret-at-least-32-characters"),
+        (
+            "MEDIA_URL_SECRET",
+            "drain-media-url-secret-at-least-32-characters",
+        ),
         ("GATEWAY_PUBLIC_URL", "https://gateway.example.test"),
         ("PACING_SENDER_SPS", "100000"),
         ("PACING_ACCOUNT_SPS", "100000"),
@@ -62,7 +71,9 @@ async fn main() -> anyhow::Result<()> {
     let queue_start = Instant::now();
     for s in 0..senders {
         let number = format!("+1500555{s:04}");
-        app.admin.assign_number(&number, &format!("user-{s}")).await?;
+        app.admin
+            .assign_number(&number, &format!("user-{s}"))
+            .await?;
     }
     for i in 0..count {
         let s = i % senders;
@@ -82,7 +93,10 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(messaging_grpc::serve(app, listener, shutdown.clone()));
     while fake.messages().len() < count {
         if start.elapsed() > Duration::from_secs(600) {
-            anyhow::bail!("only {} of {count} reached Twilio in 600 s", fake.messages().len());
+            anyhow::bail!(
+                "only {} of {count} reached Twilio in 600 s",
+                fake.messages().len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
