@@ -25,10 +25,7 @@ pub use config::{CorsOrigins, GatewayConfig};
 pub use error::GatewayError;
 pub use service_token::ServiceToken;
 pub use trace::TraceParent;
-pub use twilio::{form as webhook, signature};
-
-/// What [`GatewayConfig`] refuses with: the crate's one error type (its `Config` case).
-pub type ConfigError = GatewayError;
+pub use twilio::signature;
 
 /// The REST API's hot functions, for the benchmarks only.
 #[doc(hidden)]

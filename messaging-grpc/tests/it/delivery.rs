@@ -660,7 +660,9 @@ async fn two_dispatchers_on_one_postgres_never_send_twice() {
     let Some(backend) = Backend::postgres() else {
         return;
     };
+    // Short leases (4 s, the shortest the 2 s Twilio timeout allows) and a slow Twilio.
     let (fake, first) = setup(&backend, &[("OUTBOX_CONCURRENCY", "4")]).await;
+    fake.script((0..40).map(|_| Scripted::Slow(Duration::from_millis(1500))));
     let second = first.sibling(|_| {}).await;
     let mut a = first.user("alice").await;
     let mut b = second.user("alice").await;
