@@ -27,7 +27,7 @@ use crate::{
     media::{Fetcher, Media, MediaObjects},
     messaging::Messaging,
     provider::{ConsoleProvider, SmsProvider, StatusSink, TwilioProvider},
-    realtime::{EventHub, listen_postgres, run_pruner},
+    realtime::{EventHub, listen_key_revocations, listen_postgres, run_pruner},
     store::Store,
     tasks::Tasks,
     twilio::TwilioClient,
@@ -73,7 +73,7 @@ impl App {
         ));
         let hub = EventHub::new(config.events.broadcast_capacity);
         let records = Records::new(store.clone(), keys.clone(), hub);
-        let media = Some(build_media(config, store.clone(), keys)?);
+        let media = Some(build_media(config, store.clone(), keys.clone())?);
         let outbox = Outbox::new(records.clone(), media.clone());
         let ingest = Ingest::new(records.clone(), media.as_ref().map(Media::waker));
         let messaging = Messaging::new(records, media.clone(), outbox.waker());
@@ -81,7 +81,7 @@ impl App {
             provider: build_provider(config, &ingest)?,
             messaging,
             ingest,
-            admin: Admin::new(store),
+            admin: Admin::new(store, keys, media.clone()),
             media,
             outbox,
             verifier: Arc::new(config.jwt_verifier()?),
@@ -154,6 +154,12 @@ pub async fn serve(
             shutdown.clone(),
         );
         tasks.spawn("postgres event listener", listener);
+        let revocations = listen_key_revocations(
+            app.database_url.clone(),
+            app.outbox.records().keys().clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn("postgres key revocation listener", revocations);
     }
     if let Some(media) = app.media.clone() {
         tasks.spawn("media copier", media.run_copier(shutdown.clone()));

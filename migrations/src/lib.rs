@@ -7,6 +7,8 @@ mod m20261124_000001_core;
 mod m20261124_000002_ingest;
 mod m20261124_000003_events;
 mod m20261124_000004_media;
+mod m20261126_000001_key_operations;
+mod m20261126_000002_audit;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -19,6 +21,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_ingest::Migration),
             Box::new(m20261124_000003_events::Migration),
             Box::new(m20261124_000004_media::Migration),
+            Box::new(m20261126_000001_key_operations::Migration),
+            Box::new(m20261126_000002_audit::Migration),
         ]
     }
 }

@@ -47,6 +47,11 @@ impl KeyCache {
         }
     }
 
+    /// Drops every cached key.
+    pub fn clear(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).len()
     }

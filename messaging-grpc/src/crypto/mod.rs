@@ -10,6 +10,7 @@ mod algorithm;
 mod cache;
 mod envelope;
 mod master;
+mod rotation;
 mod user_keys;
 mod wrap;
 
@@ -18,6 +19,7 @@ pub use algorithm::Algorithm;
 pub use cache::KeyCache;
 pub use envelope::{Header, open, seal};
 pub use master::{MasterKey, MasterKeyRing};
+pub use rotation::{KeyStatus, MasterKeyUse, Rotation};
 pub use user_keys::{Cleartext, UserKeys};
 pub use wrap::{unwrap_dek, wrap_dek};
 

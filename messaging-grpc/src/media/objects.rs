@@ -53,4 +53,12 @@ impl MediaObjects {
             .await?
             .to_vec())
     }
+
+    /// Deletes an object; one already gone counts as deleted.
+    pub async fn delete(&self, key: &str) -> Result<(), object_store::Error> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
 }

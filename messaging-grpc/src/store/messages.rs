@@ -244,3 +244,12 @@ pub async fn stuck_any(
         .all(db)
         .await
 }
+
+/// How many messages the user has.
+pub async fn count_of(db: &impl ConnectionTrait, user_id: &str) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    message::Entity::find()
+        .filter(message::Column::UserId.eq(user_id))
+        .count(db)
+        .await
+}

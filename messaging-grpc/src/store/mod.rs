@@ -4,6 +4,7 @@
 //! "find by id" that could cross tenants. Functions take `&impl ConnectionTrait` so the
 //! domain layer can compose them inside one transaction.
 
+pub mod audit;
 pub mod contacts;
 pub mod conversations;
 pub mod entities;

@@ -19,6 +19,7 @@ mod gateway;
 mod idempotency;
 mod input;
 mod isolation;
+mod keys;
 mod media;
 mod pagination;
 mod public_key_auth;
