@@ -16,6 +16,7 @@ pub mod error;
 pub mod ingest;
 pub mod media;
 pub mod messaging;
+pub mod metrics;
 pub mod phone;
 pub mod provider;
 pub mod realtime;

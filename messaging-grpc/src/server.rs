@@ -26,7 +26,8 @@ use crate::{
     ingest::Ingest,
     media::{Fetcher, Media, MediaObjects},
     messaging::Messaging,
-    provider::{ConsoleProvider, SmsProvider, StatusSink, TwilioProvider},
+    metrics::{CoreProbes, GrpcMetricsLayer},
+    provider::{ConsoleProvider, Metered, SmsProvider, StatusSink, TwilioProvider},
     realtime::{EventHub, listen_key_revocations, listen_postgres, run_pruner},
     store::Store,
     tasks::Tasks,
@@ -94,6 +95,11 @@ impl App {
     fn store(&self) -> &Store {
         self.outbox.records().store()
     }
+
+    /// What the metrics endpoint reads at each scrape, and its readiness answer.
+    pub fn probes(&self) -> Arc<CoreProbes> {
+        Arc::new(CoreProbes::new(self.store().clone()))
+    }
 }
 
 fn build_media(config: &Config, store: Store, keys: Arc<UserKeys>) -> anyhow::Result<Media> {
@@ -140,11 +146,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let mut tasks = Tasks::new(shutdown.clone());
     if app.dispatch.enabled {
-        let d = Dispatcher::new(
-            app.outbox.clone(),
-            app.provider.clone(),
-            app.dispatch.clone(),
-        );
+        let provider: Arc<dyn SmsProvider> = Arc::new(Metered::new(app.provider.clone()));
+        let d = Dispatcher::new(app.outbox.clone(), provider, app.dispatch.clone());
         tasks.spawn("outbox dispatcher", d.run(shutdown.clone()));
     }
     if app.store().backend() == sea_orm::DatabaseBackend::Postgres {
@@ -198,6 +201,8 @@ pub async fn serve(
 
     let served = Server::builder()
         .timeout(Duration::from_secs(30))
+        // Calls by method and code, with latency (no-ops without a metrics endpoint).
+        .layer(GrpcMetricsLayer)
         // One span per call continuing the caller's W3C trace (the gateway forwards
         // `traceparent`): a webhook's or REST call's log lines and exported spans can
         // be followed into the core under one trace id.

@@ -58,6 +58,8 @@ pub struct Config {
     pub media: crate::media::MediaSettings,
     pub twilio_api_base: String,
     pub gateway_public_url: String,
+    /// Where Prometheus scrapes the core (MESSAGING_METRICS_ADDR; `off`: nowhere).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// A configuration problem, naming the variable.
@@ -225,6 +227,10 @@ impl Config {
                 .unwrap_or_else(|| "https://api.twilio.com".into()),
             gateway_public_url: get("GATEWAY_PUBLIC_URL")
                 .unwrap_or_else(|| "http://127.0.0.1:3003".into()),
+            metrics_addr: match get("MESSAGING_METRICS_ADDR").as_deref() {
+                Some("off") => None,
+                _ => Some(addr("MESSAGING_METRICS_ADDR", "127.0.0.1:9464")?),
+            },
         };
         config.validate()?;
         Ok(config)

@@ -85,6 +85,7 @@ impl Media {
                 store::media::mark_ready(db, user_id, id, &content_type, bytes.len() as i64, &key)
                     .await?;
                 tracing::info!(media_id = %id, size = bytes.len(), "inbound media copied");
+                crate::metrics::media_copy("copied");
                 if m.settings.delete_after_copy
                     && let Err(e) = m.fetcher.delete(&url).await
                 {
@@ -93,6 +94,7 @@ impl Media {
             }
             Err(FetchError::Refused(why)) => {
                 tracing::warn!(media_id = %id, %why, "inbound media refused");
+                crate::metrics::media_copy("refused");
                 store::media::mark_attempt_failed(
                     db,
                     user_id,
@@ -106,6 +108,7 @@ impl Media {
             }
             Err(FetchError::Retryable(why)) => {
                 let give_up = attempts as u32 >= m.settings.fetch_max_attempts;
+                crate::metrics::media_copy(if give_up { "failed" } else { "retry" });
                 let delay = RetryPolicy::default().delay(attempts as u32, None, random_jitter());
                 let next = store::now() + chrono::Duration::from_std(delay).unwrap_or_default();
                 store::media::mark_attempt_failed(db, user_id, id, attempts, next, give_up, &why)

@@ -174,6 +174,8 @@ pub async fn change_status(
     change: StatusChange,
     at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
+    // Every status write goes through here, so this is where status metrics are counted.
+    let counted = change.status.clone().map(|s| (s, change.error_code));
     let mut q =
         message::Entity::update_many().col_expr(message::Column::UpdatedAt, Expr::value(at));
     if let Some(v) = change.status {
@@ -203,7 +205,12 @@ pub async fn change_status(
         .filter(message::Column::Status.eq(expected))
         .exec(db)
         .await?;
-    Ok(res.rows_affected == 1)
+    let changed = res.rows_affected == 1;
+    if changed && let Some((status, error_code)) = counted {
+        crate::metrics::status_changed(&status);
+        crate::metrics::final_status(&status, error_code);
+    }
+    Ok(changed)
 }
 
 /// Marks a message as looked at now, so the reconciliation job waits a full period

@@ -98,6 +98,21 @@ impl Store {
         self.db.ping().await
     }
 
+    /// Connections of the pool: `(open, idle, max)` (metrics).
+    pub fn pool_usage(&self) -> (u32, usize, u32) {
+        // Each getter panics on the other backend: pick by backend first.
+        match self.backend() {
+            DatabaseBackend::Postgres => {
+                let p = self.db.get_postgres_connection_pool();
+                (p.size(), p.num_idle(), p.options().get_max_connections())
+            }
+            _ => {
+                let p = self.db.get_sqlite_connection_pool();
+                (p.size(), p.num_idle(), p.options().get_max_connections())
+            }
+        }
+    }
+
     pub async fn close(self) -> Result<(), DbErr> {
         self.db.close().await
     }
