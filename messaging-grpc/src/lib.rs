@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod phone;
 pub mod provider;
 pub mod realtime;
+pub mod retention;
 pub mod retry;
 pub mod server;
 pub mod sms;

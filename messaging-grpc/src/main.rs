@@ -55,6 +55,18 @@ enum Command {
         #[command(subcommand)]
         command: NumbersCommand,
     },
+    /// A user's data export through the running core: JSON lines on stdout, one
+    /// message per line, newest first (MessagingAdmin.ExportUser; audited).
+    Export {
+        #[arg(long)]
+        user: String,
+        /// Also write the decrypted media files into this folder.
+        #[arg(long = "media")]
+        media: Option<std::path::PathBuf>,
+        /// An admin JWT; without it one is minted from the HS256 secret (dev setups).
+        #[arg(long, env = "MESSAGING_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Keys: generate a master key entry; through the running core, key status,
     /// master-key rotation, a user's new key version, crypto-shredding.
     Keys {
@@ -120,6 +132,7 @@ async fn main() {
             | Command::Keys { .. }
             | Command::Webhook { .. }
             | Command::Numbers { .. }
+            | Command::Export { .. }
     );
     if !quiet && let Err(e) = telemetry::init() {
         eprintln!("error: {e}");
@@ -202,5 +215,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Numbers { token, command } => cli::numbers::run(command, token).await,
         Command::Keys { token, command } => cli::keys::run(command, token).await,
+        Command::Export { user, media, token } => cli::export::run(user, media, token).await,
     }
 }

@@ -29,6 +29,7 @@ use crate::{
     metrics::{CoreProbes, GrpcMetricsLayer},
     provider::{ConsoleProvider, Metered, SmsProvider, StatusSink, TwilioProvider},
     realtime::{EventHub, listen_key_revocations, listen_postgres, run_pruner},
+    retention::{self, RetentionSettings},
     store::Store,
     tasks::Tasks,
     twilio::TwilioClient,
@@ -47,6 +48,8 @@ pub struct App {
     pub provider: Arc<dyn SmsProvider>,
     pub dispatch: DispatchSettings,
     pub events: EventSettings,
+    /// Message retention; None keeps messages forever.
+    pub retention: Option<RetentionSettings>,
     /// For the PostgreSQL LISTEN connection.
     pub database_url: String,
 }
@@ -74,20 +77,21 @@ impl App {
         ));
         let hub = EventHub::new(config.events.broadcast_capacity);
         let records = Records::new(store.clone(), keys.clone(), hub);
-        let media = Some(build_media(config, store.clone(), keys.clone())?);
+        let media = Some(build_media(config, store.clone(), keys)?);
         let outbox = Outbox::new(records.clone(), media.clone());
         let ingest = Ingest::new(records.clone(), media.as_ref().map(Media::waker));
-        let messaging = Messaging::new(records, media.clone(), outbox.waker());
+        let messaging = Messaging::new(records.clone(), media.clone(), outbox.waker());
         Ok(Self {
             provider: build_provider(config, &ingest)?,
             messaging,
             ingest,
-            admin: Admin::new(store, keys, media.clone()),
+            admin: Admin::new(records, media.clone()),
             media,
             outbox,
             verifier: Arc::new(config.jwt_verifier()?),
             dispatch: config.dispatch.clone(),
             events: config.events.clone(),
+            retention: config.retention.clone(),
             database_url: config.database_url.clone(),
         })
     }
@@ -174,6 +178,15 @@ pub async fn serve(
         shutdown.clone(),
     );
     tasks.spawn("event pruner", pruner);
+    if let Some(settings) = app.retention.clone() {
+        let retention = retention::run(
+            app.store().clone(),
+            app.media.clone(),
+            settings,
+            shutdown.clone(),
+        );
+        tasks.spawn("message retention", retention);
+    }
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health

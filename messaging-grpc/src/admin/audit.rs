@@ -46,7 +46,7 @@ impl Admin {
             MAX_PAGE,
         )?;
         let rows = store::audit::page_any(
-            self.store.conn(),
+            self.store().conn(),
             (!action.is_empty()).then_some(action),
             (!target_user_id.is_empty()).then_some(target_user_id),
             page.after.as_ref(),

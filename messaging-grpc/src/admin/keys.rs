@@ -24,7 +24,7 @@ impl Admin {
     /// Rewraps data keys under the active master key (`max_keys` 0: all of them).
     pub async fn rotate_master_key(&self, actor: &str, max_keys: u32) -> Result<Rotation, Error> {
         let limit = (max_keys > 0).then_some(u64::from(max_keys));
-        let rotation = self.keys.rotate_master(limit).await?;
+        let rotation = self.keys().rotate_master(limit).await?;
         let remaining: serde_json::Map<String, serde_json::Value> = rotation
             .status
             .remaining()
@@ -32,7 +32,7 @@ impl Admin {
             .map(|m| (m.master_key_id, m.data_keys.into()))
             .collect();
         store::audit::insert(
-            self.store.conn(),
+            self.store().conn(),
             NewAuditEvent {
                 actor,
                 action: actions::ROTATE_MASTER_KEY,
@@ -52,15 +52,15 @@ impl Admin {
     }
 
     pub async fn key_status(&self) -> Result<KeyStatus, Error> {
-        self.keys.key_status().await
+        self.keys().key_status().await
     }
 
     /// A new data-key version for the user's new messages.
     pub async fn rotate_user_key(&self, actor: &str, user_id: &str) -> Result<u32, Error> {
         let user_id = parse_user_id(user_id)?;
-        let version = self.keys.rotate_user(user_id).await?;
+        let version = self.keys().rotate_user(user_id).await?;
         store::audit::insert(
-            self.store.conn(),
+            self.store().conn(),
             NewAuditEvent {
                 actor,
                 action: actions::ROTATE_USER_KEY,
@@ -91,7 +91,7 @@ impl Admin {
                 "must repeat user_id: shredding cannot be undone",
             ));
         }
-        let txn = self.store.begin_write().await?;
+        let txn = self.store().begin_write().await?;
         let destroyed = store::user_keys::destroy_all(&txn, user_id).await?;
         let released_numbers = store::numbers::release_all_of(&txn, user_id).await?;
         let (objects, media) = store::media::destroy_all_of(&txn, user_id).await?;
@@ -114,7 +114,7 @@ impl Admin {
         .await?;
         store::user_keys::notify_revoked(&txn, user_id).await?;
         txn.commit().await?;
-        self.keys.forget_user(user_id);
+        self.keys().forget_user(user_id);
         let media_objects_deleted = match &self.media {
             Some(m) => m.delete_objects(&objects).await,
             None => 0,

@@ -50,7 +50,7 @@ impl Admin {
     ) -> Result<phone_number::Model, Error> {
         let number = parse_own_number("number", number)?;
         let user_id = parse_user_id(user_id)?;
-        let txn = self.store.begin_write().await?;
+        let txn = self.store().begin_write().await?;
         if store::user_keys::latest(&txn, user_id)
             .await?
             .is_some_and(|k| k.wrapped_dek.is_none())
@@ -89,7 +89,7 @@ impl Admin {
         number: &str,
     ) -> Result<phone_number::Model, Error> {
         let number = parse_own_number("number", number)?;
-        let txn = self.store.begin_write().await?;
+        let txn = self.store().begin_write().await?;
         let row = store::numbers::release_any(&txn, &number)
             .await?
             .ok_or(Error::NotFound("number"))?;
@@ -113,7 +113,7 @@ impl Admin {
         &self,
         limit: u64,
     ) -> Result<Vec<crate::store::entities::unroutable::Model>, Error> {
-        Ok(store::ingest::unroutable_any(self.store.conn(), limit).await?)
+        Ok(store::ingest::unroutable_any(self.store().conn(), limit).await?)
     }
 
     pub async fn list_numbers(
@@ -135,7 +135,7 @@ impl Admin {
             NUMBERS_MAX_PAGE,
         )?;
         let after = page.after.as_ref().map(|c| c.id.as_str());
-        let rows = store::numbers::list(self.store.conn(), user, after, page.size + 1).await?;
+        let rows = store::numbers::list(self.store().conn(), user, after, page.size + 1).await?;
         let (numbers, next_page_token) =
             split_page(PageKind::Numbers, rows, page.size, |n| Cursor {
                 at: n.created_at,

@@ -1,6 +1,7 @@
 //! `MessagingAdmin`: operator calls; the interceptor requires the `admin` role.
 
 use commpro_messaging_api::v1::{self as pb, messaging_admin_server::MessagingAdmin};
+use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status};
 
 use super::convert;
@@ -18,6 +19,24 @@ impl AdminApi {
 
 #[tonic::async_trait]
 impl MessagingAdmin for AdminApi {
+    type ExportUserStream = std::pin::Pin<
+        Box<dyn Stream<Item = Result<pb::ExportUserResponse, Status>> + Send + 'static>,
+    >;
+
+    async fn export_user(
+        &self,
+        req: Request<pb::ExportUserRequest>,
+    ) -> Result<Response<Self::ExportUserStream>, Status> {
+        let admin = caller(&req)?;
+        let r = req.into_inner();
+        let stream = self
+            .admin
+            .export_user(&admin.user_id, &r.user_id, r.include_media)
+            .await?
+            .map(|item| item.and_then(convert::export_item).map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn assign_number(
         &self,
         req: Request<pb::AssignNumberRequest>,

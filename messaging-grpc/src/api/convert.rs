@@ -80,6 +80,32 @@ pub fn media(m: crate::store::entities::media::Model) -> pb::Media {
     }
 }
 
+/// An exported message, or a piece of an exported media item (its type and size on
+/// the first piece).
+pub fn export_item(item: crate::admin::ExportItem) -> Result<pb::ExportUserResponse, Error> {
+    use pb::export_user_response::Item;
+    let item = match item {
+        crate::admin::ExportItem::Message(view) => Item::Message(message(*view)?),
+        crate::admin::ExportItem::MediaChunk { media, data, first } => {
+            Item::Media(pb::ExportMediaChunk {
+                content_type: if first {
+                    media.content_type.clone()
+                } else {
+                    String::new()
+                },
+                size_bytes: if first {
+                    media.size_bytes.max(0) as u64
+                } else {
+                    0
+                },
+                media_id: media.id,
+                data,
+            })
+        }
+    };
+    Ok(pb::ExportUserResponse { item: Some(item) })
+}
+
 /// How many data keys a master key wraps.
 pub fn master_key_use(m: crate::crypto::MasterKeyUse) -> pb::MasterKeyCount {
     pb::MasterKeyCount {

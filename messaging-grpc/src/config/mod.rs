@@ -60,6 +60,8 @@ pub struct Config {
     pub gateway_public_url: String,
     /// Where Prometheus scrapes the core (MESSAGING_METRICS_ADDR; `off`: nowhere).
     pub metrics_addr: Option<SocketAddr>,
+    /// Message retention (MESSAGE_RETENTION_DAYS and its tuning); None keeps forever.
+    pub retention: Option<crate::retention::RetentionSettings>,
 }
 
 /// A configuration problem, naming the variable.
@@ -231,6 +233,7 @@ impl Config {
                 Some("off") => None,
                 _ => Some(addr("MESSAGING_METRICS_ADDR", "127.0.0.1:9464")?),
             },
+            retention: crate::retention::settings(&get)?,
         };
         config.validate()?;
         Ok(config)

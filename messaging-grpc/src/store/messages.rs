@@ -260,3 +260,22 @@ pub async fn count_of(db: &impl ConnectionTrait, user_id: &str) -> Result<u64, D
         .count(db)
         .await
 }
+
+/// A page of all the user's messages, newest first, strictly after `after` in that
+/// order (`idx_messages_user_created`).
+pub async fn page_of_user(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    after: Option<&Cursor>,
+    limit: u64,
+) -> Result<Vec<message::Model>, DbErr> {
+    let mut q = message::Entity::find().filter(message::Column::UserId.eq(user_id));
+    if let Some(c) = after {
+        q = q.filter(older_than(c));
+    }
+    q.order_by_desc(message::Column::CreatedAt)
+        .order_by_desc(message::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}

@@ -16,6 +16,7 @@ pub mod numbers;
 pub mod outbox;
 mod owned;
 pub mod page_token;
+pub mod retention;
 pub mod user_keys;
 
 use std::{path::Path, time::Duration};

@@ -12,6 +12,10 @@ const PUBLIC_URL: &str = "https://hooks.example";
 const TOKEN: &str = "12345";
 
 fn app() -> Router {
+    app_with(CancellationToken::new())
+}
+
+fn app_with(shutdown: CancellationToken) -> Router {
     let vars = [
         ("MESSAGING_CORE_URL", "http://127.0.0.1:9"),
         ("GATEWAY_PUBLIC_URL", PUBLIC_URL),
@@ -32,7 +36,7 @@ fn app() -> Router {
         config.core_timeout,
     )
     .unwrap();
-    router(config, core, CancellationToken::new())
+    router(config, core, shutdown)
 }
 
 struct Answer {
@@ -183,4 +187,18 @@ fn span_names_carry_no_ids() {
     );
     assert_eq!(span_name(&Method::PUT, "/api/messages/m1/read"), "PUT /api");
     assert_eq!(span_name(&Method::GET, "/nope"), "GET unknown route");
+}
+
+#[tokio::test]
+async fn readyz_says_not_ready_while_shutting_down() {
+    let shutdown = CancellationToken::new();
+    shutdown.cancel();
+    let req = hyper::Request::builder()
+        .uri("/readyz")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app_with(shutdown).oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(String::from_utf8_lossy(&body).trim(), "shutting down");
 }
