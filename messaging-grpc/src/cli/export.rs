@@ -50,7 +50,7 @@ pub async fn run(
         match item.item {
             Some(Item::Message(m)) => {
                 let line = message_json(&m, media_dir.as_deref());
-                writeln!(out, "{line}").context("writing to stdout")?;
+                writeln!(out, "{line}")?;
             }
             Some(Item::Media(chunk)) => {
                 let Some(dir) = &media_dir else { continue };
@@ -69,7 +69,7 @@ pub async fn run(
             None => {}
         }
     }
-    out.flush().context("writing to stdout")?;
+    out.flush()?;
     Ok(())
 }
 

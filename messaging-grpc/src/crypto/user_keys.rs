@@ -142,7 +142,8 @@ impl UserKeys {
         if row.wrapped_dek.is_none() {
             return Ok(None);
         }
-        self.unwrap_row(&row).map(Some)
+        // The cache was just asked: unwrap without asking (and counting a miss) twice.
+        self.unwrap_into_cache(&row).map(Some)
     }
 
     fn unwrap_row(&self, row: &user_key::Model) -> Result<Arc<DataKey>, Error> {
@@ -150,6 +151,11 @@ impl UserKeys {
         if let Some(hit) = self.cache.get(&row.user_id, version) {
             return Ok(hit);
         }
+        self.unwrap_into_cache(row)
+    }
+
+    fn unwrap_into_cache(&self, row: &user_key::Model) -> Result<Arc<DataKey>, Error> {
+        let version = version_of(row)?;
         let wrapped = row
             .wrapped_dek
             .as_deref()
