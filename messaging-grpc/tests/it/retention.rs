@@ -1,7 +1,8 @@
 //! Message retention: exactly the messages older than MESSAGE_RETENTION_DAYS go, in
 //! several small batches, with their media (rows and objects) and outbox jobs; unread
-//! counts and each conversation's last message stay exact; a conversation with nothing
-//! left disappears; recent messages and uploads stay.
+//! counts and each conversation's last message stay exact (also with two replicas
+//! running it on PostgreSQL); a conversation with nothing left disappears; recent
+//! messages and uploads stay.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -23,11 +24,19 @@ fn days_ago(n: i64) -> chrono::DateTime<chrono::Utc> {
 
 backend_tests! {
     async fn retention_deletes_exactly_what_is_older_across_batches(backend: Backend) {
+        // One media store for every replica, as in production (S3).
+        let media_store = tempfile::tempdir().unwrap();
         let server = TestServer::start_with(&backend, HashMap::from([
+            ("MEDIA_STORE", media_store.path().display().to_string()),
             ("MESSAGE_RETENTION_DAYS", "30".to_owned()),
             ("MESSAGE_RETENTION_BATCH", "3".to_owned()),
             ("MESSAGE_RETENTION_INTERVAL_MS", "100".to_owned()),
         ])).await;
+        // PostgreSQL: a second replica runs retention too (one batch at a time between them).
+        let _other = match &backend {
+            Backend::Postgres(_) => Some(server.sibling(|_| {}).await),
+            Backend::Sqlite => None,
+        };
         server.assign(OWN, "alice").await;
         server.assign("+15005550007", "bob").await;
         let mut alice = server.user("alice").await;
@@ -66,7 +75,7 @@ backend_tests! {
 
         let db = server.store().await;
         let old_ids = vec![in1.clone(), in2.clone(), out1.clone(), in5, mms, in6, out4, bob_old];
-        let object = |id: &str| server.dir.path().join("media").join(format!("media/{id}"));
+        let object = |id: &str| media_store.path().join(format!("media/{id}"));
         assert!(object(&sent_media.id).exists() && object(&stale.id).exists());
         message::Entity::update_many()
             .col_expr(message::Column::CreatedAt, Expr::value(days_ago(31)))
