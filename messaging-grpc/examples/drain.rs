@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
     for s in 0..senders {
         let number = format!("+1500555{s:04}");
         app.admin
-            .assign_number(&number, &format!("user-{s}"))
+            .assign_number("drain", &number, &format!("user-{s}"))
             .await?;
     }
     for i in 0..count {

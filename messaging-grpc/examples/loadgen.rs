@@ -162,7 +162,9 @@ async fn main() -> anyhow::Result<()> {
             .issue("load-user", &[Role::Admin], Duration::from_secs(3600))
             .map_err(anyhow::Error::msg)?,
     );
-    admin.assign_number("+15005550006", "load-user").await?;
+    admin
+        .assign_number("loadgen", "+15005550006", "load-user")
+        .await?;
 
     let base_channel = Channel::from_shared(format!("http://{base_addr}"))?
         .connect()

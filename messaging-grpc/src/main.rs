@@ -5,8 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use messaging_grpc::{
     Config, Mode,
     auth::Role,
-    cli::{self, numbers::NumbersCommand, run::dev_token},
-    crypto::{DataKey, MasterKey},
+    cli::{self, keys::KeysCommand, numbers::NumbersCommand, run::dev_token},
     store::Store,
     telemetry,
 };
@@ -56,19 +55,31 @@ enum Command {
         #[command(subcommand)]
         command: NumbersCommand,
     },
-    /// Master key utilities.
+    /// A user's data export through the running core: JSON lines on stdout, one
+    /// message per line, newest first (MessagingAdmin.ExportUser; audited).
+    Export {
+        #[arg(long)]
+        user: String,
+        /// Also write the decrypted media files into this folder.
+        #[arg(long = "media")]
+        media: Option<std::path::PathBuf>,
+        /// An admin JWT; without it one is minted from the HS256 secret (dev setups).
+        #[arg(long, env = "MESSAGING_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Keys: generate a master key entry; through the running core, key status,
+    /// master-key rotation, a user's new key version, crypto-shredding.
     Keys {
+        /// An admin JWT; without it one is minted from the HS256 secret (dev setups).
+        #[arg(
+            long,
+            env = "MESSAGING_ADMIN_TOKEN",
+            global = true,
+            hide_env_values = true
+        )]
+        token: Option<String>,
         #[command(subcommand)]
         command: KeysCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum KeysCommand {
-    /// Print a new random master key entry (`id:base64`) for MESSAGING_MASTER_KEYS.
-    Generate {
-        #[arg(long, default_value = "k1")]
-        id: String,
     },
 }
 
@@ -121,6 +132,7 @@ async fn main() {
             | Command::Keys { .. }
             | Command::Webhook { .. }
             | Command::Numbers { .. }
+            | Command::Export { .. }
     );
     if !quiet && let Err(e) = telemetry::init() {
         eprintln!("error: {e}");
@@ -202,15 +214,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Numbers { token, command } => cli::numbers::run(command, token).await,
-        Command::Keys {
-            command: KeysCommand::Generate { id },
-        } => {
-            let key = MasterKey::new(id, DataKey::generate()?);
-            // Validate the id the same way MESSAGING_MASTER_KEYS will.
-            messaging_grpc::crypto::MasterKeyRing::parse(&key.to_config_entry())
-                .map_err(|e| anyhow::anyhow!("--id: {e}"))?;
-            println!("{}", key.to_config_entry().as_str());
-            Ok(())
-        }
+        Command::Keys { token, command } => cli::keys::run(command, token).await,
+        Command::Export { user, media, token } => cli::export::run(user, media, token).await,
     }
 }

@@ -26,8 +26,10 @@ use crate::{
     ingest::Ingest,
     media::{Fetcher, Media, MediaObjects},
     messaging::Messaging,
-    provider::{ConsoleProvider, SmsProvider, StatusSink, TwilioProvider},
-    realtime::{EventHub, listen_postgres, run_pruner},
+    metrics::{CoreProbes, GrpcMetricsLayer},
+    provider::{ConsoleProvider, Metered, SmsProvider, StatusSink, TwilioProvider},
+    realtime::{EventHub, listen_key_revocations, listen_postgres, run_pruner},
+    retention::{self, RetentionSettings},
     store::Store,
     tasks::Tasks,
     twilio::TwilioClient,
@@ -46,6 +48,8 @@ pub struct App {
     pub provider: Arc<dyn SmsProvider>,
     pub dispatch: DispatchSettings,
     pub events: EventSettings,
+    /// Message retention; None keeps messages forever.
+    pub retention: Option<RetentionSettings>,
     /// For the PostgreSQL LISTEN connection.
     pub database_url: String,
 }
@@ -76,23 +80,34 @@ impl App {
         let media = build_media(config, store.clone(), keys)?;
         let outbox = Outbox::new(records.clone(), media.clone());
         let ingest = Ingest::new(records.clone(), media.waker());
-        let messaging = Messaging::new(records, media.clone(), outbox.waker(), config.schedule);
+        let messaging = Messaging::new(
+            records.clone(),
+            media.clone(),
+            outbox.waker(),
+            config.schedule,
+        );
         Ok(Self {
             provider: build_provider(config, &ingest)?,
             messaging,
             ingest,
-            admin: Admin::new(store),
+            admin: Admin::new(records, Some(media.clone())),
             media,
             outbox,
             verifier: Arc::new(config.jwt_verifier()?),
             dispatch: config.dispatch.clone(),
             events: config.events.clone(),
+            retention: config.retention.clone(),
             database_url: config.database_url.clone(),
         })
     }
 
     fn store(&self) -> &Store {
         self.outbox.records().store()
+    }
+
+    /// What the metrics endpoint reads at each scrape, and its readiness answer.
+    pub fn probes(&self) -> Arc<CoreProbes> {
+        Arc::new(CoreProbes::new(self.store().clone()))
     }
 }
 
@@ -145,11 +160,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let mut tasks = Tasks::new(shutdown.clone());
     if app.dispatch.enabled {
-        let d = Dispatcher::new(
-            app.outbox.clone(),
-            app.provider.clone(),
-            app.dispatch.clone(),
-        );
+        let provider: Arc<dyn SmsProvider> = Arc::new(Metered::new(app.provider.clone()));
+        let d = Dispatcher::new(app.outbox.clone(), provider, app.dispatch.clone());
         tasks.spawn("outbox dispatcher", d.run(shutdown.clone()));
     }
     if app.store().backend() == sea_orm::DatabaseBackend::Postgres {
@@ -159,6 +171,12 @@ pub async fn serve(
             shutdown.clone(),
         );
         tasks.spawn("postgres event listener", listener);
+        let revocations = listen_key_revocations(
+            app.database_url.clone(),
+            app.outbox.records().keys().clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn("postgres key revocation listener", revocations);
     }
     tasks.spawn(
         "media copier",
@@ -182,6 +200,15 @@ pub async fn serve(
         .clone()
         .run_parked_pruner(app.events.prune_interval, shutdown.clone());
     tasks.spawn("parked status pruner", parked);
+    if let Some(settings) = app.retention.clone() {
+        let retention = retention::run(
+            app.store().clone(),
+            Some(app.media.clone()),
+            settings,
+            shutdown.clone(),
+        );
+        tasks.spawn("message retention", retention);
+    }
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -209,6 +236,8 @@ pub async fn serve(
 
     let served = Server::builder()
         .timeout(Duration::from_secs(30))
+        // Calls by method and code, with latency (no-ops without a metrics endpoint).
+        .layer(GrpcMetricsLayer)
         // One span per call continuing the caller's W3C trace (the gateway forwards
         // `traceparent`): a webhook's or REST call's log lines and exported spans can
         // be followed into the core under one trace id.

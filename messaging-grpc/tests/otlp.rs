@@ -108,7 +108,7 @@ async fn a_rest_call_is_one_trace_from_the_caller_through_gateway_and_core() {
     let config = Config::from_vars(&vars, Mode::Serve).unwrap();
     let app = App::build(&config).await.unwrap();
     app.admin
-        .assign_number("+33123456789", "alice")
+        .assign_number("test", "+33123456789", "alice")
         .await
         .unwrap();
     let core_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

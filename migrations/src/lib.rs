@@ -7,6 +7,9 @@ mod m20261124_000001_core;
 mod m20261124_000002_ingest;
 mod m20261124_000003_events;
 mod m20261124_000004_media;
+mod m20261126_000001_key_operations;
+mod m20261126_000002_audit;
+mod m20261126_000003_retention_export;
 mod m20261126_100001_delivery;
 mod m20261126_200001_scheduled;
 mod m20261126_200002_search;
@@ -25,6 +28,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_ingest::Migration),
             Box::new(m20261124_000003_events::Migration),
             Box::new(m20261124_000004_media::Migration),
+            Box::new(m20261126_000001_key_operations::Migration),
+            Box::new(m20261126_000002_audit::Migration),
+            Box::new(m20261126_000003_retention_export::Migration),
             Box::new(m20261126_100001_delivery::Migration),
             Box::new(m20261126_200001_scheduled::Migration),
             Box::new(m20261126_200002_search::Migration),

@@ -9,7 +9,9 @@
 //! are still generated (for propagation and logs) and nothing is sent anywhere.
 //!
 //! Span names and attributes carry methods, routes and ids only: never bodies, tokens
-//! or phone numbers.
+//! or phone numbers. Prometheus metrics are in [`metrics`].
+
+pub mod metrics;
 
 pub mod signals;
 

@@ -41,6 +41,9 @@ pub struct GatewayConfig {
     pub cors_allowed_origins: CorsOrigins,
     /// Load balancers whose X-Forwarded-For is believed (GATEWAY_TRUSTED_PROXIES).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where Prometheus scrapes the gateway (GATEWAY_METRICS_ADDR; `off`: nowhere).
+    /// Never the public port.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Which web origins may call the REST API from a browser.
@@ -176,6 +179,14 @@ impl GatewayConfig {
                 &get("GATEWAY_TRUSTED_PROXIES").unwrap_or_default(),
             )
             .map_err(|reason| err("GATEWAY_TRUSTED_PROXIES", reason))?,
+            metrics_addr: match get("GATEWAY_METRICS_ADDR").as_deref() {
+                Some("off") => None,
+                v => Some(
+                    v.unwrap_or("127.0.0.1:9465")
+                        .parse()
+                        .map_err(|_| err("GATEWAY_METRICS_ADDR", "must be host:port or off"))?,
+                ),
+            },
         })
     }
 

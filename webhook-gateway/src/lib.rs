@@ -10,6 +10,7 @@ mod client_ip;
 mod config;
 mod core;
 mod error;
+pub mod metrics;
 mod plain;
 mod rate_limit;
 mod router;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{CorsOrigins, GatewayConfig};
 pub use error::GatewayError;
+pub use metrics::metrics_endpoint;
 pub use service_token::ServiceToken;
 pub use trace::TraceParent;
 pub use twilio::signature;

@@ -15,6 +15,17 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(%addr, "webhook gateway listening");
     let shutdown = CancellationToken::new();
+    if let Some(metrics_addr) = config.metrics_addr {
+        let metrics = TcpListener::bind(metrics_addr).await.map_err(|e| {
+            anyhow::anyhow!("GATEWAY_METRICS_ADDR: cannot listen on {metrics_addr}: {e}")
+        })?;
+        tracing::info!(addr = %metrics_addr, "gateway metrics on /metrics");
+        tokio::spawn(webhook_gateway::metrics_endpoint(
+            &config,
+            metrics,
+            shutdown.clone(),
+        )?);
+    }
     let serve = webhook_gateway::serve(config, listener, shutdown.clone());
     tokio::pin!(serve);
     // A signal starts the drain; the server's own end (or failure) ends the process.

@@ -26,7 +26,7 @@ use crate::{
     config::GatewayConfig,
     core::Core,
     error::Face,
-    plain,
+    metrics, plain,
     rate_limit::{self, RateLimit},
     trace,
     twilio::{self, Twilio},
@@ -43,12 +43,12 @@ pub(crate) fn router(config: GatewayConfig, core: Core, shutdown: CancellationTo
             core.clone(),
             config.max_body_bytes,
             config.read_timeout,
-            shutdown,
+            shutdown.clone(),
         )),
         &config.cors_allowed_origins,
     );
     Router::new()
-        .merge(health(core.clone()))
+        .merge(health(core.clone(), shutdown))
         .merge(twilio::routes(Arc::new(Twilio {
             config,
             core,
@@ -56,11 +56,12 @@ pub(crate) fn router(config: GatewayConfig, core: Core, shutdown: CancellationTo
         })))
         .fallback_service(rest_or_not_found(api, limit))
         .layer(from_fn(every_answer))
+        .layer(from_fn(metrics::observe))
 }
 
-/// `/healthz` (the process is up) and `/readyz` (the core answers its health check).
-/// GET only, HEAD included in the refusal.
-fn health(core: Core) -> Router {
+/// `/healthz` (the process is up) and `/readyz` (the core answers its health check, and
+/// the gateway is not shutting down). GET only, HEAD included in the refusal.
+fn health(core: Core, shutdown: CancellationToken) -> Router {
     async fn only_get() -> Response {
         plain::not_allowed("GET")
     }
@@ -72,10 +73,14 @@ fn health(core: Core) -> Router {
                 .fallback(only_get),
         )
         .route("/readyz", get(readyz).head(only_get).fallback(only_get))
-        .with_state(core)
+        .with_state((core, shutdown))
 }
 
-async fn readyz(State(core): State<Core>) -> Response {
+async fn readyz(State((core, shutdown)): State<(Core, CancellationToken)>) -> Response {
+    // Draining: the load balancer should stop sending new requests here.
+    if shutdown.is_cancelled() {
+        return plain::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
     if core.is_ready().await {
         plain::text(StatusCode::OK, "ready")
     } else {

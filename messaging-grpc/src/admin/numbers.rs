@@ -1,12 +1,15 @@
 //! Number assignment and the unroutable inbound list.
 
-use super::Admin;
+use serde_json::json;
+
+use super::{Admin, actions};
 use crate::{
     domain::{PageRequest, split_page},
     error::Error,
     phone::parse_own_number,
     store::{
         self,
+        audit::NewAuditEvent,
         entities::phone_number,
         numbers::Assigned,
         page_token::{Cursor, PageKind},
@@ -22,7 +25,7 @@ pub struct NumberPage {
     pub next_page_token: String,
 }
 
-fn parse_user_id(value: &str) -> Result<&str, Error> {
+pub(super) fn parse_user_id(value: &str) -> Result<&str, Error> {
     if value.is_empty()
         || value.chars().count() > MAX_USER_ID
         || value.chars().any(char::is_control)
@@ -36,32 +39,75 @@ fn parse_user_id(value: &str) -> Result<&str, Error> {
 }
 
 impl Admin {
-    /// Assigns a number; idempotent for the same user, refused while another user holds it.
+    /// Assigns a number; idempotent for the same user, refused while another user holds
+    /// it, and refused for a shredded user until a new key exists (their inbound
+    /// messages could not be stored). Audited in the same transaction.
     pub async fn assign_number(
         &self,
+        actor: &str,
         number: &str,
         user_id: &str,
     ) -> Result<phone_number::Model, Error> {
         let number = parse_own_number("number", number)?;
         let user_id = parse_user_id(user_id)?;
-        match store::numbers::assign_any(self.store.conn(), &number, user_id).await? {
-            Assigned::Ok(row) => Ok(row),
-            Assigned::HeldByOther => Err(Error::FailedPrecondition(
-                "number: already assigned to another user; release it first".into(),
-            )),
+        let txn = self.store().begin_write().await?;
+        if store::user_keys::latest(&txn, user_id)
+            .await?
+            .is_some_and(|k| k.wrapped_dek.is_none())
+        {
+            return Err(Error::FailedPrecondition(
+                "user_id: the user's data keys were destroyed; create a new key with RotateUserKey first"
+                    .into(),
+            ));
         }
+        let row = match store::numbers::assign_any(&txn, &number, user_id).await? {
+            Assigned::Ok(row) => row,
+            Assigned::HeldByOther => {
+                return Err(Error::FailedPrecondition(
+                    "number: already assigned to another user; release it first".into(),
+                ));
+            }
+        };
+        store::audit::insert(
+            &txn,
+            NewAuditEvent {
+                actor,
+                action: actions::ASSIGN_NUMBER,
+                target_user_id: Some(user_id),
+                target: Some(&number),
+                details: json!({}),
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(row)
     }
 
-    /// Releases a number. Its messages still queued or retrying will not go out from
-    /// it: they are made due now, and the dispatcher fails each with a clear error
-    /// (it re-checks ownership before every send).
-    pub async fn release_number(&self, number: &str) -> Result<phone_number::Model, Error> {
+    /// Releases a number, audited. Its messages still queued or retrying will not go
+    /// out from it: they are made due now, and the dispatcher fails each with a clear
+    /// error (it re-checks ownership before every send).
+    pub async fn release_number(
+        &self,
+        actor: &str,
+        number: &str,
+    ) -> Result<phone_number::Model, Error> {
         let number = parse_own_number("number", number)?;
-        let txn = self.store.begin_write().await?;
-        let released = store::numbers::release_any(&txn, &number)
+        let txn = self.store().begin_write().await?;
+        let row = store::numbers::release_any(&txn, &number)
             .await?
             .ok_or(Error::NotFound("number"))?;
-        let queued = store::outbox::hurry_sender(&txn, &released.user_id, &number).await?;
+        store::audit::insert(
+            &txn,
+            NewAuditEvent {
+                actor,
+                action: actions::RELEASE_NUMBER,
+                target_user_id: Some(&row.user_id),
+                target: Some(&number),
+                details: json!({}),
+            },
+        )
+        .await?;
+        let queued = store::outbox::hurry_sender(&txn, &row.user_id, &number).await?;
         txn.commit().await?;
         if queued > 0 {
             tracing::info!(
@@ -69,7 +115,7 @@ impl Admin {
                 "released number had queued messages; they will fail"
             );
         }
-        Ok(released)
+        Ok(row)
     }
 
     /// Inbound messages for numbers nobody owns (operators).
@@ -77,7 +123,7 @@ impl Admin {
         &self,
         limit: u64,
     ) -> Result<Vec<crate::store::entities::unroutable::Model>, Error> {
-        Ok(store::ingest::unroutable_any(self.store.conn(), limit).await?)
+        Ok(store::ingest::unroutable_any(self.store().conn(), limit).await?)
     }
 
     pub async fn list_numbers(
@@ -99,7 +145,8 @@ impl Admin {
             NUMBERS_MAX_PAGE,
         )?;
         let after = page.after.as_ref().map(|c| c.id.as_str());
-        let rows = store::numbers::list_any(self.store.conn(), user, after, page.size + 1).await?;
+        let rows =
+            store::numbers::list_any(self.store().conn(), user, after, page.size + 1).await?;
         let (numbers, next_page_token) =
             split_page(PageKind::Numbers, rows, page.size, |n| Cursor {
                 at: n.created_at,

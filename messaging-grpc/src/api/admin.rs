@@ -1,6 +1,7 @@
 //! `MessagingAdmin`: operator calls; the interceptor requires the `admin` role.
 
 use commpro_messaging_api::v1::{self as pb, messaging_admin_server::MessagingAdmin};
+use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status};
 
 use super::convert;
@@ -18,13 +19,34 @@ impl AdminApi {
 
 #[tonic::async_trait]
 impl MessagingAdmin for AdminApi {
+    type ExportUserStream = std::pin::Pin<
+        Box<dyn Stream<Item = Result<pb::ExportUserResponse, Status>> + Send + 'static>,
+    >;
+
+    async fn export_user(
+        &self,
+        req: Request<pb::ExportUserRequest>,
+    ) -> Result<Response<Self::ExportUserStream>, Status> {
+        let admin = caller(&req)?;
+        let r = req.into_inner();
+        let stream = self
+            .admin
+            .export_user(&admin.user_id, &r.user_id, r.include_media)
+            .await?
+            .map(|item| item.and_then(convert::export_item).map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn assign_number(
         &self,
         req: Request<pb::AssignNumberRequest>,
     ) -> Result<Response<pb::PhoneNumber>, Status> {
         let admin = caller(&req)?;
         let r = req.into_inner();
-        let row = self.admin.assign_number(&r.number, &r.user_id).await?;
+        let row = self
+            .admin
+            .assign_number(&admin.user_id, &r.number, &r.user_id)
+            .await?;
         tracing::info!(admin = %admin.user_id, number = %Masked(&row.e164), user_id = %row.user_id, "number assigned");
         Ok(Response::new(convert::phone_number(row)))
     }
@@ -35,7 +57,7 @@ impl MessagingAdmin for AdminApi {
     ) -> Result<Response<pb::ReleaseNumberResponse>, Status> {
         let admin = caller(&req)?;
         let r = req.into_inner();
-        let row = self.admin.release_number(&r.number).await?;
+        let row = self.admin.release_number(&admin.user_id, &r.number).await?;
         tracing::info!(admin = %admin.user_id, number = %Masked(&row.e164), user_id = %row.user_id, "number released");
         Ok(Response::new(pb::ReleaseNumberResponse {
             released: Some(convert::phone_number(row)),
@@ -80,6 +102,96 @@ impl MessagingAdmin for AdminApi {
                 .into_iter()
                 .map(convert::phone_number)
                 .collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn rotate_master_key(
+        &self,
+        req: Request<pb::RotateMasterKeyRequest>,
+    ) -> Result<Response<pb::RotateMasterKeyResponse>, Status> {
+        let admin = caller(&req)?;
+        let r = req.into_inner();
+        let rotation = self
+            .admin
+            .rotate_master_key(&admin.user_id, r.max_keys)
+            .await?;
+        Ok(Response::new(pb::RotateMasterKeyResponse {
+            remaining: rotation
+                .status
+                .remaining()
+                .into_iter()
+                .map(convert::master_key_use)
+                .collect(),
+            active_master_key_id: rotation.status.active,
+            rewrapped: rotation.rewrapped,
+            skipped: rotation.skipped,
+        }))
+    }
+
+    async fn key_status(
+        &self,
+        _req: Request<pb::KeyStatusRequest>,
+    ) -> Result<Response<pb::KeyStatusResponse>, Status> {
+        let status = self.admin.key_status().await?;
+        Ok(Response::new(pb::KeyStatusResponse {
+            active_master_key_id: status.active,
+            master_keys: status
+                .master_keys
+                .into_iter()
+                .map(convert::master_key_use)
+                .collect(),
+            destroyed_data_keys: status.destroyed,
+        }))
+    }
+
+    async fn rotate_user_key(
+        &self,
+        req: Request<pb::RotateUserKeyRequest>,
+    ) -> Result<Response<pb::RotateUserKeyResponse>, Status> {
+        let admin = caller(&req)?;
+        let r = req.into_inner();
+        let version = self
+            .admin
+            .rotate_user_key(&admin.user_id, &r.user_id)
+            .await?;
+        Ok(Response::new(pb::RotateUserKeyResponse {
+            user_id: r.user_id,
+            key_version: version,
+        }))
+    }
+
+    async fn shred_user(
+        &self,
+        req: Request<pb::ShredUserRequest>,
+    ) -> Result<Response<pb::ShredUserResponse>, Status> {
+        let admin = caller(&req)?;
+        let r = req.into_inner();
+        let done = self
+            .admin
+            .shred_user(&admin.user_id, &r.user_id, &r.confirm_user_id)
+            .await?;
+        Ok(Response::new(pb::ShredUserResponse {
+            user_id: r.user_id,
+            destroyed_key_versions: u32::try_from(done.destroyed_key_versions).unwrap_or(u32::MAX),
+            messages: done.messages,
+            media: done.media,
+            media_objects_deleted: done.media_objects_deleted,
+            released_numbers: done.released_numbers,
+        }))
+    }
+
+    async fn list_audit_events(
+        &self,
+        req: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let r = req.into_inner();
+        let page = self
+            .admin
+            .list_audit_events(&r.action, &r.target_user_id, r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            events: page.events.into_iter().map(convert::audit_event).collect(),
             next_page_token: page.next_page_token,
         }))
     }

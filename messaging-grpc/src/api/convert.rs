@@ -82,16 +82,67 @@ pub fn message(m: MessageView) -> Result<pb::Message, Error> {
 
 /// A media item as the API shows it.
 pub fn media(m: crate::store::entities::media::Model) -> pb::Media {
-    let state = match m.status.as_str() {
-        crate::store::media::READY => pb::MediaState::Ready,
-        crate::store::media::PENDING => pb::MediaState::Pending,
-        _ => pb::MediaState::Failed,
+    let (state, content) = match m.status.as_str() {
+        crate::store::media::READY => (pb::MediaState::Ready, pb::ContentState::Available),
+        crate::store::media::PENDING => (pb::MediaState::Pending, pb::ContentState::Available),
+        crate::store::media::DESTROYED => (pb::MediaState::Destroyed, pb::ContentState::Destroyed),
+        _ => (pb::MediaState::Failed, pb::ContentState::Available),
     };
     pb::Media {
         id: m.id,
         content_type: m.content_type,
         size_bytes: m.size_bytes.max(0) as u64,
         state: state as i32,
+        content_state: content as i32,
+    }
+}
+
+/// An exported message, or a piece of an exported media item (its type and size on
+/// the first piece).
+pub fn export_item(item: crate::admin::ExportItem) -> Result<pb::ExportUserResponse, Error> {
+    use pb::export_user_response::Item;
+    let item = match item {
+        crate::admin::ExportItem::Message(view) => Item::Message(message(*view)?),
+        crate::admin::ExportItem::MediaChunk { media, data, first } => {
+            Item::Media(pb::ExportMediaChunk {
+                content_type: if first {
+                    media.content_type.clone()
+                } else {
+                    String::new()
+                },
+                size_bytes: if first {
+                    media.size_bytes.max(0) as u64
+                } else {
+                    0
+                },
+                media_id: media.id,
+                data,
+            })
+        }
+    };
+    Ok(pb::ExportUserResponse { item: Some(item) })
+}
+
+/// How many data keys a master key wraps.
+pub fn master_key_use(m: crate::crypto::MasterKeyUse) -> pb::MasterKeyCount {
+    pb::MasterKeyCount {
+        master_key_id: m.master_key_id,
+        data_keys: m.data_keys,
+        configured: m.configured,
+        active: m.active,
+    }
+}
+
+/// An operator action from the audit log.
+pub fn audit_event(e: crate::store::entities::audit_event::Model) -> pb::AuditEvent {
+    pb::AuditEvent {
+        id: e.id,
+        at: Some(timestamp(e.at)),
+        actor: e.actor,
+        action: e.action,
+        target_user_id: e.target_user_id.unwrap_or_default(),
+        target: e.target.unwrap_or_default(),
+        details: e.details,
     }
 }
 

@@ -1,5 +1,8 @@
 //! The `messaging` binary's subcommands that are more than a few lines.
 
+pub mod admin_client;
+pub mod export;
+pub mod keys;
 pub mod numbers;
 pub mod run;
 pub mod simulate;

@@ -5,11 +5,9 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
-use commpro_messaging_api::v1::{self as pb, messaging_admin_client::MessagingAdminClient};
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
+use commpro_messaging_api::v1 as pb;
 
-use crate::{Config, Mode, auth::Role, cli::run::dev_token};
+use super::admin_client::{AdminConnection, refused};
 
 /// What to ask the core.
 #[derive(clap::Subcommand)]
@@ -29,51 +27,43 @@ pub enum NumbersCommand {
     },
 }
 
+const TIMEOUT: Duration = Duration::from_secs(10);
+
 pub async fn run(command: NumbersCommand, token: Option<String>) -> anyhow::Result<()> {
-    let config = Config::from_env(Mode::Dev)?;
-    let token = match token {
-        Some(t) => t,
-        None => dev_token(&config, "operator", &[Role::Admin], 1)
-            .context("no --token given and none can be minted here")?,
-    };
-    let url = format!("http://{}", config.grpc_addr);
-    let channel = Channel::from_shared(url.clone())?
-        .connect_timeout(Duration::from_secs(3))
-        .connect()
-        .await
-        .with_context(|| format!("connecting to the core at {url} (is it running?)"))?;
-    let mut admin = MessagingAdminClient::new(channel);
-    let auth = MetadataValue::try_from(format!("Bearer {token}"))
-        .context("--token is not a valid header value")?;
+    let mut conn = AdminConnection::connect(token).await?;
     match command {
         NumbersCommand::Assign { number, user } => {
-            let assigned = admin
-                .assign_number(request(
-                    &auth,
-                    pb::AssignNumberRequest {
-                        number,
-                        user_id: user,
-                    },
-                ))
+            let req = conn.request(
+                pb::AssignNumberRequest {
+                    number,
+                    user_id: user,
+                },
+                TIMEOUT,
+            );
+            let assigned = conn
+                .client
+                .assign_number(req)
                 .await
-                .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+                .map_err(refused)?
                 .into_inner();
             println!("{} assigned to {}", assigned.number, assigned.user_id);
         }
         NumbersCommand::List { user } => {
             let mut page_token = String::new();
             loop {
-                let page = admin
-                    .list_numbers(request(
-                        &auth,
-                        pb::ListNumbersRequest {
-                            user_id: user.clone().unwrap_or_default(),
-                            page_size: 1000,
-                            page_token,
-                        },
-                    ))
+                let req = conn.request(
+                    pb::ListNumbersRequest {
+                        user_id: user.clone().unwrap_or_default(),
+                        page_size: 1000,
+                        page_token,
+                    },
+                    TIMEOUT,
+                );
+                let page = conn
+                    .client
+                    .list_numbers(req)
                     .await
-                    .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+                    .map_err(refused)?
                     .into_inner();
                 for n in page.numbers {
                     println!("{}\t{}", n.number, n.user_id);
@@ -86,11 +76,4 @@ pub async fn run(command: NumbersCommand, token: Option<String>) -> anyhow::Resu
         }
     }
     Ok(())
-}
-
-fn request<T>(auth: &MetadataValue<tonic::metadata::Ascii>, msg: T) -> Request<T> {
-    let mut req = Request::new(msg);
-    req.metadata_mut().insert("authorization", auth.clone());
-    req.set_timeout(Duration::from_secs(10));
-    req
 }

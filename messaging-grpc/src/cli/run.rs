@@ -56,12 +56,52 @@ pub fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
+/// Starts the core's metrics endpoint on MESSAGING_METRICS_ADDR (unless `off`): the
+/// recorder is installed before the servers count anything.
+async fn start_core_metrics(
+    config: &Config,
+    app: &App,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(addr) = config.metrics_addr else {
+        return Ok(());
+    };
+    let listener = bind("MESSAGING_METRICS_ADDR", addr).await?;
+    commpro_telemetry::metrics::recorder().map_err(anyhow::Error::msg)?;
+    tokio::spawn(commpro_telemetry::metrics::serve(
+        listener,
+        crate::metrics::PREFIX,
+        app.probes(),
+        shutdown.clone(),
+    ));
+    Ok(())
+}
+
+/// Starts the gateway's metrics endpoint on GATEWAY_METRICS_ADDR (unless `off`).
+async fn start_gateway_metrics(
+    config: &GatewayConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(addr) = config.metrics_addr else {
+        return Ok(());
+    };
+    let listener = bind("GATEWAY_METRICS_ADDR", addr).await?;
+    tokio::spawn(webhook_gateway::metrics_endpoint(
+        config,
+        listener,
+        shutdown.clone(),
+    )?);
+    Ok(())
+}
+
 pub async fn serve() -> anyhow::Result<()> {
     let config = Config::from_env(Mode::Serve)?;
     let listener = bind("MESSAGING_GRPC_ADDR", config.grpc_addr).await?;
     let app = App::build(&config).await?;
-    tracing::info!(addr = %config.grpc_addr, "gRPC core listening");
-    crate::serve(app, listener, shutdown_on_signal()).await
+    let shutdown = shutdown_on_signal();
+    start_core_metrics(&config, &app, &shutdown).await?;
+    tracing::info!(addr = %config.grpc_addr, metrics = ?config.metrics_addr, "gRPC core listening");
+    crate::serve(app, listener, shutdown).await
 }
 
 pub async fn dev() -> anyhow::Result<()> {
@@ -69,12 +109,14 @@ pub async fn dev() -> anyhow::Result<()> {
     let grpc = bind("MESSAGING_GRPC_ADDR", config.grpc_addr).await?;
     let gateway = bind("GATEWAY_HTTP_ADDR", config.gateway_addr).await?;
     let app = App::build(&config).await?;
-    let token = dev_token(&config, "dev-user", &[Role::Admin], 24)?;
-    print_banner(&config, &token);
-
-    let shutdown = shutdown_on_signal();
-    let mut core = tokio::spawn(crate::serve(app, grpc, shutdown.clone()));
     let gw_config = dev_gateway_config(&config)?;
+    let shutdown = shutdown_on_signal();
+    start_core_metrics(&config, &app, &shutdown).await?;
+    start_gateway_metrics(&gw_config, &shutdown).await?;
+    let token = dev_token(&config, "dev-user", &[Role::Admin], 24)?;
+    print_banner(&config, gw_config.metrics_addr, &token);
+
+    let mut core = tokio::spawn(crate::serve(app, grpc, shutdown.clone()));
     let mut gw = tokio::spawn(webhook_gateway::serve(gw_config, gateway, shutdown.clone()));
 
     // Whichever server stops first (signal or failure), stop and drain the other too.
@@ -144,13 +186,17 @@ pub fn dev_gateway_config(config: &Config) -> anyhow::Result<GatewayConfig> {
     Ok(GatewayConfig::from_vars(&get)?)
 }
 
-fn print_banner(config: &Config, token: &str) {
+fn print_banner(config: &Config, gateway_metrics: Option<SocketAddr>, token: &str) {
     let grpc = config.grpc_addr;
+    let metrics_url = |addr: Option<SocketAddr>| {
+        addr.map_or_else(|| "off".to_owned(), |a| format!("http://{a}/metrics"))
+    };
     let banner = format!(
         "\nCommPro Messaging — local dev stack\n\
          \n  gRPC core      {grpc}   (reflection on: grpcurl -plaintext {grpc} list)\
          \n  gateway        http://{gw}   (GET /healthz, /readyz; Twilio webhooks)\
          \n  REST API       http://{gw}/api   (OpenAPI: http://{gw}/api/openapi.json)\
+         \n  metrics        core {core_metrics}   gateway {gateway_metrics}   (Prometheus text)\
          \n  database       {db}\
          \n  data folder    {data}\
          \n  SMS provider   {provider}\
@@ -168,6 +214,8 @@ fn print_banner(config: &Config, token: &str) {
          \n\n  Ctrl-C stops everything.\n",
         gw = config.gateway_addr,
         port = config.gateway_addr.port(),
+        core_metrics = metrics_url(config.metrics_addr),
+        gateway_metrics = metrics_url(gateway_metrics),
         provider = match &config.sms_provider {
             crate::config::ProviderConfig::Console => {
                 "console (messages are printed, not sent)".to_owned()

@@ -64,6 +64,10 @@ pub struct Config {
     /// GATEWAY_CONNECTION_OVERRIDES: Twilio connection overrides (`rc=3&rp=all`…)
     /// appended as the fragment of the StatusCallback URL, as on the webhook URLs.
     pub connection_overrides: Option<String>,
+    /// Where Prometheus scrapes the core (MESSAGING_METRICS_ADDR; `off`: nowhere).
+    pub metrics_addr: Option<SocketAddr>,
+    /// Message retention (MESSAGE_RETENTION_DAYS and its tuning); None keeps forever.
+    pub retention: Option<crate::retention::RetentionSettings>,
 }
 
 /// A configuration problem, naming the variable.
@@ -247,6 +251,11 @@ impl Config {
             gateway_public_url: get("GATEWAY_PUBLIC_URL")
                 .unwrap_or_else(|| "http://127.0.0.1:3003".into()),
             connection_overrides: connection_overrides(get("GATEWAY_CONNECTION_OVERRIDES"))?,
+            metrics_addr: match get("MESSAGING_METRICS_ADDR").as_deref() {
+                Some("off") => None,
+                _ => Some(addr("MESSAGING_METRICS_ADDR", "127.0.0.1:9464")?),
+            },
+            retention: crate::retention::settings(&get)?,
         };
         config.validate()?;
         Ok(config)

@@ -26,7 +26,9 @@ impl KeyCache {
         // A poisoned lock only means another thread panicked mid-`get`; the LRU is
         // still structurally valid, so keep serving.
         let mut cache = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get(&(user_id.to_owned(), version)).cloned()
+        let hit = cache.get(&(user_id.to_owned(), version)).cloned();
+        crate::metrics::key_cache(hit.is_some());
+        hit
     }
 
     pub fn insert(&self, user_id: &str, version: u32, key: Arc<DataKey>) {
@@ -45,6 +47,11 @@ impl KeyCache {
         for key in stale {
             cache.pop(&key);
         }
+    }
+
+    /// Drops every cached key.
+    pub fn clear(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     pub fn len(&self) -> usize {

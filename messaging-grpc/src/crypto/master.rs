@@ -114,6 +114,11 @@ impl MasterKeyRing {
         &self.keys[&self.active]
     }
 
+    /// Every configured master key id.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
     pub fn get(&self, id: &str) -> Result<&MasterKey, CryptoError> {
         self.keys
             .get(id)

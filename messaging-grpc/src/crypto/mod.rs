@@ -11,6 +11,7 @@ mod blind_index;
 mod cache;
 mod envelope;
 mod master;
+mod rotation;
 mod user_keys;
 mod wrap;
 
@@ -20,6 +21,7 @@ pub use blind_index::{SearchKey, TERM_LEN};
 pub use cache::KeyCache;
 pub use envelope::{Header, open, seal};
 pub use master::{MasterKey, MasterKeyRing};
+pub use rotation::{KeyStatus, MasterKeyUse, Rotation};
 pub use user_keys::{Cleartext, UserKeys};
 pub use wrap::{unwrap_dek, wrap_dek};
 

@@ -90,22 +90,61 @@ impl UserKeys {
             .collect()
     }
 
-    /// The version new data is sealed with, creating version 1 (or the next one after
-    /// a destroyed key) when needed.
+    /// The version new data is sealed with, creating version 1 on first use. A user
+    /// whose newest key was destroyed (ShredUser) gets no key by itself: sealing is
+    /// refused until an operator creates one with [`Self::rotate_user`], so nothing
+    /// new is stored for a shredded user by accident.
     async fn current(&self, user_id: &str) -> Result<(u32, Arc<DataKey>), Error> {
         loop {
             let latest = store::user_keys::latest(self.store.conn(), user_id).await?;
-            let next_version = match &latest {
+            match &latest {
                 Some(row) if row.wrapped_dek.is_some() => {
                     let version = version_of(row)?;
                     return Ok((version, self.unwrap_row(row)?));
                 }
+                Some(_) => return Err(shredded()),
+                None => {}
+            }
+            self.create(user_id, 1).await?;
+            // Loop: whether we or a concurrent request created it, read what is stored.
+        }
+    }
+
+    /// Creates the user's next key version (wrapped under the active master key) and
+    /// returns it: new data is sealed with it from now on, on every replica (each
+    /// seal reads the newest version), while older versions keep opening. After a
+    /// shredding this is how the user gets a key again.
+    pub async fn rotate_user(&self, user_id: &str) -> Result<u32, Error> {
+        loop {
+            let latest = store::user_keys::latest(self.store.conn(), user_id).await?;
+            let next = match &latest {
                 Some(row) => version_of(row)? + 1,
                 None => 1,
             };
-            self.create(user_id, next_version).await?;
-            // Loop: whether we or a concurrent request created it, read what is stored.
+            if self.create(user_id, next).await? {
+                return Ok(next);
+            }
+            // A concurrent creator took this version: go one further.
         }
+    }
+
+    /// Drops the user's unwrapped keys from this process's cache (their wrapped keys
+    /// were destroyed, here or on another replica).
+    pub fn forget_user(&self, user_id: &str) {
+        self.cache.forget_user(user_id);
+    }
+
+    /// Drops every cached key (revocations may have been missed).
+    pub fn forget_all(&self) {
+        self.cache.clear();
+    }
+
+    pub(super) fn masters(&self) -> &MasterKeyRing {
+        &self.masters
+    }
+
+    pub(super) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The key of a given version; `None` if it was destroyed.
@@ -121,7 +160,8 @@ impl UserKeys {
         if row.wrapped_dek.is_none() {
             return Ok(None);
         }
-        self.unwrap_row(&row).map(Some)
+        // The cache was just asked: unwrap without asking (and counting a miss) twice.
+        self.unwrap_into_cache(&row).map(Some)
     }
 
     fn unwrap_row(&self, row: &user_key::Model) -> Result<Arc<DataKey>, Error> {
@@ -129,6 +169,11 @@ impl UserKeys {
         if let Some(hit) = self.cache.get(&row.user_id, version) {
             return Ok(hit);
         }
+        self.unwrap_into_cache(row)
+    }
+
+    fn unwrap_into_cache(&self, row: &user_key::Model) -> Result<Arc<DataKey>, Error> {
+        let version = version_of(row)?;
         let wrapped = row
             .wrapped_dek
             .as_deref()
@@ -139,11 +184,12 @@ impl UserKeys {
         Ok(key)
     }
 
-    async fn create(&self, user_id: &str, version: u32) -> Result<(), Error> {
+    /// Stores a new key version; false when it exists already (a concurrent creator).
+    async fn create(&self, user_id: &str, version: u32) -> Result<bool, Error> {
         let dek = DataKey::generate()?;
         let master = self.masters.active();
         let wrapped = wrap::wrap_dek(master, user_id, version, &dek)?;
-        store::user_keys::insert_if_absent(
+        let inserted = store::user_keys::insert_if_absent(
             self.store.conn(),
             store::user_keys::NewKey {
                 user_id,
@@ -154,8 +200,17 @@ impl UserKeys {
             },
         )
         .await?;
-        Ok(())
+        Ok(inserted)
     }
+}
+
+/// What sealing for a shredded user answers.
+fn shredded() -> Error {
+    Error::FailedPrecondition(
+        "the user's data keys were destroyed (ShredUser); an operator must create a new key \
+         with RotateUserKey before anything is stored for them again"
+            .into(),
+    )
 }
 
 fn version_of(row: &user_key::Model) -> Result<u32, Error> {

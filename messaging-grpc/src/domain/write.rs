@@ -120,7 +120,9 @@ impl Records {
             unread_count,
         };
         let cursor = events::append(&txn, &user_id, event).await?;
+        let committing = std::time::Instant::now();
         txn.commit().await?;
+        crate::metrics::write_committed(committing.elapsed().as_secs_f64(), 1);
         self.announce(&user_id, cursor);
         Ok(Written::Committed(Box::new(row)))
     }

@@ -100,6 +100,7 @@ impl Media {
                 let ours = store::media::mark_ready(db, claim, &content_type, size, &key).await?;
                 if ours {
                     tracing::info!(media_id = %id, size, "inbound media copied");
+                    crate::metrics::media_copy("copied");
                     if m.settings.delete_after_copy
                         && let Err(e) = m.fetcher.delete(&url).await
                     {
@@ -114,10 +115,12 @@ impl Media {
             }
             Err(FetchError::Refused(why)) => {
                 tracing::warn!(media_id = %id, %why, "inbound media refused");
+                crate::metrics::media_copy("refused");
                 store::media::mark_attempt_failed(db, claim, store::now(), true, &why).await?
             }
             Err(FetchError::Retryable(why)) => {
                 let give_up = claim.attempt as u32 >= m.settings.fetch_max_attempts;
+                crate::metrics::media_copy(if give_up { "failed" } else { "retry" });
                 let delay =
                     RetryPolicy::default().delay(claim.attempt as u32, None, random_jitter());
                 let next = store::now() + chrono::Duration::from_std(delay).unwrap_or_default();

@@ -162,6 +162,22 @@ impl Media {
         }
     }
 
+    /// Deletes stored objects (their owner was shredded); returns how many are gone.
+    /// A failure is logged and left: the object is sealed with a destroyed key, so
+    /// what remains is unreadable, and an operator can remove it by its key.
+    pub async fn delete_objects(&self, keys: &[String]) -> u64 {
+        let mut deleted = 0;
+        for key in keys {
+            match self.inner.objects.delete(key).await {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    tracing::warn!(storage_key = %key, error = %e, "deleting a media object failed")
+                }
+            }
+        }
+        deleted
+    }
+
     /// Refuses an MMS whose uploaded media are not the caller's, not ready, or more
     /// than 5 MB in all.
     pub async fn check_sendable(&self, user_id: &str, ids: &[String]) -> Result<(), Error> {

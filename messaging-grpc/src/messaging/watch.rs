@@ -78,6 +78,8 @@ impl Messaging {
 
         let (tx, rx) = mpsc::channel(settings.buffer.max(1));
         tokio::spawn(async move {
+            // Counted open for as long as this task serves the stream.
+            let _open = crate::metrics::watch_stream_opened();
             let mut cursor = start;
             let mut keepalive = tokio::time::interval(settings.keepalive);
             keepalive.tick().await; // the first tick is immediate: use it for the hello below

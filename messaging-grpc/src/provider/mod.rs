@@ -1,6 +1,7 @@
 //! Who hands messages to carriers: Twilio in production, the console in dev.
 
 mod console;
+mod metered;
 mod twilio;
 
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 pub use console::ConsoleProvider;
+pub use metered::Metered;
 pub use twilio::TwilioProvider;
 
 /// A message to hand over.

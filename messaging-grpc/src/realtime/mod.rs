@@ -6,6 +6,7 @@
 
 mod listener;
 mod prune;
+mod revocations;
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use tokio::sync::broadcast;
 
 pub use listener::listen_postgres;
 pub use prune::run_pruner;
+pub use revocations::listen_key_revocations;
 
 /// "There is news for this user up to this cursor" (`user_id` None: for everyone).
 #[derive(Clone, Debug)]

@@ -13,6 +13,8 @@ use super::owned;
 pub const READY: &str = "ready";
 pub const PENDING: &str = "pending";
 pub const FAILED: &str = "failed";
+/// The owner's data keys were destroyed: the object is gone, the row stays listed.
+pub const DESTROYED: &str = "destroyed";
 
 pub async fn insert(db: &impl ConnectionTrait, row: media::Model) -> Result<(), DbErr> {
     use sea_orm::{ActiveModelTrait as _, IntoActiveModel as _};
@@ -243,4 +245,36 @@ pub async fn delete(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Marks every media item of the user destroyed (crypto-shredding): no storage key,
+/// no sealed source URL, no copy left to attempt. Returns the storage keys whose
+/// objects the caller deletes after commit, and how many items were marked.
+pub async fn destroy_all_of(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+) -> Result<(Vec<String>, u64), DbErr> {
+    let keys = media::Entity::find()
+        .filter(media::Column::UserId.eq(user_id))
+        .filter(media::Column::StorageKey.is_not_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|m| m.storage_key)
+        .collect();
+    let res = media::Entity::update_many()
+        .col_expr(media::Column::Status, Expr::value(DESTROYED))
+        .col_expr(
+            media::Column::StorageKey,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            media::Column::SourceUrlCt,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .filter(media::Column::UserId.eq(user_id))
+        .filter(media::Column::Status.ne(DESTROYED))
+        .exec(db)
+        .await?;
+    Ok((keys, res.rows_affected))
 }

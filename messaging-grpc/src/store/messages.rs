@@ -186,6 +186,8 @@ pub async fn change_status(
     change: StatusChange,
     at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
+    // Every status write goes through here, so this is where status metrics are counted.
+    let counted = change.status.clone().map(|s| (s, change.error_code));
     let mut q =
         message::Entity::update_many().col_expr(message::Column::UpdatedAt, Expr::value(at));
     if let Some(v) = change.status {
@@ -215,7 +217,12 @@ pub async fn change_status(
         .filter(message::Column::Status.eq(expected))
         .exec(db)
         .await?;
-    Ok(res.rows_affected == 1)
+    let changed = res.rows_affected == 1;
+    if changed && let Some((status, error_code)) = counted {
+        crate::metrics::status_changed(&status);
+        crate::metrics::final_status(&status, error_code);
+    }
+    Ok(changed)
 }
 
 /// Marks a message as looked at now, so the reconciliation job waits a full period
@@ -293,4 +300,32 @@ pub async fn delete_unless(
         .exec(db)
         .await?;
     Ok(res.rows_affected)
+}
+
+/// How many messages the user has.
+pub async fn count_of(db: &impl ConnectionTrait, user_id: &str) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    message::Entity::find()
+        .filter(message::Column::UserId.eq(user_id))
+        .count(db)
+        .await
+}
+
+/// A page of all the user's messages, newest first, strictly after `after` in that
+/// order (`idx_messages_user_created`).
+pub async fn page_of_user(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    after: Option<&Cursor>,
+    limit: u64,
+) -> Result<Vec<message::Model>, DbErr> {
+    let mut q = message::Entity::find().filter(message::Column::UserId.eq(user_id));
+    if let Some(c) = after {
+        q = q.filter(older_than(c));
+    }
+    q.order_by_desc(message::Column::CreatedAt)
+        .order_by_desc(message::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
 }

@@ -4,6 +4,7 @@
 //! "find by id" that could cross tenants. Functions take `&impl ConnectionTrait` so the
 //! domain layer can compose them inside one transaction.
 
+pub mod audit;
 pub mod contacts;
 pub mod conversations;
 pub mod entities;
@@ -16,6 +17,7 @@ pub mod opt_outs;
 pub mod outbox;
 mod owned;
 pub mod page_token;
+pub mod retention;
 pub mod scheduled;
 pub mod search;
 pub mod user_keys;
@@ -98,6 +100,21 @@ impl Store {
     /// Checks the database answers (readiness).
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.db.ping().await
+    }
+
+    /// Connections of the pool: `(open, idle, max)` (metrics).
+    pub fn pool_usage(&self) -> (u32, usize, u32) {
+        // Each getter panics on the other backend: pick by backend first.
+        match self.backend() {
+            DatabaseBackend::Postgres => {
+                let p = self.db.get_postgres_connection_pool();
+                (p.size(), p.num_idle(), p.options().get_max_connections())
+            }
+            _ => {
+                let p = self.db.get_sqlite_connection_pool();
+                (p.size(), p.num_idle(), p.options().get_max_connections())
+            }
+        }
     }
 
     pub async fn close(self) -> Result<(), DbErr> {

@@ -95,3 +95,23 @@ pub async fn list_any(
     }
     q.order_by_asc(pn::Column::E164).limit(limit).all(db).await
 }
+
+/// Takes back every number of `user_id` (crypto-shredding); returns them.
+pub async fn release_all_of(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+) -> Result<Vec<String>, DbErr> {
+    let numbers: Vec<String> = pn::Entity::find()
+        .filter(pn::Column::UserId.eq(user_id))
+        .order_by_asc(pn::Column::E164)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|n| n.e164)
+        .collect();
+    pn::Entity::delete_many()
+        .filter(pn::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(numbers)
+}

@@ -19,6 +19,8 @@ pub enum PageKind {
     Numbers = 3,
     Search = 4,
     BlockedNumbers = 5,
+    // Operator listings count down from the top, clear of user listings added later.
+    AuditEvents = 0xF0,
 }
 
 /// Position after which the next page starts.

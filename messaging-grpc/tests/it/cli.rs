@@ -14,14 +14,12 @@ use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_messaging");
 
-/// Two distinct free ports (both held while choosing, so they differ).
-fn free_ports() -> (u16, u16) {
-    let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    (
-        a.local_addr().unwrap().port(),
-        b.local_addr().unwrap().port(),
-    )
+/// Distinct free ports (all held while choosing, so they differ).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<_> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 #[tokio::test]
@@ -66,13 +64,18 @@ async fn token_command_prints_a_token_the_dev_service_accepts() {
 #[test]
 fn dev_runs_the_stack_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let (grpc, http) = free_ports();
+    let [grpc, http, core_metrics, gw_metrics] = free_ports();
     let log = std::fs::File::create(dir.path().join("dev.log")).unwrap();
     let mut child = Command::new(BIN)
         .arg("dev")
         .env("MESSAGING_DATA_DIR", dir.path())
         .env("MESSAGING_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
         .env("GATEWAY_HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .env(
+            "MESSAGING_METRICS_ADDR",
+            format!("127.0.0.1:{core_metrics}"),
+        )
+        .env("GATEWAY_METRICS_ADDR", format!("127.0.0.1:{gw_metrics}"))
         .env_remove("DATABASE_URL")
         .env_remove("MESSAGING_MASTER_KEYS")
         .env_remove("JWT_HS256_SECRET")
@@ -83,9 +86,20 @@ fn dev_runs_the_stack_and_stops_cleanly_on_sigterm() {
     let mut lines = BufReader::new(child.stdout.take().unwrap())
         .lines()
         .map_while(Result::ok);
+    let mut banner = Vec::new();
     let token = lines
-        .find_map(|l| l.trim().strip_prefix("export TOKEN=").map(str::to_owned))
+        .find_map(|l| {
+            banner.push(l.clone());
+            l.trim().strip_prefix("export TOKEN=").map(str::to_owned)
+        })
         .expect("the banner prints a token");
+    let banner = banner.join("\n");
+    for port in [core_metrics, gw_metrics] {
+        assert!(
+            banner.contains(&format!("http://127.0.0.1:{port}/metrics")),
+            "the banner prints both metrics URLs: {banner}"
+        );
+    }
     // Keep draining stdout, as a terminal would.
     std::thread::spawn(move || lines.for_each(drop));
 
@@ -163,6 +177,27 @@ fn dev_runs_the_stack_and_stops_cleanly_on_sigterm() {
                 .id,
             sent.id
         );
+
+        // Each binary's metrics on its own admin address, never on the public ports.
+        let scrape = |port: u16| async move {
+            reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        let core_text = scrape(core_metrics).await;
+        assert!(
+            core_text.contains("messaging_grpc_requests_total{method=\"commpro.messaging.v1.MessagingService/SendSms\",code=\"Ok\"}"),
+            "{core_text}"
+        );
+        let gw_text = scrape(gw_metrics).await;
+        assert!(gw_text.contains("gateway_http_requests_total"), "{gw_text}");
+        let public = reqwest::get(format!("http://127.0.0.1:{http}/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(public.status(), 404, "no metrics on the public port");
     });
 
     let status = Command::new("kill")

@@ -21,7 +21,7 @@ const OWN: &str = "+15005550006";
 const BOB: &str = "+14155550100";
 
 /// A PNG (by its signature) of `len` bytes with varied content.
-fn png(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn png(len: usize, seed: u8) -> Vec<u8> {
     let mut b = vec![
         0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
     ];
@@ -35,7 +35,7 @@ fn jpeg(len: usize) -> Vec<u8> {
     b
 }
 
-fn frames(metadata: Option<(&str, &str)>, bytes: &[u8]) -> Vec<pb::UploadMediaRequest> {
+pub(crate) fn frames(metadata: Option<(&str, &str)>, bytes: &[u8]) -> Vec<pb::UploadMediaRequest> {
     let mut out = Vec::new();
     if let Some((ct, name)) = metadata {
         out.push(pb::UploadMediaRequest {
@@ -51,7 +51,7 @@ fn frames(metadata: Option<(&str, &str)>, bytes: &[u8]) -> Vec<pb::UploadMediaRe
     out
 }
 
-async fn upload(
+pub(crate) async fn upload(
     server: &TestServer,
     user: &str,
     frames: Vec<pb::UploadMediaRequest>,
@@ -64,7 +64,7 @@ async fn upload(
     )
 }
 
-async fn get_media(
+pub(crate) async fn get_media(
     server: &TestServer,
     user: &str,
     id: &str,
@@ -90,7 +90,7 @@ async fn get_media(
     Ok((ct, bytes))
 }
 
-async fn send_mms(
+pub(crate) async fn send_mms(
     server: &TestServer,
     user: &str,
     req: pb::SendMmsRequest,

@@ -125,13 +125,15 @@ pub enum ContentState {
     Destroyed,
 }
 
-/// `pending`: an inbound image still being copied from Twilio; `failed`: it could not be.
+/// `pending`: an inbound image still being copied from Twilio; `failed`: it could not be;
+/// `destroyed`: the owner's keys were shredded and the image deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaState {
     Ready,
     Pending,
     Failed,
+    Destroyed,
 }
 
 /// An image, stored encrypted; its bytes are at `url`.
@@ -466,6 +468,7 @@ impl TryFrom<pb::Media> for Media {
             Ok(pb::MediaState::Ready) => MediaState::Ready,
             Ok(pb::MediaState::Pending) => MediaState::Pending,
             Ok(pb::MediaState::Failed) => MediaState::Failed,
+            Ok(pb::MediaState::Destroyed) => MediaState::Destroyed,
             _ => return Err(GatewayError::bad_core_answer("media state")),
         };
         Ok(Self {

@@ -243,7 +243,8 @@ pub fn router(api: Arc<Api>, cors: &CorsOrigins) -> Router {
                 }
             }),
         )
-        // Names the request's span after the matched route (`PUT /api/messages/{messageId}/read`).
+        // Names the request's span after the matched route (`PUT /api/messages/{messageId}/read`),
+        // and tells the metrics layer that route.
         .route_layer(axum::middleware::from_fn(name_span))
         .fallback(|| async { GatewayError::not_found_route().into_response() })
         .method_not_allowed_fallback(|| async {
@@ -265,7 +266,11 @@ async fn name_span(
         &tracing::Span::current(),
         format!("{} {}", req.method(), path.as_str()),
     );
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    // The metrics layer outside labels the call with the route, not the path.
+    resp.extensions_mut()
+        .insert(crate::metrics::ApiRoute(path.as_str().to_owned()));
+    resp
 }
 
 /// CORS for browser clients on the configured origins; none configured, no CORS

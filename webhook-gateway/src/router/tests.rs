@@ -17,6 +17,11 @@ fn app() -> Router {
 
 /// The router with `extra` variables on top of the test ones.
 fn app_with(extra: &[(&str, &str)]) -> Router {
+    app_shutting_down(extra, CancellationToken::new())
+}
+
+/// The router with `extra` variables, stopping when `shutdown` is cancelled.
+fn app_shutting_down(extra: &[(&str, &str)], shutdown: CancellationToken) -> Router {
     let vars = [
         ("MESSAGING_CORE_URL", "http://127.0.0.1:9"),
         ("GATEWAY_PUBLIC_URL", PUBLIC_URL),
@@ -39,7 +44,7 @@ fn app_with(extra: &[(&str, &str)]) -> Router {
         config.core_timeout,
     )
     .unwrap();
-    router(config, core, CancellationToken::new())
+    router(config, core, shutdown)
 }
 
 struct Answer {
@@ -270,4 +275,18 @@ fn span_names_carry_no_ids() {
     );
     assert_eq!(span_name(&Method::PUT, "/api/messages/m1/read"), "PUT /api");
     assert_eq!(span_name(&Method::GET, "/nope"), "GET unknown route");
+}
+
+#[tokio::test]
+async fn readyz_says_not_ready_while_shutting_down() {
+    let shutdown = CancellationToken::new();
+    shutdown.cancel();
+    let req = hyper::Request::builder()
+        .uri("/readyz")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app_shutting_down(&[], shutdown).oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(String::from_utf8_lossy(&body).trim(), "shutting down");
 }

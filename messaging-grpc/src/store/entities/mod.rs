@@ -1,5 +1,6 @@
 //! SeaORM entities, one per table (schema in the `migrations` crate).
 
+pub mod audit_event;
 pub mod contact;
 pub mod conversation;
 pub mod event;

@@ -1,0 +1,60 @@
+//! The core's metrics: names and labels in one place (what the README lists), the
+//! gRPC layer, the provider wrapper and the gauges read at scrape time. Values go
+//! through the `metrics` facade; with no metrics address configured nothing records
+//! them. Labels are bounded sets (methods, codes, outcomes): never ids, numbers or
+//! content.
+
+mod grpc;
+mod probes;
+
+pub use grpc::GrpcMetricsLayer;
+pub use probes::CoreProbes;
+
+/// Prefix of every metric of the core (its endpoint shows only these).
+pub const PREFIX: &str = "messaging_";
+
+/// Outbound messages that reached a final status, by status and Twilio error code.
+pub fn final_status(status: &str, error_code: Option<i32>) {
+    if matches!(status, "delivered" | "undelivered" | "failed") {
+        let code = error_code.map(|c| c.to_string()).unwrap_or_default();
+        metrics::counter!("messaging_sends_final_total", "status" => status.to_owned(), "error_code" => code)
+            .increment(1);
+    }
+}
+
+/// A message's status changed.
+pub fn status_changed(status: &str) {
+    metrics::counter!("messaging_status_changes_total", "status" => status.to_owned()).increment(1);
+}
+
+/// One commit of the message-write path and how many messages it carried.
+pub fn write_committed(seconds: f64, messages: usize) {
+    metrics::histogram!("messaging_write_commit_seconds").record(seconds);
+    metrics::histogram!("messaging_write_batch_size").record(messages as f64);
+}
+
+/// A key-cache look-up.
+pub fn key_cache(hit: bool) {
+    let result = if hit { "hit" } else { "miss" };
+    metrics::counter!("messaging_key_cache_total", "result" => result).increment(1);
+}
+
+/// An inbound media copy attempt ended: `copied`, `retry` or `failed`.
+pub fn media_copy(outcome: &'static str) {
+    metrics::counter!("messaging_media_copies_total", "outcome" => outcome).increment(1);
+}
+
+/// A WatchEvents stream opened; the guard counts it closed when dropped.
+pub fn watch_stream_opened() -> WatchStreamGuard {
+    metrics::gauge!("messaging_watch_streams_open").increment(1.0);
+    WatchStreamGuard(())
+}
+
+/// Counts an open WatchEvents stream until dropped.
+pub struct WatchStreamGuard(());
+
+impl Drop for WatchStreamGuard {
+    fn drop(&mut self) {
+        metrics::gauge!("messaging_watch_streams_open").decrement(1.0);
+    }
+}
