@@ -16,6 +16,8 @@ pub mod opt_outs;
 pub mod outbox;
 mod owned;
 pub mod page_token;
+pub mod process_lock;
+pub mod singleton;
 pub mod user_keys;
 
 use std::{path::Path, time::Duration};
