@@ -67,6 +67,23 @@ enum Command {
         #[arg(long, env = "MESSAGING_ADMIN_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Container health check: exit 0 when the core (gRPC health) or the gateway
+    /// (an HTTP URL such as /readyz) answers healthy, 1 otherwise.
+    Health {
+        /// A core's gRPC URL (grpc.health.v1, overall status).
+        #[arg(
+            long,
+            conflicts_with = "http",
+            default_value = "http://127.0.0.1:50051"
+        )]
+        grpc: String,
+        /// An HTTP URL that must answer 2xx, e.g. http://127.0.0.1:3003/healthz.
+        #[arg(long)]
+        http: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
+    },
     /// Keys: generate a master key entry; through the running core, key status,
     /// master-key rotation, a user's new key version, crypto-shredding.
     Keys {
@@ -133,6 +150,7 @@ async fn main() {
             | Command::Webhook { .. }
             | Command::Numbers { .. }
             | Command::Export { .. }
+            | Command::Health { .. }
     );
     if !quiet && let Err(e) = telemetry::init() {
         eprintln!("error: {e}");
@@ -216,5 +234,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Numbers { token, command } => cli::numbers::run(command, token).await,
         Command::Keys { token, command } => cli::keys::run(command, token).await,
         Command::Export { user, media, token } => cli::export::run(user, media, token).await,
+        Command::Health {
+            grpc,
+            http,
+            timeout_secs,
+        } => {
+            let probe = match http {
+                Some(url) => cli::health::Probe::Http(url),
+                None => cli::health::Probe::Grpc(grpc),
+            };
+            cli::health::check(probe, std::time::Duration::from_secs(timeout_secs)).await
+        }
     }
 }

@@ -113,7 +113,8 @@ impl App {
 
 fn build_media(config: &Config, store: Store, keys: Arc<UserKeys>) -> anyhow::Result<Media> {
     let settings = config.media.clone();
-    let objects = MediaObjects::open(&settings.store).map_err(anyhow::Error::msg)?;
+    let objects = MediaObjects::open_with(&settings.store, settings.s3_options.clone())
+        .map_err(anyhow::Error::msg)?;
     // Twilio media URLs need the same Basic auth as its REST API.
     let auth = match &config.sms_provider {
         ProviderConfig::Twilio(t) => Some(t.basic_auth()),

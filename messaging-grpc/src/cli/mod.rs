@@ -2,6 +2,7 @@
 
 pub mod admin_client;
 pub mod export;
+pub mod health;
 pub mod keys;
 pub mod numbers;
 pub mod run;

@@ -96,6 +96,8 @@ async fn start_gateway_metrics(
 
 pub async fn serve() -> anyhow::Result<()> {
     let config = Config::from_env(Mode::Serve)?;
+    // SQLite is one process: refuse to start on a file another process serves.
+    let _sqlite_lock = crate::store::process_lock::lock_sqlite(&config.database_url)?;
     let listener = bind("MESSAGING_GRPC_ADDR", config.grpc_addr).await?;
     let app = App::build(&config).await?;
     let shutdown = shutdown_on_signal();
@@ -106,6 +108,7 @@ pub async fn serve() -> anyhow::Result<()> {
 
 pub async fn dev() -> anyhow::Result<()> {
     let config = Config::from_env(Mode::Dev)?;
+    let _sqlite_lock = crate::store::process_lock::lock_sqlite(&config.database_url)?;
     let grpc = bind("MESSAGING_GRPC_ADDR", config.grpc_addr).await?;
     let gateway = bind("GATEWAY_HTTP_ADDR", config.gateway_addr).await?;
     let app = App::build(&config).await?;

@@ -53,6 +53,10 @@ pub(super) fn media(
         .map_err(|e| err("MEDIA_FETCH_ALLOWED_HOSTS", e))?;
     Ok(MediaSettings {
         store: get("MEDIA_STORE").unwrap_or_else(|| data_dir.join("media").display().to_string()),
+        s3_options: crate::media::S3_VARIABLES
+            .iter()
+            .filter_map(|&k| get(k).map(|v| (k.to_owned(), v)))
+            .collect(),
         url_secret,
         url_ttl: Duration::from_secs(number(get, "MEDIA_URL_TTL_SECS", 86_400, 1, 7 * 86_400)?),
         allowed_hosts,

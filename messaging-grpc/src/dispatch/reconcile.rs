@@ -64,12 +64,27 @@ pub(super) async fn run_periodic(inner: Arc<Inner>, shutdown: CancellationToken)
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(inner.settings.reconcile_interval) => {}
         }
-        match poll_stuck(&inner).await {
+        match poll_stuck_once(&inner).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(checked = n, "reconciled message statuses with the provider"),
             Err(e) => tracing::warn!(error = %e, "status reconciliation failed"),
         }
     }
+}
+
+/// One reconciliation pass on one replica at a time (PostgreSQL: the others skip the
+/// round while one asks the provider); returns how many messages were checked.
+pub(crate) async fn poll_stuck_once(inner: &Inner) -> Result<usize, crate::error::Error> {
+    let store = inner.outbox.records().store();
+    let Some(lease) = store::singleton::try_job(store, "reconcile-statuses")
+        .await
+        .map_err(crate::error::Error::from)?
+    else {
+        return Ok(0);
+    };
+    let checked = poll_stuck(inner).await;
+    lease.release().await.map_err(crate::error::Error::from)?;
+    checked
 }
 
 /// One reconciliation pass; returns how many messages were checked.

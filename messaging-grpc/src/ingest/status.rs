@@ -65,7 +65,21 @@ impl Ingest {
                 () = tokio::time::sleep(interval) => {}
             }
             let db = self.records.store().conn();
-            match store::ingest::prune_parked_any(db, store::now() - PARKED_RETENTION).await {
+            // One replica at a time (the others skip this round).
+            let lease = match store::singleton::try_job(self.records.store(), "prune-parked").await
+            {
+                Ok(Some(lease)) => lease,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning parked status callbacks failed");
+                    continue;
+                }
+            };
+            let pruned = store::ingest::prune_parked_any(db, store::now() - PARKED_RETENTION).await;
+            if let Err(e) = lease.release().await {
+                tracing::warn!(error = %e, "releasing the parked-status pruning lock failed");
+            }
+            match pruned {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     dropped = n,

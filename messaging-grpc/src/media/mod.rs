@@ -11,7 +11,7 @@ mod sniff;
 use std::time::Duration;
 
 pub use fetch::{FetchError, Fetcher, HostRule};
-pub use objects::MediaObjects;
+pub use objects::{MediaObjects, S3_VARIABLES};
 pub use service::Media;
 pub use sniff::{ALLOWED_TYPES, sniff_allowed};
 
@@ -25,6 +25,8 @@ pub const MAX_MEDIA_PER_MESSAGE: usize = 10;
 pub struct MediaSettings {
     /// MEDIA_STORE: a folder, or an s3:// URL.
     pub store: String,
+    /// The `AWS_*` settings of an s3:// store ([`S3_VARIABLES`] that are set).
+    pub s3_options: Vec<(String, String)>,
     /// Signs `GET /media/{token}` URLs; shared with the gateway.
     pub url_secret: Vec<u8>,
     pub url_ttl: Duration,

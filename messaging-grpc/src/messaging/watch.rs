@@ -58,7 +58,7 @@ impl Messaging {
         shutdown: CancellationToken,
     ) -> Result<EventStream, Error> {
         let records = self.records.clone();
-        let mut wakeups = records.event_hub().subscribe();
+        let mut wakeups = records.event_hub().subscribe_user(&user_id);
         let (last, pruned) = store::events::position(records.store().conn(), &user_id).await?;
         let start = match since {
             None => last,

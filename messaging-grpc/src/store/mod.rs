@@ -17,9 +17,11 @@ pub mod opt_outs;
 pub mod outbox;
 mod owned;
 pub mod page_token;
+pub mod process_lock;
 pub mod retention;
 pub mod scheduled;
 pub mod search;
+pub mod singleton;
 pub mod user_keys;
 
 use std::{path::Path, time::Duration};
