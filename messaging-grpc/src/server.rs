@@ -42,7 +42,7 @@ pub struct App {
     pub messaging: Messaging,
     pub ingest: Ingest,
     pub admin: Admin,
-    pub media: Option<Media>,
+    pub media: Media,
     pub outbox: Outbox,
     pub verifier: Arc<JwtVerifier>,
     pub provider: Arc<dyn SmsProvider>,
@@ -77,9 +77,9 @@ impl App {
         ));
         let hub = EventHub::new(config.events.broadcast_capacity);
         let records = Records::new(store.clone(), keys.clone(), hub);
-        let media = Some(build_media(config, store.clone(), keys)?);
+        let media = build_media(config, store.clone(), keys)?;
         let outbox = Outbox::new(records.clone(), media.clone());
-        let ingest = Ingest::new(records.clone(), media.as_ref().map(Media::waker));
+        let ingest = Ingest::new(records.clone(), media.waker());
         let messaging = Messaging::new(records.clone(), media.clone(), outbox.waker());
         Ok(Self {
             provider: build_provider(config, &ingest)?,
@@ -136,7 +136,12 @@ fn build_provider(config: &Config, ingest: &Ingest) -> anyhow::Result<Arc<dyn Sm
         ProviderConfig::Twilio(creds) => {
             let client =
                 TwilioClient::new(&config.twilio_api_base, creds.twilio_auth(), creds.timeout)?;
-            Arc::new(TwilioProvider::new(client, &config.gateway_public_url))
+            let overrides = config.connection_overrides.as_deref();
+            Arc::new(TwilioProvider::new(
+                client,
+                &config.gateway_public_url,
+                overrides,
+            ))
         }
     })
 }
@@ -168,9 +173,10 @@ pub async fn serve(
         );
         tasks.spawn("postgres key revocation listener", revocations);
     }
-    if let Some(media) = app.media.clone() {
-        tasks.spawn("media copier", media.run_copier(shutdown.clone()));
-    }
+    tasks.spawn(
+        "media copier",
+        app.media.clone().run_copier(shutdown.clone()),
+    );
     let pruner = run_pruner(
         app.store().clone(),
         app.events.retention,
@@ -187,6 +193,11 @@ pub async fn serve(
         );
         tasks.spawn("message retention", retention);
     }
+    let parked = app
+        .ingest
+        .clone()
+        .run_parked_pruner(app.events.prune_interval, shutdown.clone());
+    tasks.spawn("parked status pruner", parked);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -264,7 +275,10 @@ pub async fn serve(
     // Reached on shutdown (or a server error): stop the background tasks and let
     // in-flight sends settle; each task's end is logged.
     shutdown.cancel();
-    tasks.join_all().await;
+    // The dispatcher has its own grace for in-flight sends; the others end at once.
+    tasks
+        .join_all(app.dispatch.shutdown_grace + Duration::from_secs(5))
+        .await;
     Ok(served?)
 }
 

@@ -10,6 +10,7 @@ mod m20261124_000004_media;
 mod m20261126_000001_key_operations;
 mod m20261126_000002_audit;
 mod m20261126_000003_retention_export;
+mod m20261126_100001_delivery;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_key_operations::Migration),
             Box::new(m20261126_000002_audit::Migration),
             Box::new(m20261126_000003_retention_export::Migration),
+            Box::new(m20261126_100001_delivery::Migration),
         ]
     }
 }

@@ -1,4 +1,5 @@
-//! Logs and traces of both binaries.
+//! Logs and traces of both binaries, and the process signals that stop them
+//! ([`signals::wait_for_shutdown`]).
 //!
 //! Logs go to stderr (stdout stays clean for scripts), filtered by `RUST_LOG`. Every
 //! request runs in a span that continues the caller's W3C trace (`traceparent`), so the
@@ -11,6 +12,8 @@
 //! or phone numbers. Prometheus metrics are in [`metrics`].
 
 pub mod metrics;
+
+pub mod signals;
 
 use std::{collections::HashMap, io::IsTerminal};
 

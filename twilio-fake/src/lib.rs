@@ -6,9 +6,21 @@
 //! Like Twilio's test credentials it refuses the magic `To` numbers (+15005550001
 //! invalid, +15005550002 unroutable, +15005550003 no permission, +15005550004
 //! unsubscribed, +15005550009 not SMS-capable). Tests script failures for the next
-//! `POST`s (429, 5xx, error codes, slowness, dropped connections), read what it
-//! received, take it down and bring it back on the same port.
+//! `POST`s (429, 5xx, error codes, slowness, dropped connections) and for the next
+//! list reads, read what it received, take it down and bring it back on the same port.
+//!
+//! It is as unkind as Twilio where a client can trip:
+//! - A created message is `queued` with `date_sent: null`; it leaves the queue (`sent`,
+//!   `date_sent` set) only after [`FakeTwilio::set_queue_hold`] (default 0), and never
+//!   while [`FakeTwilio::hold_queued`] is on (a sender's queue can hold a message for
+//!   hours).
+//! - The list endpoint filters `DateSent`, `DateSent<` (on or before) and `DateSent>`
+//!   (on or after) on the GMT day of `date_sent`, so a message still queued matches no
+//!   `DateSent` filter; it filters `To`/`From`, lists newest `date_sent` first, and pages
+//!   by `PageSize` (default 50, at most 1000) with relative `next_page_uri`s carrying a
+//!   `PageToken` (`Page` is only echoed, as Twilio says it is "simply for client state").
 
+mod list;
 mod model;
 mod routes;
 mod server;
@@ -20,9 +32,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use chrono::{DateTime, Utc};
+
 pub use model::FakeMessage;
 
-/// What the next `POST …/Messages.json` does instead of succeeding.
+/// What the next `POST …/Messages.json` (or, with [`FakeTwilio::script_list`], the next
+/// `GET …/Messages.json`) does instead of succeeding.
 #[derive(Clone, Debug)]
 pub enum Scripted {
     /// 429 with Twilio's 20429 body, with or without `Retry-After` (seconds).
@@ -40,7 +55,7 @@ pub enum Scripted {
     /// Close the connection without answering; nothing is created.
     Drop,
     /// Create the message, then close the connection without answering (the caller
-    /// cannot know it was sent).
+    /// cannot know it was sent). For a list read, the same as [`Scripted::Drop`].
     CreateThenDrop,
 }
 
@@ -56,6 +71,14 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// First value of a query parameter (`DateSent>`, `PageToken`, …).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// First value of a form field.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.form
@@ -88,10 +111,46 @@ pub(crate) struct HostedMedia {
 #[derive(Default)]
 pub(crate) struct State {
     pub script: VecDeque<Scripted>,
+    pub list_script: VecDeque<Scripted>,
     pub requests: Vec<Recorded>,
+    /// In creation order.
     pub messages: Vec<FakeMessage>,
     pub media: std::collections::HashMap<String, HostedMedia>,
     pub deleted_media: Vec<String>,
+    /// How long a created message stays `queued` before it is `sent`.
+    pub queue_hold: Duration,
+    /// Queued messages stay queued until released.
+    pub held: bool,
+    /// Lists messages with a null `date_sent` after the sent ones (Twilio does not
+    /// say where they go).
+    pub unsent_last: bool,
+    /// While set, every Messages API call answers this status and does nothing (a
+    /// Twilio incident), however many requests come.
+    pub outage: Option<u16>,
+}
+
+impl State {
+    /// Lets time pass: queued messages whose hold is over are sent.
+    pub fn tick(&mut self) {
+        let now = Utc::now();
+        for m in &mut self.messages {
+            m.advance(now);
+        }
+    }
+
+    /// Takes a newly created message into the queue.
+    pub fn enqueue(&mut self, mut m: FakeMessage) {
+        m.release_at = if self.held {
+            None
+        } else {
+            Some(m.created_at + chrono_duration(self.queue_hold))
+        };
+        self.messages.push(m);
+    }
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 pub(crate) struct Shared {
@@ -157,6 +216,36 @@ impl FakeTwilio {
         self.shared.lock().script.extend(steps);
     }
 
+    /// Queues behaviours for the next list reads (`GET …/Messages.json`), in order;
+    /// once used up, reads succeed. [`Scripted::Slow`] answers late,
+    /// [`Scripted::CreateThenDrop`] is a plain drop.
+    pub fn script_list(&self, steps: impl IntoIterator<Item = Scripted>) {
+        self.shared.lock().list_script.extend(steps);
+    }
+
+    /// How long a created message stays `queued` (`date_sent: null`) before Twilio
+    /// sends it (`sent`, `date_sent` set). Applies to messages created from now on.
+    /// Default: zero, sent at once.
+    pub fn set_queue_hold(&self, hold: Duration) {
+        let mut state = self.shared.lock();
+        state.tick();
+        state.queue_hold = hold;
+    }
+
+    /// `true`: every queued message, and every message created from now on, stays
+    /// `queued` with `date_sent: null` (a sender's queue can hold messages for hours).
+    /// `false`: they are all sent now.
+    pub fn hold_queued(&self, hold: bool) {
+        let mut state = self.shared.lock();
+        state.tick();
+        state.held = hold;
+        let now = Utc::now();
+        for m in state.messages.iter_mut().filter(|m| m.status == "queued") {
+            m.release_at = if hold { None } else { Some(now) };
+        }
+        state.tick();
+    }
+
     /// Every request received so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.lock().requests.clone()
@@ -170,21 +259,73 @@ impl FakeTwilio {
             .collect()
     }
 
-    /// Messages created (what Twilio would have sent).
-    pub fn messages(&self) -> Vec<FakeMessage> {
-        self.shared.lock().messages.clone()
+    /// Where the list puts messages not yet sent (null `date_sent`): Twilio sorts by
+    /// `date_sent`, newest first, and does not say where a null goes. Default: first
+    /// (they are the newest); `true`: after every sent message, behind older ones.
+    pub fn list_unsent_last(&self, last: bool) {
+        self.shared.lock().unsent_last = last;
     }
 
-    /// Changes a message's status, as Twilio does when the carrier reports.
+    /// The list reads (`GET …/Messages.json`, first pages and next pages) received;
+    /// [`Recorded::param`] gives their filters and paging parameters.
+    pub fn list_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/Messages.json"))
+            .collect()
+    }
+
+    /// The fetches of one message (`GET …/Messages/{Sid}.json`) received.
+    pub fn fetch_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| {
+                r.method == "GET" && r.path.contains("/Messages/SM") && r.path.ends_with(".json")
+            })
+            .collect()
+    }
+
+    /// Messages created (what Twilio would have sent), in creation order, with their
+    /// status as of now.
+    pub fn messages(&self) -> Vec<FakeMessage> {
+        let mut state = self.shared.lock();
+        state.tick();
+        state.messages.clone()
+    }
+
+    /// Changes a message's status, as Twilio does when the carrier reports. A status
+    /// past the queue (`sending`, `sent`, `delivered`, `undelivered`, `read`) sets
+    /// `date_sent` to now if it was null.
     pub fn set_status(&self, sid: &str, status: &str) {
-        if let Some(m) = self
-            .shared
-            .lock()
-            .messages
-            .iter_mut()
-            .find(|m| m.sid == sid)
-        {
-            m.status = status.to_owned();
+        let mut state = self.shared.lock();
+        state.tick();
+        if let Some(m) = state.messages.iter_mut().find(|m| m.sid == sid) {
+            m.set_status(status, Utc::now());
+        }
+    }
+
+    /// Rewrites a message's `date_created` and `date_sent` (e.g. to yesterday, for
+    /// `DateSent` filters); a `date_sent` makes a queued message `sent`, `None` puts it
+    /// back in the queue, held.
+    pub fn set_dates(&self, sid: &str, created: DateTime<Utc>, sent: Option<DateTime<Utc>>) {
+        let mut state = self.shared.lock();
+        state.tick();
+        if let Some(m) = state.messages.iter_mut().find(|m| m.sid == sid) {
+            m.created_at = created;
+            m.date_sent = sent;
+            m.release_at = None;
+            match sent {
+                Some(at) => {
+                    m.updated_at = at;
+                    if m.status == "queued" {
+                        m.status = "sent".into();
+                    }
+                }
+                None => {
+                    m.updated_at = created;
+                    m.status = "queued".into();
+                }
+            }
         }
     }
 
@@ -231,6 +372,12 @@ impl FakeTwilio {
     /// Media ids the API was asked to DELETE.
     pub fn deleted_media(&self) -> Vec<String> {
         self.shared.lock().deleted_media.clone()
+    }
+
+    /// While `Some(status)`, every Messages API call (create, list, fetch) answers that
+    /// status with Twilio's error body and creates nothing; `None` ends the outage.
+    pub fn set_outage(&self, status: Option<u16>) {
+        self.shared.lock().outage = status;
     }
 
     /// Stops listening and drops every open connection: callers get "connection refused".

@@ -14,7 +14,16 @@ pub struct FakeMessage {
     pub media_urls: Vec<String>,
     pub status_callback: Option<String>,
     pub status: String,
+    /// `date_created`.
     pub created_at: DateTime<Utc>,
+    /// `date_sent`: null while Twilio still holds the message in its queue (Twilio's
+    /// schema has it nullable; "for an outgoing message, this is when Twilio sent the
+    /// message").
+    pub date_sent: Option<DateTime<Utc>>,
+    /// `date_updated`.
+    pub updated_at: DateTime<Utc>,
+    /// When a `queued` message leaves the queue (`None`: held until released).
+    pub(crate) release_at: Option<DateTime<Utc>>,
 }
 
 impl FakeMessage {
@@ -33,9 +42,36 @@ impl FakeMessage {
         if len <= single { 1 } else { len.div_ceil(part) }
     }
 
+    /// Moves a `queued` message on to `sent` once its release time has come.
+    pub(crate) fn advance(&mut self, now: DateTime<Utc>) {
+        if self.status != "queued" {
+            return;
+        }
+        if let Some(at) = self.release_at.filter(|at| *at <= now) {
+            self.status = "sent".into();
+            self.date_sent = Some(at);
+            self.updated_at = at;
+            self.release_at = None;
+        }
+    }
+
+    /// Sets the status as a carrier report would; a status past the queue gives the
+    /// message its `date_sent` if it had none.
+    pub(crate) fn set_status(&mut self, status: &str, now: DateTime<Utc>) {
+        self.status = status.to_owned();
+        self.updated_at = now;
+        self.release_at = None;
+        let left_the_queue = matches!(
+            status,
+            "sending" | "sent" | "delivered" | "undelivered" | "read"
+        );
+        if left_the_queue && self.date_sent.is_none() {
+            self.date_sent = Some(now);
+        }
+    }
+
     /// The resource as Twilio's API returns it.
     pub fn to_json(&self) -> Value {
-        let date = rfc2822(self.created_at);
         let uri = format!(
             "/2010-04-01/Accounts/{}/Messages/{}",
             self.account_sid, self.sid
@@ -44,9 +80,9 @@ impl FakeMessage {
             "account_sid": self.account_sid,
             "api_version": "2010-04-01",
             "body": self.body,
-            "date_created": date,
-            "date_sent": if self.status == "queued" || self.status == "accepted" { Value::Null } else { json!(date) },
-            "date_updated": date,
+            "date_created": rfc2822(self.created_at),
+            "date_sent": self.date_sent.map(rfc2822),
+            "date_updated": rfc2822(self.updated_at),
             "direction": "outbound-api",
             "error_code": null,
             "error_message": null,

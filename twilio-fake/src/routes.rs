@@ -1,9 +1,9 @@
-//! Request handling: auth, the three Messages endpoints, scripted failures.
+//! Request handling: auth, the three Messages endpoints, media, scripted failures.
 
 use std::{sync::Arc, time::Instant};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use http_body_util::{BodyExt, Full};
 use hyper::{
     Method, Request, Response, StatusCode,
@@ -12,10 +12,7 @@ use hyper::{
 };
 use serde_json::{Value, json};
 
-use crate::{
-    FakeMessage, Recorded, Scripted, Shared,
-    model::{error_body, rfc2822},
-};
+use crate::{FakeMessage, Recorded, Scripted, Shared, list, model::error_body};
 
 type Resp = Response<Full<Bytes>>;
 
@@ -67,12 +64,11 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Resul
     }
     // Inspection endpoint for local runs (not part of Twilio's API).
     if method == Method::GET && path == "/_fake/messages" {
-        let messages: Vec<Value> = shared
-            .lock()
-            .messages
-            .iter()
-            .map(FakeMessage::to_json)
-            .collect();
+        let messages: Vec<Value> = {
+            let mut state = shared.lock();
+            state.tick();
+            state.messages.iter().map(FakeMessage::to_json).collect()
+        };
         return Ok(json_resp(StatusCode::OK, json!({ "messages": messages })));
     }
     if !authorized {
@@ -85,9 +81,19 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Resul
     let Some(rest) = path.strip_prefix(&prefix) else {
         return Ok(not_found(&path));
     };
+    let outage = shared.lock().outage;
+    if let Some(status) = outage
+        && rest.starts_with("Messages")
+    {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return Ok(json_resp(
+            code,
+            error_body(status, 20500, "Service unavailable"),
+        ));
+    }
     match (method.clone(), rest) {
         (Method::POST, "Messages.json") => create(&shared, &form).await,
-        (Method::GET, "Messages.json") => Ok(list(&shared, &query)),
+        (Method::GET, "Messages.json") => list(&shared, &query).await,
         (Method::GET | Method::DELETE, media)
             if media.starts_with("Messages/") && media.contains("/Media/") =>
         {
@@ -120,12 +126,15 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Resul
         }
         (Method::GET, sid) if sid.starts_with("Messages/") && sid.ends_with(".json") => {
             let sid = &sid["Messages/".len()..sid.len() - ".json".len()];
-            let found = shared
-                .lock()
-                .messages
-                .iter()
-                .find(|m| m.sid == sid)
-                .map(FakeMessage::to_json);
+            let found = {
+                let mut state = shared.lock();
+                state.tick();
+                state
+                    .messages
+                    .iter()
+                    .find(|m| m.sid == sid)
+                    .map(FakeMessage::to_json)
+            };
             Ok(match found {
                 Some(m) => json_resp(StatusCode::OK, m),
                 None => not_found(&path),
@@ -159,8 +168,8 @@ fn authorized(req: &Request<Incoming>, shared: &Shared) -> bool {
         || shared.api_keys.iter().any(|(k, s)| k == user && s == pass)
 }
 
-async fn create(shared: &Shared, form: &[(String, String)]) -> Result<Resp, Dropped> {
-    let step = shared.lock().script.pop_front();
+/// The scripted answer for this request, if any; `None`: go on as usual.
+async fn scripted(step: Option<Scripted>) -> Option<Result<Resp, Dropped>> {
     match step {
         Some(Scripted::TooManyRequests { retry_after }) => {
             let mut resp = json_resp(
@@ -170,14 +179,14 @@ async fn create(shared: &Shared, form: &[(String, String)]) -> Result<Resp, Drop
             if let Some(secs) = retry_after {
                 resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
             }
-            return Ok(resp);
+            return Some(Ok(resp));
         }
         Some(Scripted::ServerError(status)) => {
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return Ok(json_resp(
+            return Some(Ok(json_resp(
                 code,
                 error_body(status, 20500, "Internal Server Error"),
-            ));
+            )));
         }
         Some(Scripted::Error {
             status,
@@ -185,22 +194,31 @@ async fn create(shared: &Shared, form: &[(String, String)]) -> Result<Resp, Drop
             message,
         }) => {
             let s = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-            return Ok(json_resp(s, error_body(status, code, &message)));
+            return Some(Ok(json_resp(s, error_body(status, code, &message))));
         }
         Some(Scripted::Slow(delay)) => tokio::time::sleep(delay).await,
-        Some(Scripted::Drop) => return Err(Dropped),
-        Some(Scripted::CreateThenDrop) => {
-            if let Ok(m) = validate(shared, form) {
-                shared.lock().messages.push(m);
-            }
-            return Err(Dropped);
-        }
+        Some(Scripted::Drop | Scripted::CreateThenDrop) => return Some(Err(Dropped)),
         None => {}
     }
+    None
+}
+
+async fn create(shared: &Shared, form: &[(String, String)]) -> Result<Resp, Dropped> {
+    let step = shared.lock().script.pop_front();
+    if let Some(Scripted::CreateThenDrop) = step {
+        if let Ok(m) = validate(shared, form) {
+            shared.lock().enqueue(m);
+        }
+        return Err(Dropped);
+    }
+    if let Some(answer) = scripted(step).await {
+        return answer;
+    }
     match validate(shared, form) {
+        // Twilio answers a create with the message as created: queued, not yet sent.
         Ok(m) => {
             let json = m.to_json();
-            shared.lock().messages.push(m);
+            shared.lock().enqueue(m);
             Ok(json_resp(StatusCode::CREATED, json))
         }
         Err((code, message)) => Ok(json_resp(
@@ -248,6 +266,7 @@ fn validate(shared: &Shared, form: &[(String, String)]) -> Result<FakeMessage, (
         "+15005550009" => return Err((21614, format!("'To' number {to} is not a valid mobile number"))),
         _ => {}
     }
+    let now = Utc::now();
     Ok(FakeMessage {
         sid: format!("SM{:032x}", rand_u128()),
         account_sid: shared.account_sid.clone(),
@@ -257,7 +276,10 @@ fn validate(shared: &Shared, form: &[(String, String)]) -> Result<FakeMessage, (
         media_urls,
         status_callback: get("StatusCallback"),
         status: "queued".into(),
-        created_at: Utc::now(),
+        created_at: now,
+        date_sent: None,
+        updated_at: now,
+        release_at: None,
     })
 }
 
@@ -270,35 +292,20 @@ fn rand_u128() -> u128 {
     (t << 64) | u128::from(n)
 }
 
-fn list(shared: &Shared, query: &[(String, String)]) -> Resp {
-    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let since = get("DateSent>").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-    let mut found: Vec<Value> = shared
-        .lock()
-        .messages
-        .iter()
-        .rev()
-        .filter(|m| get("To").is_none_or(|to| to == m.to))
-        .filter(|m| get("From").is_none_or(|from| from == m.from))
-        .filter(|m| since.is_none_or(|d| m.created_at.date_naive() >= d))
-        .map(FakeMessage::to_json)
-        .collect();
-    found.truncate(1000);
-    json_resp(
-        StatusCode::OK,
-        json!({
-            "messages": found,
-            "end": found.len().saturating_sub(1),
-            "first_page_uri": "/2010-04-01/Accounts/AC/Messages.json?PageSize=50&Page=0",
-            "next_page_uri": null,
-            "page": 0,
-            "page_size": 50,
-            "previous_page_uri": null,
-            "start": 0,
-            "uri": format!("/2010-04-01/Accounts/{}/Messages.json", shared.account_sid),
-            "generated_at": rfc2822(Utc::now()),
-        }),
-    )
+async fn list(shared: &Shared, query: &[(String, String)]) -> Result<Resp, Dropped> {
+    let step = shared.lock().list_script.pop_front();
+    if let Some(answer) = scripted(step).await {
+        return answer;
+    }
+    let page = list::Query::parse(query).and_then(|q| {
+        let mut state = shared.lock();
+        state.tick();
+        list::page(&state.messages, state.unsent_last, &shared.account_sid, &q)
+    });
+    Ok(match page {
+        Ok(page) => json_resp(StatusCode::OK, page),
+        Err(e) => json_resp(StatusCode::BAD_REQUEST, error_body(400, e.code, &e.message)),
+    })
 }
 
 fn not_found(path: &str) -> Resp {

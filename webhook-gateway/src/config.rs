@@ -14,6 +14,10 @@ pub struct GatewayConfig {
     /// The URL Twilio calls, as configured on the number (GATEWAY_PUBLIC_URL). The
     /// signature is checked against it, never against X-Forwarded-* headers.
     pub public_url: String,
+    /// The connection overrides on the URLs Twilio calls, without the `#`
+    /// (GATEWAY_CONNECTION_OVERRIDES, e.g. `ct=2000&rt=6000&rc=3&rp=all`). Twilio never
+    /// sends the fragment, so a signature is checked over the URL with it and without it.
+    pub connection_overrides: Option<String>,
     /// Our Twilio account; webhooks from other accounts are refused.
     pub account_sid: String,
     /// Auth tokens that may sign webhooks: the current one first, then any still valid
@@ -110,6 +114,18 @@ impl GatewayConfig {
                 return Err(err(var, "must be an http:// or https:// URL"));
             }
         }
+        let connection_overrides = get("GATEWAY_CONNECTION_OVERRIDES")
+            .map(|v| v.trim_start_matches('#').to_owned())
+            .filter(|v| !v.is_empty());
+        if connection_overrides
+            .as_ref()
+            .is_some_and(|v| v.contains(['#', ' ', '\t']))
+        {
+            return Err(err(
+                "GATEWAY_CONNECTION_OVERRIDES",
+                "expected the fragment of the Twilio URLs, such as ct=2000&rt=6000&rc=3&rp=all",
+            ));
+        }
         let account_sid =
             get("TWILIO_ACCOUNT_SID").ok_or_else(|| err("TWILIO_ACCOUNT_SID", "is required"))?;
         let auth_tokens: Vec<SecretString> = get("TWILIO_AUTH_TOKEN")
@@ -149,6 +165,7 @@ impl GatewayConfig {
         Ok(Self {
             core_url,
             public_url: public_url.trim_end_matches('/').to_owned(),
+            connection_overrides,
             account_sid,
             auth_tokens,
             service_token: Arc::new(service_token),

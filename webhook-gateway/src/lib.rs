@@ -16,7 +16,6 @@ mod rate_limit;
 mod router;
 mod server;
 pub mod service_token;
-pub mod signals;
 mod trace;
 mod twilio;
 
@@ -28,10 +27,7 @@ pub use error::GatewayError;
 pub use metrics::metrics_endpoint;
 pub use service_token::ServiceToken;
 pub use trace::TraceParent;
-pub use twilio::{form as webhook, signature};
-
-/// What [`GatewayConfig`] refuses with: the crate's one error type (its `Config` case).
-pub type ConfigError = GatewayError;
+pub use twilio::signature;
 
 /// The REST API's hot functions, for the benchmarks only.
 #[doc(hidden)]

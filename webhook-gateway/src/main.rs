@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     // A signal starts the drain; the server's own end (or failure) ends the process.
     let result = tokio::select! {
         result = &mut serve => result,
-        () = webhook_gateway::signals::wait_for_shutdown() => {
+        () = commpro_telemetry::signals::wait_for_shutdown() => {
             shutdown.cancel();
             serve.await
         }

@@ -1,6 +1,10 @@
-//! The per-source rate limit: a layer in front of Twilio's routes and the REST API
-//! (not the health probes). Each source address ([`client_ip`]) gets
-//! GATEWAY_RATE_LIMIT_PER_SEC requests a second, in bursts of twice that.
+//! The per-source rate limit. Each source address ([`client_ip`]) gets
+//! GATEWAY_RATE_LIMIT_PER_SEC requests a second, in bursts of twice that, shared by
+//! the REST API and the media URLs (a layer in front of each, [`limit`]) and Twilio's
+//! webhooks. A webhook is counted only when it does not prove itself Twilio's
+//! ([`RateLimit::charge`], called by the signature check): a request with a valid
+//! `X-Twilio-Signature` is never refused here, since Twilio does not retry a 429 and
+//! the inbound message or status would be lost. The health probes are not limited.
 
 use std::{
     net::{IpAddr, Ipv4Addr},
@@ -30,10 +34,6 @@ use crate::{
 /// How often sources that went quiet are forgotten, in seconds.
 const PRUNE_EVERY_SECS: u64 = 60;
 
-/// The address a request was counted against, for the handlers' logs.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ClientIp(pub IpAddr);
-
 /// Request counts per source address.
 pub(crate) struct RateLimit {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
@@ -55,6 +55,28 @@ impl RateLimit {
             started: Instant::now(),
             pruned_at: AtomicU64::new(0),
         }
+    }
+
+    /// The address `req` is counted against.
+    pub(crate) fn source(&self, req: &Request) -> IpAddr {
+        let peer = req
+            .extensions()
+            .get::<Peer>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip());
+        client_ip(peer, req.headers(), &self.trusted)
+    }
+
+    /// Counts one webhook from `source` that did not prove itself Twilio's; over the
+    /// limit, the 429 Twilio's face has always answered.
+    pub(crate) fn charge(&self, source: IpAddr) -> Result<(), GatewayError> {
+        if self.admits(source) {
+            return Ok(());
+        }
+        Err(GatewayError::refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "resource_exhausted",
+            TOO_MANY,
+        ))
     }
 
     /// Counts one request from `source`; false once it is over the limit.
@@ -79,20 +101,17 @@ impl RateLimit {
     }
 }
 
-/// The layer: counts the request against its source, which it records as
-/// [`ClientIp`]; over the limit, the face's 429 instead of the handler.
+/// The line of Twilio's face's 429.
+const TOO_MANY: &str = "rate limit exceeded";
+
+/// The layer of the REST API and the media URLs: counts every request against its
+/// source; over the limit, the face's 429 instead of the handler.
 pub(crate) async fn limit(
     State((limit, face)): State<(Arc<RateLimit>, Face)>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
-    let peer = req
-        .extensions()
-        .get::<Peer>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip());
-    let source = client_ip(peer, req.headers(), &limit.trusted);
-    req.extensions_mut().insert(ClientIp(source));
-    if !limit.admits(source) {
+    if !limit.admits(limit.source(&req)) {
         return too_many(face);
     }
     next.run(req).await
@@ -101,7 +120,7 @@ pub(crate) async fn limit(
 /// 429 as each face has always said it (the REST API's with `Retry-After`).
 fn too_many(face: Face) -> Response {
     match face {
-        Face::Twilio => plain::text(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded"),
+        Face::Twilio => plain::text(StatusCode::TOO_MANY_REQUESTS, TOO_MANY),
         Face::Rest => GatewayError::rate_limited().into_response(),
     }
 }

@@ -1,7 +1,8 @@
 //! The one router of the gateway: health probes, Twilio's routes, and everything
 //! under `/api` for the REST API's router (which matches its own routes). The
-//! per-source rate limit is a layer on Twilio's routes and the API; every answer gets
-//! the request span and the security headers.
+//! per-source rate limit is a layer on the API and the media URLs, and counts the
+//! webhooks whose signature does not check out; every answer gets the request span and
+//! the security headers.
 
 use std::{sync::Arc, time::Instant};
 
@@ -48,10 +49,11 @@ pub(crate) fn router(config: GatewayConfig, core: Core, shutdown: CancellationTo
     );
     Router::new()
         .merge(health(core.clone(), shutdown))
-        .merge(twilio::routes(
-            Arc::new(Twilio { config, core }),
-            limit.clone(),
-        ))
+        .merge(twilio::routes(Arc::new(Twilio {
+            config,
+            core,
+            limit: limit.clone(),
+        })))
         .fallback_service(rest_or_not_found(api, limit))
         .layer(from_fn(every_answer))
         .layer(from_fn(metrics::observe))

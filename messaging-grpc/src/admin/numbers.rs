@@ -60,7 +60,7 @@ impl Admin {
                     .into(),
             ));
         }
-        let row = match store::numbers::assign(&txn, &number, user_id).await? {
+        let row = match store::numbers::assign_any(&txn, &number, user_id).await? {
             Assigned::Ok(row) => row,
             Assigned::HeldByOther => {
                 return Err(Error::FailedPrecondition(
@@ -83,6 +83,9 @@ impl Admin {
         Ok(row)
     }
 
+    /// Releases a number. Its messages still queued or retrying will not go out from
+    /// it: they are made due now, and the dispatcher fails each with a clear error
+    /// (it re-checks ownership before every send). Audited in the same transaction.
     pub async fn release_number(
         &self,
         actor: &str,
@@ -90,22 +93,29 @@ impl Admin {
     ) -> Result<phone_number::Model, Error> {
         let number = parse_own_number("number", number)?;
         let txn = self.store().begin_write().await?;
-        let row = store::numbers::release_any(&txn, &number)
+        let released = store::numbers::release_any(&txn, &number)
             .await?
             .ok_or(Error::NotFound("number"))?;
+        let queued = store::outbox::hurry_sender(&txn, &released.user_id, &number).await?;
         store::audit::insert(
             &txn,
             NewAuditEvent {
                 actor,
                 action: actions::RELEASE_NUMBER,
-                target_user_id: Some(&row.user_id),
+                target_user_id: Some(&released.user_id),
                 target: Some(&number),
-                details: json!({}),
+                details: json!({ "queued_messages": queued }),
             },
         )
         .await?;
         txn.commit().await?;
-        Ok(row)
+        if queued > 0 {
+            tracing::info!(
+                queued,
+                "released number had queued messages; they will fail"
+            );
+        }
+        Ok(released)
     }
 
     /// Inbound messages for numbers nobody owns (operators).
@@ -135,7 +145,8 @@ impl Admin {
             NUMBERS_MAX_PAGE,
         )?;
         let after = page.after.as_ref().map(|c| c.id.as_str());
-        let rows = store::numbers::list(self.store().conn(), user, after, page.size + 1).await?;
+        let rows =
+            store::numbers::list_any(self.store().conn(), user, after, page.size + 1).await?;
         let (numbers, next_page_token) =
             split_page(PageKind::Numbers, rows, page.size, |n| Cursor {
                 at: n.created_at,

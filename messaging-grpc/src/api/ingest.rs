@@ -8,16 +8,16 @@ use crate::{
     domain::{StatusOutcome, StatusReport},
     error::Error,
     ingest::{Inbound, InboundSms, Ingest},
-    media::{self, Media},
+    media::Media,
 };
 
 pub struct IngestApi {
     ingest: Ingest,
-    media: Option<Media>,
+    media: Media,
 }
 
 impl IngestApi {
-    pub fn new(ingest: Ingest, media: Option<Media>) -> Self {
+    pub fn new(ingest: Ingest, media: Media) -> Self {
         Self { ingest, media }
     }
 }
@@ -58,8 +58,7 @@ impl MessagingIngest for IngestApi {
         &self,
         req: Request<pb::ServeMediaRequest>,
     ) -> Result<Response<Self::ServeMediaStream>, Status> {
-        let media = media::configured(self.media.as_ref())?;
-        let (row, bytes) = media.serve(&req.into_inner().media_id).await?;
+        let (row, bytes) = self.media.serve(&req.into_inner().media_id).await?;
         let chunks: Vec<_> = super::convert::media_chunks(&row, bytes)
             .into_iter()
             .map(Ok)
@@ -81,7 +80,8 @@ impl MessagingIngest for IngestApi {
             error_code: (r.error_code != 0).then_some(i64::from(r.error_code)),
             error_message: (!r.error_message.is_empty()).then_some(r.error_message.as_str()),
         };
-        let outcome = match self.ingest.record_status_callback(report).await? {
+        let ours = (!r.message_id.is_empty()).then_some(r.message_id.as_str());
+        let outcome = match self.ingest.record_status_callback(report, ours).await? {
             StatusOutcome::Applied => pb::StatusOutcome::Applied,
             StatusOutcome::Ignored => pb::StatusOutcome::Ignored,
             StatusOutcome::Parked | StatusOutcome::UnknownSid => pb::StatusOutcome::Parked,

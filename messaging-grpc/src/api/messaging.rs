@@ -16,16 +16,16 @@ use crate::{
 };
 
 pub struct MessagingApi {
-    domain: Messaging,
+    messaging: Messaging,
     watch: WatchSettings,
     shutdown: CancellationToken,
 }
 
 impl MessagingApi {
     /// `shutdown` ends open WatchEvents streams, so a graceful stop does not wait on them.
-    pub fn new(domain: Messaging, watch: WatchSettings, shutdown: CancellationToken) -> Self {
+    pub fn new(messaging: Messaging, watch: WatchSettings, shutdown: CancellationToken) -> Self {
         Self {
-            domain,
+            messaging,
             watch,
             shutdown,
         }
@@ -50,7 +50,7 @@ impl MessagingService for MessagingApi {
             ),
         };
         let stream = self
-            .domain
+            .messaging
             .watch_events(user.user_id, since, self.watch, self.shutdown.clone())
             .await?
             .map(|item| item.map(convert::watch_item).map_err(Status::from));
@@ -69,7 +69,7 @@ impl MessagingService for MessagingApi {
             body: r.body,
             idempotency_key: r.idempotency_key,
         };
-        let sent = self.domain.send_sms(&user.user_id, send).await?;
+        let sent = self.messaging.send_sms(&user.user_id, send).await?;
         Ok(Response::new(convert::message(sent)?))
     }
 
@@ -87,7 +87,7 @@ impl MessagingService for MessagingApi {
             media_urls: r.media_urls,
             idempotency_key: r.idempotency_key,
         };
-        let sent = self.domain.send_mms(&user.user_id, send).await?;
+        let sent = self.messaging.send_mms(&user.user_id, send).await?;
         Ok(Response::new(convert::message(sent)?))
     }
 
@@ -133,8 +133,8 @@ impl MessagingService for MessagingApi {
             }
         }
         let stored = self
-            .domain
-            .media()?
+            .messaging
+            .media()
             .upload(&user.user_id, &metadata.content_type, bytes)
             .await?;
         Ok(Response::new(convert::media(stored)))
@@ -148,8 +148,8 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<Self::GetMediaStream>, Status> {
         let user = caller(&req)?;
         let (row, bytes) = self
-            .domain
-            .media()?
+            .messaging
+            .media()
             .get(&user.user_id, &req.into_inner().media_id)
             .await?;
         let chunks: Vec<_> = convert::media_chunks(&row, bytes)
@@ -166,7 +166,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let page = self
-            .domain
+            .messaging
             .list_conversations(&user.user_id, r.page_size, &r.page_token)
             .await?;
         Ok(Response::new(pb::ListConversationsResponse {
@@ -186,7 +186,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let page = self
-            .domain
+            .messaging
             .get_conversation(&user.user_id, &r.contact_id, r.page_size, &r.page_token)
             .await?;
         Ok(Response::new(pb::GetConversationResponse {
@@ -207,7 +207,10 @@ impl MessagingService for MessagingApi {
     ) -> Result<Response<pb::Message>, Status> {
         let user = caller(&req)?;
         let r = req.into_inner();
-        let read = self.domain.mark_read(&user.user_id, &r.message_id).await?;
+        let read = self
+            .messaging
+            .mark_read(&user.user_id, &r.message_id)
+            .await?;
         Ok(Response::new(convert::message(read)?))
     }
 
@@ -219,7 +222,7 @@ impl MessagingService for MessagingApi {
         let r = req.into_inner();
         let up_to = (!r.up_to_message_id.is_empty()).then_some(r.up_to_message_id.as_str());
         let unread_count = self
-            .domain
+            .messaging
             .mark_conversation_read(&user.user_id, &r.contact_id, up_to)
             .await?;
         Ok(Response::new(pb::MarkConversationReadResponse {

@@ -1,4 +1,4 @@
-//! gRPC handlers: take the caller from the request, call the domain, convert.
+//! gRPC handlers: take the caller from the request, call the service, convert.
 
 mod admin;
 mod convert;

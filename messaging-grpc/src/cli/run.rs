@@ -49,7 +49,7 @@ pub fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {
-        webhook_gateway::signals::wait_for_shutdown().await;
+        commpro_telemetry::signals::wait_for_shutdown().await;
         tracing::info!("shutting down");
         trigger.cancel();
     });

@@ -149,7 +149,13 @@ pub(super) fn dispatch(
         poll_interval: millis("OUTBOX_POLL_MS", d.poll_interval, 10, 60_000)?,
         concurrency: number(get, "OUTBOX_CONCURRENCY", d.concurrency as u64, 1, 256)? as usize,
         validity: secs("MESSAGE_VALIDITY_SECS", d.validity, 1, 36_000)?,
-        max_inline_wait: secs("PACING_MAX_WAIT_SECS", d.max_inline_wait, 0, 300)?,
+        max_inline_wait: Duration::from_millis(number(
+            get,
+            "PACING_MAX_WAIT_MS",
+            d.max_inline_wait.as_millis() as u64,
+            0,
+            10_000,
+        )?),
         reconcile_after: secs("RECONCILE_AFTER_SECS", d.reconcile_after, 1, 86_400)?,
         reconcile_interval: millis("RECONCILE_INTERVAL_MS", d.reconcile_interval, 10, 3_600_000)?,
         reconcile_max_age: d.reconcile_max_age,
@@ -173,7 +179,7 @@ pub(super) fn check_lease(
         return Err(err(
             "OUTBOX_LEASE_SECS",
             format!(
-                "must be at least {} s (PACING_MAX_WAIT_SECS + TWILIO_TIMEOUT_SECS + 1)",
+                "must be at least {} s (PACING_MAX_WAIT_MS + TWILIO_TIMEOUT_SECS + 1 s)",
                 needed.as_secs_f64().ceil()
             ),
         ));

@@ -58,6 +58,9 @@ pub struct Config {
     pub media: crate::media::MediaSettings,
     pub twilio_api_base: String,
     pub gateway_public_url: String,
+    /// GATEWAY_CONNECTION_OVERRIDES: Twilio connection overrides (`rc=3&rp=all`…)
+    /// appended as the fragment of the StatusCallback URL, as on the webhook URLs.
+    pub connection_overrides: Option<String>,
     /// Where Prometheus scrapes the core (MESSAGING_METRICS_ADDR; `off`: nowhere).
     pub metrics_addr: Option<SocketAddr>,
     /// Message retention (MESSAGE_RETENTION_DAYS and its tuning); None keeps forever.
@@ -70,6 +73,20 @@ pub struct Config {
 pub struct ConfigError {
     pub var: &'static str,
     pub reason: String,
+}
+
+/// The fragment Twilio reads connection overrides from, without its `#`.
+fn connection_overrides(raw: Option<String>) -> Result<Option<String>, ConfigError> {
+    let value = raw
+        .map(|v| v.trim_start_matches('#').to_owned())
+        .filter(|v| !v.is_empty());
+    if value.as_ref().is_some_and(|v| v.contains(['#', ' ', '\t'])) {
+        return Err(err(
+            "GATEWAY_CONNECTION_OVERRIDES",
+            "expected the fragment of the Twilio URLs, such as ct=2000&rt=6000&rc=3&rp=all",
+        ));
+    }
+    Ok(value)
 }
 
 /// A whole number from `min` to `max` in `var`, or `default` when unset.
@@ -229,6 +246,7 @@ impl Config {
                 .unwrap_or_else(|| "https://api.twilio.com".into()),
             gateway_public_url: get("GATEWAY_PUBLIC_URL")
                 .unwrap_or_else(|| "http://127.0.0.1:3003".into()),
+            connection_overrides: connection_overrides(get("GATEWAY_CONNECTION_OVERRIDES"))?,
             metrics_addr: match get("MESSAGING_METRICS_ADDR").as_deref() {
                 Some("off") => None,
                 _ => Some(addr("MESSAGING_METRICS_ADDR", "127.0.0.1:9464")?),

@@ -37,7 +37,8 @@ pub struct DispatchSettings {
     pub concurrency: usize,
     /// A message not handed over within this time after it was queued fails.
     pub validity: Duration,
-    /// Longest pacing wait held in memory; longer waits go back to the table.
+    /// Longest pacing wait slept through in a dispatcher slot; a longer one releases
+    /// the job and claims skip its sender until due.
     pub max_inline_wait: Duration,
     /// A SENT message without a final status this long is asked about.
     pub reconcile_after: Duration,
@@ -58,7 +59,7 @@ impl Default for DispatchSettings {
             poll_interval: Duration::from_secs(1),
             concurrency: 8,
             validity: Duration::from_secs(4 * 3600),
-            max_inline_wait: Duration::from_secs(30),
+            max_inline_wait: Duration::from_millis(100),
             reconcile_after: Duration::from_secs(15 * 60),
             reconcile_interval: Duration::from_secs(60),
             reconcile_max_age: Duration::from_secs(48 * 3600),
@@ -107,14 +108,16 @@ impl Dispatcher {
         );
 
         loop {
-            while tasks.try_join_next().is_some() {}
+            while let Some(ended) = tasks.try_join_next() {
+                log_panic(ended);
+            }
             let free = slots.available_permits();
             if free == 0 {
                 // Every slot is busy: the next finished send frees one, so a backlog
                 // drains at the speed of sends, not of the poll.
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    _ = tasks.join_next() => {}
+                    Some(ended) = tasks.join_next() => log_panic(ended),
                 }
                 continue;
             }
@@ -144,18 +147,38 @@ impl Dispatcher {
         }
 
         let grace = inner.settings.shutdown_grace;
-        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
+        let drain = async {
+            while let Some(ended) = tasks.join_next().await {
+                log_panic(ended);
+            }
+        };
+        if tokio::time::timeout(grace, drain).await.is_err() {
             tracing::warn!(
                 left = tasks.len(),
                 "sends still in flight after the grace period; they will be reconciled"
             );
             tasks.abort_all();
         }
-        reconciler.abort();
+        // The reconciler stops at the shutdown signal; a pass in progress gets the grace.
+        let stop_reconciler = reconciler.abort_handle();
+        match tokio::time::timeout(grace, reconciler).await {
+            Ok(ended) => log_panic(ended),
+            Err(_) => {
+                tracing::warn!("reconciliation pass still running at shutdown; abandoned");
+                stop_reconciler.abort();
+            }
+        }
         tracing::info!("outbox dispatcher stopped");
+    }
+}
+
+/// A send task or the reconciler that panicked is a bug: say so loudly (its job
+/// stays claimed until the lease ends, then is retried and reconciled).
+fn log_panic(ended: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = ended
+        && e.is_panic()
+    {
+        tracing::error!(error = %e, "dispatcher task panicked");
     }
 }
 
@@ -165,6 +188,13 @@ impl Dispatcher {
 async fn until_next_due(inner: &Inner) -> Duration {
     let poll = inner.settings.poll_interval;
     match inner.outbox.next_due().await {
+        // Due already, yet nothing was claimed: its sender is paced out (or another
+        // replica holds it). Sleep until the first paced sender is free.
+        Ok(Some(at)) if at <= store::now() => inner
+            .pacer
+            .next_free(std::time::Instant::now())
+            .map_or(poll, |t| t - std::time::Instant::now())
+            .clamp(Duration::from_millis(5), poll),
         Ok(Some(at)) => (at - store::now())
             .to_std()
             .unwrap_or_default()
@@ -177,11 +207,20 @@ async fn until_next_due(inner: &Inner) -> Duration {
     }
 }
 
+/// Paced-out senders a claim skips at most (bounds the query).
+const MAX_SKIPPED_SENDERS: usize = 200;
+
 async fn claim(inner: &Inner, limit: usize) -> Vec<store::outbox::Claimed> {
-    let now = store::now();
-    let lease_until = now
-        + chrono::Duration::from_std(inner.settings.lease).unwrap_or(chrono::Duration::minutes(2));
-    match inner.outbox.claim(now, lease_until, limit as u64).await {
+    // Senders paced out for longer than a send may wait in a slot are not due.
+    let beyond = inner.settings.max_inline_wait;
+    let paced_out = inner
+        .pacer
+        .paced_out(std::time::Instant::now(), beyond, MAX_SKIPPED_SENDERS);
+    match inner
+        .outbox
+        .claim(inner.settings.lease, limit as u64, &paced_out)
+        .await
+    {
         Ok(jobs) => jobs,
         Err(e) => {
             tracing::warn!(error = %e, "claiming outbox jobs failed");

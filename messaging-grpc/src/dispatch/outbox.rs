@@ -2,7 +2,7 @@
 //! to send, and recording each outcome in one transaction with the job it settles.
 //! It owns the wake-up signal senders use to skip the dispatcher's poll.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
@@ -11,7 +11,7 @@ use crate::{
     crypto::Cleartext,
     domain::{Body, MessageStatus, Records, StatusReport, aad, provider_status::change_status_in},
     error::Error,
-    media::{self, Media},
+    media::Media,
     provider::ProviderMessage,
     store::{self, entities::message, messages::StatusChange, outbox::Claimed},
 };
@@ -32,12 +32,12 @@ pub struct DispatchItem {
 #[derive(Clone)]
 pub struct Outbox {
     records: Records,
-    media: Option<Media>,
+    media: Media,
     waker: Arc<Notify>,
 }
 
 impl Outbox {
-    pub fn new(records: Records, media: Option<Media>) -> Self {
+    pub fn new(records: Records, media: Media) -> Self {
         Self {
             records,
             media,
@@ -54,14 +54,33 @@ impl Outbox {
         &self.records
     }
 
-    /// Claims due jobs until `lease_until`.
+    /// Claims due jobs for `lease`, skipping the senders in `paced_out`.
     pub async fn claim(
         &self,
-        at: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: Duration,
         limit: u64,
+        paced_out: &[String],
     ) -> Result<Vec<Claimed>, Error> {
-        Ok(store::outbox::claim_any(self.records.store().conn(), at, lease_until, limit).await?)
+        let db = self.records.store().conn();
+        Ok(store::outbox::claim_any(db, lease, limit, paced_out).await?)
+    }
+
+    /// Extends our lease right before calling the provider; false when it is lost
+    /// (then the provider must not be called: another dispatcher owns the job).
+    pub async fn renew(&self, job: &Claimed, lease: Duration) -> Result<bool, Error> {
+        let held = store::outbox::renew_held(self.records.store().conn(), job, lease).await?;
+        if !held {
+            lease_lost(job);
+        }
+        Ok(held)
+    }
+
+    /// Lets go of a job whose sender is paced out, without counting an attempt.
+    pub async fn release(&self, job: &Claimed) -> Result<(), Error> {
+        if !store::outbox::release_held(self.records.store().conn(), job).await? {
+            lease_lost(job);
+        }
+        Ok(())
     }
 
     /// When the earliest unclaimed job is due (retries are scheduled in the future).
@@ -75,9 +94,8 @@ impl Outbox {
         let Some(row) = store::messages::find(db, user_id, id).await? else {
             return Ok(None);
         };
-        let opted_out = store::contacts::find(db, user_id, &row.contact_id)
-            .await?
-            .is_some_and(|c| c.opted_out);
+        let opted_out =
+            store::opt_outs::is_opted_out(db, user_id, &row.owner_e164, &row.contact_id).await?;
         let view = self.records.view(user_id, row).await?;
         let media_urls = self.media_urls_of(user_id, &view.row).await?;
         Ok(Some(DispatchItem {
@@ -102,7 +120,7 @@ impl Outbox {
         for link in store::media::links_any(db, vec![row.id.clone()]).await? {
             match (&link.media_id, &link.url_ct) {
                 (Some(media_id), _) => {
-                    urls.push(media::configured(self.media.as_ref())?.url(media_id));
+                    urls.push(self.media.url(media_id));
                 }
                 (None, Some(ct)) => {
                     let aad = aad::link_url(user_id, &row.id, link.position);
@@ -118,28 +136,38 @@ impl Outbox {
         Ok(urls)
     }
 
-    /// QUEUED → SENDING, committed before the provider is called: from here on, a
-    /// crash leaves an "outcome unknown" mark that forces reconciliation.
-    pub async fn mark_sending(&self, user_id: &str, id: &str) -> Result<bool, Error> {
+    /// QUEUED → SENDING, committed before the provider is called, with our lease
+    /// renewed in the same transaction: from here on, a crash leaves an "outcome
+    /// unknown" mark that forces reconciliation. False when the lease is lost or the
+    /// message changed meanwhile (the provider must not be called).
+    pub async fn mark_sending(&self, job: &Claimed, lease: Duration) -> Result<bool, Error> {
         let change = StatusChange {
             status: Some(MessageStatus::Sending.as_str().into()),
             ..Default::default()
         };
         let txn = self.records.store().begin_write().await?;
+        if !store::outbox::renew_held(&txn, job, lease).await? {
+            txn.rollback().await?;
+            lease_lost(job);
+            return Ok(false);
+        }
+        let (user_id, id) = (job.user_id.as_str(), job.message_id.as_str());
         let event = change_status_in(&txn, user_id, id, MessageStatus::Queued, change).await?;
         txn.commit().await?;
         self.announce(user_id, event);
         Ok(event.is_some())
     }
 
-    /// The provider accepted the message: SENT with its SID, job done.
+    /// The provider accepted the message: SENT with its SID, job done. Recorded even
+    /// if our lease ran out meanwhile (the provider's answer is the truth), but only
+    /// while the message is still SENDING without a SID.
     pub async fn record_handed_over(
         &self,
-        user_id: &str,
-        id: &str,
+        job: &Claimed,
         from_status: MessageStatus,
         accepted: &ProviderMessage,
     ) -> Result<(), Error> {
+        let (user_id, id) = (job.user_id.as_str(), job.message_id.as_str());
         let now = store::now();
         let change = StatusChange {
             status: Some(MessageStatus::Sent.as_str().into()),
@@ -149,6 +177,7 @@ impl Outbox {
             ..Default::default()
         };
         let txn = self.records.store().begin_write().await?;
+        // Whoever holds the job now would only reconcile it: the answer settles it.
         store::outbox::remove_any(&txn, id).await?;
         let event = change_status_in(&txn, user_id, id, from_status, change).await?;
         txn.commit().await?;
@@ -172,15 +201,16 @@ impl Outbox {
     }
 
     /// The message will not be sent: FAILED with the reason kept. Twilio's 21610
-    /// ("unsubscribed") also opts the contact out, so later sends are refused up front.
+    /// ("unsubscribed") also opts the contact out of this sender, so later sends from
+    /// it are refused up front. Nothing changes when our lease is lost.
     pub async fn record_send_failed(
         &self,
-        user_id: &str,
-        id: &str,
+        job: &Claimed,
         from_status: MessageStatus,
         code: Option<i64>,
         reason: &str,
     ) -> Result<(), Error> {
+        let (user_id, id) = (job.user_id.as_str(), job.message_id.as_str());
         let change = StatusChange {
             status: Some(MessageStatus::Failed.as_str().into()),
             error_code: code.and_then(|c| i32::try_from(c).ok()),
@@ -188,11 +218,15 @@ impl Outbox {
             ..Default::default()
         };
         let txn = self.records.store().begin_write().await?;
-        store::outbox::remove_any(&txn, id).await?;
+        if !store::outbox::remove_held(&txn, job).await? {
+            txn.rollback().await?;
+            lease_lost(job);
+            return Ok(());
+        }
         if code == Some(TWILIO_UNSUBSCRIBED)
             && let Some(row) = store::messages::find(&txn, user_id, id).await?
         {
-            store::contacts::set_opted_out(&txn, user_id, &row.contact_id, true).await?;
+            store::opt_outs::set(&txn, user_id, &row.owner_e164, &row.contact_id, true).await?;
         }
         let event = change_status_in(&txn, user_id, id, from_status, change).await?;
         txn.commit().await?;
@@ -203,19 +237,26 @@ impl Outbox {
 
     /// Puts the job back for `next_attempt_at`. `requeue` turns SENDING back into
     /// QUEUED when the provider certainly did not get the message; otherwise the
-    /// SENDING mark stays and the next attempt reconciles first.
+    /// SENDING mark stays and the next attempt reconciles first. Nothing changes when
+    /// our lease is lost.
     pub async fn retry_later(
         &self,
-        user_id: &str,
-        id: &str,
+        job: &Claimed,
         requeue: bool,
         attempts: u32,
         next_attempt_at: DateTime<Utc>,
         last_error: &str,
     ) -> Result<(), Error> {
+        let (user_id, id) = (job.user_id.as_str(), job.message_id.as_str());
         let txn = self.records.store().begin_write().await?;
-        store::outbox::reschedule_any(&txn, id, attempts, next_attempt_at, Some(last_error))
-            .await?;
+        let held =
+            store::outbox::reschedule_held(&txn, job, attempts, next_attempt_at, Some(last_error))
+                .await?;
+        if !held {
+            txn.rollback().await?;
+            lease_lost(job);
+            return Ok(());
+        }
         let mut event = None;
         if requeue {
             let change = StatusChange {
@@ -238,8 +279,11 @@ impl Outbox {
     }
 
     /// Drops a job whose message is gone or already settled.
-    pub async fn drop_job(&self, id: &str) -> Result<(), Error> {
-        Ok(store::outbox::remove_any(self.records.store().conn(), id).await?)
+    pub async fn drop_job(&self, job: &Claimed) -> Result<(), Error> {
+        if !store::outbox::remove_held(self.records.store().conn(), job).await? {
+            lease_lost(job);
+        }
+        Ok(())
     }
 
     /// SENT messages without news since `updated_before`, of every user
@@ -260,9 +304,21 @@ impl Outbox {
         Ok(store::messages::touch(self.records.store().conn(), user_id, id, store::now()).await?)
     }
 
+    /// Whether `owner_e164` still belongs to the message's user (a released number
+    /// must not send, even for messages queued before the release).
+    pub async fn sender_is_owned(&self, job: &Claimed, owner_e164: &str) -> Result<bool, Error> {
+        let db = self.records.store().conn();
+        Ok(store::numbers::is_owned_by(db, owner_e164, &job.user_id).await?)
+    }
+
     fn announce(&self, user_id: &str, event: Option<i64>) {
         if let Some(cursor) = event {
             self.records.announce(user_id, cursor);
         }
     }
+}
+
+/// Another dispatcher owns the job now (our lease ran out): it decides, we stop.
+fn lease_lost(job: &Claimed) {
+    tracing::warn!(message_id = %job.message_id, "outbox lease lost; leaving the job to its new holder");
 }

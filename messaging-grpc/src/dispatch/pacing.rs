@@ -87,6 +87,27 @@ impl Pacer {
     }
 }
 
+impl Pacer {
+    /// Senders whose next slot is more than `beyond` away: claims skip their jobs
+    /// (at most `max` of them, the furthest out first, to bound the query).
+    pub fn paced_out(&self, now: Instant, beyond: Duration, max: usize) -> Vec<String> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(&String, &Instant)> = state
+            .senders
+            .iter()
+            .filter(|(_, free)| **free > now + beyond)
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(a.1));
+        out.into_iter().take(max).map(|(s, _)| s.clone()).collect()
+    }
+
+    /// When the first paced-out sender becomes free again, if any is.
+    pub fn next_free(&self, now: Instant) -> Option<Instant> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.senders.values().copied().filter(|t| *t > now).min()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

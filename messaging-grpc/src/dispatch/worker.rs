@@ -1,6 +1,8 @@
-//! One claimed job, from load to recorded outcome.
+//! One claimed job, from load to recorded outcome. Every outcome is written through
+//! the claim (`job.token`): once our lease is lost, nothing we do changes the job,
+//! and the provider is never called without a freshly renewed lease.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
@@ -25,21 +27,16 @@ pub(super) async fn process(inner: &Inner, job: Claimed, shutdown: &Cancellation
                 let d = &inner.outbox;
                 let r = match d.status(&job.user_id, &job.message_id).await {
                     Ok(Some(status)) => {
-                        d.record_send_failed(
-                            &job.user_id,
-                            &job.message_id,
-                            status,
-                            None,
-                            "stored content failed its integrity check",
-                        )
-                        .await
+                        let why = "stored content failed its integrity check";
+                        d.record_send_failed(&job, status, None, why).await
                     }
-                    Ok(None) => d.drop_job(&job.message_id).await,
+                    Ok(None) => d.drop_job(&job).await,
                     Err(e) => Err(e),
                 };
                 tracing::error!(message_id = %job.message_id, error = ?r.err(), "message content failed its integrity check");
             }
-            // Anything else (database hiccup): the claim expires and the job comes back.
+            // Anything else (database hiccup, a master key missing from config): the
+            // claim expires and the job comes back.
             e => {
                 tracing::warn!(message_id = %job.message_id, error = %e, "dispatch attempt failed; will retry after the lease")
             }
@@ -51,9 +48,10 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
     let d = &inner.outbox;
     let (user, id) = (job.user_id.as_str(), job.message_id.as_str());
     let Some(item) = d.load(user, id).await? else {
-        return d.drop_job(id).await;
+        return d.drop_job(job).await;
     };
     let status = MessageStatus::parse(&item.row.status)?;
+    let validity_left = validity_left(inner, &item);
     match status {
         MessageStatus::Queued => {}
         MessageStatus::Sending => {
@@ -62,50 +60,97 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
                 Ok(Some(found)) => {
                     tracing::info!(message_id = %id, sid = %found.sid, "unknown outcome reconciled: provider has it");
                     return d
-                        .record_handed_over(user, id, MessageStatus::Sending, &found)
+                        .record_handed_over(job, MessageStatus::Sending, &found)
                         .await;
                 }
                 Ok(None) => {
+                    // A status callback may have adopted it while we looked.
+                    if d.status(user, id).await? != Some(MessageStatus::Sending) {
+                        return Ok(());
+                    }
                     tracing::info!(message_id = %id, "unknown outcome reconciled: provider does not have it; sending")
                 }
+                // Lookups keep failing (e.g. a key that may create but not list): the
+                // outcome stays unknown, but only until the validity window closes —
+                // then Twilio would not deliver it anyway.
+                Err(e) if validity_left.is_none() => {
+                    let reason = format!(
+                        "{OUTCOME_UNKNOWN}: no answer to the send, and Twilio could not be asked within the validity window ({e})"
+                    );
+                    return d.record_send_failed(job, status, None, &reason).await;
+                }
                 Err(e) => {
-                    return retry(
-                        inner,
-                        job,
-                        status,
-                        false,
-                        &format!("reconciliation failed: {e}"),
-                        None,
-                    )
-                    .await;
+                    let reason = format!("reconciliation failed: {e}");
+                    return retry(inner, job, status, false, &reason, None).await;
                 }
             }
         }
-        // Settled already (a duplicate job, or a callback overtook us).
-        _ => return d.drop_job(id).await,
+        _ => return d.drop_job(job).await,
     }
 
-    let Body::Text(body) = &item.body else {
-        return d
-            .record_send_failed(
-                user,
-                id,
-                status,
-                None,
-                "content destroyed before it was sent",
-            )
-            .await;
+    if let Some(reason) = refusal(inner, job, &item).await? {
+        return d.record_send_failed(job, status, reason.0, &reason.1).await;
+    }
+    let Some(validity_left) = validity_left else {
+        return expire(inner, job, status).await;
     };
+    if !paced(inner, job, &item, validity_left, shutdown).await? {
+        return Ok(());
+    }
+    // Right before the call: the lease must still be ours, renewed for the call.
+    let lease = inner.settings.lease;
+    let ours = match status {
+        MessageStatus::Queued => d.mark_sending(job, lease).await?,
+        _ => d.renew(job, lease).await?,
+    };
+    if !ours {
+        return Ok(()); // lease lost or message changed: whoever has it owns it now
+    }
+    let Body::Text(body) = &item.body else {
+        unreachable!("refusal() fails destroyed content");
+    };
+    send(inner, job, &item, body, validity_left).await
+}
+
+/// Prefix of the error of a message whose send outcome could not be confirmed;
+/// operators find such messages by it.
+pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
+
+/// What is left of the message's validity window; `None` once it is over.
+fn validity_left(inner: &Inner, item: &DispatchItem) -> Option<Duration> {
+    let age = (Utc::now() - item.row.created_at)
+        .to_std()
+        .unwrap_or_default();
+    inner
+        .settings
+        .validity
+        .checked_sub(age)
+        .filter(|l| !l.is_zero())
+}
+
+/// Why the message must not be sent at all, with the error code to keep.
+async fn refusal(
+    inner: &Inner,
+    job: &Claimed,
+    item: &DispatchItem,
+) -> Result<Option<(Option<i64>, String)>, Error> {
+    if item.body == Body::Destroyed {
+        return Ok(Some((None, "content destroyed before it was sent".into())));
+    }
     if item.opted_out {
-        return d
-            .record_send_failed(
-                user,
-                id,
-                status,
-                Some(TWILIO_UNSUBSCRIBED),
-                "recipient has opted out (replied STOP)",
-            )
-            .await;
+        let why = "recipient has opted out of this number (replied STOP)";
+        return Ok(Some((Some(TWILIO_UNSUBSCRIBED), why.into())));
+    }
+    if !inner
+        .outbox
+        .sender_is_owned(job, &item.row.owner_e164)
+        .await?
+    {
+        let why = format!(
+            "from: {} is no longer assigned to this user (released)",
+            Masked(&item.row.owner_e164)
+        );
+        return Ok(Some((None, why)));
     }
     if !inner.settings.retry.may_retry(job.attempts) {
         let reason = format!(
@@ -113,45 +158,46 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
             job.attempts,
             job.last_error.as_deref().unwrap_or("no answer")
         );
-        return d.record_send_failed(user, id, status, None, &reason).await;
+        return Ok(Some((None, reason)));
     }
-    let validity = inner.settings.validity;
-    let age = (Utc::now() - item.row.created_at)
-        .to_std()
-        .unwrap_or_default();
-    let Some(validity_left) = validity.checked_sub(age).filter(|l| !l.is_zero()) else {
-        return expire(inner, job, status).await;
-    };
+    Ok(None)
+}
 
-    // Pace by segments; a wait too long to hold in memory goes back to the table.
+/// Takes the sender's next pacing slot. A short wait is slept through; a longer one
+/// releases the job (its sender is skipped by claims until due), so a paced-out
+/// sender never holds a dispatcher slot. False when the job was let go.
+async fn paced(
+    inner: &Inner,
+    job: &Claimed,
+    item: &DispatchItem,
+    validity_left: Duration,
+    shutdown: &CancellationToken,
+) -> Result<bool, Error> {
     let segments = u32::try_from(item.row.segments).unwrap_or(1);
-    let deadline = Instant::now() + inner.settings.max_inline_wait.min(validity_left);
     loop {
-        let now = Instant::now();
-        let Err(wait) = inner.pacer.try_acquire(&item.row.owner_e164, segments, now) else {
-            break;
+        let Err(wait) = inner
+            .pacer
+            .try_acquire(&item.row.owner_e164, segments, Instant::now())
+        else {
+            return Ok(true);
         };
         if wait >= validity_left {
-            return expire(inner, job, status).await;
+            let status = MessageStatus::parse(&item.row.status)?;
+            expire(inner, job, status).await?;
+            return Ok(false);
         }
-        if now + wait > deadline {
-            let next = store::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-            return d
-                .retry_later(user, id, false, job.attempts, next, "paced")
-                .await;
+        if wait > inner.settings.max_inline_wait {
+            inner.outbox.release(job).await?;
+            return Ok(false);
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = shutdown.cancelled() => {
-                return d.retry_later(user, id, false, job.attempts, store::now(), "shutdown before sending").await;
+                inner.outbox.release(job).await?;
+                return Ok(false);
             }
         }
     }
-
-    if status == MessageStatus::Queued && !d.mark_sending(user, id).await? {
-        return Ok(()); // changed under us; whoever changed it owns it now
-    }
-    send(inner, job, &item, body, validity_left).await
 }
 
 async fn send(
@@ -159,12 +205,11 @@ async fn send(
     job: &Claimed,
     item: &DispatchItem,
     body: &str,
-    validity_left: std::time::Duration,
+    validity_left: Duration,
 ) -> Result<(), Error> {
     let d = &inner.outbox;
-    let (user, id) = (job.user_id.as_str(), job.message_id.as_str());
     let out = Outgoing {
-        message_id: id,
+        message_id: &job.message_id,
         from: &item.row.owner_e164,
         to: &item.row.contact_e164,
         body,
@@ -173,12 +218,12 @@ async fn send(
     };
     match inner.provider.send(&out).await {
         Ok(accepted) => {
-            tracing::info!(message_id = %id, sid = %accepted.sid, to = %Masked(out.to), "handed to provider");
-            d.record_handed_over(user, id, MessageStatus::Sending, &accepted)
+            tracing::info!(message_id = %job.message_id, sid = %accepted.sid, to = %Masked(out.to), "handed to provider");
+            d.record_handed_over(job, MessageStatus::Sending, &accepted)
                 .await
         }
         Err(SendError::Permanent { code, message }) => {
-            d.record_send_failed(user, id, MessageStatus::Sending, code, &message)
+            d.record_send_failed(job, MessageStatus::Sending, code, &message)
                 .await
         }
         Err(SendError::Retryable {
@@ -196,19 +241,21 @@ async fn send(
             .await
         }
         Err(SendError::Unknown { reason }) => {
-            // Keep SENDING: the next attempt looks the message up before resending.
             retry(inner, job, MessageStatus::Sending, false, &reason, None).await
         }
     }
 }
 
+/// Schedules the next attempt. `certainly_not_sent`: the provider refused before
+/// creating anything (429, connection refused), so the message goes back to QUEUED;
+/// otherwise it stays SENDING and the next attempt reconciles first.
 async fn retry(
     inner: &Inner,
     job: &Claimed,
     status: MessageStatus,
     certainly_not_sent: bool,
     reason: &str,
-    retry_after: Option<std::time::Duration>,
+    retry_after: Option<Duration>,
 ) -> Result<(), Error> {
     let attempts = job.attempts + 1;
     let policy = inner.settings.retry;
@@ -216,22 +263,16 @@ async fn retry(
         let reason = format!("gave up after {attempts} attempts: {reason}");
         return inner
             .outbox
-            .record_send_failed(&job.user_id, &job.message_id, status, None, &reason)
+            .record_send_failed(job, status, None, &reason)
             .await;
     }
     let delay = policy.delay(attempts, retry_after, random_jitter());
     tracing::info!(message_id = %job.message_id, attempts, delay_ms = delay.as_millis() as u64, reason, "will retry");
     let next = store::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+    let requeue = certainly_not_sent && status == MessageStatus::Sending;
     inner
         .outbox
-        .retry_later(
-            &job.user_id,
-            &job.message_id,
-            certainly_not_sent && status == MessageStatus::Sending,
-            attempts,
-            next,
-            reason,
-        )
+        .retry_later(job, requeue, attempts, next, reason)
         .await
 }
 
@@ -240,6 +281,6 @@ async fn expire(inner: &Inner, job: &Claimed, status: MessageStatus) -> Result<(
     let reason = format!("not sent within its validity window of {secs} s");
     inner
         .outbox
-        .record_send_failed(&job.user_id, &job.message_id, status, None, &reason)
+        .record_send_failed(job, status, None, &reason)
         .await
 }

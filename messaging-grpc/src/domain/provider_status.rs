@@ -124,8 +124,38 @@ impl Records {
             };
             self.apply_provider_status(report).await?;
         }
-        store::ingest::unpark_any(self.store.conn(), sid).await?;
+        let applied = parked.into_iter().map(|p| p.status).collect();
+        store::ingest::unpark_any(self.store.conn(), sid, applied).await?;
         Ok(())
+    }
+
+    /// Records `sid` on our message `id` if its send outcome is unknown (SENDING, no
+    /// SID yet: Twilio took it but its answer never reached us) — SENT, job done.
+    /// `false` when the message is not in that state (nothing changed).
+    pub async fn adopt_sid(&self, id: &str, sid: &str) -> Result<bool, Error> {
+        let Some(row) = store::messages::find_any(self.store.conn(), id).await? else {
+            return Ok(false);
+        };
+        if row.provider_sid.is_some() || row.status != MessageStatus::Sending.as_str() {
+            return Ok(false);
+        }
+        let change = StatusChange {
+            status: Some(MessageStatus::Sent.as_str().to_owned()),
+            provider_sid: Some(sid.to_owned()),
+            sent_at: Some(store::now()),
+            ..Default::default()
+        };
+        let txn = self.store.begin_write().await?;
+        let event =
+            change_status_in(&txn, &row.user_id, id, MessageStatus::Sending, change).await?;
+        let Some(cursor) = event else {
+            txn.rollback().await?;
+            return Ok(false);
+        };
+        store::outbox::remove_any(&txn, id).await?;
+        txn.commit().await?;
+        self.announce(&row.user_id, cursor);
+        Ok(true)
     }
 
     /// Whether one of our messages already carries this provider SID.

@@ -27,7 +27,7 @@ pub struct MessageWrite {
     pub unread_delta: i64,
     /// Also queue an outbox job (our sends).
     pub enqueue: bool,
-    /// Also set the contact's opt-out state (STOP / START).
+    /// Also set the contact's opt-out of this message's own number (STOP / START).
     pub opt_out: Option<bool>,
     pub event_kind: &'static str,
 }
@@ -59,7 +59,7 @@ impl Records {
         for media in w.new_media {
             store::media::insert(&txn, media).await?;
         }
-        store::media::link(&txn, w.links).await?;
+        store::media::link_any(&txn, w.links).await?;
         if w.enqueue {
             store::outbox::enqueue(&txn, &user_id, &row.id).await?;
         }
@@ -76,7 +76,8 @@ impl Records {
         )
         .await?;
         if let Some(opted_out) = w.opt_out {
-            store::contacts::set_opted_out(&txn, &user_id, &contact.id, opted_out).await?;
+            let owner = &row.owner_e164;
+            store::opt_outs::set(&txn, &user_id, owner, &contact.id, opted_out).await?;
         }
         let unread_count = events::unread_in(&txn, &user_id, &contact.id).await?;
         let status = MessageStatus::parse(&row.status)?;

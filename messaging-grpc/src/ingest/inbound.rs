@@ -87,8 +87,15 @@ impl Ingest {
             tracing::warn!(to = %Masked(&v.to), "inbound message for a number nobody owns; recorded as unroutable");
             let s = &v.sms;
             let n = s.media.len() as i32;
-            store::ingest::record_unroutable(db, &s.message_sid, &s.account_sid, &v.from, &v.to, n)
-                .await?;
+            store::ingest::record_unroutable_any(
+                db,
+                &s.message_sid,
+                &s.account_sid,
+                &v.from,
+                &v.to,
+                n,
+            )
+            .await?;
             return Ok(Inbound::Unroutable);
         };
         if let Some(done) = self.find_by_sid(&owner, &v.sms.message_sid).await? {
@@ -106,10 +113,8 @@ impl Ingest {
                     .ok_or_else(|| Error::Internal(anyhow::anyhow!("inbound insert conflicted")));
             }
         };
-        if !new_media.is_empty()
-            && let Some(waker) = &self.media_waker
-        {
-            waker.notify_one();
+        if !new_media.is_empty() {
+            self.media_waker.notify_one();
         }
         tracing::info!(message_id = %row.id, from = %Masked(&v.from), "inbound sms stored");
         Ok(Inbound::Stored(Box::new(MessageView {

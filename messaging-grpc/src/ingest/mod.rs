@@ -17,12 +17,12 @@ use crate::domain::Records;
 #[derive(Clone)]
 pub struct Ingest {
     records: Records,
-    /// Wakes the inbound media copier (None when media are off).
-    media_waker: Option<Arc<Notify>>,
+    /// Wakes the inbound media copier.
+    media_waker: Arc<Notify>,
 }
 
 impl Ingest {
-    pub fn new(records: Records, media_waker: Option<Arc<Notify>>) -> Self {
+    pub fn new(records: Records, media_waker: Arc<Notify>) -> Self {
         Self {
             records,
             media_waker,

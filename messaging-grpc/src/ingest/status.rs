@@ -2,6 +2,10 @@
 //! from the console provider: applied monotonically, or parked when a callback
 //! overtakes the transaction that records our send's SID.
 
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
 use super::Ingest;
 use crate::{
     domain::{StatusOutcome, StatusReport},
@@ -13,17 +17,29 @@ use crate::{
 impl Ingest {
     /// A status callback from the provider: applied now, or parked when it overtook
     /// the transaction that records the SID, to be applied when the SID appears.
+    /// `ours` is our message id from the StatusCallback URL: when the send's answer
+    /// was lost (the message is SENDING without a SID), the callback adopts it, so the
+    /// dispatcher never sends it again.
     pub async fn record_status_callback(
         &self,
         report: StatusReport<'_>,
+        ours: Option<&str>,
     ) -> Result<StatusOutcome, Error> {
         let outcome = self.records.apply_provider_status(report.clone()).await?;
         if outcome != StatusOutcome::UnknownSid {
             return Ok(outcome);
         }
+        if let Some(id) = ours
+            && self.records.adopt_sid(id, report.sid).await?
+        {
+            tracing::info!(message_id = %id, sid = %report.sid, "lost send answer recovered from a status callback");
+            self.records.apply_provider_status(report.clone()).await?;
+            self.records.apply_parked(report.sid).await?;
+            return Ok(StatusOutcome::Applied);
+        }
         let code = report.error_code.and_then(|c| i32::try_from(c).ok());
         let db = self.records.store().conn();
-        store::ingest::park(db, report.sid, report.status, code, report.error_message).await?;
+        store::ingest::park_any(db, report.sid, report.status, code, report.error_message).await?;
         // Park, then look again: if the send transaction committed the SID meanwhile,
         // it may have drained the parked rows before ours landed. Both sides write then
         // read, so at least one of them sees the other.
@@ -33,6 +49,31 @@ impl Ingest {
         }
         tracing::info!(sid = %report.sid, status = %report.status, "status callback parked until the SID is recorded");
         Ok(StatusOutcome::Parked)
+    }
+}
+
+/// How long a parked callback waits for its SID before it is dropped: a callback
+/// for a message that is not ours (another service on the same account) never finds one.
+const PARKED_RETENTION: chrono::Duration = chrono::Duration::days(2);
+
+impl Ingest {
+    /// Drops parked callbacks past [`PARKED_RETENTION`] every `interval`, until `shutdown`.
+    pub async fn run_parked_pruner(self, interval: Duration, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            let db = self.records.store().conn();
+            match store::ingest::prune_parked_any(db, store::now() - PARKED_RETENTION).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    dropped = n,
+                    "parked status callbacks without a message dropped"
+                ),
+                Err(e) => tracing::warn!(error = %e, "pruning parked status callbacks failed"),
+            }
+        }
     }
 }
 

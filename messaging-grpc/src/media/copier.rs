@@ -11,7 +11,7 @@ use crate::{
     domain::aad,
     error::Error,
     retry::{RetryPolicy, random_jitter},
-    store,
+    store::{self, media::ClaimedMedia},
 };
 
 /// Items claimed per pass.
@@ -27,7 +27,9 @@ impl Media {
                 () = waker.notified() => {}
                 () = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
-            loop {
+            // Passes until nothing is due; a pass is bounded (BATCH fetches), and
+            // shutdown is checked between passes.
+            while !shutdown.is_cancelled() {
                 match self.copy_pending(BATCH).await {
                     Ok(0) => break,
                     Ok(_) => continue,
@@ -40,7 +42,8 @@ impl Media {
         }
     }
 
-    /// Copies due inbound media from Twilio; returns how many were handled.
+    /// Copies due inbound media from Twilio, the claimed items side by side (so a
+    /// pass never outlasts its lease); returns how many were handled.
     pub async fn copy_pending(&self, limit: u64) -> Result<usize, Error> {
         let m = self.inner();
         let now = store::now();
@@ -49,17 +52,29 @@ impl Media {
                 .unwrap_or(chrono::Duration::minutes(1));
         let claimed = store::media::claim_pending_any(m.store.conn(), now, lease, limit).await?;
         let n = claimed.len();
-        for (id, user_id) in claimed {
-            if let Err(e) = self.copy_one(&user_id, &id).await {
-                tracing::warn!(media_id = %id, error = %e, "copying inbound media failed");
+        let mut copies = tokio::task::JoinSet::new();
+        for claim in claimed {
+            let media = self.clone();
+            copies.spawn(async move {
+                if let Err(e) = media.copy_one(&claim).await {
+                    tracing::warn!(media_id = %claim.id, error = %e, "copying inbound media failed");
+                }
+            });
+        }
+        while let Some(ended) = copies.join_next().await {
+            if let Err(e) = ended
+                && e.is_panic()
+            {
+                tracing::error!(error = %e, "a media copy panicked");
             }
         }
         Ok(n)
     }
 
-    async fn copy_one(&self, user_id: &str, id: &str) -> Result<(), Error> {
+    async fn copy_one(&self, claim: &ClaimedMedia) -> Result<(), Error> {
         let m = self.inner();
         let db = m.store.conn();
+        let (user_id, id) = (claim.user_id.as_str(), claim.id.as_str());
         let Some(row) = store::media::find(db, user_id, id).await? else {
             return Ok(());
         };
@@ -71,8 +86,7 @@ impl Media {
             return Ok(());
         };
         let url = String::from_utf8_lossy(&url).into_owned();
-        let attempts = row.attempts + 1;
-        match m.fetcher.fetch(&url).await {
+        let outcome = match m.fetcher.fetch(&url).await {
             Ok(bytes) => {
                 let content_type = infer::get(&bytes)
                     .map_or(row.content_type.clone(), |k| k.mime_type().to_owned());
@@ -82,38 +96,36 @@ impl Media {
                     .seal(user_id, &aad::media_bytes(user_id, id), &bytes)
                     .await?;
                 m.objects.put(&key, sealed).await.map_err(store_error)?;
-                store::media::mark_ready(db, user_id, id, &content_type, bytes.len() as i64, &key)
-                    .await?;
-                tracing::info!(media_id = %id, size = bytes.len(), "inbound media copied");
-                crate::metrics::media_copy("copied");
-                if m.settings.delete_after_copy
-                    && let Err(e) = m.fetcher.delete(&url).await
-                {
-                    tracing::warn!(media_id = %id, error = %e, "could not delete the provider's copy");
+                let size = bytes.len() as i64;
+                let ours = store::media::mark_ready(db, claim, &content_type, size, &key).await?;
+                if ours {
+                    tracing::info!(media_id = %id, size, "inbound media copied");
+                    crate::metrics::media_copy("copied");
+                    if m.settings.delete_after_copy
+                        && let Err(e) = m.fetcher.delete(&url).await
+                    {
+                        tracing::warn!(media_id = %id, error = %e, "could not delete the provider's copy");
+                    }
                 }
+                ours
             }
             Err(FetchError::Refused(why)) => {
                 tracing::warn!(media_id = %id, %why, "inbound media refused");
                 crate::metrics::media_copy("refused");
-                store::media::mark_attempt_failed(
-                    db,
-                    user_id,
-                    id,
-                    attempts,
-                    store::now(),
-                    true,
-                    &why,
-                )
-                .await?;
+                store::media::mark_attempt_failed(db, claim, store::now(), true, &why).await?
             }
             Err(FetchError::Retryable(why)) => {
-                let give_up = attempts as u32 >= m.settings.fetch_max_attempts;
+                let give_up = claim.attempt as u32 >= m.settings.fetch_max_attempts;
                 crate::metrics::media_copy(if give_up { "failed" } else { "retry" });
-                let delay = RetryPolicy::default().delay(attempts as u32, None, random_jitter());
+                let delay =
+                    RetryPolicy::default().delay(claim.attempt as u32, None, random_jitter());
                 let next = store::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                store::media::mark_attempt_failed(db, user_id, id, attempts, next, give_up, &why)
-                    .await?;
+                store::media::mark_attempt_failed(db, claim, next, give_up, &why).await?
             }
+        };
+        if !outcome {
+            // Our lease ran out and another copier claimed it: its outcome stands.
+            tracing::warn!(media_id = %id, "media copy claim lost; outcome left to its new holder");
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 pub use fetch::{FetchError, Fetcher, HostRule};
 pub use objects::MediaObjects;
-pub use service::{Media, configured};
+pub use service::Media;
 pub use sniff::{ALLOWED_TYPES, sniff_allowed};
 
 /// Twilio's limit for one media file and for all media of one message.

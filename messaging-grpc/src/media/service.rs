@@ -32,11 +32,6 @@ pub(super) struct Inner {
     pub waker: Arc<Notify>,
 }
 
-/// The media service when configured, or a clear refusal naming why not.
-pub fn configured(media: Option<&Media>) -> Result<&Media, Error> {
-    media.ok_or_else(|| Error::FailedPrecondition("media are not configured".into()))
-}
-
 pub(super) fn store_error(e: object_store::Error) -> Error {
     Error::MediaStore(e.to_string())
 }

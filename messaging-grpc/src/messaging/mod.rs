@@ -14,19 +14,19 @@ pub use conversations::{ConversationPage, ConversationSummary, MessagePage};
 pub use send::{SendMms, SendSms};
 pub use watch::{EventStream, WatchItem, WatchSettings};
 
-use crate::{domain::Records, error::Error, media::Media};
+use crate::{domain::Records, media::Media};
 
 /// The user-facing operations; cheap to clone.
 #[derive(Clone)]
 pub struct Messaging {
     records: Records,
-    media: Option<Media>,
+    media: Media,
     /// Wakes the dispatcher when a message is queued (the outbox owns it).
     outbox_waker: Arc<Notify>,
 }
 
 impl Messaging {
-    pub fn new(records: Records, media: Option<Media>, outbox_waker: Arc<Notify>) -> Self {
+    pub fn new(records: Records, media: Media, outbox_waker: Arc<Notify>) -> Self {
         Self {
             records,
             media,
@@ -34,8 +34,8 @@ impl Messaging {
         }
     }
 
-    /// The media service, or a clear refusal when media are not configured.
-    pub fn media(&self) -> Result<&Media, Error> {
-        crate::media::configured(self.media.as_ref())
+    /// Uploads and reads of the user's media.
+    pub fn media(&self) -> &Media {
+        &self.media
     }
 }

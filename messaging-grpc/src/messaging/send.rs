@@ -164,7 +164,7 @@ impl Messaging {
             })
             .collect();
         if !ids.is_empty() {
-            self.media()?.check_sendable(user_id, &ids).await?;
+            self.media.check_sendable(user_id, &ids).await?;
         }
         self.send(user_id, req).await
     }
@@ -218,13 +218,14 @@ impl Messaging {
                 Masked(&req.from)
             )));
         }
-        if store::contacts::find_by_number(db, user_id, &req.to)
-            .await?
-            .is_some_and(|c| c.opted_out)
-        {
+        let Some(contact) = store::contacts::find_by_number(db, user_id, &req.to).await? else {
+            return Ok(());
+        };
+        if store::opt_outs::is_opted_out(db, user_id, &req.from, &contact.id).await? {
             return Err(Error::FailedPrecondition(format!(
-                "to: {} has opted out of messages from you (replied STOP); they must send START first",
-                Masked(&req.to)
+                "to: {} has opted out of messages from {} (replied STOP); they must send START to it first",
+                Masked(&req.to),
+                Masked(&req.from)
             )));
         }
         Ok(())

@@ -9,10 +9,12 @@ pub struct TwilioProvider {
     client: TwilioClient,
     /// GATEWAY_PUBLIC_URL + /webhook/status
     status_callback: String,
+    /// `#` + Twilio connection overrides, or empty.
+    overrides: String,
 }
 
 impl TwilioProvider {
-    pub fn new(client: TwilioClient, gateway_public_url: &str) -> Self {
+    pub fn new(client: TwilioClient, gateway_public_url: &str, overrides: Option<&str>) -> Self {
         let status_callback = format!(
             "{}/webhook/status",
             gateway_public_url.trim_end_matches('/')
@@ -20,6 +22,7 @@ impl TwilioProvider {
         Self {
             client,
             status_callback,
+            overrides: overrides.map(|o| format!("#{o}")).unwrap_or_default(),
         }
     }
 }
@@ -84,12 +87,18 @@ impl SmsProvider for TwilioProvider {
     }
 
     async fn send(&self, msg: &Outgoing<'_>) -> Result<ProviderMessage, SendError> {
+        // Our id in the callback URL (Twilio signs the full URL): a callback for a
+        // message whose answer we lost can still be matched to it.
+        let callback = format!(
+            "{}?mid={}{}",
+            self.status_callback, msg.message_id, self.overrides
+        );
         let create = CreateMessage {
             to: msg.to,
             from: msg.from,
             body: msg.body,
             media_urls: msg.media_urls,
-            status_callback: Some(&self.status_callback),
+            status_callback: Some(&callback),
             validity_period: msg
                 .validity_left
                 .map(|d| d.as_secs().clamp(1, 36_000) as u32),
@@ -122,9 +131,9 @@ impl SmsProvider for TwilioProvider {
         to: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<ProviderMessage>, SendError> {
-        // Twilio filters by day (GMT): ask from the day before to cover clock skew.
-        let day = (since - chrono::Duration::days(1)).date_naive();
-        match self.client.list_messages(from, to, day, 200).await {
+        // A few minutes' margin for the clocks of Twilio and of our replicas.
+        let after = since - chrono::Duration::minutes(5);
+        match self.client.list_messages(from, to, after, 20).await {
             Ok(list) => Ok(list.into_iter().map(message).collect()),
             Err(e) => Err(match classify(e) {
                 SendError::Permanent { code, message } => SendError::Retryable {

@@ -12,7 +12,11 @@ use crate::store::events::NOTIFY_CHANNEL;
 /// connection every stream is woken, since notifications sent meanwhile are lost.
 pub async fn listen_postgres(url: String, hub: EventHub, shutdown: CancellationToken) {
     loop {
-        let mut listener = match connect(&url).await {
+        let connected = tokio::select! {
+            () = shutdown.cancelled() => return,
+            c = connect(&url) => c,
+        };
+        let mut listener = match connected {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "LISTEN connection failed; retrying");

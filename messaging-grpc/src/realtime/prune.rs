@@ -30,12 +30,28 @@ pub async fn run_pruner(
     }
 }
 
-async fn prune(
+/// Users per transaction: each batch locks only these users' event counters.
+const USERS_PER_BATCH: u64 = 100;
+
+/// Prunes in small transactions until nothing older than `before` is left, on one
+/// replica at a time (another replica holding the job's lock means it is pruning).
+/// Message retention calls it too, for the events as old as the messages it deletes.
+pub async fn prune(
     store: &Store,
     before: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, sea_orm::DbErr> {
-    let txn = store.begin_write().await?;
-    let n = store::events::prune_any(&txn, before).await?;
-    txn.commit().await?;
-    Ok(n)
+    let mut deleted = 0;
+    loop {
+        let txn = store.begin_write().await?;
+        if !store::try_lock_job(&txn, "prune-events").await? {
+            txn.rollback().await?;
+            return Ok(deleted);
+        }
+        let (users, n) = store::events::prune_batch_any(&txn, before, USERS_PER_BATCH).await?;
+        txn.commit().await?;
+        deleted += n;
+        if users == 0 {
+            return Ok(deleted);
+        }
+    }
 }

@@ -60,20 +60,3 @@ pub async fn find_many(
 ) -> Result<Vec<contact::Model>, DbErr> {
     owned::find_many::<contact::Entity>(db, user_id, ids).await
 }
-
-/// Records that the contact opted out (STOP, or Twilio error 21610) or back in.
-pub async fn set_opted_out(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-    contact_id: &str,
-    opted_out: bool,
-) -> Result<(), DbErr> {
-    use sea_orm::sea_query::Expr;
-    contact::Entity::update_many()
-        .col_expr(contact::Column::OptedOut, Expr::value(opted_out))
-        .filter(contact::Column::UserId.eq(user_id))
-        .filter(contact::Column::Id.eq(contact_id))
-        .exec(db)
-        .await?;
-    Ok(())
-}

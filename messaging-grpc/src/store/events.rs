@@ -104,35 +104,76 @@ pub async fn position(db: &impl ConnectionTrait, user_id: &str) -> Result<(i64, 
         .map_or((0, 0), |r| (r.last_cursor, r.pruned_through)))
 }
 
-/// Deletes events created before `before`, remembering per user how far it pruned so
-/// a client resuming from a pruned cursor is told to resync instead of missing events.
+/// Deletes events created before `before` for up to `max_users` users, remembering
+/// per user how far it pruned, so a client resuming from a pruned cursor is told to
+/// resync instead of missing events. Returns `(users, events deleted)`; call until no
+/// user is left. Small batches keep each transaction short: only these users'
+/// counter rows are locked, never everyone's (which would stall every write).
 /// `_any`: retention applies to every user.
-pub async fn prune_any(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
+pub async fn prune_batch_any(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+    max_users: u64,
+) -> Result<(u64, u64), DbErr> {
     let backend = db.get_database_backend();
+    let users: Vec<String> = event::Entity::find()
+        .select_only()
+        .column(event::Column::UserId)
+        .distinct()
+        .filter(event::Column::CreatedAt.lt(before))
+        .limit(max_users)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if users.is_empty() {
+        return Ok((0, 0));
+    }
+    let marks = |from: usize| -> String {
+        (0..users.len())
+            .map(|i| match backend {
+                DatabaseBackend::Postgres => format!("${}", i + from),
+                _ => "?".to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let (mark, delete) = match backend {
         DatabaseBackend::Postgres => (
-            "UPDATE user_event_seq SET pruned_through = COALESCE((SELECT MAX(e.cursor) FROM events e \
-             WHERE e.user_id = user_event_seq.user_id AND e.created_at < $1), pruned_through)",
-            "DELETE FROM events WHERE created_at < $1",
+            format!(
+                "UPDATE user_event_seq SET pruned_through = COALESCE((SELECT MAX(e.cursor) FROM events e \
+                 WHERE e.user_id = user_event_seq.user_id AND e.created_at < $1), pruned_through) \
+                 WHERE user_id IN ({})",
+                marks(2)
+            ),
+            format!(
+                "DELETE FROM events WHERE created_at < $1 AND user_id IN ({})",
+                marks(2)
+            ),
         ),
         _ => (
-            "UPDATE user_event_seq SET pruned_through = COALESCE((SELECT MAX(e.cursor) FROM events e \
-             WHERE e.user_id = user_event_seq.user_id AND e.created_at < ?), pruned_through)",
-            "DELETE FROM events WHERE created_at < ?",
+            format!(
+                "UPDATE user_event_seq SET pruned_through = COALESCE((SELECT MAX(e.cursor) FROM events e \
+                 WHERE e.user_id = user_event_seq.user_id AND e.created_at < ?), pruned_through) \
+                 WHERE user_id IN ({})",
+                marks(1)
+            ),
+            format!(
+                "DELETE FROM events WHERE created_at < ? AND user_id IN ({})",
+                marks(1)
+            ),
         ),
     };
+    let values: Vec<Value> = std::iter::once(Value::from(before))
+        .chain(users.iter().map(|u| Value::from(u.clone())))
+        .collect();
     db.execute_raw(Statement::from_sql_and_values(
         backend,
         mark,
-        [Value::from(before)],
+        values.clone(),
     ))
     .await?;
     let res = db
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            delete,
-            [Value::from(before)],
-        ))
+        .execute_raw(Statement::from_sql_and_values(backend, delete, values))
         .await?;
-    Ok(res.rows_affected())
+    Ok((users.len() as u64, res.rows_affected()))
 }

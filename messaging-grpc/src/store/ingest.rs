@@ -10,8 +10,9 @@ use super::{
     now,
 };
 
-/// Records an inbound message nobody owns (once per SID).
-pub async fn record_unroutable(
+/// Records an inbound message nobody owns (once per SID). `_any`: such a message has
+/// no user.
+pub async fn record_unroutable_any(
     db: &impl ConnectionTrait,
     sid: &str,
     account_sid: &str,
@@ -47,8 +48,9 @@ pub async fn unroutable_any(
         .await
 }
 
-/// Keeps a status for a SID not recorded yet (once per SID and status).
-pub async fn park(
+/// Keeps a status for a SID not recorded yet (once per SID and status). `_any`: the
+/// callback names only the SID; no message, so no user, carries it yet.
+pub async fn park_any(
     db: &impl ConnectionTrait,
     sid: &str,
     status: &str,
@@ -81,10 +83,17 @@ pub async fn parked_for_any(
         .await
 }
 
-/// Removes the statuses parked for `sid` once applied. `_any`: see [`parked_for_any`].
-pub async fn unpark_any(db: &impl ConnectionTrait, sid: &str) -> Result<(), DbErr> {
+/// Removes the statuses of `sid` that were read and applied — only those: a status
+/// parked after the read stays for the next pass instead of being lost.
+/// `_any`: see [`parked_for_any`].
+pub async fn unpark_any(
+    db: &impl ConnectionTrait,
+    sid: &str,
+    statuses: Vec<String>,
+) -> Result<(), DbErr> {
     parked::Entity::delete_many()
         .filter(parked::Column::MessageSid.eq(sid))
+        .filter(parked::Column::Status.is_in(statuses))
         .exec(db)
         .await?;
     Ok(())

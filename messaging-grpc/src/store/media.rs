@@ -42,8 +42,12 @@ pub async fn find_many(
     owned::find_many::<media::Entity>(db, user_id, ids).await
 }
 
-/// Links media to a message, in order.
-pub async fn link(db: &impl ConnectionTrait, rows: Vec<message_media::Model>) -> Result<(), DbErr> {
+/// Links media to a message, in order. `_any`: link rows carry no user id; the
+/// caller writes them in the transaction that writes the user's message.
+pub async fn link_any(
+    db: &impl ConnectionTrait,
+    rows: Vec<message_media::Model>,
+) -> Result<(), DbErr> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -73,26 +77,37 @@ pub async fn links_any(
         .await
 }
 
+/// A claimed download: `attempt` numbers the claim and fences its outcome writes (a
+/// copier whose lease ran out, and was claimed again, can no longer change the row).
+#[derive(Clone, Debug)]
+pub struct ClaimedMedia {
+    pub id: String,
+    pub user_id: String,
+    pub attempt: i32,
+}
+
 /// Claims up to `limit` pending downloads until `lease_until` (the same row cannot
-/// be claimed again before then). `_any`: the copier serves every user.
+/// be claimed again before then), counting the attempt. `_any`: the copier serves
+/// every user.
 pub async fn claim_pending_any(
     db: &impl ConnectionTrait,
     at: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: u64,
-) -> Result<Vec<(String, String)>, DbErr> {
+) -> Result<Vec<ClaimedMedia>, DbErr> {
     let backend = db.get_database_backend();
     let (sql, values): (&str, Vec<Value>) = match backend {
         DatabaseBackend::Postgres => (
-            "UPDATE media SET next_attempt_at = $1 WHERE id IN (\
+            "UPDATE media SET next_attempt_at = $1, attempts = attempts + 1 WHERE id IN (\
                SELECT id FROM media WHERE status = 'pending' AND next_attempt_at <= $2 \
-               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id, user_id",
+               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, user_id, attempts",
             vec![lease_until.into(), at.into(), (limit as i64).into()],
         ),
         _ => (
-            "UPDATE media SET next_attempt_at = ? WHERE id IN (\
+            "UPDATE media SET next_attempt_at = ?, attempts = attempts + 1 WHERE id IN (\
                SELECT id FROM media WHERE status = 'pending' AND next_attempt_at <= ? \
-               ORDER BY next_attempt_at LIMIT ?) RETURNING id, user_id",
+               ORDER BY next_attempt_at LIMIT ?) RETURNING id, user_id, attempts",
             vec![lease_until.into(), at.into(), (limit as i64).into()],
         ),
     };
@@ -100,20 +115,25 @@ pub async fn claim_pending_any(
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get("", "id")?, r.try_get("", "user_id")?)))
+        .map(|r| {
+            Ok(ClaimedMedia {
+                id: r.try_get("", "id")?,
+                user_id: r.try_get("", "user_id")?,
+                attempt: r.try_get("", "attempts")?,
+            })
+        })
         .collect()
 }
 
-/// Marks a download done.
+/// Marks a claimed download done; false when the claim is no longer ours.
 pub async fn mark_ready(
     db: &impl ConnectionTrait,
-    user_id: &str,
-    id: &str,
+    claim: &ClaimedMedia,
     content_type: &str,
     size: i64,
     storage_key: &str,
-) -> Result<(), DbErr> {
-    media::Entity::update_many()
+) -> Result<bool, DbErr> {
+    let done = media::Entity::update_many()
         .col_expr(media::Column::Status, Expr::value(READY))
         .col_expr(media::Column::ContentType, Expr::value(content_type))
         .col_expr(media::Column::SizeBytes, Expr::value(size))
@@ -122,42 +142,44 @@ pub async fn mark_ready(
             media::Column::LastError,
             Expr::value(Option::<String>::None),
         )
-        .filter(media::Column::UserId.eq(user_id))
-        .filter(media::Column::Id.eq(id))
-        // A copy finishing after its owner was shredded must not revive the row.
-        .filter(media::Column::Status.ne(DESTROYED))
+        .filter(held(claim))
         .exec(db)
         .await?;
-    Ok(())
+    Ok(done.rows_affected == 1)
 }
 
-/// Records a failed download: retried at `next` or, when `give_up`, failed for good.
+/// Records a failed claimed download: retried at `next` or, when `give_up`, failed
+/// for good. False when the claim is no longer ours (nothing changed).
 pub async fn mark_attempt_failed(
     db: &impl ConnectionTrait,
-    user_id: &str,
-    id: &str,
-    attempts: i32,
+    claim: &ClaimedMedia,
     next: DateTime<Utc>,
     give_up: bool,
     error: &str,
-) -> Result<(), DbErr> {
-    media::Entity::update_many()
+) -> Result<bool, DbErr> {
+    let done = media::Entity::update_many()
         .col_expr(
             media::Column::Status,
             Expr::value(if give_up { FAILED } else { PENDING }),
         )
-        .col_expr(media::Column::Attempts, Expr::value(attempts))
         .col_expr(media::Column::NextAttemptAt, Expr::value(next))
         .col_expr(
             media::Column::LastError,
             Expr::value(error.chars().take(500).collect::<String>()),
         )
-        .filter(media::Column::UserId.eq(user_id))
-        .filter(media::Column::Id.eq(id))
-        .filter(media::Column::Status.ne(DESTROYED))
+        .filter(held(claim))
         .exec(db)
         .await?;
-    Ok(())
+    Ok(done.rows_affected == 1)
+}
+
+/// The row is still pending under this very claim.
+fn held(claim: &ClaimedMedia) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(media::Column::UserId.eq(claim.user_id.as_str()))
+        .add(media::Column::Id.eq(claim.id.as_str()))
+        .add(media::Column::Status.eq(PENDING))
+        .add(media::Column::Attempts.eq(claim.attempt))
 }
 
 /// A media item by id, whoever owns it: only for the gateway's signed URLs, whose

@@ -140,6 +140,15 @@ fn older_than(c: &Cursor) -> Condition {
         )
 }
 
+/// A message by id, whoever owns it. `_any`: only for ids from our own signed
+/// StatusCallback URLs, which name a message but no user.
+pub async fn find_any(
+    db: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<message::Model>, DbErr> {
+    message::Entity::find_by_id(id.to_owned()).one(db).await
+}
+
 /// The message with a provider SID, whoever owns it. Not user-scoped on purpose:
 /// provider callbacks and reconciliation know the SID, not the user.
 pub async fn find_by_provider_sid_any(

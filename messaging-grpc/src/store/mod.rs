@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod media;
 pub mod messages;
 pub mod numbers;
+pub mod opt_outs;
 pub mod outbox;
 mod owned;
 pub mod page_token;
@@ -132,6 +133,28 @@ fn sqlite_path(url: &str) -> Option<&Path> {
 /// back equals the value written, which keyset pagination relies on.
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
+}
+
+/// Takes the cluster-wide lock of a singleton job for the rest of `txn`: on
+/// PostgreSQL a transaction-level advisory lock, so with several replicas only one
+/// runs the job at a time (the others skip it; a crashed holder's lock ends with
+/// its connection). SQLite is one process: always true.
+pub async fn try_lock_job(txn: &DatabaseTransaction, job: &str) -> Result<bool, DbErr> {
+    use sea_orm::{ConnectionTrait as _, Statement};
+    if txn.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(true);
+    }
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked",
+            [job.into()],
+        ))
+        .await?;
+    Ok(row
+        .map(|r| r.try_get::<bool>("", "locked"))
+        .transpose()?
+        .unwrap_or(false))
 }
 
 /// True when the error is a unique-constraint violation (a lost insert race).

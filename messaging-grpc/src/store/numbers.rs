@@ -16,7 +16,8 @@ pub enum Assigned {
     HeldByOther,
 }
 
-pub async fn assign(
+/// Assigns a number to a user. `_any`: an operator action over every user's numbers.
+pub async fn assign_any(
     db: &impl ConnectionTrait,
     e164: &str,
     user_id: &str,
@@ -77,8 +78,9 @@ pub async fn owner_of_any(db: &impl ConnectionTrait, e164: &str) -> Result<Optio
         .map(|n| n.user_id))
 }
 
-/// Numbers ordered by E.164 after `after`, optionally of one user.
-pub async fn list(
+/// Numbers ordered by E.164 after `after`, optionally of one user. `_any`: with no
+/// user it lists everyone's (operators).
+pub async fn list_any(
     db: &impl ConnectionTrait,
     user_id: Option<&str>,
     after: Option<&str>,

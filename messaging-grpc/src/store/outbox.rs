@@ -1,13 +1,19 @@
 //! `outbox`: send jobs written in the same transaction as their message, claimed by
 //! dispatchers with a lease.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
     QueryFilter, Statement, Value, sea_query::Expr,
 };
+use uuid::Uuid;
 
-use super::{entities::outbox, now};
+use super::{
+    entities::{message, outbox},
+    now,
+};
 
 /// Queues `message_id` for immediate dispatch.
 pub async fn enqueue(
@@ -22,66 +28,79 @@ pub async fn enqueue(
         next_attempt_at: Set(now()),
         claimed_until: Set(None),
         last_error: Set(None),
+        claim_token: Set(None),
     })
     .exec_without_returning(db)
     .await?;
     Ok(())
 }
 
-/// The job of a message, if still pending. `_any`: jobs are keyed by message id;
-/// callers name a message they already hold.
-pub async fn find_any(
-    db: &impl ConnectionTrait,
-    message_id: &str,
-) -> Result<Option<outbox::Model>, DbErr> {
-    outbox::Entity::find_by_id(message_id.to_owned())
-        .one(db)
-        .await
-}
-
-/// A claimed job.
+/// A claimed job. `token` fences every outcome write: a dispatcher whose lease ran
+/// out (and was claimed by another) can no longer change the job or its message.
 #[derive(Clone, Debug)]
 pub struct Claimed {
     pub message_id: String,
     pub user_id: String,
     pub attempts: u32,
     pub last_error: Option<String>,
+    pub token: String,
 }
 
-/// Claims up to `limit` due jobs until `lease_until`. On PostgreSQL the inner select
+/// Claims up to `limit` due jobs for `lease`, skipping jobs from the senders in
+/// `skip_senders` (paced out: they are not due). Leases are stamped with the
+/// database's clock on PostgreSQL, so replicas with skewed clocks agree on when a
+/// lease ends; SQLite is one process with one clock. On PostgreSQL the inner select
 /// skips rows other dispatchers hold (`FOR UPDATE SKIP LOCKED`), so replicas never
 /// claim the same job; on SQLite the single UPDATE runs under the write lock.
 /// `_any`: the dispatcher serves every user.
 pub async fn claim_any(
     db: &impl ConnectionTrait,
-    at: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
+    lease: Duration,
     limit: u64,
+    skip_senders: &[String],
 ) -> Result<Vec<Claimed>, DbErr> {
     let backend = db.get_database_backend();
-    let (sql, values): (&str, Vec<Value>) = match backend {
+    let token = Uuid::new_v4().to_string();
+    let skip = skip_clause(backend, skip_senders.len());
+    let (sql, mut values): (String, Vec<Value>) = match backend {
         DatabaseBackend::Postgres => (
-            "UPDATE outbox SET claimed_until = $1 WHERE message_id IN (\
-               SELECT message_id FROM outbox \
-               WHERE next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) \
-               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING message_id, user_id, attempts, last_error",
-            vec![lease_until.into(), at.into(), (limit as i64).into()],
-        ),
-        _ => (
-            "UPDATE outbox SET claimed_until = ? WHERE message_id IN (\
-               SELECT message_id FROM outbox \
-               WHERE next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?) \
-               ORDER BY next_attempt_at LIMIT ?) \
-             RETURNING message_id, user_id, attempts, last_error",
+            format!(
+                "UPDATE outbox SET claimed_until = now() + $1 * interval '1 millisecond',                    claim_token = $2                  WHERE message_id IN (                   SELECT o.message_id FROM outbox o                    WHERE o.next_attempt_at <= now()                      AND (o.claimed_until IS NULL OR o.claimed_until < now()){skip}                    ORDER BY o.next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)                  RETURNING message_id, user_id, attempts, last_error"
+            ),
             vec![
-                lease_until.into(),
-                at.into(),
-                at.into(),
+                (lease.as_millis() as i64).into(),
+                token.clone().into(),
                 (limit as i64).into(),
             ],
         ),
+        _ => {
+            let at = super::now();
+            let until = at + chrono::Duration::from_std(lease).unwrap_or_default();
+            (
+                format!(
+                    "UPDATE outbox SET claimed_until = ?, claim_token = ?                      WHERE message_id IN (                       SELECT o.message_id FROM outbox o                        WHERE o.next_attempt_at <= ?                          AND (o.claimed_until IS NULL OR o.claimed_until < ?){skip}                        ORDER BY o.next_attempt_at LIMIT ?)                      RETURNING message_id, user_id, attempts, last_error"
+                ),
+                vec![
+                    until.into(),
+                    token.clone().into(),
+                    at.into(),
+                    at.into(),
+                    (limit as i64).into(),
+                ],
+            )
+        }
     };
+    // The skipped senders' placeholders come after the others (PostgreSQL numbers
+    // them from $4, SQLite takes `?` in order — they sit before LIMIT, so insert).
+    match backend {
+        DatabaseBackend::Postgres => values.extend(skip_senders.iter().map(|s| s.clone().into())),
+        _ => {
+            let at = values.len() - 1;
+            for (i, s) in skip_senders.iter().enumerate() {
+                values.insert(at + i, s.clone().into());
+            }
+        }
+    }
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
@@ -92,9 +111,62 @@ pub async fn claim_any(
                 user_id: r.try_get("", "user_id")?,
                 attempts: r.try_get::<i32>("", "attempts")?.max(0) as u32,
                 last_error: r.try_get("", "last_error")?,
+                token: token.clone(),
             })
         })
         .collect()
+}
+
+/// `AND the message's sender is not one of n skipped`, with placeholders.
+fn skip_clause(backend: DatabaseBackend, n: usize) -> String {
+    if n == 0 {
+        return String::new();
+    }
+    let marks: Vec<String> = match backend {
+        DatabaseBackend::Postgres => (0..n).map(|i| format!("${}", i + 4)).collect(),
+        _ => vec!["?".to_owned(); n],
+    };
+    format!(
+        " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = o.message_id            AND m.owner_e164 IN ({}))",
+        marks.join(", ")
+    )
+}
+
+/// The lease of `job` is still ours: extends it by `lease` (from the database's clock
+/// on PostgreSQL). False when it ran out or another dispatcher claimed the job.
+pub async fn renew_held(
+    db: &impl ConnectionTrait,
+    job: &Claimed,
+    lease: Duration,
+) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
+    let (sql, values): (&str, Vec<Value>) = match backend {
+        DatabaseBackend::Postgres => (
+            "UPDATE outbox SET claimed_until = now() + $1 * interval '1 millisecond'              WHERE message_id = $2 AND claim_token = $3 AND claimed_until > now()",
+            vec![
+                (lease.as_millis() as i64).into(),
+                job.message_id.clone().into(),
+                job.token.clone().into(),
+            ],
+        ),
+        _ => {
+            let at = super::now();
+            let until = at + chrono::Duration::from_std(lease).unwrap_or_default();
+            (
+                "UPDATE outbox SET claimed_until = ?                  WHERE message_id = ? AND claim_token = ? AND claimed_until > ?",
+                vec![
+                    until.into(),
+                    job.message_id.clone().into(),
+                    job.token.clone().into(),
+                    at.into(),
+                ],
+            )
+        }
+    };
+    let done = db
+        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// The earliest `next_attempt_at` among jobs nobody holds a lease on (`idx_outbox_due`).
@@ -117,16 +189,16 @@ pub async fn next_due_any(
     Ok(next.map(|j| j.next_attempt_at))
 }
 
-/// Puts a job back for a later attempt and releases the claim. `_any`: keyed by the
-/// message id of a job the dispatcher claimed.
-pub async fn reschedule_any(
+/// Puts a held job back for a later attempt and releases the claim. False when the
+/// claim is no longer ours (nothing changed).
+pub async fn reschedule_held(
     db: &impl ConnectionTrait,
-    message_id: &str,
+    job: &Claimed,
     attempts: u32,
     next_attempt_at: DateTime<Utc>,
     last_error: Option<&str>,
-) -> Result<(), DbErr> {
-    outbox::Entity::update_many()
+) -> Result<bool, DbErr> {
+    let done = outbox::Entity::update_many()
         .col_expr(outbox::Column::Attempts, Expr::value(attempts as i32))
         .col_expr(outbox::Column::NextAttemptAt, Expr::value(next_attempt_at))
         .col_expr(
@@ -134,21 +206,79 @@ pub async fn reschedule_any(
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(
+            outbox::Column::ClaimToken,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
             outbox::Column::LastError,
             Expr::value(last_error.map(|e| truncate(e, 500))),
         )
-        .filter(outbox::Column::MessageId.eq(message_id))
+        .filter(outbox::Column::MessageId.eq(job.message_id.as_str()))
+        .filter(outbox::Column::ClaimToken.eq(job.token.as_str()))
         .exec(db)
         .await?;
-    Ok(())
+    Ok(done.rows_affected == 1)
 }
 
-/// Removes a finished job. `_any`: keyed by the message id of a claimed job.
+/// Lets go of a held job without counting an attempt (its sender is paced out):
+/// another claim takes it when it is due. False when the claim is no longer ours.
+pub async fn release_held(db: &impl ConnectionTrait, job: &Claimed) -> Result<bool, DbErr> {
+    let done = outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::ClaimedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::ClaimToken,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(outbox::Column::MessageId.eq(job.message_id.as_str()))
+        .filter(outbox::Column::ClaimToken.eq(job.token.as_str()))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected == 1)
+}
+
+/// Removes a finished job that we hold. False when the claim is no longer ours.
+pub async fn remove_held(db: &impl ConnectionTrait, job: &Claimed) -> Result<bool, DbErr> {
+    let done = outbox::Entity::delete_many()
+        .filter(outbox::Column::MessageId.eq(job.message_id.as_str()))
+        .filter(outbox::Column::ClaimToken.eq(job.token.as_str()))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected == 1)
+}
+
+/// Removes a job whoever holds it: the provider's own answer (a status callback
+/// adopting the message) settles it for good. `_any`: keyed by message id.
 pub async fn remove_any(db: &impl ConnectionTrait, message_id: &str) -> Result<(), DbErr> {
     outbox::Entity::delete_by_id(message_id.to_owned())
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Makes the jobs of the user's messages from `owner_e164` due now, so a released
+/// number's queue is failed at once rather than at each job's next retry.
+pub async fn hurry_sender(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    owner_e164: &str,
+) -> Result<u64, DbErr> {
+    use sea_orm::sea_query::Query;
+    let of_sender = Query::select()
+        .column(message::Column::Id)
+        .from(message::Entity)
+        .and_where(message::Column::UserId.eq(user_id))
+        .and_where(message::Column::OwnerE164.eq(owner_e164))
+        .to_owned();
+    let done = outbox::Entity::update_many()
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(now()))
+        .filter(outbox::Column::UserId.eq(user_id))
+        .filter(outbox::Column::MessageId.in_subquery(of_sender))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected)
 }
 
 /// Jobs not finished yet, of every user (metrics, tests).

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, Utc};
 use reqwest::{StatusCode, header::RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -94,19 +94,24 @@ impl TwilioClient {
             .await
     }
 
-    /// Messages from `from` to `to` sent on or after `since` (Twilio filters by day),
-    /// newest first, at most `max` of them across pages.
+    /// Messages from `from` to `to` created at or after `created_after`.
+    ///
+    /// Deliberately no `DateSent` filter: Twilio filters that on `date_sent`, which is
+    /// null while a message waits in a sender's queue (up to hours), so a message it
+    /// accepted would be missing and we would send it twice. And no early stop: the
+    /// list is ordered by `date_sent` (where unsent messages sort is not documented),
+    /// so an old message can come before the one we look for. Reads the pair's pages,
+    /// at most `max_pages` of 50, and keeps what was created after `created_after`.
     pub async fn list_messages(
         &self,
         from: &str,
         to: &str,
-        since: NaiveDate,
-        max: usize,
+        created_after: DateTime<Utc>,
+        max_pages: usize,
     ) -> Result<Vec<MessageResource>, TwilioError> {
         let query = [
             ("From", from.to_owned()),
             ("To", to.to_owned()),
-            ("DateSent>", since.format("%Y-%m-%d").to_string()),
             ("PageSize", "50".to_owned()),
         ];
         let mut page: MessageList = self
@@ -116,10 +121,16 @@ impl TwilioClient {
                 StatusCode::OK,
             )
             .await?;
-        let mut out = std::mem::take(&mut page.messages);
-        while out.len() < max {
-            let Some(next) = page.next_page_uri.take() else {
-                break;
+        let mut out = Vec::new();
+        for pages in 1.. {
+            out.extend(
+                std::mem::take(&mut page.messages)
+                    .into_iter()
+                    .filter(|m| m.created_at().is_none_or(|t| t >= created_after)),
+            );
+            let next = match page.next_page_uri.take() {
+                Some(next) if pages < max_pages => next,
+                _ => break,
             };
             page = self
                 .execute(
@@ -127,9 +138,7 @@ impl TwilioClient {
                     StatusCode::OK,
                 )
                 .await?;
-            out.append(&mut page.messages);
         }
-        out.truncate(max);
         Ok(out)
     }
 

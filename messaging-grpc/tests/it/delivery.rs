@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use commpro_messaging_api::v1::MessageStatus;
+use commpro_messaging_api::v1::{self as pb, MessageStatus};
 use messaging_grpc::provider::{Outgoing, ProviderMessage, SendError, SmsProvider};
 use tonic::Code;
 use twilio_fake::{FakeTwilio, Scripted};
@@ -12,6 +12,7 @@ use crate::{backend_tests, helpers::*};
 
 const FROM: &str = "+15005550006";
 const TO: &str = "+14155550100";
+const FROM2: &str = "+15005550009";
 
 async fn setup(backend: &Backend, extra: &[(&'static str, &str)]) -> (FakeTwilio, TestServer) {
     let fake = FakeTwilio::start().await.unwrap();
@@ -36,7 +37,8 @@ backend_tests! {
         assert!(post.authorized, "Basic auth with the account SID and auth token");
         assert_eq!(post.path, format!("/2010-04-01/Accounts/{}/Messages.json", twilio_fake::ACCOUNT_SID));
         assert_eq!((post.field("To"), post.field("From"), post.field("Body")), (Some(TO), Some(FROM), Some(body.as_str())));
-        assert_eq!(post.field("StatusCallback"), Some("https://gateway.example.test/webhook/status"));
+        let callback = format!("https://gateway.example.test/webhook/status?mid={}", queued.id);
+        assert_eq!(post.field("StatusCallback"), Some(callback.as_str()), "our id rides in the signed URL");
         assert!(post.field("ValidityPeriod").is_some_and(|v| v.parse::<u32>().is_ok_and(|s| s > 0 && s <= 36_000)));
         assert!(post.fields("MediaUrl").is_empty());
 
@@ -245,6 +247,176 @@ backend_tests! {
         server.stop().await;
     }
 
+    async fn a_status_callback_adopts_a_message_whose_answer_was_lost(backend: Backend) {
+        // Twilio takes the message but its answer never arrives; no retry before the
+        // callback comes (a long backoff), and then the dispatcher is stopped.
+        let overrides = [("OUTBOX_RETRY_BASE_MS", "60000"), ("GATEWAY_CONNECTION_OVERRIDES", "rc=3&rp=all")];
+        let (fake, server) = setup(&backend, &overrides).await;
+        fake.script([Scripted::CreateThenDrop]);
+        let m = server.user("alice").await.send(FROM, TO, "answer lost").await.unwrap();
+        wait_until("the attempt to fail", 10, || async {
+            server.user("alice").await.message(&m.contact_id, &m.id).await.status == MessageStatus::Sending as i32
+        })
+        .await;
+        let server = server.restart(HashMap::new(), |app| app.dispatch.enabled = false).await;
+        let sid = fake.messages()[0].sid.clone();
+        let callback = fake.create_requests()[0].field("StatusCallback").unwrap().to_owned();
+        let path = format!("/webhook/status?mid={}", m.id);
+        let expected = format!("https://gateway.example.test{path}#rc=3&rp=all");
+        assert_eq!(callback, expected, "our id rides in the signed URL, Twilio's retries in its fragment");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gw = crate::gateway::gateway_on(listener, &format!("http://{}", server.addr), &[]).await;
+        let (status, _, _) = gw.post(&path, &crate::gateway::status_form(&sid, "sent", None)).await;
+        assert_eq!(status, 200);
+        let adopted = server.user("alice").await.message(&m.contact_id, &m.id).await;
+        assert_eq!((adopted.status, adopted.provider_sid.as_str()), (MessageStatus::Sent as i32, sid.as_str()));
+        let store = server.store().await;
+        assert_eq!(messaging_grpc::store::outbox::pending_any(store.conn()).await.unwrap(), 0, "job settled");
+        // With the dispatcher back, nothing is sent again.
+        let server = server.restart(HashMap::new(), |_| {}).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(fake.create_requests().len(), 1);
+        drop(gw);
+        server.stop().await;
+    }
+
+    async fn a_lost_answer_while_twilio_holds_the_message_queued_is_sent_once(backend: Backend) {
+        // Twilio accepted the message but keeps it queued (date_sent null, so any
+        // DateSent filter misses it), and its answer never reached us.
+        let (fake, server) = setup(&backend, &[]).await;
+        fake.hold_queued(true);
+        fake.script([Scripted::CreateThenDrop]);
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "held in the sender queue").await.unwrap();
+        let sent = alice.wait_status(&m, MessageStatus::Sent, 10).await;
+        assert_eq!(fake.create_requests().len(), 1, "reconciled, not sent twice");
+        assert_eq!(sent.provider_sid, fake.messages()[0].sid);
+        assert!(fake.list_requests().iter().all(|r| r.param("DateSent>").is_none() && r.param("DateSent").is_none()));
+        server.stop().await;
+    }
+
+    async fn a_lost_answer_behind_older_messages_of_the_pair_is_still_found(backend: Backend) {
+        // 60 older messages of the same pair, and Twilio lists unsent messages last:
+        // the held one is on the second page, behind messages older than our send.
+        let (fake, server) = setup(&backend, &[]).await;
+        let mut alice = server.user("alice").await;
+        let mut earlier = Vec::new();
+        for i in 0..60 {
+            earlier.push(alice.send(FROM, TO, &format!("earlier {i}")).await.unwrap());
+        }
+        for m in &earlier {
+            alice.wait_status(m, MessageStatus::Sent, 20).await;
+        }
+        let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+        for m in fake.messages() {
+            fake.set_dates(&m.sid, hour_ago, Some(hour_ago));
+        }
+        fake.hold_queued(true);
+        fake.list_unsent_last(true);
+        fake.script([Scripted::CreateThenDrop]);
+        let m = alice.send(FROM, TO, "held, listed last").await.unwrap();
+        alice.wait_status(&m, MessageStatus::Sent, 10).await;
+        assert_eq!(fake.create_requests().len(), 61, "reconciled, not sent twice");
+        server.stop().await;
+    }
+
+    async fn a_stop_to_one_number_leaves_the_users_other_numbers_open(backend: Backend) {
+        let (fake, server) = setup(&backend, &[]).await;
+        server.assign(FROM2, "alice").await;
+        server.inbound("SM00000000000000000000000000stop01", TO, FROM, "STOP").await;
+        let mut alice = server.user("alice").await;
+        let err = alice.send(FROM, TO, "from the number they stopped").await.unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+        assert!(err.message().starts_with("to:") && err.message().contains("opted out"), "{}", err.message());
+        let other = alice.send(FROM2, TO, "from another number of alice").await.unwrap();
+        alice.wait_status(&other, MessageStatus::Sent, 10).await;
+        assert_eq!(fake.create_requests().len(), 1);
+        // START to the stopped number opens it again.
+        server.inbound("SM0000000000000000000000000start01", TO, FROM, "START").await;
+        let again = alice.send(FROM, TO, "welcome back").await.unwrap();
+        alice.wait_status(&again, MessageStatus::Sent, 10).await;
+        server.stop().await;
+    }
+
+    async fn a_released_number_does_not_send_its_queued_messages(backend: Backend) {
+        let (fake, server) = setup(&backend, &[]).await;
+        let server = server.restart(HashMap::new(), |app| app.dispatch.enabled = false).await;
+        let mut alice = server.user("alice").await;
+        let mut queued = Vec::new();
+        for i in 0..3 {
+            queued.push(alice.send(FROM, TO, &format!("queued {i}")).await.unwrap());
+        }
+        server
+            .admin()
+            .await
+            .call(|c, r| Box::pin(c.release_number(r)), pb::ReleaseNumberRequest { number: FROM.into() })
+            .await
+            .unwrap();
+        server.assign(FROM, "bob").await;
+        let server = server.restart(HashMap::new(), |_| {}).await;
+        let mut alice = server.user("alice").await;
+        for m in &queued {
+            let failed = alice.wait_status(m, MessageStatus::Failed, 10).await;
+            assert!(failed.error_message.contains("no longer assigned"), "{}", failed.error_message);
+        }
+        assert!(fake.create_requests().is_empty(), "nothing went out from bob's number");
+        server.stop().await;
+    }
+
+    async fn an_outcome_that_cannot_be_confirmed_ends_with_the_validity_window(backend: Backend) {
+        // The answer is lost and every lookup is refused (a key that may create but
+        // not list): the message must not stay SENDING forever.
+        let (fake, server) = setup(&backend, &[("MESSAGE_VALIDITY_SECS", "3")]).await;
+        fake.script([Scripted::CreateThenDrop]);
+        let refused = || Scripted::Error { status: 403, code: 20003, message: "Permission denied".into() };
+        fake.script_list((0..200).map(|_| refused()));
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "outcome unknown").await.unwrap();
+        let failed = alice.wait_status(&m, MessageStatus::Failed, 15).await;
+        assert!(failed.error_message.starts_with("outcome unknown"), "{}", failed.error_message);
+        assert_eq!(fake.create_requests().len(), 1, "never sent blindly again");
+        server.stop().await;
+    }
+
+    async fn an_expired_claim_can_no_longer_settle_its_job(backend: Backend) {
+        use messaging_grpc::store::outbox;
+        let (_fake, server) = setup(&backend, &[]).await;
+        let server = server.restart(HashMap::new(), |app| app.dispatch.enabled = false).await;
+        server.user("alice").await.send(FROM, TO, "one job").await.unwrap();
+        let store = server.store().await;
+        let db = store.conn();
+        let short = Duration::from_millis(300);
+        let first = outbox::claim_any(db, short, 10, &[]).await.unwrap().remove(0);
+        assert!(outbox::claim_any(db, short, 10, &[]).await.unwrap().is_empty(), "held");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let second = outbox::claim_any(db, Duration::from_secs(60), 10, &[]).await.unwrap().remove(0);
+        assert_eq!(second.message_id, first.message_id);
+        assert!(!outbox::renew_held(db, &first, short).await.unwrap(), "the old holder cannot renew");
+        assert!(!outbox::reschedule_held(db, &first, 1, messaging_grpc::store::now(), Some("x")).await.unwrap());
+        assert!(!outbox::remove_held(db, &first).await.unwrap());
+        assert!(!outbox::release_held(db, &first).await.unwrap());
+        assert_eq!(outbox::pending_any(db).await.unwrap(), 1, "the job is intact");
+        assert!(outbox::renew_held(db, &second, short).await.unwrap(), "the new holder can");
+        assert!(outbox::remove_held(db, &second).await.unwrap());
+        server.stop().await;
+    }
+
+    async fn a_status_parked_while_others_are_applied_is_kept(backend: Backend) {
+        use messaging_grpc::store::ingest;
+        let server = TestServer::start(&backend).await;
+        let store = server.store().await;
+        let db = store.conn();
+        let sid = "SM000000000000000000000000park0001";
+        ingest::park_any(db, sid, "sent", None, None).await.unwrap();
+        let read: Vec<String> = ingest::parked_for_any(db, sid).await.unwrap().into_iter().map(|p| p.status).collect();
+        ingest::park_any(db, sid, "delivered", None, None).await.unwrap(); // lands after the read
+        ingest::unpark_any(db, sid, read).await.unwrap();
+        let left: Vec<String> = ingest::parked_for_any(db, sid).await.unwrap().into_iter().map(|p| p.status).collect();
+        assert_eq!(left, ["delivered"], "not lost with the ones applied");
+        server.stop().await;
+    }
+
     async fn comma_listed_auth_tokens_sign_requests_with_the_first(backend: Backend) {
         // TWILIO_AUTH_TOKEN lists tokens during a rotation; REST calls use the first.
         let tokens = format!("{},an-older-token-being-rotated-out", twilio_fake::AUTH_TOKEN);
@@ -285,6 +457,41 @@ backend_tests! {
 fn base64_key(byte: u8) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+/// A paced-out sender holds no dispatcher slot: one tenant's backlog on a 1 msg/s
+/// number does not delay another sender's messages (claims skip senders not due).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_out_sender_does_not_block_others() {
+    let (fake, server) = setup(&Backend::Sqlite, &[("PACING_SENDER_SPS", "1")]).await;
+    server.assign(FROM2, "bob").await;
+    let server = server
+        .restart(HashMap::new(), |app| app.dispatch.enabled = false)
+        .await;
+    let mut alice = server.user("alice").await;
+    for i in 0..40 {
+        alice.send(FROM, TO, &format!("bulk {i}")).await.unwrap();
+    }
+    let mut bob = server.user("bob").await;
+    for i in 0..5 {
+        bob.send(FROM2, TO, &format!("urgent {i}")).await.unwrap();
+    }
+    let server = server.restart(HashMap::new(), |_| {}).await;
+    let from_bob = || {
+        fake.create_requests()
+            .iter()
+            .filter(|r| r.field("From") == Some(FROM2))
+            .count()
+    };
+    // Bob's sender is paced too (1/s): 5 messages take about 4 s, whatever alice queued.
+    wait_until("bob's messages to go out", 8, || async { from_bob() == 5 }).await;
+    let from_alice = fake
+        .create_requests()
+        .iter()
+        .filter(|r| r.field("From") == Some(FROM))
+        .count();
+    assert!(from_alice <= 8, "alice's backlog stays paced: {from_alice}");
+    server.stop().await;
 }
 
 /// A backlog drains as fast as sends finish, not one batch per poll: with the
@@ -453,7 +660,9 @@ async fn two_dispatchers_on_one_postgres_never_send_twice() {
     let Some(backend) = Backend::postgres() else {
         return;
     };
+    // Short leases (4 s, the shortest the 2 s Twilio timeout allows) and a slow Twilio.
     let (fake, first) = setup(&backend, &[("OUTBOX_CONCURRENCY", "4")]).await;
+    fake.script((0..40).map(|_| Scripted::Slow(Duration::from_millis(1500))));
     let second = first.sibling(|_| {}).await;
     let mut a = first.user("alice").await;
     let mut b = second.user("alice").await;

@@ -142,6 +142,32 @@ backend_tests! {
         server.stop().await;
     }
 
+    async fn pruning_goes_in_small_batches_of_users(backend: Backend) {
+        use messaging_grpc::store::{self, events};
+        let server = TestServer::start(&backend).await;
+        let st = server.store().await;
+        for u in 0..250 {
+            let txn = st.begin_write().await.unwrap();
+            let e = events::NewEvent { kind: "messages_read", message_id: None, contact_id: None, status: None, unread_count: None };
+            events::append(&txn, &format!("user-{u}"), e).await.unwrap();
+            txn.commit().await.unwrap();
+        }
+        let later = store::now() + chrono::Duration::seconds(1);
+        let mut batches = Vec::new();
+        loop {
+            let (users, deleted) = events::prune_batch_any(st.conn(), later, 100).await.unwrap();
+            batches.push((users, deleted));
+            if users == 0 {
+                break;
+            }
+        }
+        assert_eq!(batches, [(100, 100), (100, 100), (50, 50), (0, 0)]);
+        for u in [0, 99, 100, 249] {
+            assert_eq!(events::position(st.conn(), &format!("user-{u}")).await.unwrap(), (1, 1), "user-{u}");
+        }
+        server.stop().await;
+    }
+
     async fn cursor_older_than_retention_must_resync(backend: Backend) {
         let server = TestServer::start_with(
             &backend,

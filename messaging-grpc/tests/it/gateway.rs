@@ -82,7 +82,11 @@ pub(crate) fn inbound_form(sid: &str, from: &str, to: &str, body: &str) -> Vec<(
     .collect()
 }
 
-fn status_form(sid: &str, status: &str, error_code: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn status_form(
+    sid: &str,
+    status: &str,
+    error_code: Option<&str>,
+) -> Vec<(String, String)> {
     let mut f: Vec<(String, String)> = [
         ("MessageSid", sid),
         ("AccountSid", ACCOUNT),
@@ -418,16 +422,25 @@ async fn per_source_rate_limit() {
         &[("GATEWAY_RATE_LIMIT_PER_SEC", "2")],
     )
     .await;
-    // Fired together, so the outcome does not depend on how fast each request is.
+    // A flood of forged webhooks (a signature, but not with our token), fired together
+    // so the outcome does not depend on how fast each request is.
     let gw = std::sync::Arc::new(gw);
     let posts: Vec<_> = (0..12)
         .map(|i| {
             let gw = gw.clone();
             tokio::spawn(async move {
-                let sid = format!("SM00000000000000000000000000rl{i:04}");
-                gw.post("/webhook/sms", &inbound_form(&sid, BOB, OWN, "burst"))
-                    .await
-                    .0
+                let form = inbound_form(
+                    &format!("SM00000000000000000000000000rl{i:04}"),
+                    BOB,
+                    OWN,
+                    "burst",
+                );
+                let sig = signature::compute(
+                    b"not-our-token",
+                    &format!("{PUBLIC_URL}/webhook/sms"),
+                    &form,
+                );
+                gw.post_raw("/webhook/sms", &form, Some(&sig)).await.0
             })
         })
         .collect();
@@ -436,10 +449,93 @@ async fn per_source_rate_limit() {
         codes.push(p.await.unwrap());
     }
     assert!(
-        codes.iter().filter(|&&c| c == 200).count() >= 4,
-        "the burst allowance passes: {codes:?}"
+        codes.iter().filter(|&&c| c == 403).count() >= 4,
+        "the burst allowance is refused for its signature: {codes:?}"
     );
     assert!(codes.contains(&429), "a flood is refused: {codes:?}");
+    assert!(codes.iter().all(|c| [403, 429].contains(c)), "{codes:?}");
+    let mut alice = server.user("alice").await;
+    assert!(
+        alice.list(10, "").await.unwrap().conversations.is_empty(),
+        "nothing reached the core"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_twilio_signed_webhook_is_never_refused_by_the_rate_limit() {
+    let server = TestServer::start(&Backend::Sqlite).await;
+    server.assign(OWN, "alice").await;
+    // 1 a second, bursts of 2, for this one address (127.0.0.1).
+    let gw = gateway(
+        &format!("http://{}", server.addr),
+        &[("GATEWAY_RATE_LIMIT_PER_SEC", "1")],
+    )
+    .await;
+    let forged = |i: usize| {
+        let form = inbound_form(
+            &format!("SM00000000000000000000000000fg{i:04}"),
+            BOB,
+            OWN,
+            "forged",
+        );
+        let sig = signature::compute(
+            b"not-our-token",
+            &format!("{PUBLIC_URL}/webhook/sms"),
+            &form,
+        );
+        (form, sig)
+    };
+    // Exhaust the address's budget with forged webhooks: 403, then 429.
+    let mut codes = Vec::new();
+    for i in 0..20 {
+        let (form, sig) = forged(i);
+        let code = gw.post_raw("/webhook/sms", &form, Some(&sig)).await.0;
+        codes.push(code);
+        if code == 429 {
+            break;
+        }
+    }
+    assert_eq!((codes[0], codes.last()), (403, Some(&429)), "{codes:?}");
+    // Twilio's own webhooks from the same address, more than the whole burst: each is
+    // answered with TwiML and stored.
+    for i in 0..6 {
+        let form = inbound_form(
+            &format!("SM00000000000000000000000000ok{i:04}"),
+            BOB,
+            OWN,
+            &format!("signed {i}"),
+        );
+        let (status, ct, body) = gw.post("/webhook/sms", &form).await;
+        assert_eq!(
+            (status, ct.as_str(), body.as_str()),
+            (200, "text/xml", TWIML),
+            "signed {i}"
+        );
+    }
+    // Forged and unsigned ones are still refused (a second may have refilled a unit or
+    // two; never more than the burst).
+    let mut codes = Vec::new();
+    for i in 20..25 {
+        let (form, sig) = forged(i);
+        codes.push(gw.post_raw("/webhook/sms", &form, Some(&sig)).await.0);
+        codes.push(gw.post_raw("/webhook/sms", &form, None).await.0);
+    }
+    assert!(codes.contains(&429), "{codes:?}");
+    assert!(codes.iter().all(|c| [403, 429].contains(c)), "{codes:?}");
+
+    let mut alice = server.user("alice").await;
+    let list = alice.list(10, "").await.unwrap();
+    assert_eq!(list.conversations.len(), 1);
+    assert_eq!(
+        list.conversations[0].unread_count, 6,
+        "the signed ones, and only them"
+    );
+    let page = alice
+        .get(&list.conversations[0].contact_id, 20, "")
+        .await
+        .unwrap();
+    assert!(page.messages.iter().all(|m| m.body.starts_with("signed ")));
     server.stop().await;
 }
 

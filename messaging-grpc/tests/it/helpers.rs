@@ -161,7 +161,6 @@ pub fn twilio_vars(fake: &twilio_fake::FakeTwilio) -> HashMap<&'static str, Stri
         ("OUTBOX_SHUTDOWN_GRACE_MS", "200".to_owned()),
         ("PACING_SENDER_SPS", "100000".to_owned()),
         ("PACING_ACCOUNT_SPS", "100000".to_owned()),
-        ("PACING_MAX_WAIT_SECS", "1".to_owned()),
     ])
 }
 

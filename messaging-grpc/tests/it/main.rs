@@ -16,6 +16,7 @@ mod conversations;
 mod delivery;
 mod events;
 mod export;
+mod faults;
 mod gateway;
 mod idempotency;
 mod input;

@@ -285,6 +285,31 @@ backend_tests! {
         server.stop().await;
     }
 
+    async fn a_copier_whose_claim_ran_out_cannot_overwrite_the_outcome(backend: Backend) {
+        use messaging_grpc::store::{self, entities::media, media::{claim_pending_any, mark_attempt_failed, mark_ready}};
+        let server = TestServer::start(&backend).await;
+        let st = server.store().await;
+        let db = st.conn();
+        let later = store::now() + chrono::Duration::hours(1); // out of the live copier's way
+        let row = media::Model {
+            id: "0193-race".into(), user_id: "alice".into(), direction: "inbound".into(),
+            status: store::media::PENDING.into(), content_type: "image/png".into(), size_bytes: 0,
+            storage_key: None, source_url_ct: None, attempts: 0, next_attempt_at: later,
+            last_error: None, created_at: store::now(),
+        };
+        store::media::insert(db, row).await.unwrap();
+        let first = claim_pending_any(db, later, later + chrono::Duration::seconds(1), 8).await.unwrap().remove(0);
+        let after_lease = later + chrono::Duration::seconds(5);
+        let second = claim_pending_any(db, after_lease, after_lease + chrono::Duration::seconds(60), 8).await.unwrap().remove(0);
+        assert_eq!((first.attempt, second.attempt), (1, 2));
+        assert!(mark_ready(db, &second, "image/png", 10, "media/0193-race").await.unwrap());
+        assert!(!mark_attempt_failed(db, &first, store::now(), true, "404 after the other copy deleted it").await.unwrap(), "a stale copier cannot turn READY into FAILED");
+        assert!(!mark_ready(db, &first, "image/png", 10, "media/0193-race").await.unwrap());
+        let stored = store::media::find(db, "alice", "0193-race").await.unwrap().unwrap();
+        assert_eq!((stored.status.as_str(), stored.attempts), (store::media::READY, 2));
+        server.stop().await;
+    }
+
     async fn an_idempotency_key_reused_with_other_media_is_refused(backend: Backend) {
         let (_fake, server, _gw) = stack(&backend, &[]).await;
         let a = upload(&server, "alice", frames(Some(("image/png", "a.png")), &png(2048, 3))).await.unwrap();

@@ -65,7 +65,7 @@ async fn create_fetch_and_list() {
         .list_messages(
             "+15005550006",
             "+14155550100",
-            chrono::Utc::now().date_naive(),
+            chrono::Utc::now() - chrono::Duration::minutes(5),
             10,
         )
         .await
@@ -78,7 +78,7 @@ async fn create_fetch_and_list() {
         .list_messages(
             "+15005550006",
             "+14155550199",
-            chrono::Utc::now().date_naive(),
+            chrono::Utc::now() - chrono::Duration::minutes(5),
             10,
         )
         .await

@@ -12,10 +12,16 @@ const PUBLIC_URL: &str = "https://hooks.example";
 const TOKEN: &str = "12345";
 
 fn app() -> Router {
-    app_with(CancellationToken::new())
+    app_with(&[])
 }
 
-fn app_with(shutdown: CancellationToken) -> Router {
+/// The router with `extra` variables on top of the test ones.
+fn app_with(extra: &[(&str, &str)]) -> Router {
+    app_shutting(extra, CancellationToken::new())
+}
+
+/// The same, with the shutdown token it watches.
+fn app_shutting(extra: &[(&str, &str)], shutdown: CancellationToken) -> Router {
     let vars = [
         ("MESSAGING_CORE_URL", "http://127.0.0.1:9"),
         ("GATEWAY_PUBLIC_URL", PUBLIC_URL),
@@ -25,7 +31,9 @@ fn app_with(shutdown: CancellationToken) -> Router {
         ("GATEWAY_MAX_BODY_BYTES", "1024"),
     ];
     let get = |k: &str| {
-        vars.iter()
+        extra
+            .iter()
+            .chain(vars.iter())
             .find(|(n, _)| *n == k)
             .map(|(_, v)| (*v).to_owned())
     };
@@ -46,7 +54,12 @@ struct Answer {
 }
 
 async fn call(req: hyper::Request<Body>) -> Answer {
-    let resp = app().oneshot(req).await.unwrap();
+    call_on(&app(), req).await
+}
+
+/// `req` answered by `app`, which keeps its state (the rate limit) across calls.
+async fn call_on(app: &Router, req: hyper::Request<Body>) -> Answer {
+    let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -70,11 +83,16 @@ async fn send(method: Method, path: &str) -> Answer {
 
 /// A signed webhook post of `form` to `path`.
 fn signed(path: &str, form: &[(&str, &str)]) -> hyper::Request<Body> {
+    signed_as(TOKEN, &format!("{PUBLIC_URL}{path}"), path, form)
+}
+
+/// A webhook post of `form` to `path`, signed with `token` for `url`.
+fn signed_as(token: &str, url: &str, path: &str, form: &[(&str, &str)]) -> hyper::Request<Body> {
     let pairs: Vec<(String, String)> = form
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let sig = signature::compute(TOKEN.as_bytes(), &format!("{PUBLIC_URL}{path}"), &pairs);
+    let sig = signature::compute(token.as_bytes(), url, &pairs);
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&pairs)
         .finish();
@@ -169,6 +187,76 @@ async fn verified_webhooks_answer_by_form_account_and_core() {
     );
 }
 
+#[tokio::test]
+async fn only_webhooks_not_signed_by_twilio_count_against_the_rate_limit() {
+    // 1 a second, bursts of 2; every request here comes from the same (unknown) source.
+    let app = app_with(&[("GATEWAY_RATE_LIMIT_PER_SEC", "1")]);
+    let form = [
+        ("MessageSid", "SM1"),
+        ("AccountSid", "AC1"),
+        ("MessageStatus", "sent"),
+    ];
+    let forged = || {
+        signed_as(
+            "not-our-token",
+            &format!("{PUBLIC_URL}/webhook/status"),
+            "/webhook/status",
+            &form,
+        )
+    };
+    let unsigned = || {
+        let mut req = signed("/webhook/status", &form);
+        req.headers_mut().remove("x-twilio-signature");
+        req
+    };
+    // Signed webhooks, more than the burst, are never counted (no core here: 503).
+    for _ in 0..5 {
+        let a = call_on(&app, signed("/webhook/status", &form)).await;
+        assert_eq!(a.status, 503);
+    }
+    // Forged ones are, after their check: 403 within the budget, then 429.
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(call_on(&app, forged()).await.status);
+    }
+    assert_eq!(codes[..2], [403, 403], "{codes:?}");
+    assert!(codes.contains(&429), "{codes:?}");
+    let a = call_on(&app, unsigned()).await;
+    assert_eq!((a.status, a.body.as_str()), (429, "rate limit exceeded\n"));
+    // The source is over its budget, and Twilio's own requests still get through.
+    for path in ["/webhook/status", "/webhook/sms"] {
+        let a = call_on(&app, signed(path, &form)).await;
+        assert_ne!(a.status, 429, "{path}: {}", a.body);
+    }
+}
+
+#[tokio::test]
+async fn signatures_over_the_url_with_its_connection_overrides_are_twilio_s() {
+    let overrides = "ct=2000&rt=6000&rc=3&rp=all";
+    let app = app_with(&[("GATEWAY_CONNECTION_OVERRIDES", overrides)]);
+    // Valid signatures reach the form check (400 here), whichever URL was signed.
+    let form = [("AccountSid", "AC1")];
+    let path = "/webhook/status";
+    for url in [
+        format!("{PUBLIC_URL}{path}#{overrides}"),
+        format!("{PUBLIC_URL}{path}"),
+    ] {
+        let a = call_on(&app, signed_as(TOKEN, &url, path, &form)).await;
+        assert_eq!(
+            (a.status, a.body.as_str()),
+            (400, "missing parameter MessageSid\n"),
+            "{url}"
+        );
+    }
+    let other = format!("{PUBLIC_URL}{path}#rc=5");
+    let a = call_on(&app, signed_as(TOKEN, &other, path, &form)).await;
+    assert_eq!(a.status, 403);
+    // Without the variable, the URL with overrides is not one we know.
+    let url = format!("{PUBLIC_URL}{path}#{overrides}");
+    let a = call(signed_as(TOKEN, &url, path, &form)).await;
+    assert_eq!(a.status, 403);
+}
+
 #[test]
 fn helmet_headers_do_not_override_the_handler() {
     let mut h = HeaderMap::new();
@@ -197,7 +285,7 @@ async fn readyz_says_not_ready_while_shutting_down() {
         .uri("/readyz")
         .body(Body::empty())
         .unwrap();
-    let resp = app_with(shutdown).oneshot(req).await.unwrap();
+    let resp = app_shutting(&[], shutdown).oneshot(req).await.unwrap();
     assert_eq!(resp.status().as_u16(), 503);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(String::from_utf8_lossy(&body).trim(), "shutting down");

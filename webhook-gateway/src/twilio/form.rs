@@ -32,6 +32,8 @@ pub struct StatusWebhook {
     /// 0 when Twilio sent none.
     pub error_code: i32,
     pub error_message: String,
+    /// Our message id from the StatusCallback URL (`?mid=`), empty when absent.
+    pub message_id: String,
 }
 
 fn first<'a>(form: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
@@ -94,7 +96,23 @@ impl StatusWebhook {
             error_message: first(form, &["ErrorMessage"])
                 .unwrap_or_default()
                 .to_owned(),
+            message_id: String::new(),
         })
+    }
+
+    /// Takes our message id from the callback URL's query (`mid`), which the core put
+    /// there and Twilio signed with the rest of the URL. Anything that is not an id
+    /// is ignored: the callback still counts by its SID.
+    pub fn with_message_id(mut self, query: Option<&str>) -> Self {
+        let mid = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .find(|(k, _)| k == "mid")
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| {
+                (1..=64).contains(&v.len())
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        self.message_id = mid.unwrap_or_default();
+        self
     }
 }
 
@@ -123,6 +141,7 @@ impl From<StatusWebhook> for pb::RecordStatusRequest {
             status: hook.status,
             error_code: hook.error_code,
             error_message: hook.error_message,
+            message_id: hook.message_id,
         }
     }
 }
@@ -195,6 +214,17 @@ mod tests {
         );
     }
 
+    fn s_with(query: &str) -> StatusWebhook {
+        let f = form(&[
+            ("MessageSid", "SM1"),
+            ("AccountSid", "AC1"),
+            ("MessageStatus", "sent"),
+        ]);
+        StatusWebhook::parse(&f)
+            .unwrap()
+            .with_message_id(Some(query))
+    }
+
     #[test]
     fn status_callback() {
         let s = StatusWebhook::parse(&form(&[
@@ -213,6 +243,11 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!((s.status.as_str(), s.error_code), ("sent", 0));
+        let ours = |q: &str| s_with(q).message_id;
+        assert_eq!(ours("mid=01a2-ff"), "01a2-ff");
+        assert_eq!(ours("x=1&mid=abc"), "abc");
+        assert_eq!(ours("mid=a%20b"), "", "not an id: ignored");
+        assert_eq!(ours(""), "");
         assert!(
             StatusWebhook::parse(&form(&[("MessageSid", "SM1"), ("AccountSid", "AC1")])).is_err()
         );

@@ -1,7 +1,9 @@
 //! Twilio's face of the gateway: `POST /webhook/sms`, `POST /webhook/status` and
-//! `GET /media/{token}`, each behind the per-source rate limit, answered in plain
-//! text (or empty TwiML). Every webhook is first read and signature-checked
-//! ([`verify`]); only then is its form parsed ([`form`]) and handed to the core.
+//! `GET /media/{token}`, answered in plain text (or empty TwiML). Every webhook is
+//! first read and signature-checked ([`verify`]); only then is its form parsed
+//! ([`form`]) and handed to the core. The per-source rate limit counts every media
+//! fetch, but only the webhooks that do not prove themselves Twilio's: Twilio does
+//! not retry a 429, so refusing a signed webhook would lose the message or status.
 
 pub mod form;
 mod media;
@@ -31,24 +33,23 @@ use crate::{
 pub(crate) struct Twilio {
     pub config: GatewayConfig,
     pub core: Core,
+    /// The per-source budget shared with the REST API and the media URLs; webhooks are
+    /// counted only when their signature does not check out ([`verify`]).
+    pub limit: Arc<RateLimit>,
 }
 
 /// Twilio's routes. Another method on a webhook is 405 (`Allow: POST`); anything
 /// but GET on a media URL is 404, as for a bad token. Neither is rate limited.
-pub(crate) fn routes(state: Arc<Twilio>, limit: Arc<RateLimit>) -> Router {
-    let limited = from_fn_with_state((limit, Face::Twilio), rate_limit::limit);
+pub(crate) fn routes(state: Arc<Twilio>) -> Router {
+    let limited = from_fn_with_state((state.limit.clone(), Face::Twilio), rate_limit::limit);
     Router::new()
         .route(
             "/webhook/sms",
-            post(webhooks::sms)
-                .route_layer(limited.clone())
-                .fallback(|| async { plain::not_allowed("POST") }),
+            post(webhooks::sms).fallback(|| async { plain::not_allowed("POST") }),
         )
         .route(
             "/webhook/status",
-            post(webhooks::status)
-                .route_layer(limited.clone())
-                .fallback(|| async { plain::not_allowed("POST") }),
+            post(webhooks::status).fallback(|| async { plain::not_allowed("POST") }),
         )
         .route(
             "/media/{token}",

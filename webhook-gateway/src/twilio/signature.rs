@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 type HmacSha1 = Hmac<Sha1>;
 
 /// What a request offers to be checked.
+#[derive(Clone, Copy)]
 pub enum Payload<'a> {
     /// `application/x-www-form-urlencoded` parameters, in any order.
     Form(&'a [(String, String)]),
@@ -59,6 +60,14 @@ pub fn body_sha256(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
+/// Whether `signature` could be one at all: base64 of an HMAC-SHA1 (20 bytes). A request
+/// whose signature cannot be is counted against the rate limit before its body is read.
+pub fn is_well_formed(signature: &str) -> bool {
+    STANDARD
+        .decode(signature.trim())
+        .is_ok_and(|mac| mac.len() == 20)
+}
+
 /// Checks `signature` for a request to `url` against any of `tokens` (several during
 /// an auth token rotation). Constant-time in the signature bytes.
 pub fn validate(tokens: &[&[u8]], url: &str, payload: Payload<'_>, signature: &str) -> bool {
@@ -89,9 +98,11 @@ pub fn validate(tokens: &[&[u8]], url: &str, payload: Payload<'_>, signature: &s
     })
 }
 
-/// First value of a query parameter, percent-decoded.
+/// First value of a query parameter, percent-decoded (a `#…` fragment is not part of
+/// the query).
 fn query_param(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
@@ -304,6 +315,40 @@ mod tests {
             Payload::Form(&p),
             "RSOYDt4T1cUTdK1PDd93/VVr8B8="
         ));
+    }
+
+    #[test]
+    fn only_base64_of_twenty_bytes_is_well_formed() {
+        assert!(is_well_formed("RSOYDt4T1cUTdK1PDd93/VVr8B8="));
+        assert!(is_well_formed(" RSOYDt4T1cUTdK1PDd93/VVr8B8= "));
+        for bad in ["", "AAAA", "not base64!", "RSOYDt4T1cUTdK1PDd93/VVr8B8"] {
+            assert!(!is_well_formed(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_connection_override_fragment_is_signed_like_the_rest_of_the_url() {
+        // Twilio's connection overrides (`#rc=…&rp=…`) are never sent in the request
+        // line; a signature over the URL with them is checked against the URL with them.
+        let p = params();
+        let with = "https://mycompany.com/myapp.php?foo=1&bar=2#ct=2000&rt=6000&rc=3&rp=all";
+        let sig = compute(TOKEN, with, &p);
+        assert!(ok(with, &p, &sig));
+        assert!(
+            ok(
+                "https://mycompany.com:443/myapp.php?foo=1&bar=2#ct=2000&rt=6000&rc=3&rp=all",
+                &p,
+                &sig
+            ),
+            "the port variants keep the fragment"
+        );
+        assert!(!ok(URL, &p, &sig), "the fragment is part of what is signed");
+        assert!(!ok(&format!("{URL}#rc=5&rp=all"), &p, &sig));
+        // A JSON body's bodySHA256 ends at the fragment.
+        let body = br#"{"property": "value", "boolean": true}"#;
+        let url = format!("{URL}&bodySHA256={}#rc=3&rp=all", body_sha256(body));
+        let sig = compute(TOKEN, &url, &[]);
+        assert!(validate(&[TOKEN], &url, Payload::Body(body), &sig));
     }
 
     #[test]

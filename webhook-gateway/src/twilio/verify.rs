@@ -1,11 +1,18 @@
 //! The first step of every webhook: read the body within the size and time limits,
 //! then check `X-Twilio-Signature` against the URL Twilio called. A missing or wrong
 //! signature is refused here, with 403, before anything is parsed or stored.
+//!
+//! The per-source rate limit counts only the webhooks that do not prove themselves
+//! Twilio's; a valid signature is never refused by it (Twilio does not retry a 429,
+//! and the message or status would be lost). A request without a signature that could
+//! be one, or declaring a body over the limit, is counted before its body is read, as
+//! every request was before, and over the budget gets 429 without it being read. One
+//! with a well-formed signature is read and checked first (one HMAC-SHA1 over the form,
+//! about 2 µs), and counted only when the check fails: 429 over the budget, else the
+//! refusal itself. Either way a forged request costs one unit of its source's budget
+//! and never reaches the core.
 
-use std::{
-    net::{IpAddr, Ipv4Addr},
-    time::Duration,
-};
+use std::{net::IpAddr, time::Duration};
 
 use axum::{body::Body, extract::Request};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -18,7 +25,7 @@ use super::{
 };
 use crate::{
     error::GatewayError,
-    rate_limit::ClientIp,
+    rate_limit::RateLimit,
     trace::{self, TraceParent},
 };
 
@@ -32,16 +39,26 @@ pub(crate) struct Verified {
 
 /// Reads `req`'s body and checks its signature: 413 when the body is over the limit,
 /// 408 when it is not received in time, 403 when the signature is missing or not
-/// Twilio's, 415 for a (signed) JSON body, which these URLs do not take.
+/// Twilio's, 415 for a (signed) JSON body, which these URLs do not take; 429 in place
+/// of any of these once the source is over its budget.
 pub(crate) async fn verified(req: Request, twilio: &Twilio) -> Result<Verified, GatewayError> {
     let limit = twilio.config.max_body_bytes;
-    if declared_length(req.headers()).is_some_and(|n| n > limit as u64) {
+    let claim = Claim::of(&req, twilio);
+    let over_limit = declared_length(req.headers()).is_some_and(|n| n > limit as u64);
+    if !claim.well_formed || over_limit {
+        // Nothing here can be Twilio's: counted before the body is read.
+        twilio.limit.charge(claim.source)?;
+    }
+    if over_limit {
         return Err(too_large());
     }
     let trace = TraceParent::current(trace::incoming(req.headers()));
-    let claim = Claim::of(&req, &twilio.config.public_url);
-    let body = read_body(req.into_body(), limit, twilio.config.read_timeout).await?;
-    let form = claim.check_signature(&body, &twilio.config.auth_tokens)?;
+    let body = read_body(req.into_body(), limit, twilio.config.read_timeout)
+        .await
+        .map_err(|e| claim.unproven(e, &twilio.limit))?;
+    let form = claim
+        .check_signature(&body, &twilio.config.auth_tokens)
+        .map_err(|e| claim.unproven(e, &twilio.limit))?;
     if claim.is_json {
         return Err(GatewayError::refused(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -55,39 +72,49 @@ pub(crate) async fn verified(req: Request, twilio: &Twilio) -> Result<Verified, 
 /// What a request's head says about its signature, taken before the body is read.
 struct Claim {
     signature: String,
-    /// The URL Twilio signed: our configured public URL, never a forwarded header.
-    url: String,
+    /// Whether the signature could be one at all (base64 of 20 bytes).
+    well_formed: bool,
+    /// The URLs Twilio may have signed: our configured public URL (never a forwarded
+    /// header) + path + query, and the same with GATEWAY_CONNECTION_OVERRIDES as its
+    /// fragment when set (Twilio never sends the fragment).
+    urls: Vec<String>,
     is_json: bool,
     source: IpAddr,
 }
 
 impl Claim {
-    fn of(req: &Request, public_url: &str) -> Self {
+    fn of(req: &Request, twilio: &Twilio) -> Self {
         let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
         let uri = req.uri();
+        let public_url = &twilio.config.public_url;
+        let url = match uri.query() {
+            Some(q) => format!("{public_url}{}?{q}", uri.path()),
+            None => format!("{public_url}{}", uri.path()),
+        };
+        let mut urls = Vec::with_capacity(2);
+        if let Some(overrides) = &twilio.config.connection_overrides {
+            urls.push(format!("{url}#{overrides}"));
+        }
+        urls.push(url);
+        let signature = header("x-twilio-signature").unwrap_or_default().to_owned();
         Self {
-            signature: header("x-twilio-signature").unwrap_or_default().to_owned(),
-            url: match uri.query() {
-                Some(q) => format!("{public_url}{}?{q}", uri.path()),
-                None => format!("{public_url}{}", uri.path()),
-            },
+            well_formed: signature::is_well_formed(&signature),
+            signature,
+            urls,
             is_json: header(header::CONTENT_TYPE.as_str())
                 .is_some_and(|ct| ct.trim_start().starts_with("application/json")),
-            source: req
-                .extensions()
-                .get::<ClientIp>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ip| ip.0),
+            source: twilio.limit.source(req),
         }
     }
 
-    /// The form, when the signature is one of `tokens`' for this URL and body.
+    /// The form, when the signature is one of `tokens`' for one of the URLs and this
+    /// body.
     fn check_signature(
         &self,
         body: &[u8],
         tokens: &[SecretString],
     ) -> Result<Vec<(String, String)>, GatewayError> {
         if self.signature.trim().is_empty() {
-            tracing::warn!(source = %self.source, "webhook without X-Twilio-Signature refused");
             return Err(forbidden("missing signature"));
         }
         let form: Vec<(String, String)> = if self.is_json {
@@ -104,11 +131,35 @@ impl Claim {
             .iter()
             .map(|t| t.expose_secret().as_bytes())
             .collect();
-        if !signature::validate(&tokens, &self.url, payload, &self.signature) {
-            tracing::warn!(source = %self.source, "webhook with an invalid signature refused");
+        if !self.well_formed
+            || !self
+                .urls
+                .iter()
+                .any(|url| signature::validate(&tokens, url, payload, &self.signature))
+        {
             return Err(forbidden("invalid signature"));
         }
         Ok(form)
+    }
+
+    /// `refusal` of a request that did not prove itself Twilio's, counted against its
+    /// source unless it was before its body was read: 429 instead once the source is
+    /// over its budget (not logged, like every 429). A refused signature is logged.
+    fn unproven(&self, refusal: GatewayError, limit: &RateLimit) -> GatewayError {
+        if self.well_formed
+            && let Err(too_many) = limit.charge(self.source)
+        {
+            return too_many;
+        }
+        if let GatewayError::Refused {
+            status: StatusCode::FORBIDDEN,
+            message,
+            ..
+        } = &refusal
+        {
+            tracing::warn!(source = %self.source, reason = %message, "webhook not signed by Twilio refused");
+        }
+        refusal
     }
 }
 

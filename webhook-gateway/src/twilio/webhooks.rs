@@ -51,8 +51,9 @@ async fn inbound(twilio: &Twilio, req: Request) -> Result<(), GatewayError> {
 }
 
 async fn status_callback(twilio: &Twilio, req: Request) -> Result<(), GatewayError> {
+    let query = req.uri().query().map(str::to_owned);
     let Verified { form, trace } = verify::verified(req, twilio).await?;
-    let hook = StatusWebhook::parse(&form)?;
+    let hook = StatusWebhook::parse(&form)?.with_message_id(query.as_deref());
     own_account(twilio, &hook.account_sid)?;
     let sid = hook.message_sid.clone();
     let resp = twilio

@@ -7,6 +7,7 @@ pub mod event;
 pub mod media;
 pub mod message;
 pub mod message_media;
+pub mod opt_out;
 pub mod outbox;
 pub mod parked_status;
 pub mod phone_number;

@@ -11,6 +11,8 @@ pub struct Model {
     pub next_attempt_at: DateTimeUtc,
     pub claimed_until: Option<DateTimeUtc>,
     pub last_error: Option<String>,
+    /// Who holds the lease: outcome writes are conditional on it.
+    pub claim_token: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,128 @@
+//! Outbox drain: how fast a queued backlog reaches Twilio (the Rust `twilio-fake` on
+//! loopback) when pacing allows it.
+//!
+//! cargo run --release -p messaging-grpc --example drain -- [messages] [senders] [concurrency] [database-url] 2>/dev/null
+//!
+//! Defaults: 10,000 messages over 100 senders (one user each), the production
+//! dispatcher concurrency (8), a temporary SQLite file with synchronous=FULL. The
+//! backlog is queued first through the real send path (encrypted, committed), then
+//! the server starts with its dispatcher and the clock runs until the fake holds every
+//! message. Pacing is opened wide (PACING_SENDER_SPS / PACING_ACCOUNT_SPS) so the
+//! figure is the dispatcher's, not Twilio's per-sender limit.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use messaging_grpc::{App, Config, Mode, messaging::SendSms};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use twilio_fake::FakeTwilio;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg =
+        |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let (count, senders, concurrency) = (arg(1, 10_000), arg(2, 100), arg(3, 8));
+    let dir = tempfile::tempdir()?;
+    let database_url = args.get(4).cloned().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("drain.db").display()
+        )
+    });
+    messaging_grpc::telemetry::init().map_err(anyhow::Error::msg)?;
+
+    let fake = FakeTwilio::start().await?;
+    let vars: HashMap<String, String> = [
+        ("DATABASE_URL", database_url.as_str()),
+        ("MESSAGING_DATA_DIR", &dir.path().display().to_string()),
+        (
+            "JWT_HS256_SECRET",
+            "drain-secret-that-is-at-least-32-bytes-long",
+        ),
+        ("SMS_PROVIDER", "twilio"),
+        ("TWILIO_ACCOUNT_SID", twilio_fake::ACCOUNT_SID),
+        ("TWILIO_AUTH_TOKEN", twilio_fake::AUTH_TOKEN),
+        ("TWILIO_API_BASE", &fake.base_url()),
+        (
+            "MEDIA_URL_SECRET",
+            "drain-media-url-secret-at-least-32-characters",
+        ),
+        ("GATEWAY_PUBLIC_URL", "https://gateway.example.test"),
+        ("PACING_SENDER_SPS", "100000"),
+        ("PACING_ACCOUNT_SPS", "100000"),
+        ("OUTBOX_CONCURRENCY", &concurrency.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let mut vars = vars;
+    vars.insert(
+        "MESSAGING_MASTER_KEYS".into(),
+        format!("d1:{}", base64_key()),
+    );
+    let config = Config::from_vars(&vars, Mode::Serve)?;
+    let app = App::build(&config).await?;
+
+    // The backlog, through the real send path.
+    let queue_start = Instant::now();
+    for s in 0..senders {
+        let number = format!("+1500555{s:04}");
+        app.admin
+            .assign_number("drain", &number, &format!("user-{s}"))
+            .await?;
+    }
+    for i in 0..count {
+        let s = i % senders;
+        let send = SendSms {
+            from: format!("+1500555{s:04}"),
+            to: format!("+1415555{:04}", i % 10_000),
+            body: format!("backlog message {i}"),
+            idempotency_key: String::new(),
+        };
+        app.messaging.send_sms(&format!("user-{s}"), send).await?;
+    }
+    let queued_in = queue_start.elapsed();
+
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let shutdown = CancellationToken::new();
+    let start = Instant::now();
+    let server = tokio::spawn(messaging_grpc::serve(app, listener, shutdown.clone()));
+    while fake.messages().len() < count {
+        if start.elapsed() > Duration::from_secs(600) {
+            anyhow::bail!(
+                "only {} of {count} reached Twilio in 600 s",
+                fake.messages().len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let drained_in = start.elapsed();
+    shutdown.cancel();
+    server.await??;
+    let creates = fake.create_requests().len();
+    println!(
+        "drain: {count} messages over {senders} senders, concurrency {concurrency}, {backend}",
+        backend = database_url.split(':').next().unwrap_or("?")
+    );
+    println!(
+        "  queued in {:.2} s ({:.0} msg/s through the send path)",
+        queued_in.as_secs_f64(),
+        count as f64 / queued_in.as_secs_f64()
+    );
+    println!(
+        "  drained in {:.2} s: {:.0} msg/s reached Twilio; {creates} create requests (duplicates: {})",
+        drained_in.as_secs_f64(),
+        count as f64 / drained_in.as_secs_f64(),
+        creates.saturating_sub(count)
+    );
+    Ok(())
+}
+
+fn base64_key() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode([42u8; 32])
+}

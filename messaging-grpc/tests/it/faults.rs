@@ -1,0 +1,365 @@
+//! Fault tests under load, on loopback and bounded in time: the core killed with
+//! SIGKILL mid-load, a Twilio outage, the database lost mid-load. After each, every
+//! acknowledged message reaches the (fake) Twilio exactly once.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use commpro_messaging_api::v1 as pb;
+use messaging_grpc::auth::{JwtIssuer, Role};
+use tokio::{net::TcpListener, task::AbortHandle};
+use tonic::transport::Channel;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+use twilio_fake::FakeTwilio;
+
+use crate::{backend_tests, helpers::*};
+
+const FROM: &str = "+15005550006";
+const CALLERS: usize = 64;
+
+/// 64 callers sending as fast as answers come, until `stop`; the bodies of the
+/// messages the service acknowledged (an error or no answer is not an acknowledgement).
+async fn load(addr: SocketAddr, token: String, stop: Instant) -> (Vec<String>, usize) {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let mut callers = Vec::new();
+    for c in 0..CALLERS {
+        let (channel, token) = (channel.clone(), token.clone());
+        callers.push(tokio::spawn(async move {
+            let mut client = pb::messaging_service_client::MessagingServiceClient::new(channel);
+            let (mut acked, mut failed) = (Vec::new(), 0);
+            for i in 0.. {
+                if Instant::now() >= stop {
+                    break;
+                }
+                let body = format!("caller {c} message {i}");
+                let req = pb::SendSmsRequest {
+                    from: FROM.into(),
+                    to: format!("+1415555{c:04}"),
+                    body: body.clone(),
+                    idempotency_key: String::new(),
+                };
+                let call = client.send_sms(authed(req, &token));
+                match tokio::time::timeout(Duration::from_secs(5), call).await {
+                    Ok(Ok(_)) => acked.push(body),
+                    _ => {
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            (acked, failed)
+        }));
+    }
+    let (mut acked, mut failed) = (Vec::new(), 0);
+    for c in callers {
+        let (a, f) = c.await.unwrap();
+        acked.extend(a);
+        failed += f;
+    }
+    (acked, failed)
+}
+
+/// Waits until every acknowledged body is at the fake, then checks none is there twice.
+async fn every_acknowledged_message_sent_once(fake: &FakeTwilio, acked: &[String], secs: u64) {
+    assert!(!acked.is_empty(), "the load acknowledged nothing");
+    eprintln!("{} acknowledged messages to find at Twilio", acked.len());
+    let want: HashSet<&str> = acked.iter().map(String::as_str).collect();
+    wait_until("every acknowledged message at Twilio", secs, || async {
+        let have: HashSet<String> = fake.messages().into_iter().map(|m| m.body).collect();
+        want.iter().all(|b| have.contains(*b))
+    })
+    .await;
+    let mut seen = HashMap::new();
+    for m in fake.messages() {
+        *seen.entry(m.body).or_insert(0) += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+}
+
+fn issuer() -> JwtIssuer {
+    JwtIssuer::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE)
+}
+
+fn token(user: &str, roles: &[Role]) -> String {
+    issuer()
+        .issue(user, roles, Duration::from_secs(3600))
+        .unwrap()
+}
+
+/// The core as its own process (`messaging serve`), so it can be killed for real.
+struct CoreProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl CoreProcess {
+    async fn start(vars: &HashMap<String, String>, addr: SocketAddr) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_messaging"))
+            .arg("serve")
+            .env_clear()
+            .envs(vars)
+            .env("MESSAGING_GRPC_ADDR", addr.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start messaging serve");
+        let core = Self { child, addr };
+        core.wait_serving().await;
+        core
+    }
+
+    async fn wait_serving(&self) {
+        wait_until("the core to serve", 30, || async {
+            health(self.addr).await == Some(ServingStatus::Serving)
+        })
+        .await;
+    }
+
+    /// SIGKILL: no shutdown hook runs, nothing is flushed.
+    fn kill_9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().ok();
+    }
+}
+
+impl Drop for CoreProcess {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+async fn health(addr: SocketAddr) -> Option<ServingStatus> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect_timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .ok()?;
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let req = HealthCheckRequest {
+        service: String::new(),
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(2), client.check(req)).await;
+    Some(answer.ok()?.ok()?.into_inner().status())
+}
+
+async fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+async fn assign(addr: SocketAddr) {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut admin = pb::messaging_admin_client::MessagingAdminClient::new(channel);
+    let req = pb::AssignNumberRequest {
+        number: FROM.into(),
+        user_id: "load-user".into(),
+    };
+    admin
+        .assign_number(authed(req, &token("operator", &[Role::Admin])))
+        .await
+        .unwrap();
+}
+
+backend_tests! {
+    async fn kill_9_while_64_callers_send_loses_and_duplicates_nothing(backend: Backend) {
+        let fake = FakeTwilio::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, _pg) = match &backend {
+            Backend::Sqlite => (format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display()), None),
+            Backend::Postgres(server) => {
+                let db = PgDatabase::create(server).await;
+                (db.url.clone(), Some(db))
+            }
+        };
+        let mut vars: HashMap<String, String> =
+            twilio_vars(&fake).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        vars.extend([
+            ("MESSAGING_DATA_DIR".to_owned(), dir.path().display().to_string()),
+            ("DATABASE_URL".to_owned(), database_url),
+            ("MESSAGING_MASTER_KEYS".to_owned(), master_keys_spec()),
+            ("JWT_HS256_SECRET".to_owned(), SECRET.to_owned()),
+        ]);
+        let addr = free_addr().await;
+        let core = CoreProcess::start(&vars, addr).await;
+        assign(addr).await;
+
+        let stop = Instant::now() + Duration::from_secs(3);
+        let sending = tokio::spawn(load(addr, token("load-user", &[]), stop));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        core.kill_9();
+        let (acked, refused) = sending.await.unwrap();
+        eprintln!("acknowledged {}, refused or unanswered {refused}", acked.len());
+        assert!(refused > 0, "the kill landed while callers were sending");
+
+        // Restarted on the same database: the outbox and any unknown outcome resume.
+        let _core = CoreProcess::start(&vars, addr).await;
+        every_acknowledged_message_sent_once(&fake, &acked, 60).await;
+    }
+}
+
+/// Twilio answers 503 to everything for 30 s while 64 callers send, then recovers.
+/// With the production retry schedule, all is delivered afterwards, none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thirty_second_twilio_outage_delays_but_loses_and_duplicates_nothing() {
+    let fake = FakeTwilio::start().await.unwrap();
+    let mut vars = twilio_vars(&fake);
+    // This test is about retries: the production schedule, not the suite's fast one.
+    vars.insert("OUTBOX_RETRY_BASE_MS", "2000".to_owned());
+    vars.insert("OUTBOX_RETRY_MAX_SECS", "600".to_owned());
+    let server = TestServer::start_with(&Backend::Sqlite, vars).await;
+    server.assign(FROM, "load-user").await;
+    let outage_start = Instant::now();
+    fake.set_outage(Some(503));
+    let stop = Instant::now() + Duration::from_secs(2);
+    let (acked, _) = load(server.addr, server.token("load-user"), stop).await;
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(outage_start.elapsed())).await;
+    assert!(
+        fake.messages().is_empty(),
+        "nothing is created during the outage"
+    );
+    fake.set_outage(None);
+    every_acknowledged_message_sent_once(&fake, &acked, 90).await;
+    server.stop().await;
+}
+
+/// A TCP proxy in front of PostgreSQL that can lose the database: every open
+/// connection cut, new ones refused, until it is restored.
+struct DbProxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<AbortHandle>>>,
+    accept: AbortHandle,
+}
+
+impl DbProxy {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let (up2, conns2) = (up.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client); // the database is down: connection reset
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                conns2.lock().unwrap().push(task.abort_handle());
+            }
+        })
+        .abort_handle();
+        Self {
+            addr,
+            up,
+            conns,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for DbProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+/// PostgreSQL lost mid-load (every connection cut, new ones refused) for 8 s: the
+/// core reports NOT_SERVING, recovers by itself, and loses nothing it acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_postgres_mid_load_reports_not_ready_and_loses_nothing() {
+    let Some(Backend::Postgres(server_url)) = Backend::postgres() else {
+        return;
+    };
+    let db = PgDatabase::create(&server_url).await;
+    let upstream = url::Url::parse(&server_url).unwrap();
+    let upstream = format!(
+        "{}:{}",
+        upstream.host_str().unwrap(),
+        upstream.port().unwrap_or(5432)
+    );
+    let proxy = DbProxy::start(upstream).await;
+    let mut proxied = url::Url::parse(&db.url).unwrap();
+    proxied.set_port(Some(proxy.addr.port())).unwrap();
+    proxied.set_host(Some("127.0.0.1")).unwrap();
+
+    let fake = FakeTwilio::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars: HashMap<String, String> = twilio_vars(&fake)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    vars.extend([
+        (
+            "MESSAGING_DATA_DIR".to_owned(),
+            dir.path().display().to_string(),
+        ),
+        ("DATABASE_URL".to_owned(), proxied.to_string()),
+        ("MESSAGING_MASTER_KEYS".to_owned(), master_keys_spec()),
+        ("JWT_HS256_SECRET".to_owned(), SECRET.to_owned()),
+    ]);
+    let server = TestServer::start_from_vars(
+        vars,
+        proxied.to_string(),
+        dir,
+        Some(db),
+        messaging_grpc::Mode::Serve,
+    )
+    .await;
+    server.assign(FROM, "load-user").await;
+
+    let stop = Instant::now() + Duration::from_secs(12);
+    let sending = tokio::spawn(load(server.addr, server.token("load-user"), stop));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.cut();
+    wait_until("the core to report NOT_SERVING", 10, || async {
+        health(server.addr).await == Some(ServingStatus::NotServing)
+    })
+    .await;
+    proxy.restore();
+    wait_until("the core to serve again by itself", 30, || async {
+        health(server.addr).await == Some(ServingStatus::Serving)
+    })
+    .await;
+    let (acked, _) = sending.await.unwrap();
+    every_acknowledged_message_sent_once(&fake, &acked, 60).await;
+    server.stop().await;
+}
