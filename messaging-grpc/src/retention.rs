@@ -1,7 +1,7 @@
 //! Message retention (MESSAGE_RETENTION_DAYS): messages older than the retention are
 //! deleted with their media links, outbox jobs, media nobody links any more (objects
 //! included), and the events of that age, in bounded batches; one replica at a time
-//! (a PostgreSQL advisory lock per batch), so replicas never fight over the same rows.
+//! (the singleton-job lock, per batch), so replicas never fight over the same rows.
 //!
 //! Conversations stay exact: each batch locks the conversation rows it touches first
 //! (the same rule read marks follow), re-reads which deleted messages were unread
@@ -41,7 +41,7 @@ pub struct Deleted {
 /// Runs a pass every `interval` until `shutdown`.
 pub async fn run(
     store: Store,
-    media: Option<Media>,
+    media: Media,
     settings: RetentionSettings,
     shutdown: CancellationToken,
 ) {
@@ -56,7 +56,7 @@ pub async fn run(
         }
         let before = store::now()
             - chrono::Duration::from_std(settings.max_age).unwrap_or(chrono::Duration::MAX);
-        match pass(&store, media.as_ref(), before, settings.batch, &shutdown).await {
+        match pass(&store, &media, before, settings.batch, &shutdown).await {
             Ok(d) if d == Deleted::default() => {}
             Ok(d) => tracing::info!(
                 messages = d.messages,
@@ -72,7 +72,7 @@ pub async fn run(
 /// Deletes everything older than `before`, `batch` messages per transaction.
 pub async fn pass(
     store: &Store,
-    media: Option<&Media>,
+    media: &Media,
     before: DateTime<Utc>,
     batch: u64,
     shutdown: &CancellationToken,
@@ -99,16 +99,7 @@ pub async fn pass(
             break;
         }
     }
-    loop {
-        // Small batches of users, as the event pruner does (a counter row lock each).
-        let txn = store.begin_write().await?;
-        let (users, n) = store::events::prune_batch_any(&txn, before, 100).await?;
-        txn.commit().await?;
-        total.events += n;
-        if users == 0 || shutdown.is_cancelled() {
-            break;
-        }
-    }
+    total.events = crate::realtime::prune_events(store, before).await?;
     for (kind, n) in [
         ("messages", total.messages),
         ("media", total.media),
@@ -127,7 +118,7 @@ async fn message_batch(
     batch: u64,
 ) -> Result<Option<(u64, Vec<String>)>, Error> {
     let txn = store.begin_write().await?;
-    if !store::retention::try_lock_any(&txn).await? {
+    if !store::try_lock_job(&txn, "message-retention").await? {
         txn.rollback().await?;
         return Ok(None);
     }
@@ -164,11 +155,11 @@ async fn message_batch(
     Ok(Some((rows.len() as u64, objects)))
 }
 
-async fn delete_objects(media: Option<&Media>, keys: &[String]) -> u64 {
-    match media {
-        Some(m) if !keys.is_empty() => m.delete_objects(keys).await,
-        _ => 0,
+async fn delete_objects(media: &Media, keys: &[String]) -> u64 {
+    if keys.is_empty() {
+        return 0;
     }
+    media.delete_objects(keys).await
 }
 
 /// MESSAGE_RETENTION_DAYS and its tuning; `None` when unset (keep forever).

@@ -90,7 +90,7 @@ impl App {
             provider: build_provider(config, &ingest)?,
             messaging,
             ingest,
-            admin: Admin::new(records, Some(media.clone())),
+            admin: Admin::new(records, media.clone()),
             media,
             outbox,
             verifier: Arc::new(config.jwt_verifier()?),
@@ -204,7 +204,7 @@ pub async fn serve(
     if let Some(settings) = app.retention.clone() {
         let retention = retention::run(
             app.store().clone(),
-            Some(app.media.clone()),
+            app.media.clone(),
             settings,
             shutdown.clone(),
         );

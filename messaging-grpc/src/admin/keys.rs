@@ -115,10 +115,7 @@ impl Admin {
         store::user_keys::notify_revoked(&txn, user_id).await?;
         txn.commit().await?;
         self.keys().forget_user(user_id);
-        let media_objects_deleted = match &self.media {
-            Some(m) => m.delete_objects(&objects).await,
-            None => 0,
-        };
+        let media_objects_deleted = self.media.delete_objects(&objects).await;
         tracing::warn!(
             actor,
             user_id,

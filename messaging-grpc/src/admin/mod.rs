@@ -18,11 +18,11 @@ use crate::{crypto::UserKeys, domain::Records, media::Media, store::Store};
 #[derive(Clone)]
 pub struct Admin {
     records: Records,
-    media: Option<Media>,
+    media: Media,
 }
 
 impl Admin {
-    pub fn new(records: Records, media: Option<Media>) -> Self {
+    pub fn new(records: Records, media: Media) -> Self {
         Self { records, media }
     }
 

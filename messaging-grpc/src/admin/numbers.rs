@@ -83,9 +83,9 @@ impl Admin {
         Ok(row)
     }
 
-    /// Releases a number, audited. Its messages still queued or retrying will not go
-    /// out from it: they are made due now, and the dispatcher fails each with a clear
-    /// error (it re-checks ownership before every send).
+    /// Releases a number. Its messages still queued or retrying will not go out from
+    /// it: they are made due now, and the dispatcher fails each with a clear error
+    /// (it re-checks ownership before every send). Audited in the same transaction.
     pub async fn release_number(
         &self,
         actor: &str,
@@ -93,21 +93,21 @@ impl Admin {
     ) -> Result<phone_number::Model, Error> {
         let number = parse_own_number("number", number)?;
         let txn = self.store().begin_write().await?;
-        let row = store::numbers::release_any(&txn, &number)
+        let released = store::numbers::release_any(&txn, &number)
             .await?
             .ok_or(Error::NotFound("number"))?;
+        let queued = store::outbox::hurry_sender(&txn, &released.user_id, &number).await?;
         store::audit::insert(
             &txn,
             NewAuditEvent {
                 actor,
                 action: actions::RELEASE_NUMBER,
-                target_user_id: Some(&row.user_id),
+                target_user_id: Some(&released.user_id),
                 target: Some(&number),
-                details: json!({}),
+                details: json!({ "queued_messages": queued }),
             },
         )
         .await?;
-        let queued = store::outbox::hurry_sender(&txn, &row.user_id, &number).await?;
         txn.commit().await?;
         if queued > 0 {
             tracing::info!(
@@ -115,7 +115,7 @@ impl Admin {
                 "released number had queued messages; they will fail"
             );
         }
-        Ok(row)
+        Ok(released)
     }
 
     /// Inbound messages for numbers nobody owns (operators).

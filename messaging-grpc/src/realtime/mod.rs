@@ -16,7 +16,7 @@ use std::{
 use tokio::sync::broadcast;
 
 pub use listener::listen_postgres;
-pub use prune::run_pruner;
+pub use prune::{prune as prune_events, run_pruner};
 pub use revocations::listen_key_revocations;
 
 /// "There is news for this user up to this cursor" (`user_id` None: for everyone).

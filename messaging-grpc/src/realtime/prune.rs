@@ -35,7 +35,8 @@ const USERS_PER_BATCH: u64 = 100;
 
 /// Prunes in small transactions until nothing older than `before` is left, on one
 /// replica at a time (another replica holding the job's lock means it is pruning).
-async fn prune(
+/// Message retention calls it too, for the events as old as the messages it deletes.
+pub async fn prune(
     store: &Store,
     before: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, sea_orm::DbErr> {

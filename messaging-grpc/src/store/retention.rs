@@ -10,29 +10,6 @@ use sea_orm::{
 
 use super::entities::{conversation as conv, media, message, message_media, outbox};
 
-/// Key of the PostgreSQL advisory lock that lets one replica at a time run retention.
-const ADVISORY_KEY: i64 = 0x006d_7367_5f72_6574; // "msg_ret" in ASCII
-
-/// Takes the retention lock for the transaction (PostgreSQL); false when another
-/// replica holds it. SQLite has one writer anyway.
-pub async fn try_lock_any(db: &impl ConnectionTrait) -> Result<bool, DbErr> {
-    let backend = db.get_database_backend();
-    if backend != DatabaseBackend::Postgres {
-        return Ok(true);
-    }
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            "SELECT pg_try_advisory_xact_lock($1) AS locked",
-            [Value::from(ADVISORY_KEY)],
-        ))
-        .await?;
-    Ok(match row {
-        Some(r) => r.try_get("", "locked")?,
-        None => false,
-    })
-}
-
 /// Up to `limit` messages created before `before`, oldest first.
 pub async fn oldest_any(
     db: &impl ConnectionTrait,
