@@ -6,6 +6,7 @@ use std::{env, io, path::PathBuf};
 const PROTOS: &[&str] = &[
     "proto/commpro/messaging/v1/types.proto",
     "proto/commpro/messaging/v1/messaging.proto",
+    "proto/commpro/messaging/v1/mailbox.proto",
     "proto/commpro/messaging/v1/admin.proto",
     "proto/commpro/messaging/v1/ingest.proto",
 ];

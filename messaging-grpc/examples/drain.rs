@@ -82,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
             to: format!("+1415555{:04}", i % 10_000),
             body: format!("backlog message {i}"),
             idempotency_key: String::new(),
+            send_at: None,
         };
         app.messaging.send_sms(&format!("user-{s}"), send).await?;
     }

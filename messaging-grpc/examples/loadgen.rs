@@ -204,6 +204,7 @@ async fn main() -> anyhow::Result<()> {
                     to: format!("+1415555{:04}", w % 50),
                     body: format!("Load message {w}-{i}: your code is 123456"),
                     idempotency_key: String::new(),
+                    send_at: None,
                 };
                 c.send_sms(authed(req, &tk)).await.is_ok()
             }
@@ -251,6 +252,7 @@ async fn main() -> anyhow::Result<()> {
                     pb::ListConversationsRequest {
                         page_size: 20,
                         page_token: String::new(),
+                        archived: false,
                     },
                     &tk,
                 ))

@@ -80,7 +80,12 @@ impl App {
         let media = build_media(config, store.clone(), keys)?;
         let outbox = Outbox::new(records.clone(), media.clone());
         let ingest = Ingest::new(records.clone(), media.waker());
-        let messaging = Messaging::new(records.clone(), media.clone(), outbox.waker());
+        let messaging = Messaging::new(
+            records.clone(),
+            media.clone(),
+            outbox.waker(),
+            config.schedule,
+        );
         Ok(Self {
             provider: build_provider(config, &ingest)?,
             messaging,
@@ -177,6 +182,12 @@ pub async fn serve(
         "media copier",
         app.media.clone().run_copier(shutdown.clone()),
     );
+    let backfill = app
+        .outbox
+        .records()
+        .clone()
+        .run_index_backfill(Duration::from_secs(60), shutdown.clone());
+    tasks.spawn("search index backfill", backfill);
     let pruner = run_pruner(
         app.store().clone(),
         app.events.retention,

@@ -39,6 +39,7 @@ fn page(n: usize) -> pb::GetConversationResponse {
             })
             .collect(),
         next_page_token: "djE6bTowMWEyMGZiZS1mMmQ2".into(),
+        ..Default::default()
     }
 }
 

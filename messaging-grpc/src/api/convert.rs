@@ -6,7 +6,7 @@ use commpro_messaging_api::v1 as pb;
 use crate::{
     domain::{Body, Direction, MessageStatus, MessageView, StoredEvent, events},
     error::Error,
-    messaging::{ConversationSummary, WatchItem},
+    messaging::{Blocked, ContactView, ConversationSummary, WatchItem},
     store::entities::phone_number,
 };
 
@@ -15,6 +15,19 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
         seconds: t.timestamp(),
         nanos: t.timestamp_subsec_nanos() as i32,
     }
+}
+
+/// A request's optional time; one out of range is refused naming `field`.
+pub fn time_in(
+    field: &'static str,
+    t: Option<prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    let Some(t) = t else { return Ok(None) };
+    u32::try_from(t.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
+        .map(Some)
+        .ok_or_else(|| Error::invalid(field, "is not a valid time"))
 }
 
 fn direction(d: Direction) -> pb::Direction {
@@ -33,6 +46,8 @@ fn status(s: MessageStatus) -> pb::MessageStatus {
         MessageStatus::Undelivered => pb::MessageStatus::Undelivered,
         MessageStatus::Failed => pb::MessageStatus::Failed,
         MessageStatus::Received => pb::MessageStatus::Received,
+        MessageStatus::Scheduled => pb::MessageStatus::Scheduled,
+        MessageStatus::Canceled => pb::MessageStatus::Canceled,
     }
 }
 
@@ -60,6 +75,8 @@ pub fn message(m: MessageView) -> Result<pb::Message, Error> {
         delivered_at: r.delivered_at.map(timestamp),
         read_at: r.read_at.map(timestamp),
         content_state: content_state as i32,
+        send_at: r.send_at.map(timestamp),
+        contact_name: m.contact_name.unwrap_or_default(),
     })
 }
 
@@ -159,7 +176,29 @@ pub fn conversation(c: ConversationSummary) -> Result<pb::Conversation, Error> {
         last_message: Some(message(c.last_message)?),
         unread_count: c.unread_count,
         updated_at: Some(timestamp(c.updated_at)),
+        archived: c.archived,
+        muted: c.muted,
+        muted_until: c.muted_until.map(timestamp),
+        contact_name: c.contact_name.unwrap_or_default(),
     })
+}
+
+pub fn blocked(b: Blocked) -> pb::BlockedNumber {
+    pb::BlockedNumber {
+        number: b.number,
+        contact_id: b.contact_id,
+        blocked_at: Some(timestamp(b.blocked_at)),
+    }
+}
+
+pub fn contact(c: ContactView) -> pb::Contact {
+    pb::Contact {
+        blocked: c.contact.blocked_at.is_some(),
+        id: c.contact.id,
+        number: c.contact.e164,
+        name: c.name.unwrap_or_default(),
+        created_at: Some(timestamp(c.contact.created_at)),
+    }
 }
 
 pub fn phone_number(n: phone_number::Model) -> pb::PhoneNumber {
@@ -189,6 +228,15 @@ fn event(e: StoredEvent) -> pb::Event {
         events::MESSAGE_STATUS_CHANGED => pb::EventKind::MessageStatusChanged,
         events::MESSAGES_READ => pb::EventKind::MessagesRead,
         events::CONVERSATION_UPDATED => pb::EventKind::ConversationUpdated,
+        events::CONVERSATION_ARCHIVED => pb::EventKind::ConversationArchived,
+        events::CONVERSATION_UNARCHIVED => pb::EventKind::ConversationUnarchived,
+        events::CONVERSATION_MUTED => pb::EventKind::ConversationMuted,
+        events::CONVERSATION_UNMUTED => pb::EventKind::ConversationUnmuted,
+        events::NUMBER_BLOCKED => pb::EventKind::NumberBlocked,
+        events::NUMBER_UNBLOCKED => pb::EventKind::NumberUnblocked,
+        events::MESSAGE_DELETED => pb::EventKind::MessageDeleted,
+        events::CONVERSATION_DELETED => pb::EventKind::ConversationDeleted,
+        events::CONTACT_UPDATED => pb::EventKind::ContactUpdated,
         _ => pb::EventKind::Unspecified,
     };
     let status = e
@@ -204,5 +252,6 @@ fn event(e: StoredEvent) -> pb::Event {
         contact_id: e.contact_id.unwrap_or_default(),
         status: status as i32,
         unread_count: e.unread_count.unwrap_or(0).max(0) as u64,
+        muted: e.muted,
     }
 }

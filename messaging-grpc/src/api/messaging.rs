@@ -64,6 +64,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let send = SendSms {
+            send_at: convert::time_in("send_at", r.send_at)?,
             from: r.from,
             to: r.to,
             body: r.body,
@@ -80,6 +81,7 @@ impl MessagingService for MessagingApi {
         let user = caller(&req)?;
         let r = req.into_inner();
         let send = SendMms {
+            send_at: convert::time_in("send_at", r.send_at)?,
             from: r.from,
             to: r.to,
             body: r.body,
@@ -167,7 +169,7 @@ impl MessagingService for MessagingApi {
         let r = req.into_inner();
         let page = self
             .messaging
-            .list_conversations(&user.user_id, r.page_size, &r.page_token)
+            .list_conversations(&user.user_id, r.page_size, &r.page_token, r.archived)
             .await?;
         Ok(Response::new(pb::ListConversationsResponse {
             conversations: page
@@ -192,6 +194,7 @@ impl MessagingService for MessagingApi {
         Ok(Response::new(pb::GetConversationResponse {
             contact_id: page.contact_id,
             contact_number: page.contact_number,
+            contact_name: page.contact_name.unwrap_or_default(),
             messages: page
                 .messages
                 .into_iter()
@@ -228,5 +231,185 @@ impl MessagingService for MessagingApi {
         Ok(Response::new(pb::MarkConversationReadResponse {
             unread_count,
         }))
+    }
+
+    async fn cancel_scheduled(
+        &self,
+        req: Request<pb::CancelScheduledRequest>,
+    ) -> Result<Response<pb::Message>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let canceled = self
+            .messaging
+            .cancel_scheduled(&user.user_id, &r.message_id)
+            .await?;
+        Ok(Response::new(convert::message(canceled)?))
+    }
+
+    async fn search_messages(
+        &self,
+        req: Request<pb::SearchMessagesRequest>,
+    ) -> Result<Response<pb::SearchMessagesResponse>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let page = self
+            .messaging
+            .search_messages(
+                &user.user_id,
+                &r.query,
+                &r.contact_id,
+                r.page_size,
+                &r.page_token,
+            )
+            .await?;
+        Ok(Response::new(pb::SearchMessagesResponse {
+            messages: page
+                .messages
+                .into_iter()
+                .map(convert::message)
+                .collect::<Result<_, _>>()?,
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn archive_conversation(
+        &self,
+        req: Request<pb::ArchiveConversationRequest>,
+    ) -> Result<Response<pb::Conversation>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let conv = self
+            .messaging
+            .set_archived(&user.user_id, &r.contact_id, true)
+            .await?;
+        Ok(Response::new(convert::conversation(conv)?))
+    }
+
+    async fn unarchive_conversation(
+        &self,
+        req: Request<pb::UnarchiveConversationRequest>,
+    ) -> Result<Response<pb::Conversation>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let conv = self
+            .messaging
+            .set_archived(&user.user_id, &r.contact_id, false)
+            .await?;
+        Ok(Response::new(convert::conversation(conv)?))
+    }
+
+    async fn mute_conversation(
+        &self,
+        req: Request<pb::MuteConversationRequest>,
+    ) -> Result<Response<pb::Conversation>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let until = convert::time_in("until", r.until)?;
+        let conv = self
+            .messaging
+            .mute(&user.user_id, &r.contact_id, until)
+            .await?;
+        Ok(Response::new(convert::conversation(conv)?))
+    }
+
+    async fn unmute_conversation(
+        &self,
+        req: Request<pb::UnmuteConversationRequest>,
+    ) -> Result<Response<pb::Conversation>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let conv = self.messaging.unmute(&user.user_id, &r.contact_id).await?;
+        Ok(Response::new(convert::conversation(conv)?))
+    }
+
+    async fn block_number(
+        &self,
+        req: Request<pb::BlockNumberRequest>,
+    ) -> Result<Response<pb::BlockedNumber>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let blocked = self
+            .messaging
+            .block_number(&user.user_id, &r.number)
+            .await?;
+        Ok(Response::new(convert::blocked(blocked)))
+    }
+
+    async fn unblock_number(
+        &self,
+        req: Request<pb::UnblockNumberRequest>,
+    ) -> Result<Response<pb::UnblockNumberResponse>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let (number, contact_id) = self
+            .messaging
+            .unblock_number(&user.user_id, &r.number)
+            .await?;
+        Ok(Response::new(pb::UnblockNumberResponse {
+            number,
+            contact_id,
+        }))
+    }
+
+    async fn list_blocked_numbers(
+        &self,
+        req: Request<pb::ListBlockedNumbersRequest>,
+    ) -> Result<Response<pb::ListBlockedNumbersResponse>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let page = self
+            .messaging
+            .list_blocked(&user.user_id, r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::ListBlockedNumbersResponse {
+            blocked_numbers: page.blocked.into_iter().map(convert::blocked).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn delete_message(
+        &self,
+        req: Request<pb::DeleteMessageRequest>,
+    ) -> Result<Response<pb::DeleteMessageResponse>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let d = self
+            .messaging
+            .delete_message(&user.user_id, &r.message_id)
+            .await?;
+        Ok(Response::new(pb::DeleteMessageResponse {
+            message_id: d.message_id,
+            contact_id: d.contact_id,
+            unread_count: d.unread_count,
+        }))
+    }
+
+    async fn delete_conversation(
+        &self,
+        req: Request<pb::DeleteConversationRequest>,
+    ) -> Result<Response<pb::DeleteConversationResponse>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let deleted_messages = self
+            .messaging
+            .delete_conversation(&user.user_id, &r.contact_id)
+            .await?;
+        Ok(Response::new(pb::DeleteConversationResponse {
+            contact_id: r.contact_id,
+            deleted_messages,
+        }))
+    }
+
+    async fn set_contact_name(
+        &self,
+        req: Request<pb::SetContactNameRequest>,
+    ) -> Result<Response<pb::Contact>, Status> {
+        let user = caller(&req)?;
+        let r = req.into_inner();
+        let contact = self
+            .messaging
+            .set_contact_name(&user.user_id, &r.contact_id, &r.name)
+            .await?;
+        Ok(Response::new(convert::contact(contact)))
     }
 }

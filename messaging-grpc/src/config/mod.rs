@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretBox};
 
 mod delivery;
 mod media;
+mod schedule;
 
 pub use delivery::{EventSettings, ProviderConfig, TwilioCredentials};
 
@@ -56,6 +57,8 @@ pub struct Config {
     pub dispatch: DispatchSettings,
     pub events: EventSettings,
     pub media: crate::media::MediaSettings,
+    /// How far ahead SendSms/SendMms may schedule a message.
+    pub schedule: crate::messaging::ScheduleSettings,
     pub twilio_api_base: String,
     pub gateway_public_url: String,
     /// GATEWAY_CONNECTION_OVERRIDES: Twilio connection overrides (`rc=3&rp=all`…)
@@ -242,6 +245,7 @@ impl Config {
             dispatch,
             events: delivery::events(&get)?,
             media: media_settings,
+            schedule: schedule::schedule(&get)?,
             twilio_api_base: get("TWILIO_API_BASE")
                 .unwrap_or_else(|| "https://api.twilio.com".into()),
             gateway_public_url: get("GATEWAY_PUBLIC_URL")

@@ -7,6 +7,7 @@
 
 mod aad;
 mod algorithm;
+mod blind_index;
 mod cache;
 mod envelope;
 mod master;
@@ -16,6 +17,7 @@ mod wrap;
 
 pub use aad::Aad;
 pub use algorithm::Algorithm;
+pub use blind_index::{SearchKey, TERM_LEN};
 pub use cache::KeyCache;
 pub use envelope::{Header, open, seal};
 pub use master::{MasterKey, MasterKeyRing};

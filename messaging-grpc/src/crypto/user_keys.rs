@@ -6,7 +6,8 @@ use std::{num::NonZeroUsize, sync::Arc};
 use zeroize::Zeroizing;
 
 use super::{
-    Aad, Algorithm, CryptoError, DataKey, Header, KeyCache, MasterKeyRing, envelope, wrap,
+    Aad, Algorithm, CryptoError, DataKey, Header, KeyCache, MasterKeyRing, SearchKey, envelope,
+    wrap,
 };
 use crate::{
     error::Error,
@@ -70,6 +71,23 @@ impl UserKeys {
             Some(key) => Ok(Cleartext::Available(envelope::open(&key, aad, ciphertext)?)),
             None => Ok(Cleartext::Destroyed),
         }
+    }
+
+    /// The search key new messages are indexed under: derived from the current data key.
+    pub async fn search_key(&self, user_id: &str) -> Result<SearchKey, Error> {
+        let (_, key) = self.current(user_id).await?;
+        Ok(SearchKey::derive(&key))
+    }
+
+    /// The search keys of every data key the user still has: a query must also find
+    /// messages indexed under older versions. Empty once the user's keys are destroyed,
+    /// which makes the user's index useless to anyone.
+    pub async fn search_keys(&self, user_id: &str) -> Result<Vec<SearchKey>, Error> {
+        let rows = store::user_keys::all_of(self.store.conn(), user_id).await?;
+        rows.iter()
+            .filter(|row| row.wrapped_dek.is_some())
+            .map(|row| self.unwrap_row(row).map(|key| SearchKey::derive(&key)))
+            .collect()
     }
 
     /// The version new data is sealed with, creating version 1 on first use. A user

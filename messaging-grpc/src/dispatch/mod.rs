@@ -10,6 +10,7 @@
 mod outbox;
 mod pacing;
 mod reconcile;
+mod scheduled;
 mod worker;
 
 use std::{sync::Arc, time::Duration};

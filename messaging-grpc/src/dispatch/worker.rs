@@ -47,10 +47,18 @@ pub(super) async fn process(inner: &Inner, job: Claimed, shutdown: &Cancellation
 async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> Result<(), Error> {
     let d = &inner.outbox;
     let (user, id) = (job.user_id.as_str(), job.message_id.as_str());
-    let Some(item) = d.load(user, id).await? else {
+    let Some(mut item) = d.load(user, id).await? else {
         return d.drop_job(job).await;
     };
-    let status = MessageStatus::parse(&item.row.status)?;
+    let mut status = MessageStatus::parse(&item.row.status)?;
+    if status == MessageStatus::Scheduled {
+        // Due: QUEUED (committed), then sent like any other message.
+        if !d.release_scheduled(user, id).await? {
+            return Ok(());
+        }
+        status = MessageStatus::Queued;
+        item.row.status = status.as_str().to_owned();
+    }
     let validity_left = validity_left(inner, &item);
     match status {
         MessageStatus::Queued => {}
@@ -118,9 +126,9 @@ pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
 
 /// What is left of the message's validity window; `None` once it is over.
 fn validity_left(inner: &Inner, item: &DispatchItem) -> Option<Duration> {
-    let age = (Utc::now() - item.row.created_at)
-        .to_std()
-        .unwrap_or_default();
+    // A scheduled message's window opens at its send time, not when it was written.
+    let valid_from = item.row.send_at.unwrap_or(item.row.created_at);
+    let age = (Utc::now() - valid_from).to_std().unwrap_or_default();
     inner
         .settings
         .validity

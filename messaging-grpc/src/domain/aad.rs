@@ -14,6 +14,11 @@ pub fn media_bytes(user_id: &str, media_id: &str) -> Aad {
     Aad::field("media", "bytes", user_id, media_id)
 }
 
+/// The name a user gave a contact.
+pub fn contact_name(user_id: &str, contact_id: &str) -> Aad {
+    Aad::field("contacts", "name", user_id, contact_id)
+}
+
 /// The Twilio URL an inbound media item is copied from.
 pub fn media_source_url(user_id: &str, media_id: &str) -> Aad {
     Aad::field("media", "source_url", user_id, media_id)

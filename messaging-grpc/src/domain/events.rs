@@ -12,6 +12,15 @@ pub const MESSAGE_RECEIVED: &str = "message_received";
 pub const MESSAGE_STATUS_CHANGED: &str = "message_status_changed";
 pub const MESSAGES_READ: &str = "messages_read";
 pub const CONVERSATION_UPDATED: &str = "conversation_updated";
+pub const CONVERSATION_ARCHIVED: &str = "conversation_archived";
+pub const CONVERSATION_UNARCHIVED: &str = "conversation_unarchived";
+pub const CONVERSATION_MUTED: &str = "conversation_muted";
+pub const CONVERSATION_UNMUTED: &str = "conversation_unmuted";
+pub const NUMBER_BLOCKED: &str = "number_blocked";
+pub const NUMBER_UNBLOCKED: &str = "number_unblocked";
+pub const MESSAGE_DELETED: &str = "message_deleted";
+pub const CONVERSATION_DELETED: &str = "conversation_deleted";
+pub const CONTACT_UPDATED: &str = "contact_updated";
 
 /// A stored event as streams deliver it (the API layer converts it).
 pub type StoredEvent = event::Model;

@@ -10,15 +10,19 @@
 
 pub mod aad;
 pub mod events;
+mod names;
 mod paging;
 pub mod provider_status;
+mod search_terms;
 mod status;
 mod view;
+pub mod words;
 mod write;
 
 use std::sync::Arc;
 
 pub use events::StoredEvent;
+pub use names::MAX_NAME_CHARS;
 pub use paging::{PageRequest, split_page};
 pub use provider_status::{StatusOutcome, StatusReport};
 pub use status::{Direction, MessageStatus};

@@ -34,6 +34,10 @@ pub enum MessageStatus {
     Undelivered,
     Failed,
     Received,
+    /// Sent with `send_at`: waiting for its time, then QUEUED.
+    Scheduled,
+    /// A scheduled message that will never be sent (canceled, or its recipient blocked).
+    Canceled,
 }
 
 impl MessageStatus {
@@ -46,6 +50,8 @@ impl MessageStatus {
             Self::Undelivered => "undelivered",
             Self::Failed => "failed",
             Self::Received => "received",
+            Self::Scheduled => "scheduled",
+            Self::Canceled => "canceled",
         }
     }
 
@@ -71,10 +77,17 @@ impl MessageStatus {
     /// nothing moves a message out of a terminal state and nothing moves it back.
     pub fn rank(self) -> u8 {
         match self {
+            // Before the provider's lifecycle: only the dispatcher and CancelScheduled
+            // move a message out of it, never a provider report.
+            Self::Scheduled => 0,
             Self::Queued => 1,
             Self::Sending => 2,
             Self::Sent => 3,
-            Self::Delivered | Self::Undelivered | Self::Failed | Self::Received => 4,
+            Self::Delivered
+            | Self::Undelivered
+            | Self::Failed
+            | Self::Received
+            | Self::Canceled => 4,
         }
     }
 
@@ -92,6 +105,8 @@ impl MessageStatus {
             "undelivered" => Self::Undelivered,
             "failed" => Self::Failed,
             "received" => Self::Received,
+            "scheduled" => Self::Scheduled,
+            "canceled" => Self::Canceled,
             _ => return Err(CryptoError::Malformed("unknown status in store").into()),
         })
     }
@@ -131,6 +146,8 @@ mod tests {
             Undelivered,
             Failed,
             Received,
+            Scheduled,
+            Canceled,
         ] {
             assert_eq!(MessageStatus::parse(s.as_str()).unwrap(), s);
         }

@@ -26,6 +26,8 @@ pub struct MessageView {
     pub body: Body,
     /// Its media items, in order (our stored ones; external URLs are not listed).
     pub media: Vec<media::Model>,
+    /// The contact's name, when the caller asked for names ([`Records::name_views`]).
+    pub contact_name: Option<String>,
 }
 
 impl Records {
@@ -40,7 +42,12 @@ impl Records {
             Vec::new()
         };
         let body = self.decrypt_body(user_id, &row).await?;
-        Ok(MessageView { row, body, media })
+        Ok(MessageView {
+            row,
+            body,
+            media,
+            contact_name: None,
+        })
     }
 
     /// Decrypts a page of messages; their media come in one batched lookup.
@@ -63,7 +70,12 @@ impl Records {
         for row in rows {
             let body = self.decrypt_body(user_id, &row).await?;
             let media = media.remove(&row.id).unwrap_or_default();
-            out.push(MessageView { row, body, media });
+            out.push(MessageView {
+                row,
+                body,
+                media,
+                contact_name: None,
+            });
         }
         Ok(out)
     }

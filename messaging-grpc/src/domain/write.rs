@@ -1,7 +1,10 @@
 //! Writing a new message — sent or received — in one transaction with everything
-//! that must change with it: its contact, media links, conversation, outbox job,
-//! opt-out state and event. Sends and inbound messages share this skeleton so the
-//! conversation and unread counts can never drift between the two paths.
+//! that must change with it: its contact, media links, search terms, conversation,
+//! outbox job (due now, or at `send_at` for a scheduled send), opt-out state and
+//! event. A message received from a blocked number (`row.blocked`) is kept with its
+//! media and opt-out effect, but changes neither the conversation nor the events.
+//! Sends and inbound messages share this skeleton so the conversation and unread
+//! counts can never drift between the two paths.
 
 use sea_orm::{ActiveModelTrait as _, IntoActiveModel as _};
 
@@ -30,6 +33,10 @@ pub struct MessageWrite {
     /// Also set the contact's opt-out of this message's own number (STOP / START).
     pub opt_out: Option<bool>,
     pub event_kind: &'static str,
+    /// The body's blind-index terms ([`Records::index_terms`]).
+    pub search_terms: Vec<Vec<u8>>,
+    /// Bring the conversation back from the archive (a new inbound message).
+    pub unarchive: bool,
 }
 
 /// What [`Records::write_message`] did.
@@ -60,9 +67,25 @@ impl Records {
             store::media::insert(&txn, media).await?;
         }
         store::media::link_any(&txn, w.links).await?;
+        store::search::insert(&txn, &user_id, &row.id, w.search_terms).await?;
         if w.enqueue {
-            store::outbox::enqueue(&txn, &user_id, &row.id).await?;
+            match row.send_at {
+                // Due later: the dispatcher's claim only takes due jobs.
+                Some(at) => store::scheduled::enqueue_at(&txn, &user_id, &row.id, at).await?,
+                None => store::outbox::enqueue(&txn, &user_id, &row.id).await?,
+            }
         }
+        if row.blocked {
+            // Kept for the record; not shown, not counted, not announced.
+            if let Some(opted_out) = w.opt_out {
+                let owner = &row.owner_e164;
+                store::opt_outs::set(&txn, &user_id, owner, &contact.id, opted_out).await?;
+            }
+            txn.commit().await?;
+            return Ok(Written::Committed(Box::new(row)));
+        }
+        let unarchived = w.unarchive
+            && store::conversations::set_archived(&txn, &user_id, &contact.id, false).await?;
         store::conversations::record_message(
             &txn,
             store::conversations::MessageWritten {
@@ -78,6 +101,14 @@ impl Records {
         if let Some(opted_out) = w.opt_out {
             let owner = &row.owner_e164;
             store::opt_outs::set(&txn, &user_id, owner, &contact.id, opted_out).await?;
+        }
+        if unarchived {
+            let back = NewEvent {
+                kind: events::CONVERSATION_UNARCHIVED,
+                contact_id: Some(&contact.id),
+                ..Default::default()
+            };
+            events::append(&txn, &user_id, back).await?;
         }
         let unread_count = events::unread_in(&txn, &user_id, &contact.id).await?;
         let status = MessageStatus::parse(&row.status)?;
@@ -133,6 +164,10 @@ pub fn new_row(
         sent_at: None,
         delivered_at: None,
         read_at: None,
+        send_at: None,
+        blocked: false,
+        // Indexed in the transaction that writes it (blocked ones are never indexed).
+        search_indexed: true,
     }
 }
 

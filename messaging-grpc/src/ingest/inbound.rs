@@ -1,5 +1,7 @@
 //! Storing an inbound SMS/MMS (`MessagingIngest.RecordInbound`): idempotent on the
 //! message SID; STOP and START change the contact's opt-out in the same transaction.
+//! A message from a number the owner blocked is kept (encrypted, for the record) but
+//! flagged out of conversations, unread counts, events and the search index.
 
 use uuid::Uuid;
 
@@ -101,7 +103,10 @@ impl Ingest {
         if let Some(done) = self.find_by_sid(&owner, &v.sms.message_sid).await? {
             return Ok(Inbound::Duplicate(Box::new(done)));
         }
-        let write = self.prepare(&owner, &v).await?;
+        let blocked = store::contacts::find_by_number(db, &owner, &v.from)
+            .await?
+            .is_some_and(|c| c.blocked_at.is_some());
+        let write = self.prepare(&owner, &v, blocked).await?;
         let new_media = write.new_media.clone();
         let row = match self.records.write_message(write).await? {
             Written::Committed(row) => *row,
@@ -116,17 +121,22 @@ impl Ingest {
         if !new_media.is_empty() {
             self.media_waker.notify_one();
         }
-        tracing::info!(message_id = %row.id, from = %Masked(&v.from), "inbound sms stored");
+        if blocked {
+            tracing::info!(message_id = %row.id, from = %Masked(&v.from), "inbound sms from a blocked number stored, not shown");
+        } else {
+            tracing::info!(message_id = %row.id, from = %Masked(&v.from), "inbound sms stored");
+        }
         Ok(Inbound::Stored(Box::new(MessageView {
             row,
             body: Body::Text(v.sms.body),
             media: new_media,
+            contact_name: None,
         })))
     }
 
     /// Encrypts the body and media URLs and builds the rows to write. Inbound media
     /// are copied from Twilio after the commit; until then, pending.
-    async fn prepare(&self, owner: &str, v: &Valid) -> Result<MessageWrite, Error> {
+    async fn prepare(&self, owner: &str, v: &Valid, blocked: bool) -> Result<MessageWrite, Error> {
         let keys = self.records.keys();
         let id = Uuid::now_v7().to_string();
         let body = &v.sms.body;
@@ -169,7 +179,14 @@ impl Ingest {
             num_media: v.sms.media.len() as i32,
             created_at: now,
             updated_at: now,
+            blocked,
             ..new_row(id, owner, Direction::Inbound, &v.to, &v.from)
+        };
+        // Not shown anywhere, so not searchable either.
+        let search_terms = if blocked {
+            Vec::new()
+        } else {
+            self.records.index_terms(owner, body).await?
         };
         Ok(MessageWrite {
             row,
@@ -181,6 +198,9 @@ impl Ingest {
             // START opts back in. Twilio enforces the same on its side.
             opt_out: keyword(body).map(|k| k == Keyword::OptOut),
             event_kind: events::MESSAGE_RECEIVED,
+            search_terms,
+            // A new message from the contact brings the conversation back to the inbox.
+            unarchive: true,
         })
     }
 

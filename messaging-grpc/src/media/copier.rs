@@ -106,6 +106,10 @@ impl Media {
                     {
                         tracing::warn!(media_id = %id, error = %e, "could not delete the provider's copy");
                     }
+                } else if store::media::find(db, user_id, id).await?.is_none() {
+                    // Its message was deleted while we copied: leave no object behind.
+                    m.objects.delete(&key).await.map_err(store_error)?;
+                    return Ok(());
                 }
                 ours
             }

@@ -44,6 +44,14 @@ impl MediaObjects {
             .map(drop)
     }
 
+    /// Deletes an object; one already gone is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), object_store::Error> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, object_store::Error> {
         Ok(self
             .store
@@ -52,13 +60,5 @@ impl MediaObjects {
             .bytes()
             .await?
             .to_vec())
-    }
-
-    /// Deletes an object; one already gone counts as deleted.
-    pub async fn delete(&self, key: &str) -> Result<(), object_store::Error> {
-        match self.store.delete(&Path::from(key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 }

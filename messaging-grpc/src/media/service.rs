@@ -205,6 +205,19 @@ impl Media {
         Ok(())
     }
 
+    /// Deletes the encrypted objects of media rows already deleted (after their commit:
+    /// an object store is not transactional). A failure is logged and leaves an
+    /// encrypted object nothing points to, never a row pointing to nothing.
+    pub async fn remove_objects(&self, rows: &[media::Model]) {
+        for row in rows {
+            if let Some(key) = row.storage_key.as_deref()
+                && let Err(e) = self.inner.objects.delete(key).await
+            {
+                tracing::warn!(media_id = %row.id, error = %e, "deleting a media object failed; it stays encrypted and unreferenced");
+            }
+        }
+    }
+
     /// The URL Twilio fetches an outbound media item from: the gateway's
     /// `/media/{token}` with a signed, expiring token.
     pub fn url(&self, media_id: &str) -> String {

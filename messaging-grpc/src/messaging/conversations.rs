@@ -27,6 +27,11 @@ pub struct ConversationSummary {
     pub last_message: MessageView,
     pub unread_count: u64,
     pub updated_at: DateTime<Utc>,
+    pub archived: bool,
+    /// Muted now (an expired mute is not).
+    pub muted: bool,
+    pub muted_until: Option<DateTime<Utc>>,
+    pub contact_name: Option<String>,
 }
 
 pub struct ConversationPage {
@@ -37,18 +42,21 @@ pub struct ConversationPage {
 pub struct MessagePage {
     pub contact_id: String,
     pub contact_number: String,
+    pub contact_name: Option<String>,
     pub messages: Vec<MessageView>,
     pub next_page_token: String,
 }
 
 impl Messaging {
     /// The caller's conversations, most recently active first: one range scan of the
-    /// conversations index plus two batched lookups for the page.
+    /// conversations index plus two batched lookups for the page. `archived` lists the
+    /// archive instead of the inbox.
     pub async fn list_conversations(
         &self,
         user_id: &str,
         page_size: u32,
         page_token: &str,
+        archived: bool,
     ) -> Result<ConversationPage, Error> {
         let page = PageRequest::parse(
             PageKind::Conversations,
@@ -59,13 +67,42 @@ impl Messaging {
         )?;
         let db = self.records.store().conn();
         let rows =
-            store::conversations::page(db, user_id, page.after.as_ref(), page.size + 1).await?;
+            store::conversations::page(db, user_id, archived, page.after.as_ref(), page.size + 1)
+                .await?;
         let (rows, next_page_token) =
             split_page(PageKind::Conversations, rows, page.size, |c| Cursor {
                 at: c.last_message_at,
                 id: c.contact_id.clone(),
             });
+        Ok(ConversationPage {
+            conversations: self.summaries(user_id, rows).await?,
+            next_page_token,
+        })
+    }
 
+    /// One conversation as ListConversations shows it; NOT_FOUND without one.
+    pub async fn conversation(
+        &self,
+        user_id: &str,
+        contact_id: &str,
+    ) -> Result<ConversationSummary, Error> {
+        let db = self.records.store().conn();
+        let row = store::conversations::find(db, user_id, contact_id)
+            .await?
+            .ok_or(Error::NotFound("contact_id"))?;
+        self.summaries(user_id, vec![row])
+            .await?
+            .pop()
+            .ok_or(Error::NotFound("contact_id"))
+    }
+
+    /// Conversation rows with their last message (decrypted), contact and name.
+    async fn summaries(
+        &self,
+        user_id: &str,
+        rows: Vec<store::entities::conversation::Model>,
+    ) -> Result<Vec<ConversationSummary>, Error> {
+        let db = self.records.store().conn();
         let message_ids = rows.iter().map(|c| c.last_message_id.clone()).collect();
         let contact_ids = rows.iter().map(|c| c.contact_id.clone()).collect();
         let mut messages: HashMap<String, _> = store::messages::find_many(db, user_id, message_ids)
@@ -79,6 +116,11 @@ impl Messaging {
             .map(|c| (c.id.clone(), c))
             .collect();
 
+        let names = self
+            .records
+            .names_of(user_id, contacts.keys().cloned().collect())
+            .await?;
+        let now = store::now();
         let mut conversations = Vec::with_capacity(rows.len());
         for conv in rows {
             // Both are written in the conversation's own transaction; a miss is corruption.
@@ -91,19 +133,24 @@ impl Messaging {
                     conv.contact_id
                 )));
             };
+            let contact_name = names.get(&conv.contact_id).cloned();
+            let mut last_message = self.records.view(user_id, message).await?;
+            last_message.contact_name = contact_name.clone();
+            let muted = store::conversations::muted_at(&conv, now);
             conversations.push(ConversationSummary {
                 contact_id: conv.contact_id,
                 contact_number: contact.e164.clone(),
                 owner_number: conv.owner_e164,
-                last_message: self.records.view(user_id, message).await?,
+                last_message,
                 unread_count: conv.unread_count.max(0) as u64,
                 updated_at: conv.updated_at,
+                archived: conv.archived,
+                muted,
+                muted_until: conv.muted_until.filter(|_| muted),
+                contact_name,
             });
         }
-        Ok(ConversationPage {
-            conversations,
-            next_page_token,
-        })
+        Ok(conversations)
     }
 
     /// One conversation's messages, newest first, decrypted. Another user's contact id
@@ -134,10 +181,16 @@ impl Messaging {
             at: m.created_at,
             id: m.id.clone(),
         });
+        let contact_name = self.records.name_of(&contact).await?;
+        let mut messages = self.records.views(user_id, rows).await?;
+        for m in &mut messages {
+            m.contact_name = contact_name.clone();
+        }
         Ok(MessagePage {
             contact_id: contact.id,
             contact_number: contact.e164,
-            messages: self.records.views(user_id, rows).await?,
+            contact_name,
+            messages,
             next_page_token,
         })
     }

@@ -23,7 +23,8 @@ impl Messaging {
             let txn = self.records.store().begin_write().await?;
             store::conversations::lock(&txn, user_id, &row.contact_id).await?;
             let changed = store::messages::mark_read(&txn, user_id, &row.id, store::now()).await?;
-            if changed && Direction::parse(&row.direction)? == Direction::Inbound {
+            // A message from a blocked number was never counted unread.
+            if changed && Direction::parse(&row.direction)? == Direction::Inbound && !row.blocked {
                 store::conversations::subtract_unread(&txn, user_id, &row.contact_id, 1).await?;
             }
             if changed {
@@ -45,7 +46,10 @@ impl Messaging {
         let row = store::messages::find(db, user_id, message_id)
             .await?
             .ok_or(Error::NotFound("message_id"))?;
-        self.records.view(user_id, row).await
+        let mut view = [self.records.view(user_id, row).await?];
+        self.records.name_views(user_id, &mut view).await?;
+        let [view] = view;
+        Ok(view)
     }
 
     /// Marks inbound messages of a conversation read: all, or those up to and

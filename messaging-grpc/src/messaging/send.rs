@@ -1,12 +1,16 @@
 //! SendSms and SendMms: validate, check ownership, encrypt, and write message +
-//! media links + outbox + conversation + event in one transaction.
+//! media links + search terms + outbox + conversation + event in one transaction.
+//! With `send_at` the message is stored SCHEDULED and its outbox job waits until then.
 
+use chrono::{DateTime, SubsecRound as _, Utc};
 use uuid::Uuid;
 
 use super::Messaging;
 use crate::{
     crypto::Cleartext,
-    domain::{Body, Direction, MessageView, MessageWrite, Written, aad, events, new_row},
+    domain::{
+        Body, Direction, MessageStatus, MessageView, MessageWrite, Written, aad, events, new_row,
+    },
     error::Error,
     media::MAX_MEDIA_PER_MESSAGE,
     phone::{Masked, parse_e164, parse_own_number},
@@ -25,6 +29,8 @@ pub struct SendSms {
     pub to: String,
     pub body: String,
     pub idempotency_key: String,
+    /// Send at this time instead of now (scheduled send).
+    pub send_at: Option<DateTime<Utc>>,
 }
 
 /// An MMS request as the caller gave it.
@@ -35,6 +41,7 @@ pub struct SendMms {
     pub media_ids: Vec<String>,
     pub media_urls: Vec<String>,
     pub idempotency_key: String,
+    pub send_at: Option<DateTime<Utc>>,
 }
 
 /// One media item of an outbound message.
@@ -49,6 +56,7 @@ struct Valid {
     body: String,
     idempotency_key: Option<String>,
     media: Vec<MediaItem>,
+    send_at: Option<DateTime<Utc>>,
 }
 
 impl SendMms {
@@ -94,6 +102,7 @@ impl SendMms {
             to: self.to,
             body: self.body,
             idempotency_key: self.idempotency_key,
+            send_at: self.send_at,
         };
         let mut valid = sms.validate_with(false)?;
         valid.media = media;
@@ -138,6 +147,8 @@ impl SendSms {
             body: self.body,
             idempotency_key: (!key.is_empty()).then_some(key),
             media: Vec::new(),
+            // The precision PostgreSQL keeps: a retry compares equal to what was stored.
+            send_at: self.send_at.map(|t| t.trunc_subsecs(6)),
         })
     }
 }
@@ -175,6 +186,11 @@ impl Messaging {
         {
             return Ok(first);
         }
+        // After the replay: a retry of an accepted scheduled send must not be refused
+        // because its time has come closer meanwhile.
+        if let Some(at) = req.send_at {
+            self.schedule.check(at, Utc::now())?;
+        }
         self.check_allowed(user_id, &req).await?;
         let write = self.prepare(user_id, &req).await?;
         let row = match self.records.write_message(write).await? {
@@ -192,7 +208,14 @@ impl Messaging {
             }
         };
         self.outbox_waker.notify_one();
-        tracing::info!(message_id = %row.id, to = %Masked(&req.to), segments = row.segments, "sms queued");
+        match row.send_at {
+            Some(at) => {
+                tracing::info!(message_id = %row.id, to = %Masked(&req.to), segments = row.segments, send_at = %at, "sms scheduled")
+            }
+            None => {
+                tracing::info!(message_id = %row.id, to = %Masked(&req.to), segments = row.segments, "sms queued")
+            }
+        }
         let media = if req.media.is_empty() {
             Vec::new()
         } else {
@@ -202,14 +225,20 @@ impl Messaging {
                 .remove(&row.id)
                 .unwrap_or_default()
         };
+        let contact_name = self
+            .records
+            .names_of(user_id, vec![row.contact_id.clone()])
+            .await?;
         Ok(MessageView {
+            contact_name: contact_name.into_values().next(),
             row,
             body: Body::Text(req.body),
             media,
         })
     }
 
-    /// `from` must be the caller's number, and `to` must not have opted out.
+    /// `from` must be the caller's number, and `to` must not have opted out nor be
+    /// blocked by the caller.
     async fn check_allowed(&self, user_id: &str, req: &Valid) -> Result<(), Error> {
         let db = self.records.store().conn();
         if !store::numbers::is_owned_by(db, &req.from, user_id).await? {
@@ -226,6 +255,12 @@ impl Messaging {
                 "to: {} has opted out of messages from {} (replied STOP); they must send START to it first",
                 Masked(&req.to),
                 Masked(&req.from)
+            )));
+        }
+        if contact.blocked_at.is_some() {
+            return Err(Error::FailedPrecondition(format!(
+                "to: {} is a number you blocked; unblock it to send to it",
+                Masked(&req.to)
             )));
         }
         Ok(())
@@ -255,12 +290,18 @@ impl Messaging {
                 url_ct,
             });
         }
+        let status = match req.send_at {
+            Some(_) => MessageStatus::Scheduled,
+            None => MessageStatus::Queued,
+        };
         let row = message::Model {
             body_ct,
             key_version: key_version as i32,
             idempotency_key: req.idempotency_key.clone(),
             segments: count_segments(&req.body).segments as i32,
             num_media: req.media.len() as i32,
+            status: status.as_str().to_owned(),
+            send_at: req.send_at,
             ..new_row(id, user_id, Direction::Outbound, &req.from, &req.to)
         };
         Ok(MessageWrite {
@@ -271,6 +312,8 @@ impl Messaging {
             enqueue: true,
             opt_out: None,
             event_kind: events::CONVERSATION_UPDATED,
+            search_terms: self.records.index_terms(user_id, &req.body).await?,
+            unarchive: false,
         })
     }
 
@@ -319,6 +362,7 @@ impl Messaging {
         let first = self.records.view(user_id, row).await?;
         let same = first.row.owner_e164 == req.from
             && first.row.contact_e164 == req.to
+            && first.row.send_at == req.send_at
             && matches!(&first.body, Body::Text(b) if *b == req.body)
             && self.same_media(user_id, &first.row.id, &req.media).await?;
         if !same {
@@ -327,6 +371,9 @@ impl Messaging {
                 "was already used for a different message",
             ));
         }
+        let mut first = [first];
+        self.records.name_views(user_id, &mut first).await?;
+        let [first] = first;
         Ok(Some(first))
     }
 }

@@ -21,6 +21,8 @@ pub async fn get_or_create(
         e164: Set(e164.to_owned()),
         opted_out: Set(false),
         created_at: Set(now()),
+        name_ct: Set(None),
+        blocked_at: Set(None),
     };
     contact::Entity::insert(row)
         .on_conflict_do_nothing_on([contact::Column::UserId, contact::Column::E164])
@@ -59,4 +61,89 @@ pub async fn find_many(
     ids: Vec<String>,
 ) -> Result<Vec<contact::Model>, DbErr> {
     owned::find_many::<contact::Entity>(db, user_id, ids).await
+}
+
+/// Sets (sealed) or removes the contact's name.
+pub async fn set_name(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    contact_id: &str,
+    name_ct: Option<Vec<u8>>,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::Expr;
+    contact::Entity::update_many()
+        .col_expr(contact::Column::NameCt, Expr::value(name_ct))
+        .filter(contact::Column::UserId.eq(user_id))
+        .filter(contact::Column::Id.eq(contact_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Blocks the contact's number (at `at`) or unblocks it (`None`). Returns whether it
+/// changed: blocking a blocked number keeps its first `blocked_at`.
+pub async fn set_blocked(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    contact_id: &str,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let mut q = contact::Entity::update_many()
+        .col_expr(contact::Column::BlockedAt, Expr::value(at))
+        .filter(contact::Column::UserId.eq(user_id))
+        .filter(contact::Column::Id.eq(contact_id));
+    q = match at {
+        Some(_) => q.filter(contact::Column::BlockedAt.is_null()),
+        None => q.filter(contact::Column::BlockedAt.is_not_null()),
+    };
+    Ok(q.exec(db).await?.rows_affected == 1)
+}
+
+/// A page of the user's blocked contacts, most recently blocked first.
+pub async fn blocked_page(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    after: Option<&super::page_token::Cursor>,
+    limit: u64,
+) -> Result<Vec<contact::Model>, DbErr> {
+    use sea_orm::{Condition, QueryOrder, QuerySelect};
+    let mut q = contact::Entity::find()
+        .filter(contact::Column::UserId.eq(user_id))
+        .filter(contact::Column::BlockedAt.is_not_null());
+    if let Some(c) = after {
+        q = q.filter(
+            Condition::any()
+                .add(contact::Column::BlockedAt.lt(c.at))
+                .add(
+                    Condition::all()
+                        .add(contact::Column::BlockedAt.eq(c.at))
+                        .add(contact::Column::Id.lt(c.id.as_str())),
+                ),
+        );
+    }
+    q.order_by_desc(contact::Column::BlockedAt)
+        .order_by_desc(contact::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// The user's contacts whose number is `+digits` (`exact`) or ends with `digits`
+/// (a number typed without its country code). `digits` holds digits only, so it
+/// cannot carry a LIKE wildcard.
+pub async fn find_by_digits(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    digits: &str,
+    exact: bool,
+) -> Result<Vec<contact::Model>, DbErr> {
+    debug_assert!(digits.bytes().all(|b| b.is_ascii_digit()));
+    let q = contact::Entity::find().filter(contact::Column::UserId.eq(user_id));
+    let q = if exact {
+        q.filter(contact::Column::E164.eq(format!("+{digits}")))
+    } else {
+        q.filter(contact::Column::E164.like(format!("%{digits}")))
+    };
+    q.all(db).await
 }

@@ -13,7 +13,11 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 
-use super::{entities::conversation as conv, page_token::Cursor};
+use super::{
+    entities::{conversation as conv, message},
+    messages::INBOUND,
+    page_token::Cursor,
+};
 
 /// What a new message changes in its conversation.
 pub struct MessageWritten<'a> {
@@ -37,6 +41,9 @@ pub async fn record_message(db: &impl ConnectionTrait, m: MessageWritten<'_>) ->
         last_message_at: Set(m.at),
         unread_count: Set(m.unread_delta),
         updated_at: Set(m.at),
+        archived: Set(false),
+        muted: Set(false),
+        muted_until: Set(None),
     };
     let newer = "excluded.last_message_at >= conversations.last_message_at";
     let pick = |col: &str| {
@@ -104,14 +111,18 @@ pub async fn subtract_unread(
     Ok(())
 }
 
-/// A page of conversations, most recently active first.
+/// A page of conversations of the inbox (`archived` false) or the archive, most
+/// recently active first.
 pub async fn page(
     db: &impl ConnectionTrait,
     user_id: &str,
+    archived: bool,
     after: Option<&Cursor>,
     limit: u64,
 ) -> Result<Vec<conv::Model>, DbErr> {
-    let mut q = conv::Entity::find().filter(conv::Column::UserId.eq(user_id));
+    let mut q = conv::Entity::find()
+        .filter(conv::Column::UserId.eq(user_id))
+        .filter(conv::Column::Archived.eq(archived));
     if let Some(c) = after {
         q = q.filter(
             Condition::any()
@@ -128,6 +139,116 @@ pub async fn page(
         .limit(limit)
         .all(db)
         .await
+}
+
+/// Archives or unarchives a conversation. Returns whether it changed (false when it
+/// already was so, or there is no conversation).
+pub async fn set_archived(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    contact_id: &str,
+    archived: bool,
+) -> Result<bool, DbErr> {
+    let res = conv::Entity::update_many()
+        .col_expr(conv::Column::Archived, Expr::value(archived))
+        .filter(conv::Column::UserId.eq(user_id))
+        .filter(conv::Column::ContactId.eq(contact_id))
+        .filter(conv::Column::Archived.ne(archived))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Sets the mute state: muted until `until`, or until unmuted when `None`.
+pub async fn set_muted(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    contact_id: &str,
+    muted: bool,
+    until: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    conv::Entity::update_many()
+        .col_expr(conv::Column::Muted, Expr::value(muted))
+        .col_expr(conv::Column::MutedUntil, Expr::value(until))
+        .filter(conv::Column::UserId.eq(user_id))
+        .filter(conv::Column::ContactId.eq(contact_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Whether the conversation is muted at `at`.
+pub async fn is_muted(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    contact_id: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    Ok(find(db, user_id, contact_id)
+        .await?
+        .is_some_and(|c| muted_at(&c, at)))
+}
+
+/// Whether a conversation row is muted at `at` (an expired mute is not).
+pub fn muted_at(c: &conv::Model, at: DateTime<Utc>) -> bool {
+    c.muted && c.muted_until.is_none_or(|until| until > at)
+}
+
+/// Recomputes the conversation from its remaining messages after a deletion: the
+/// newest shown message becomes the last one and unread inbound messages are
+/// counted again; with none left, the conversation row goes. Returns the unread
+/// count, `None` when the conversation is gone. Call while holding [`lock`].
+pub async fn recompute(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    contact_id: &str,
+) -> Result<Option<i64>, DbErr> {
+    let shown = || {
+        message::Entity::find()
+            .filter(message::Column::UserId.eq(user_id))
+            .filter(message::Column::ContactId.eq(contact_id))
+            .filter(message::Column::Blocked.eq(false))
+    };
+    let Some(newest) = shown()
+        .order_by_desc(message::Column::CreatedAt)
+        .order_by_desc(message::Column::Id)
+        .one(db)
+        .await?
+    else {
+        delete(db, user_id, contact_id).await?;
+        return Ok(None);
+    };
+    use sea_orm::PaginatorTrait as _;
+    let unread = shown()
+        .filter(message::Column::Direction.eq(INBOUND))
+        .filter(message::Column::ReadAt.is_null())
+        .count(db)
+        .await? as i64;
+    conv::Entity::update_many()
+        .col_expr(conv::Column::LastMessageId, Expr::value(newest.id))
+        .col_expr(conv::Column::LastMessageAt, Expr::value(newest.created_at))
+        .col_expr(conv::Column::OwnerE164, Expr::value(newest.owner_e164))
+        .col_expr(conv::Column::UpdatedAt, Expr::value(newest.created_at))
+        .col_expr(conv::Column::UnreadCount, Expr::value(unread))
+        .filter(conv::Column::UserId.eq(user_id))
+        .filter(conv::Column::ContactId.eq(contact_id))
+        .exec(db)
+        .await?;
+    Ok(Some(unread))
+}
+
+/// Removes the conversation row.
+pub async fn delete(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    contact_id: &str,
+) -> Result<(), DbErr> {
+    conv::Entity::delete_many()
+        .filter(conv::Column::UserId.eq(user_id))
+        .filter(conv::Column::ContactId.eq(contact_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 fn scoped(user_id: &str, contact_id: &str) -> sea_orm::Select<conv::Entity> {

@@ -56,6 +56,11 @@ pub async fn append(
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("event counter".into()))?;
     let cursor: i64 = row.try_get("", "last_cursor")?;
+    // Notification senders read this to stay quiet for muted conversations.
+    let muted = match e.contact_id {
+        Some(contact_id) => super::conversations::is_muted(db, user_id, contact_id, now()).await?,
+        None => false,
+    };
     event::Entity::insert(event::ActiveModel {
         user_id: sea_orm::Set(user_id.to_owned()),
         cursor: sea_orm::Set(cursor),
@@ -65,6 +70,7 @@ pub async fn append(
         status: sea_orm::Set(e.status.map(str::to_owned)),
         unread_count: sea_orm::Set(e.unread_count),
         created_at: sea_orm::Set(now()),
+        muted: sea_orm::Set(muted),
     })
     .exec_without_returning(db)
     .await?;

@@ -219,3 +219,62 @@ pub async fn destroy_all_of(
         .await?;
     Ok((keys, res.rows_affected))
 }
+
+/// Of the media linked from these messages, the user's that no other message links
+/// (one upload may go out with several messages): what deleting the messages frees.
+/// `_any` on the links for the reason of [`links_any`]; the media rows are scoped.
+pub async fn freed_by(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    message_ids: Vec<String>,
+) -> Result<Vec<media::Model>, DbErr> {
+    use std::collections::HashSet;
+    let linked: HashSet<String> = links_any(db, message_ids.clone())
+        .await?
+        .into_iter()
+        .filter_map(|l| l.media_id)
+        .collect();
+    if linked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let still_used: HashSet<String> = message_media::Entity::find()
+        .filter(message_media::Column::MediaId.is_in(linked.iter().cloned()))
+        .filter(message_media::Column::MessageId.is_not_in(message_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|l| l.media_id)
+        .collect();
+    let freed = linked.difference(&still_used).cloned().collect();
+    find_many(db, user_id, freed).await
+}
+
+/// Removes the media links of messages. `_any`: links carry no user id; callers pass
+/// ids of the user's messages they are deleting.
+pub async fn unlink_any(db: &impl ConnectionTrait, message_ids: Vec<String>) -> Result<(), DbErr> {
+    if message_ids.is_empty() {
+        return Ok(());
+    }
+    message_media::Entity::delete_many()
+        .filter(message_media::Column::MessageId.is_in(message_ids))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Removes the user's media rows with these ids (their objects are deleted after commit).
+pub async fn delete(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    ids: Vec<String>,
+) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    media::Entity::delete_many()
+        .filter(media::Column::UserId.eq(user_id))
+        .filter(media::Column::Id.is_in(ids))
+        .exec(db)
+        .await?;
+    Ok(())
+}

@@ -62,6 +62,7 @@ pub async fn find_by_idempotency_key(
 }
 
 /// A page of a conversation, newest first, strictly after `after` in that order.
+/// Messages received from a blocked number are not part of it.
 pub async fn page(
     db: &impl ConnectionTrait,
     user_id: &str,
@@ -71,7 +72,8 @@ pub async fn page(
 ) -> Result<Vec<message::Model>, DbErr> {
     let mut q = message::Entity::find()
         .filter(message::Column::UserId.eq(user_id))
-        .filter(message::Column::ContactId.eq(contact_id));
+        .filter(message::Column::ContactId.eq(contact_id))
+        .filter(message::Column::Blocked.eq(false));
     if let Some(c) = after {
         q = q.filter(older_than(c));
     }
@@ -100,7 +102,7 @@ pub async fn mark_read(
 }
 
 /// Marks the conversation's unread inbound messages read, all of them or those at or
-/// before `up_to`. Already-read messages keep their first `read_at`, and nothing is
+/// before `up_to` (never those received from a blocked number: they were not counted). Already-read messages keep their first `read_at`, and nothing is
 /// ever un-read, so an older horizon arriving late changes nothing. Returns how many
 /// messages became read.
 pub async fn mark_inbound_read_up_to(
@@ -115,7 +117,8 @@ pub async fn mark_inbound_read_up_to(
         .filter(message::Column::UserId.eq(user_id))
         .filter(message::Column::ContactId.eq(contact_id))
         .filter(message::Column::Direction.eq(INBOUND))
-        .filter(message::Column::ReadAt.is_null());
+        .filter(message::Column::ReadAt.is_null())
+        .filter(message::Column::Blocked.eq(false));
     if let Some(c) = up_to {
         q = q.filter(
             Condition::any().add(older_than(c)).add(
@@ -130,7 +133,7 @@ pub async fn mark_inbound_read_up_to(
 
 /// `(created_at, id) < (c.at, c.id)`, spelled out because SQLite and PostgreSQL
 /// differ in row-value support through the query builder.
-fn older_than(c: &Cursor) -> Condition {
+pub(super) fn older_than(c: &Cursor) -> Condition {
     Condition::any()
         .add(message::Column::CreatedAt.lt(c.at))
         .add(
@@ -287,4 +290,42 @@ pub async fn page_of_user(
         .limit(limit)
         .all(db)
         .await
+}
+
+/// `(id, status)` of every message of a conversation, blocked ones included.
+pub async fn ids_in_conversation(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    contact_id: &str,
+) -> Result<Vec<(String, String)>, DbErr> {
+    message::Entity::find()
+        .select_only()
+        .column(message::Column::Id)
+        .column(message::Column::Status)
+        .filter(message::Column::UserId.eq(user_id))
+        .filter(message::Column::ContactId.eq(contact_id))
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// Deletes the user's messages with these ids unless their status is one of `keep`
+/// (checked in the same statement, so a message the dispatcher just picked up is
+/// kept). Returns how many rows went.
+pub async fn delete_unless(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    ids: Vec<String>,
+    keep: &[&str],
+) -> Result<u64, DbErr> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let res = message::Entity::delete_many()
+        .filter(message::Column::UserId.eq(user_id))
+        .filter(message::Column::Id.is_in(ids))
+        .filter(message::Column::Status.is_not_in(keep.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
 }

@@ -18,6 +18,8 @@ pub mod outbox;
 mod owned;
 pub mod page_token;
 pub mod retention;
+pub mod scheduled;
+pub mod search;
 pub mod user_keys;
 
 use std::{path::Path, time::Duration};

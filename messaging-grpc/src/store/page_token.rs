@@ -17,6 +17,8 @@ pub enum PageKind {
     Conversations = 1,
     Messages = 2,
     Numbers = 3,
+    Search = 4,
+    BlockedNumbers = 5,
     // Operator listings count down from the top, clear of user listings added later.
     AuditEvents = 0xF0,
 }

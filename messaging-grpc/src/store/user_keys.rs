@@ -56,6 +56,18 @@ pub async fn insert_if_absent(db: &impl ConnectionTrait, k: NewKey<'_>) -> Resul
     Ok(matches!(res, TryInsertResult::Inserted(1)))
 }
 
+/// Every key version of the user, destroyed or not, oldest first.
+pub async fn all_of(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+) -> Result<Vec<user_key::Model>, DbErr> {
+    user_key::Entity::find()
+        .filter(user_key::Column::UserId.eq(user_id))
+        .order_by_asc(user_key::Column::Version)
+        .all(db)
+        .await
+}
+
 /// PostgreSQL channel that carries the id of a user whose data keys were destroyed,
 /// so every replica drops them from its key cache (never key material).
 pub const REVOKE_CHANNEL: &str = "messaging_keys";

@@ -158,6 +158,7 @@ fn dev_runs_the_stack_and_stops_cleanly_on_sigterm() {
                     to: "+14155550100".into(),
                     body: "Hello from CommPro!".into(),
                     idempotency_key: String::new(),
+                    send_at: None,
                 },
                 &token,
             ))

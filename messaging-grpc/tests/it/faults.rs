@@ -47,6 +47,7 @@ async fn load(addr: SocketAddr, token: String, stop: Instant) -> (Vec<String>, u
                     to: format!("+1415555{c:04}"),
                     body: body.clone(),
                     idempotency_key: String::new(),
+                    send_at: None,
                 };
                 let call = client.send_sms(authed(req, &token));
                 match tokio::time::timeout(Duration::from_secs(5), call).await {

@@ -438,6 +438,7 @@ impl UserClient {
             to: to.into(),
             body: body.into(),
             idempotency_key: String::new(),
+            send_at: None,
         })
         .await
     }
@@ -461,6 +462,7 @@ impl UserClient {
         let req = pb::ListConversationsRequest {
             page_size,
             page_token: page_token.into(),
+            archived: false,
         };
         Ok(self
             .client

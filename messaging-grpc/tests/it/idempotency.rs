@@ -14,6 +14,7 @@ fn req(body: &str, key: &str) -> pb::SendSmsRequest {
         to: TO.into(),
         body: body.into(),
         idempotency_key: key.into(),
+        send_at: None,
     }
 }
 

@@ -14,6 +14,7 @@ fn send(from: &str, to: &str, body: &str, key: &str) -> pb::SendSmsRequest {
         to: to.into(),
         body: body.into(),
         idempotency_key: key.into(),
+        send_at: None,
     }
 }
 

@@ -22,6 +22,7 @@ mod idempotency;
 mod input;
 mod isolation;
 mod keys;
+mod mailbox;
 mod media;
 mod pagination;
 mod public_key_auth;

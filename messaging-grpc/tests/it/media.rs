@@ -109,6 +109,7 @@ fn mms(ids: &[&str], urls: &[&str]) -> pb::SendMmsRequest {
         media_ids: ids.iter().map(|s| s.to_string()).collect(),
         media_urls: urls.iter().map(|s| s.to_string()).collect(),
         idempotency_key: String::new(),
+        send_at: None,
     }
 }
 

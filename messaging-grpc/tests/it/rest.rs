@@ -19,6 +19,9 @@ use crate::{
     helpers::*,
 };
 
+/// The mailbox routes (scheduled sends, search, archive, mute, block, delete, names).
+mod mailbox;
+
 /// The seed's own numbers, from its README's curl.
 const SEED_FROM: &str = "+33123456789";
 const SEED_TO: &str = "+33987654321";
@@ -1065,6 +1068,18 @@ async fn the_openapi_document_lists_exactly_what_the_server_answers() {
         ("PUT", "/api/messages/{messageId}/read"),
         ("PUT", "/api/messages/conversations/{contactId}/read"),
         ("GET", "/api/events"),
+        ("POST", "/api/messages/{messageId}/cancel"),
+        ("DELETE", "/api/messages/{messageId}"),
+        ("GET", "/api/messages/search"),
+        ("PUT", "/api/messages/conversations/{contactId}/archive"),
+        ("DELETE", "/api/messages/conversations/{contactId}/archive"),
+        ("PUT", "/api/messages/conversations/{contactId}/mute"),
+        ("DELETE", "/api/messages/conversations/{contactId}/mute"),
+        ("DELETE", "/api/messages/conversations/{contactId}"),
+        ("GET", "/api/blocked-numbers"),
+        ("POST", "/api/blocked-numbers"),
+        ("DELETE", "/api/blocked-numbers/{number}"),
+        ("PUT", "/api/contacts/{contactId}/name"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -1119,6 +1134,77 @@ async fn the_openapi_document_lists_exactly_what_the_server_answers() {
     rest.put(
         &format!("/api/messages/conversations/{}/read", inbound.contact_id),
         &alice,
+        Body::None,
+    )
+    .await
+    .expect(200);
+
+    // The mailbox operations.
+    let at = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let scheduled = rest
+        .post(
+            "/api/messages/send",
+            &alice,
+            json!({"from": OWN, "to": BOB, "body": "later", "sendAt": at}),
+        )
+        .await
+        .expect(200);
+    let scheduled_id = scheduled["messageId"].as_str().unwrap();
+    rest.call(
+        Method::POST,
+        &format!("/api/messages/{scheduled_id}/cancel"),
+        Some(&alice),
+        Body::None,
+    )
+    .await
+    .expect(200);
+    rest.get("/api/messages/search?q=hello", &alice)
+        .await
+        .expect(200);
+    let conv = format!("/api/messages/conversations/{}", inbound.contact_id);
+    for (method, path, body) in [
+        (Method::PUT, format!("{conv}/archive"), Body::None),
+        (Method::DELETE, format!("{conv}/archive"), Body::None),
+        (Method::PUT, format!("{conv}/mute"), Body::None),
+        (Method::DELETE, format!("{conv}/mute"), Body::None),
+        (
+            Method::PUT,
+            format!("/api/contacts/{}/name", inbound.contact_id),
+            Body::Json(json!({"name": "Bob"})),
+        ),
+        (Method::GET, "/api/blocked-numbers".to_owned(), Body::None),
+        (
+            Method::DELETE,
+            format!("/api/messages/{scheduled_id}"),
+            Body::None,
+        ),
+    ] {
+        rest.call(method, &path, Some(&alice), body)
+            .await
+            .expect(200);
+    }
+    // Blocking Carol makes her contact; her (empty) conversation deletes at once, while
+    // Bob's still has sends in flight.
+    let blocked = rest
+        .post("/api/blocked-numbers", &alice, json!({"number": CAROL}))
+        .await
+        .expect(200);
+    rest.call(
+        Method::DELETE,
+        &format!(
+            "/api/messages/conversations/{}",
+            blocked["contactId"].as_str().unwrap()
+        ),
+        Some(&alice),
+        Body::None,
+    )
+    .await
+    .expect(200);
+    rest.call(
+        Method::DELETE,
+        &format!("/api/blocked-numbers/{CAROL}"),
+        Some(&alice),
         Body::None,
     )
     .await

@@ -21,18 +21,21 @@ use super::{
 };
 
 /// The caller's conversations, most recently active first.
+///
+/// The inbox by default; `archived=true` lists the archived conversations instead.
 #[utoipa::path(
     get,
     path = "/api/messages/conversations",
     operation_id = "listConversations",
     tag = "conversations",
     params(
+        ("archived" = Option<bool>, Query, description = "true: the archived conversations"),
         ("pageSize" = Option<u32>, Query, description = "Default 20, at most 100"),
         ("pageToken" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
     ),
     responses(
         (status = 200, description = "One page of conversations", body = ConversationPage),
-        (status = 400, description = "`pageSize` or `pageToken` is invalid", body = ErrorBody),
+        (status = 400, description = "`archived`, `pageSize` or `pageToken` is invalid", body = ErrorBody),
     ),
 )]
 pub async fn list(
@@ -42,10 +45,12 @@ pub async fn list(
 ) -> Result<Json<ConversationPage>, GatewayError> {
     let ctx = CallerContext::from_headers(&headers)?;
     let (page_size, page_token) = extract::page(query.as_deref())?;
+    let archived = extract::flag(query.as_deref(), "archived")?;
     let (mut client, call) = api.core.messaging(
         pb::ListConversationsRequest {
             page_size,
             page_token,
+            archived,
         },
         &ctx.authorization,
         &ctx.trace,

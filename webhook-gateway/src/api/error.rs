@@ -193,6 +193,10 @@ fn json_field_name(proto: &str) -> String {
     if matches!(proto, "chunk" | "metadata") {
         return "file".to_owned();
     }
+    // The search query is the `q` parameter of `GET /api/messages/search`.
+    if proto == "query" {
+        return "q".to_owned();
+    }
     let mut out = String::with_capacity(proto.len());
     let mut upper = false;
     for c in proto.chars() {

@@ -216,6 +216,40 @@ pub fn page(query: Option<&str>) -> Result<(u32, String), GatewayError> {
     Ok((size, token))
 }
 
+/// One query parameter's value (the first), if present.
+pub fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A `true`/`false` query parameter; absent is false.
+pub fn flag(query: Option<&str>, name: &'static str) -> Result<bool, GatewayError> {
+    match query_value(query, name).as_deref().map(str::trim) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(GatewayError::invalid(name, "must be true or false")),
+    }
+}
+
+/// An optional RFC 3339 time of a request body, for the core.
+pub fn time(
+    field: &'static str,
+    value: Option<&str>,
+) -> Result<Option<prost_types::Timestamp>, GatewayError> {
+    let Some(value) = value else { return Ok(None) };
+    let t = chrono::DateTime::parse_from_rfc3339(value.trim()).map_err(|_| {
+        GatewayError::invalid(
+            field,
+            "must be an RFC 3339 time such as 2026-11-26T18:30:00Z",
+        )
+    })?;
+    Ok(Some(prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }))
+}
+
 /// The idempotency key from the body or the `Idempotency-Key` header; both must agree.
 pub fn idempotency_key(headers: &HeaderMap, body: Option<String>) -> Result<String, GatewayError> {
     let header = headers

@@ -30,6 +30,10 @@ pub struct SendSmsBody {
     /// Retrying with the same key returns the first message instead of sending twice
     /// (up to 128 characters; also accepted as an `Idempotency-Key` header).
     pub idempotency_key: Option<String>,
+    /// Send at this time instead of now (RFC 3339, 1 minute to 35 days ahead): the
+    /// message is `scheduled` until then.
+    #[schema(format = DateTime, example = "2026-11-26T18:30:00Z")]
+    pub send_at: Option<String>,
 }
 
 /// An MMS to queue: up to 10 media, 5 MB in all.
@@ -47,6 +51,9 @@ pub struct SendMmsBody {
     /// Ids returned by `POST /api/media`.
     pub media_ids: Vec<String>,
     pub idempotency_key: Option<String>,
+    /// As for `/api/messages/send`.
+    #[schema(format = DateTime, example = "2026-11-26T18:30:00Z")]
+    pub send_at: Option<String>,
 }
 
 /// How far to mark a conversation read; the body is optional.
@@ -55,6 +62,33 @@ pub struct SendMmsBody {
 pub struct MarkConversationReadBody {
     /// Only messages up to and including this one become read; absent: all of them.
     pub up_to_message_id: Option<String>,
+}
+
+/// How long to mute a conversation; the body is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct MuteBody {
+    /// End of the mute (RFC 3339, in the future); absent: until unmuted.
+    #[schema(format = DateTime, example = "2026-11-27T08:00:00Z")]
+    pub until: Option<String>,
+}
+
+/// A number to block.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct BlockBody {
+    /// E.164, a short code or an alphanumeric sender id.
+    #[schema(required = true, example = "+14155550100")]
+    pub number: String,
+}
+
+/// A contact's new name.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ContactNameBody {
+    /// Up to 100 characters; empty or null removes the name.
+    #[schema(required = true, example = "Bob (plumber)")]
+    pub name: Option<String>,
 }
 
 // ---- responses ----
@@ -77,6 +111,10 @@ pub enum MessageStatus {
     Undelivered,
     Failed,
     Received,
+    /// Sent with `sendAt`: waiting for its time.
+    Scheduled,
+    /// A scheduled message canceled before it was due.
+    Canceled,
 }
 
 /// `destroyed`: the user's key was shredded and `body` is empty.
@@ -147,6 +185,11 @@ pub struct Message {
     #[schema(format = DateTime)]
     pub read_at: Option<String>,
     pub content_state: ContentState,
+    /// When a scheduled message is (or was) due; null for messages sent at once.
+    #[schema(format = DateTime)]
+    pub send_at: Option<String>,
+    /// The name the user gave the contact; null when none.
+    pub contact_name: Option<String>,
 }
 
 /// The answer to a send: the seed's `{messageId, status, …}` plus the whole message.
@@ -171,6 +214,15 @@ pub struct Conversation {
     pub unread_count: u64,
     #[schema(format = DateTime)]
     pub updated_at: String,
+    /// Listed with `?archived=true` only.
+    pub archived: bool,
+    /// Muted now: notification senders stay quiet (events carry `muted`).
+    pub muted: bool,
+    /// End of the mute; null when muted until unmuted, or not muted.
+    #[schema(format = DateTime)]
+    pub muted_until: Option<String>,
+    /// The name the user gave the contact; null when none.
+    pub contact_name: Option<String>,
 }
 
 /// Conversations, most recently active first.
@@ -188,8 +240,75 @@ pub struct ConversationPage {
 pub struct ConversationMessages {
     pub contact_id: String,
     pub contact_number: String,
+    /// The name the user gave the contact; null when none.
+    pub contact_name: Option<String>,
     pub messages: Vec<Message>,
     pub next_page_token: Option<String>,
+}
+
+/// Messages matching a search, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SearchResults {
+    pub messages: Vec<Message>,
+    pub next_page_token: Option<String>,
+}
+
+/// A number the user blocked.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlockedNumber {
+    pub number: String,
+    pub contact_id: String,
+    #[schema(format = DateTime)]
+    pub blocked_at: String,
+}
+
+/// Blocked numbers, most recently blocked first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlockedNumberPage {
+    pub blocked_numbers: Vec<BlockedNumber>,
+    pub next_page_token: Option<String>,
+}
+
+/// A number no longer blocked.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Unblocked {
+    pub number: String,
+    pub contact_id: String,
+}
+
+/// What deleting a message left.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeletedMessage {
+    pub message_id: String,
+    pub contact_id: String,
+    /// Unread inbound messages left in the conversation.
+    pub unread_count: u64,
+}
+
+/// What deleting a conversation removed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeletedConversation {
+    pub contact_id: String,
+    pub deleted_messages: u64,
+}
+
+/// The other party of a conversation.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Contact {
+    pub id: String,
+    pub number: String,
+    /// Null when none.
+    pub name: Option<String>,
+    pub blocked: bool,
+    #[schema(format = DateTime)]
+    pub created_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -215,6 +334,25 @@ pub enum EventKind {
     ConversationUpdated,
     /// No news; `cursor` is the stream's position. Also the first event of a stream.
     Keepalive,
+    /// The conversation was archived (`contactId`).
+    ConversationArchived,
+    /// The conversation is back in the inbox (`contactId`): unarchived, or a new
+    /// inbound message (then followed by its `message_received`).
+    ConversationUnarchived,
+    /// The conversation was muted (`contactId`).
+    ConversationMuted,
+    /// The conversation was unmuted (`contactId`).
+    ConversationUnmuted,
+    /// A number was blocked (`contactId` of its contact).
+    NumberBlocked,
+    /// A number was unblocked (`contactId`).
+    NumberUnblocked,
+    /// A message was deleted (`messageId`, `contactId`, `unreadCount`).
+    MessageDeleted,
+    /// A conversation and its messages were deleted (`contactId`).
+    ConversationDeleted,
+    /// The contact's name changed (`contactId`; the name itself is not in events).
+    ContactUpdated,
 }
 
 impl EventKind {
@@ -226,6 +364,15 @@ impl EventKind {
             Self::MessagesRead => "messages_read",
             Self::ConversationUpdated => "conversation_updated",
             Self::Keepalive => "keepalive",
+            Self::ConversationArchived => "conversation_archived",
+            Self::ConversationUnarchived => "conversation_unarchived",
+            Self::ConversationMuted => "conversation_muted",
+            Self::ConversationUnmuted => "conversation_unmuted",
+            Self::NumberBlocked => "number_blocked",
+            Self::NumberUnblocked => "number_unblocked",
+            Self::MessageDeleted => "message_deleted",
+            Self::ConversationDeleted => "conversation_deleted",
+            Self::ContactUpdated => "contact_updated",
         }
     }
 }
@@ -243,6 +390,8 @@ pub struct Event {
     pub contact_id: Option<String>,
     pub status: Option<MessageStatus>,
     pub unread_count: u64,
+    /// The conversation was muted when this happened: stay quiet.
+    pub muted: bool,
 }
 
 // ---- from the core ----
@@ -257,6 +406,8 @@ fn status(value: i32) -> Result<Option<MessageStatus>, GatewayError> {
         Ok(pb::MessageStatus::Undelivered) => MessageStatus::Undelivered,
         Ok(pb::MessageStatus::Failed) => MessageStatus::Failed,
         Ok(pb::MessageStatus::Received) => MessageStatus::Received,
+        Ok(pb::MessageStatus::Scheduled) => MessageStatus::Scheduled,
+        Ok(pb::MessageStatus::Canceled) => MessageStatus::Canceled,
         Err(_) => return Err(GatewayError::bad_core_answer("message status")),
     }))
 }
@@ -270,6 +421,15 @@ impl TryFrom<pb::Event> for Event {
             Ok(pb::EventKind::MessagesRead) => EventKind::MessagesRead,
             Ok(pb::EventKind::ConversationUpdated) => EventKind::ConversationUpdated,
             Ok(pb::EventKind::Keepalive) => EventKind::Keepalive,
+            Ok(pb::EventKind::ConversationArchived) => EventKind::ConversationArchived,
+            Ok(pb::EventKind::ConversationUnarchived) => EventKind::ConversationUnarchived,
+            Ok(pb::EventKind::ConversationMuted) => EventKind::ConversationMuted,
+            Ok(pb::EventKind::ConversationUnmuted) => EventKind::ConversationUnmuted,
+            Ok(pb::EventKind::NumberBlocked) => EventKind::NumberBlocked,
+            Ok(pb::EventKind::NumberUnblocked) => EventKind::NumberUnblocked,
+            Ok(pb::EventKind::MessageDeleted) => EventKind::MessageDeleted,
+            Ok(pb::EventKind::ConversationDeleted) => EventKind::ConversationDeleted,
+            Ok(pb::EventKind::ContactUpdated) => EventKind::ContactUpdated,
             _ => return Err(GatewayError::bad_core_answer("event kind")),
         };
         Ok(Self {
@@ -280,6 +440,7 @@ impl TryFrom<pb::Event> for Event {
             contact_id: non_empty(e.contact_id),
             status: status(e.status)?,
             unread_count: e.unread_count,
+            muted: e.muted,
         })
     }
 }
@@ -364,6 +525,8 @@ impl TryFrom<pb::Message> for Message {
             error_message: non_empty(m.error_message),
             segments: m.segments,
             content_state,
+            send_at: time(m.send_at),
+            contact_name: non_empty(m.contact_name),
         })
     }
 }
@@ -392,6 +555,10 @@ impl TryFrom<pb::Conversation> for Conversation {
             contact_number: c.contact_number,
             owner_number: c.owner_number,
             unread_count: c.unread_count,
+            archived: c.archived,
+            muted: c.muted,
+            muted_until: time(c.muted_until),
+            contact_name: non_empty(c.contact_name),
         })
     }
 }
@@ -421,7 +588,62 @@ impl TryFrom<pb::GetConversationResponse> for ConversationMessages {
                 .collect::<Result<_, _>>()?,
             contact_id: r.contact_id,
             contact_number: r.contact_number,
+            contact_name: non_empty(r.contact_name),
             next_page_token: non_empty(r.next_page_token),
+        })
+    }
+}
+
+impl TryFrom<pb::SearchMessagesResponse> for SearchResults {
+    type Error = GatewayError;
+    fn try_from(r: pb::SearchMessagesResponse) -> Result<Self, GatewayError> {
+        Ok(Self {
+            messages: r
+                .messages
+                .into_iter()
+                .map(Message::try_from)
+                .collect::<Result<_, _>>()?,
+            next_page_token: non_empty(r.next_page_token),
+        })
+    }
+}
+
+impl TryFrom<pb::BlockedNumber> for BlockedNumber {
+    type Error = GatewayError;
+    fn try_from(b: pb::BlockedNumber) -> Result<Self, GatewayError> {
+        Ok(Self {
+            blocked_at: time(b.blocked_at)
+                .ok_or_else(|| GatewayError::bad_core_answer("blocked_at"))?,
+            number: b.number,
+            contact_id: b.contact_id,
+        })
+    }
+}
+
+impl TryFrom<pb::ListBlockedNumbersResponse> for BlockedNumberPage {
+    type Error = GatewayError;
+    fn try_from(r: pb::ListBlockedNumbersResponse) -> Result<Self, GatewayError> {
+        Ok(Self {
+            blocked_numbers: r
+                .blocked_numbers
+                .into_iter()
+                .map(BlockedNumber::try_from)
+                .collect::<Result<_, _>>()?,
+            next_page_token: non_empty(r.next_page_token),
+        })
+    }
+}
+
+impl TryFrom<pb::Contact> for Contact {
+    type Error = GatewayError;
+    fn try_from(c: pb::Contact) -> Result<Self, GatewayError> {
+        Ok(Self {
+            created_at: time(c.created_at)
+                .ok_or_else(|| GatewayError::bad_core_answer("created_at"))?,
+            id: c.id,
+            number: c.number,
+            name: non_empty(c.name),
+            blocked: c.blocked,
         })
     }
 }

@@ -1,4 +1,5 @@
-//! `POST /api/messages/send`, `POST /api/messages/send-mms`, `PUT /api/messages/{id}/read`.
+//! `POST /api/messages/send`, `POST /api/messages/send-mms`, `PUT /api/messages/{id}/read`,
+//! `POST /api/messages/{id}/cancel`, `DELETE /api/messages/{id}`.
 
 use std::sync::Arc;
 
@@ -12,14 +13,15 @@ use super::{
     Api,
     error::ErrorBody,
     extract::{self, CallerContext, Id},
-    json::{Message, SendMmsBody, SendResponse, SendSmsBody},
+    json::{DeletedMessage, Message, SendMmsBody, SendResponse, SendSmsBody},
 };
 
 /// Queue an SMS.
 ///
 /// Committed before the answer: once you have a `messageId` the message will be sent.
 /// Retrying with the same idempotency key returns the first message instead of
-/// sending twice; reusing a key for another message is a 400.
+/// sending twice; reusing a key for another message is a 400. With `sendAt` the
+/// message is `scheduled` and sent at that time.
 #[utoipa::path(
     post,
     path = "/api/messages/send",
@@ -31,7 +33,7 @@ use super::{
         (status = 200, description = "Queued, or the first message of this idempotency key", body = SendResponse),
         (status = 400, description = "A field is invalid (named in `field`) or the JSON is malformed", body = ErrorBody),
         (status = 403, description = "`from` is not one of the caller's numbers", body = ErrorBody),
-        (status = 409, description = "The recipient opted out (STOP)", body = ErrorBody),
+        (status = 409, description = "The recipient opted out (STOP) or is blocked", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
     ),
@@ -44,6 +46,7 @@ pub async fn send(
     let ctx = CallerContext::from_headers(&headers)?;
     let req: SendSmsBody = extract::json_body(&api, &headers, body, false).await?;
     let msg = pb::SendSmsRequest {
+        send_at: extract::time("sendAt", req.send_at.as_deref())?,
         from: req.from,
         to: req.to,
         body: req.body,
@@ -70,7 +73,7 @@ pub async fn send(
         (status = 400, description = "A field is invalid (named in `field`) or the JSON is malformed", body = ErrorBody),
         (status = 403, description = "`from` is not one of the caller's numbers", body = ErrorBody),
         (status = 404, description = "A media id is not the caller's", body = ErrorBody),
-        (status = 409, description = "The recipient opted out (STOP)", body = ErrorBody),
+        (status = 409, description = "The recipient opted out (STOP) or is blocked, or a media item is not ready", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
     ),
@@ -83,6 +86,7 @@ pub async fn send_mms(
     let ctx = CallerContext::from_headers(&headers)?;
     let req: SendMmsBody = extract::json_body(&api, &headers, body, false).await?;
     let msg = pb::SendMmsRequest {
+        send_at: extract::time("sendAt", req.send_at.as_deref())?,
         from: req.from,
         to: req.to,
         body: req.body,
@@ -122,4 +126,71 @@ pub async fn mark_read(
     );
     let message = client.mark_read(call).await?.into_inner();
     Ok(Json(Message::try_from(message)?))
+}
+
+/// Cancel a scheduled message.
+///
+/// Only before it is due: the message becomes `canceled` and is never sent. Retrying
+/// returns the canceled message; once it is being sent the answer is 409.
+#[utoipa::path(
+    post,
+    path = "/api/messages/{messageId}/cancel",
+    operation_id = "cancelScheduled",
+    tag = "messages",
+    params(("messageId" = String, Path, description = "The scheduled message's id")),
+    responses(
+        (status = 200, description = "The message, `canceled`", body = Message),
+        (status = 404, description = "No such message for this caller", body = ErrorBody),
+        (status = 409, description = "Not a scheduled message, or already being sent", body = ErrorBody),
+    ),
+)]
+pub async fn cancel(
+    State(api): State<Arc<Api>>,
+    Id(message_id): Id,
+    headers: HeaderMap,
+) -> Result<Json<Message>, GatewayError> {
+    let ctx = CallerContext::from_headers(&headers)?;
+    let (mut client, call) = api.core.messaging(
+        pb::CancelScheduledRequest { message_id },
+        &ctx.authorization,
+        &ctx.trace,
+    );
+    let message = client.cancel_scheduled(call).await?.into_inner();
+    Ok(Json(Message::try_from(message)?))
+}
+
+/// Delete a message.
+///
+/// The message, its media and its search terms are removed (not flagged); the
+/// conversation's last message and unread count are recomputed. A message still
+/// being sent (`queued`, `sending`) is a 409.
+#[utoipa::path(
+    delete,
+    path = "/api/messages/{messageId}",
+    operation_id = "deleteMessage",
+    tag = "messages",
+    params(("messageId" = String, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "Deleted; what is left unread", body = DeletedMessage),
+        (status = 404, description = "No such message for this caller", body = ErrorBody),
+        (status = 409, description = "The message is being sent", body = ErrorBody),
+    ),
+)]
+pub async fn delete(
+    State(api): State<Arc<Api>>,
+    Id(message_id): Id,
+    headers: HeaderMap,
+) -> Result<Json<DeletedMessage>, GatewayError> {
+    let ctx = CallerContext::from_headers(&headers)?;
+    let (mut client, call) = api.core.messaging(
+        pb::DeleteMessageRequest { message_id },
+        &ctx.authorization,
+        &ctx.trace,
+    );
+    let d = client.delete_message(call).await?.into_inner();
+    Ok(Json(DeletedMessage {
+        message_id: d.message_id,
+        contact_id: d.contact_id,
+        unread_count: d.unread_count,
+    }))
 }

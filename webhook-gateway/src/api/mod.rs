@@ -3,13 +3,17 @@
 //! one place every rule lives. Routes are registered with their OpenAPI description
 //! (utoipa-axum), so `/api/openapi.json` cannot list a route the server lacks.
 
+mod blocked;
+mod contacts;
 mod conversations;
 mod error;
 mod events;
 mod extract;
 mod json;
+mod mailbox;
 mod media;
 mod messages;
+mod search;
 
 use std::{sync::Arc, time::Duration};
 
@@ -99,8 +103,10 @@ Errors are `{error, code, field?}`.",
     ),
     modifiers(&BearerAuth),
     tags(
-        (name = "messages", description = "Sending, and marking one message read"),
-        (name = "conversations", description = "Conversations and read state"),
+        (name = "messages", description = "Sending (now or scheduled), canceling, searching, deleting, and marking one message read"),
+        (name = "conversations", description = "Conversations: read state, archive, mute, delete"),
+        (name = "blocked numbers", description = "Numbers whose messages are kept but not shown"),
+        (name = "contacts", description = "Names of the other parties, encrypted at rest"),
         (name = "media", description = "MMS images, stored encrypted"),
         (name = "events", description = "Real-time changes (Server-Sent Events)"),
     ),
@@ -162,8 +168,12 @@ fn add_common_errors(doc: &mut openapi::OpenApi) {
         ),
     ];
     for item in doc.paths.paths.values_mut() {
-        let ops: [Option<&mut Operation>; 3] =
-            [item.get.as_mut(), item.post.as_mut(), item.put.as_mut()];
+        let ops: [Option<&mut Operation>; 4] = [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.delete.as_mut(),
+        ];
         for op in ops.into_iter().flatten() {
             if op.request_body.is_some() {
                 op.responses
@@ -189,10 +199,18 @@ fn routes() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(media::upload))
         .routes(routes!(media::get))
         .routes(routes!(conversations::list))
-        .routes(routes!(conversations::get))
+        .routes(routes!(conversations::get, mailbox::delete))
         .routes(routes!(messages::mark_read))
         .routes(routes!(conversations::mark_read))
         .routes(routes!(events::watch))
+        .routes(routes!(messages::cancel))
+        .routes(routes!(messages::delete))
+        .routes(routes!(search::search))
+        .routes(routes!(mailbox::archive, mailbox::unarchive))
+        .routes(routes!(mailbox::mute, mailbox::unmute))
+        .routes(routes!(blocked::list, blocked::block))
+        .routes(routes!(blocked::unblock))
+        .routes(routes!(contacts::set_name))
 }
 
 /// The routes and their finished OpenAPI document.
@@ -266,7 +284,7 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(allow)
-            .allow_methods([Method::GET, Method::POST, Method::PUT])
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,

@@ -10,6 +10,10 @@ pub struct Model {
     pub e164: String,
     pub opted_out: bool,
     pub created_at: DateTimeUtc,
+    /// The name the user gave the contact, sealed like a body.
+    pub name_ct: Option<Vec<u8>>,
+    /// Set while the user blocks this number.
+    pub blocked_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,10 @@ pub struct Model {
     pub last_message_at: DateTimeUtc,
     pub unread_count: i64,
     pub updated_at: DateTimeUtc,
+    pub archived: bool,
+    pub muted: bool,
+    /// End of the mute; NULL while muted is "until unmuted".
+    pub muted_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

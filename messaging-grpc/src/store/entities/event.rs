@@ -14,6 +14,8 @@ pub struct Model {
     pub status: Option<String>,
     pub unread_count: Option<i64>,
     pub created_at: DateTimeUtc,
+    /// The conversation was muted when the event was recorded.
+    pub muted: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

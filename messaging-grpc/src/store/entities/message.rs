@@ -25,6 +25,12 @@ pub struct Model {
     pub sent_at: Option<DateTimeUtc>,
     pub delivered_at: Option<DateTimeUtc>,
     pub read_at: Option<DateTimeUtc>,
+    /// A scheduled message's due time (its validity window starts then).
+    pub send_at: Option<DateTimeUtc>,
+    /// Received from a blocked number: kept, but out of conversations and unread counts.
+    pub blocked: bool,
+    /// In the search index (false only for rows older than the index, until backfilled).
+    pub search_indexed: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

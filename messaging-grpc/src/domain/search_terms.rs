@@ -1,0 +1,97 @@
+//! The blind index of message bodies: the terms a body is indexed under when its
+//! message is written (or, for messages older than the index, by the backfill), and
+//! the terms a query looks for. Terms are keyed hashes of
+//! folded words (`crypto::SearchKey`); no word is ever stored or logged in clear.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Body, Records, words::words};
+use crate::{error::Error, store};
+
+/// Most words a body is indexed under (a 1600-character body has at most 800).
+const MAX_TERMS: usize = 1000;
+
+impl Records {
+    /// The terms of a body, under the user's current search key.
+    pub async fn index_terms(&self, user_id: &str, body: &str) -> Result<Vec<Vec<u8>>, Error> {
+        let words = words(body);
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = self.keys.search_key(user_id).await?;
+        Ok(words.iter().take(MAX_TERMS).map(|w| key.term(w)).collect())
+    }
+
+    /// What a query looks for: per word, its term under each of the user's search
+    /// keys (messages indexed under older key versions match too). `None` when the
+    /// user has no key left (shredded): nothing can match.
+    pub async fn query_terms(
+        &self,
+        user_id: &str,
+        words: &[String],
+    ) -> Result<Option<Vec<Vec<Vec<u8>>>>, Error> {
+        let keys = self.keys.search_keys(user_id).await?;
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            words
+                .iter()
+                .map(|w| keys.iter().map(|k| k.term(w)).collect())
+                .collect(),
+        ))
+    }
+}
+
+/// Messages indexed per backfill pass.
+const BACKFILL_BATCH: u64 = 200;
+
+impl Records {
+    /// Indexes messages stored before the index existed, until none is left, then
+    /// looks again every `period` (a replica still on the old version may write some)
+    /// until `shutdown`. Several replicas may run it: terms insert idempotently.
+    pub async fn run_index_backfill(self, period: Duration, shutdown: CancellationToken) {
+        loop {
+            loop {
+                match self.backfill_index(BACKFILL_BATCH).await {
+                    Ok(0) => break,
+                    Ok(n) => tracing::info!(messages = n, "search index backfilled"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "search index backfill pass failed");
+                        break;
+                    }
+                }
+                if shutdown.is_cancelled() {
+                    return;
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(period) => {}
+            }
+        }
+    }
+
+    /// Indexes up to `limit` unindexed messages; returns how many were handled. A
+    /// message from a blocked number, or whose key was shredded, is marked without terms.
+    pub async fn backfill_index(&self, limit: u64) -> Result<usize, Error> {
+        let rows = store::search::unindexed_any(self.store.conn(), limit).await?;
+        let n = rows.len();
+        for row in rows {
+            let user_id = row.user_id.clone();
+            let id = row.id.clone();
+            let blocked = row.blocked;
+            let terms = match self.view(&user_id, row).await?.body {
+                Body::Text(body) if !blocked => self.index_terms(&user_id, &body).await?,
+                _ => Vec::new(),
+            };
+            let txn = self.store.begin_write().await?;
+            store::search::insert(&txn, &user_id, &id, terms).await?;
+            store::search::mark_indexed(&txn, &user_id, &id).await?;
+            txn.commit().await?;
+        }
+        Ok(n)
+    }
+}

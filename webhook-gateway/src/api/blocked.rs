@@ -1,0 +1,119 @@
+//! `GET|POST /api/blocked-numbers`, `DELETE /api/blocked-numbers/{number}`.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{RawQuery, State},
+};
+use commpro_messaging_api::v1 as pb;
+use hyper::HeaderMap;
+
+use crate::error::GatewayError;
+
+use super::{
+    Api,
+    error::ErrorBody,
+    extract::{self, CallerContext, Id},
+    json::{BlockBody, BlockedNumber, BlockedNumberPage, Unblocked},
+};
+
+/// The caller's blocked numbers, most recently blocked first.
+#[utoipa::path(
+    get,
+    path = "/api/blocked-numbers",
+    operation_id = "listBlockedNumbers",
+    tag = "blocked numbers",
+    params(
+        ("pageSize" = Option<u32>, Query, description = "Default 50, at most 200"),
+        ("pageToken" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page of blocked numbers", body = BlockedNumberPage),
+        (status = 400, description = "`pageSize` or `pageToken` is invalid", body = ErrorBody),
+    ),
+)]
+pub async fn list(
+    State(api): State<Arc<Api>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<BlockedNumberPage>, GatewayError> {
+    let ctx = CallerContext::from_headers(&headers)?;
+    let (page_size, page_token) = extract::page(query.as_deref())?;
+    let (mut client, call) = api.core.messaging(
+        pb::ListBlockedNumbersRequest {
+            page_size,
+            page_token,
+        },
+        &ctx.authorization,
+        &ctx.trace,
+    );
+    let page = client.list_blocked_numbers(call).await?.into_inner();
+    Ok(Json(BlockedNumberPage::try_from(page)?))
+}
+
+/// Block a number.
+///
+/// Its messages are still received and kept (encrypted) but not counted unread, not
+/// shown in conversations and not announced; sending to it is a 409. Blocking a
+/// blocked number returns it unchanged.
+#[utoipa::path(
+    post,
+    path = "/api/blocked-numbers",
+    operation_id = "blockNumber",
+    tag = "blocked numbers",
+    request_body = BlockBody,
+    responses(
+        (status = 200, description = "The number, blocked", body = BlockedNumber),
+        (status = 400, description = "`number` is not a phone number, short code or sender id, or the JSON is malformed", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+    ),
+)]
+pub async fn block(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BlockedNumber>, GatewayError> {
+    let ctx = CallerContext::from_headers(&headers)?;
+    let req: BlockBody = extract::json_body(&api, &headers, body, false).await?;
+    let (mut client, call) = api.core.messaging(
+        pb::BlockNumberRequest { number: req.number },
+        &ctx.authorization,
+        &ctx.trace,
+    );
+    let blocked = client.block_number(call).await?.into_inner();
+    Ok(Json(BlockedNumber::try_from(blocked)?))
+}
+
+/// Unblock a number.
+#[utoipa::path(
+    delete,
+    path = "/api/blocked-numbers/{number}",
+    operation_id = "unblockNumber",
+    tag = "blocked numbers",
+    params(("number" = String, Path, description = "The blocked number, e.g. `+14155550100` (`%2B` also works for the `+`)")),
+    responses(
+        (status = 200, description = "The number, no longer blocked", body = Unblocked),
+        (status = 400, description = "`number` is not a phone number, short code or sender id", body = ErrorBody),
+        (status = 404, description = "The caller never had this number", body = ErrorBody),
+    ),
+)]
+pub async fn unblock(
+    State(api): State<Arc<Api>>,
+    Id(number): Id,
+    headers: HeaderMap,
+) -> Result<Json<Unblocked>, GatewayError> {
+    let ctx = CallerContext::from_headers(&headers)?;
+    let (mut client, call) = api.core.messaging(
+        pb::UnblockNumberRequest { number },
+        &ctx.authorization,
+        &ctx.trace,
+    );
+    let done = client.unblock_number(call).await?.into_inner();
+    Ok(Json(Unblocked {
+        number: done.number,
+        contact_id: done.contact_id,
+    }))
+}

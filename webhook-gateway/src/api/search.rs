@@ -1,0 +1,63 @@
+//! `GET /api/messages/search`: SearchMessages over the blind index.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::{RawQuery, State},
+};
+use commpro_messaging_api::v1 as pb;
+use hyper::HeaderMap;
+
+use crate::error::GatewayError;
+
+use super::{
+    Api,
+    error::ErrorBody,
+    extract::{self, CallerContext},
+    json::SearchResults,
+};
+
+/// Search the caller's messages.
+///
+/// Every word of `q` must appear in a message (whole words; case and accents do not
+/// matter). A `q` that looks like a phone number also finds the messages of the
+/// conversations with that number. Bodies stay encrypted at rest: words are indexed
+/// as keyed hashes.
+#[utoipa::path(
+    get,
+    path = "/api/messages/search",
+    operation_id = "searchMessages",
+    tag = "messages",
+    params(
+        ("q" = String, Query, description = "Words to find (1 to 200 characters, at most 10 words)"),
+        ("contactId" = Option<String>, Query, description = "Only this conversation"),
+        ("pageSize" = Option<u32>, Query, description = "Default 50, at most 200"),
+        ("pageToken" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "Matching messages, newest first, decrypted", body = SearchResults),
+        (status = 400, description = "`q`, `pageSize` or `pageToken` is invalid", body = ErrorBody),
+        (status = 404, description = "`contactId` is not a contact of this caller", body = ErrorBody),
+    ),
+)]
+pub async fn search(
+    State(api): State<Arc<Api>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<SearchResults>, GatewayError> {
+    let ctx = CallerContext::from_headers(&headers)?;
+    let (page_size, page_token) = extract::page(query.as_deref())?;
+    let (mut client, call) = api.core.messaging(
+        pb::SearchMessagesRequest {
+            query: extract::query_value(query.as_deref(), "q").unwrap_or_default(),
+            contact_id: extract::query_value(query.as_deref(), "contactId").unwrap_or_default(),
+            page_size,
+            page_token,
+        },
+        &ctx.authorization,
+        &ctx.trace,
+    );
+    let page = client.search_messages(call).await?.into_inner();
+    Ok(Json(SearchResults::try_from(page)?))
+}
