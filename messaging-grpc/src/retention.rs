@@ -1,6 +1,7 @@
 //! Message retention (MESSAGE_RETENTION_DAYS): messages older than the retention are
-//! deleted with their media links, outbox jobs, media nobody links any more (objects
-//! included), and the events of that age, in bounded batches; one replica at a time
+//! deleted with their media links, outbox jobs, search terms, media nobody links any
+//! more (objects included), and the events of that age, in bounded batches (scheduled
+//! messages not yet sent are kept until they are); one replica at a time
 //! (the singleton-job lock, per batch), so replicas never fight over the same rows.
 //!
 //! Conversations stay exact: each batch locks the conversation rows it touches first
@@ -14,6 +15,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    domain::MessageStatus,
     error::Error,
     media::Media,
     store::{self, Store},
@@ -122,7 +124,9 @@ async fn message_batch(
         txn.rollback().await?;
         return Ok(None);
     }
-    let rows = store::retention::oldest_any(&txn, before, batch).await?;
+    // A scheduled message waits for its send time, however long ago it was written.
+    let keep = [MessageStatus::Scheduled.as_str()];
+    let rows = store::retention::oldest_any(&txn, before, &keep, batch).await?;
     if rows.is_empty() {
         txn.commit().await?;
         return Ok(Some((0, Vec::new())));
@@ -145,6 +149,7 @@ async fn message_batch(
             .filter(|m| m.direction == store::messages::INBOUND && m.read_at.is_none())
             .count() as u64;
         linked_media.extend(store::retention::delete_messages_any(&txn, ids).await?);
+        store::search::delete_for(&txn, user_id, ids.clone()).await?;
         store::conversations::subtract_unread(&txn, user_id, contact_id, unread).await?;
         store::retention::refresh_conversation(&txn, user_id, contact_id).await?;
     }

@@ -162,17 +162,17 @@ impl Media {
         }
     }
 
-    /// Deletes stored objects (their owner was shredded); returns how many are gone.
-    /// A failure is logged and left: the object is sealed with a destroyed key, so
-    /// what remains is unreadable, and an operator can remove it by its key.
+    /// Deletes stored objects by storage key, after the commit that removed or
+    /// destroyed their rows (an object store is not transactional); returns how many
+    /// are gone. A failure is logged and leaves an encrypted object nothing points to
+    /// (or sealed with a destroyed key), never a row pointing to nothing.
     pub async fn delete_objects(&self, keys: &[String]) -> u64 {
         let mut deleted = 0;
         for key in keys {
             match self.inner.objects.delete(key).await {
                 Ok(()) => deleted += 1,
-                Err(e) => {
-                    tracing::warn!(storage_key = %key, error = %e, "deleting a media object failed")
-                }
+                Err(e) => tracing::warn!(storage_key = %key, error = %e,
+                    "deleting a media object failed; it stays encrypted and unreferenced"),
             }
         }
         deleted
@@ -209,13 +209,8 @@ impl Media {
     /// an object store is not transactional). A failure is logged and leaves an
     /// encrypted object nothing points to, never a row pointing to nothing.
     pub async fn remove_objects(&self, rows: &[media::Model]) {
-        for row in rows {
-            if let Some(key) = row.storage_key.as_deref()
-                && let Err(e) = self.inner.objects.delete(key).await
-            {
-                tracing::warn!(media_id = %row.id, error = %e, "deleting a media object failed; it stays encrypted and unreferenced");
-            }
-        }
+        let keys: Vec<String> = rows.iter().filter_map(|r| r.storage_key.clone()).collect();
+        self.delete_objects(&keys).await;
     }
 
     /// The URL Twilio fetches an outbound media item from: the gateway's

@@ -10,14 +10,17 @@ use sea_orm::{
 
 use super::entities::{conversation as conv, media, message, message_media, outbox};
 
-/// Up to `limit` messages created before `before`, oldest first.
+/// Up to `limit` messages created before `before` whose status is not one of `keep`,
+/// oldest first.
 pub async fn oldest_any(
     db: &impl ConnectionTrait,
     before: DateTime<Utc>,
+    keep: &[&str],
     limit: u64,
 ) -> Result<Vec<message::Model>, DbErr> {
     message::Entity::find()
         .filter(message::Column::CreatedAt.lt(before))
+        .filter(message::Column::Status.is_not_in(keep.iter().copied()))
         .order_by_asc(message::Column::CreatedAt)
         .order_by_asc(message::Column::Id)
         .limit(limit)

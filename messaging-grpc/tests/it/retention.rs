@@ -67,6 +67,13 @@ backend_tests! {
         // Dave: the newest message is the old one (out of order), the older one stays.
         let out3 = alice.send(OWN, DAVE, "dave stays").await.unwrap().id;
         let out4 = alice.send(OWN, DAVE, "dave goes").await.unwrap().id;
+        // A message scheduled for tomorrow but written long ago waits for its time.
+        let tomorrow = messaging_grpc::store::now() + chrono::Duration::days(1);
+        let scheduled = alice.send_req(pb::SendSmsRequest {
+            from: OWN.into(), to: DAVE.into(), body: "dave later".into(),
+            send_at: Some(prost_types::Timestamp { seconds: tomorrow.timestamp(), nanos: 0 }),
+            ..Default::default()
+        }).await.unwrap().id;
         // Another user's old message goes too.
         let bob_old = server.user("bob").await.send("+15005550007", BOB, "bob old").await.unwrap().id;
         // Uploads never sent: an old one goes, a recent one stays.
@@ -75,6 +82,10 @@ backend_tests! {
 
         let db = server.store().await;
         let old_ids = vec![in1.clone(), in2.clone(), out1.clone(), in5, mms, in6, out4, bob_old];
+        message::Entity::update_many()
+            .col_expr(message::Column::CreatedAt, Expr::value(days_ago(31)))
+            .filter(message::Column::Id.eq(scheduled.clone()))
+            .exec(db.conn()).await.unwrap();
         let object = |id: &str| media_store.path().join(format!("media/{id}"));
         assert!(object(&sent_media.id).exists() && object(&stale.id).exists());
         message::Entity::update_many()
@@ -87,12 +98,12 @@ backend_tests! {
             .exec(db.conn()).await.unwrap();
 
         wait_until("retention to delete the old messages", 20, || async {
-            message::Entity::find().count(db.conn()).await.unwrap() == 4
+            message::Entity::find().count(db.conn()).await.unwrap() == 5
                 && media_row::Entity::find().count(db.conn()).await.unwrap() == 1
         }).await;
 
         let left: BTreeSet<String> = message::Entity::find().all(db.conn()).await.unwrap().into_iter().map(|m| m.id).collect();
-        assert_eq!(left, BTreeSet::from([in3.clone(), in4.clone(), out2.clone(), out3.clone()]), "exactly the recent ones stay");
+        assert_eq!(left, BTreeSet::from([in3.clone(), in4.clone(), out2.clone(), out3.clone(), scheduled]), "exactly the recent ones (and the scheduled one) stay");
         let list = alice.list(10, "").await.unwrap();
         let by_number: HashMap<&str, &pb::Conversation> = list.conversations.iter().map(|c| (c.contact_number.as_str(), c)).collect();
         assert_eq!(by_number.len(), 2, "carol's conversation had nothing left: {:?}", by_number.keys());
