@@ -67,6 +67,7 @@ pub async fn all_of(
         .all(db)
         .await
 }
+
 /// PostgreSQL channel that carries the id of a user whose data keys were destroyed,
 /// so every replica drops them from its key cache (never key material).
 pub const REVOKE_CHANNEL: &str = "messaging_keys";
