@@ -115,7 +115,10 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
         return Ok(()); // lease lost or message changed: whoever has it owns it now
     }
     let Body::Text(body) = &item.body else {
-        unreachable!("refusal() fails destroyed content");
+        // refusal() fails destroyed content; never panic in the dispatcher over it.
+        return Err(Error::Internal(anyhow::anyhow!(
+            "destroyed content reached send"
+        )));
     };
     send(inner, job, &item, body, validity_left).await
 }
