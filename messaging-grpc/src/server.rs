@@ -291,6 +291,9 @@ pub async fn serve(
     tasks
         .join_all(app.dispatch.shutdown_grace + Duration::from_secs(5))
         .await;
+    // Requests and tasks are done: the writes they queued are answered; stop the
+    // write pipeline (anything still queued is refused, not silently dropped).
+    app.store().stop_writes();
     Ok(served?)
 }
 

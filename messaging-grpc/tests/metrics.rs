@@ -242,12 +242,13 @@ async fn both_endpoints_report_what_happened() {
         0.0
     );
     assert_eq!(value(&core, "messaging_watch_streams_open", &[]), 1.0);
-    // 4 sends and 1 inbound message written, one commit each.
-    assert_eq!(
-        value(&core, "messaging_write_commit_seconds_count", &[]),
-        5.0
-    );
-    assert_eq!(value(&core, "messaging_write_batch_size_sum", &[]), 5.0);
+    // 4 sends and 1 inbound message written, each through the write pipeline (so
+    // were the dispatcher's claims and outcomes: at least that many writes, in no
+    // more batches than writes).
+    let writes = value(&core, "messaging_write_batch_size_sum", &[]);
+    let batches = value(&core, "messaging_write_commit_seconds_count", &[]);
+    assert!(writes >= 5.0, "{writes} writes");
+    assert!((1.0..=writes).contains(&batches), "{batches} batches");
     assert_eq!(
         value(&core, "messaging_key_cache_total", &[("result", "miss")]),
         1.0,

@@ -61,14 +61,30 @@ impl Outbox {
         limit: u64,
         paced_out: &[String],
     ) -> Result<Vec<Claimed>, Error> {
-        let db = self.records.store().conn();
-        Ok(store::outbox::claim_any(db, lease, limit, paced_out).await?)
+        let paced_out = paced_out.to_vec();
+        self.records
+            .store()
+            .write(move |txn| {
+                Box::pin(async move {
+                    Ok::<_, Error>(store::outbox::claim_any(txn, lease, limit, &paced_out).await?)
+                })
+            })
+            .await
     }
 
     /// Extends our lease right before calling the provider; false when it is lost
     /// (then the provider must not be called: another dispatcher owns the job).
     pub async fn renew(&self, job: &Claimed, lease: Duration) -> Result<bool, Error> {
-        let held = store::outbox::renew_held(self.records.store().conn(), job, lease).await?;
+        let claimed = job.clone();
+        let held = self
+            .records
+            .store()
+            .write(move |txn| {
+                Box::pin(async move {
+                    Ok::<_, Error>(store::outbox::renew_held(txn, &claimed, lease).await?)
+                })
+            })
+            .await?;
         if !held {
             lease_lost(job);
         }
@@ -77,7 +93,17 @@ impl Outbox {
 
     /// Lets go of a job whose sender is paced out, without counting an attempt.
     pub async fn release(&self, job: &Claimed) -> Result<(), Error> {
-        if !store::outbox::release_held(self.records.store().conn(), job).await? {
+        let claimed = job.clone();
+        let released = self
+            .records
+            .store()
+            .write(move |txn| {
+                Box::pin(async move {
+                    Ok::<_, Error>(store::outbox::release_held(txn, &claimed).await?)
+                })
+            })
+            .await?;
+        if !released {
             lease_lost(job);
         }
         Ok(())
@@ -145,16 +171,26 @@ impl Outbox {
             status: Some(MessageStatus::Sending.as_str().into()),
             ..Default::default()
         };
-        let txn = self.records.store().begin_write().await?;
-        if !store::outbox::renew_held(&txn, job, lease).await? {
-            txn.rollback().await?;
+        let claimed = job.clone();
+        let event = self
+            .records
+            .store()
+            .write(move |txn| {
+                Box::pin(async move {
+                    if !store::outbox::renew_held(txn, &claimed, lease).await? {
+                        return Ok::<_, Error>(Err(()));
+                    }
+                    let (user_id, id) = (&claimed.user_id, &claimed.message_id);
+                    let queued = MessageStatus::Queued;
+                    Ok(Ok(change_status_in(txn, user_id, id, queued, change).await?))
+                })
+            })
+            .await?;
+        let Ok(event) = event else {
             lease_lost(job);
             return Ok(false);
-        }
-        let (user_id, id) = (job.user_id.as_str(), job.message_id.as_str());
-        let event = change_status_in(&txn, user_id, id, MessageStatus::Queued, change).await?;
-        txn.commit().await?;
-        self.announce(user_id, event);
+        };
+        self.announce(&job.user_id, event);
         Ok(event.is_some())
     }
 
@@ -176,11 +212,18 @@ impl Outbox {
             sent_at: Some(accepted.created_at.unwrap_or(now)),
             ..Default::default()
         };
-        let txn = self.records.store().begin_write().await?;
-        // Whoever holds the job now would only reconcile it: the answer settles it.
-        store::outbox::remove_any(&txn, id).await?;
-        let event = change_status_in(&txn, user_id, id, from_status, change).await?;
-        txn.commit().await?;
+        let (user, message_id) = (user_id.to_owned(), id.to_owned());
+        let event = self
+            .records
+            .store()
+            .write(move |txn| {
+                Box::pin(async move {
+                    // Whoever holds the job now would only reconcile it: the answer settles it.
+                    store::outbox::remove_any(txn, &message_id).await?;
+                    change_status_in(txn, &user, &message_id, from_status, change).await
+                })
+            })
+            .await?;
         if event.is_none() {
             tracing::warn!(message_id = %id, "message changed while being handed over; provider answer not recorded");
             return Ok(());
@@ -217,19 +260,32 @@ impl Outbox {
             error_message: Some(reason.chars().take(500).collect()),
             ..Default::default()
         };
-        let txn = self.records.store().begin_write().await?;
-        if !store::outbox::remove_held(&txn, job).await? {
-            txn.rollback().await?;
+        let claimed = job.clone();
+        let event = self
+            .records
+            .store()
+            .write(move |txn| {
+                Box::pin(async move {
+                    if !store::outbox::remove_held(txn, &claimed).await? {
+                        return Ok::<_, Error>(Err(()));
+                    }
+                    let (user_id, id) = (claimed.user_id.as_str(), claimed.message_id.as_str());
+                    if code == Some(TWILIO_UNSUBSCRIBED)
+                        && let Some(row) = store::messages::find(txn, user_id, id).await?
+                    {
+                        let (owner, contact) = (&row.owner_e164, &row.contact_id);
+                        store::opt_outs::set(txn, user_id, owner, contact, true).await?;
+                    }
+                    Ok(Ok(
+                        change_status_in(txn, user_id, id, from_status, change).await?
+                    ))
+                })
+            })
+            .await?;
+        let Ok(event) = event else {
             lease_lost(job);
             return Ok(());
-        }
-        if code == Some(TWILIO_UNSUBSCRIBED)
-            && let Some(row) = store::messages::find(&txn, user_id, id).await?
-        {
-            store::opt_outs::set(&txn, user_id, &row.owner_e164, &row.contact_id, true).await?;
-        }
-        let event = change_status_in(&txn, user_id, id, from_status, change).await?;
-        txn.commit().await?;
+        };
         self.announce(user_id, event);
         tracing::warn!(message_id = %id, code, "message failed");
         Ok(())
@@ -247,26 +303,44 @@ impl Outbox {
         next_attempt_at: DateTime<Utc>,
         last_error: &str,
     ) -> Result<(), Error> {
-        let (user_id, id) = (job.user_id.as_str(), job.message_id.as_str());
-        let txn = self.records.store().begin_write().await?;
-        let held =
-            store::outbox::reschedule_held(&txn, job, attempts, next_attempt_at, Some(last_error))
-                .await?;
-        if !held {
-            txn.rollback().await?;
+        let (claimed, last_error) = (job.clone(), last_error.to_owned());
+        let event = self
+            .records
+            .store()
+            .write(move |txn| {
+                Box::pin(async move {
+                    let error = Some(last_error.as_str());
+                    let held = store::outbox::reschedule_held(
+                        txn,
+                        &claimed,
+                        attempts,
+                        next_attempt_at,
+                        error,
+                    )
+                    .await?;
+                    if !held {
+                        return Ok::<_, Error>(Err(()));
+                    }
+                    if !requeue {
+                        return Ok(Ok(None));
+                    }
+                    let change = StatusChange {
+                        status: Some(MessageStatus::Queued.as_str().into()),
+                        ..Default::default()
+                    };
+                    let (user_id, id) = (&claimed.user_id, &claimed.message_id);
+                    let sending = MessageStatus::Sending;
+                    Ok(Ok(
+                        change_status_in(txn, user_id, id, sending, change).await?
+                    ))
+                })
+            })
+            .await?;
+        let Ok(event) = event else {
             lease_lost(job);
             return Ok(());
-        }
-        let mut event = None;
-        if requeue {
-            let change = StatusChange {
-                status: Some(MessageStatus::Queued.as_str().into()),
-                ..Default::default()
-            };
-            event = change_status_in(&txn, user_id, id, MessageStatus::Sending, change).await?;
-        }
-        txn.commit().await?;
-        self.announce(user_id, event);
+        };
+        self.announce(&job.user_id, event);
         Ok(())
     }
 
@@ -280,7 +354,17 @@ impl Outbox {
 
     /// Drops a job whose message is gone or already settled.
     pub async fn drop_job(&self, job: &Claimed) -> Result<(), Error> {
-        if !store::outbox::remove_held(self.records.store().conn(), job).await? {
+        let claimed = job.clone();
+        let removed = self
+            .records
+            .store()
+            .write(move |txn| {
+                Box::pin(
+                    async move { Ok::<_, Error>(store::outbox::remove_held(txn, &claimed).await?) },
+                )
+            })
+            .await?;
+        if !removed {
             lease_lost(job);
         }
         Ok(())
@@ -301,7 +385,15 @@ impl Outbox {
 
     /// Notes that reconciliation looked at a message (it waits a while before the next look).
     pub async fn touch(&self, user_id: &str, id: &str) -> Result<(), Error> {
-        Ok(store::messages::touch(self.records.store().conn(), user_id, id, store::now()).await?)
+        let (user_id, id) = (user_id.to_owned(), id.to_owned());
+        self.records
+            .store()
+            .write(move |txn| {
+                Box::pin(async move {
+                    Ok::<_, Error>(store::messages::touch(txn, &user_id, &id, store::now()).await?)
+                })
+            })
+            .await
     }
 
     /// Whether `owner_e164` still belongs to the message's user (a released number

@@ -5,7 +5,7 @@
 
 use super::Outbox;
 use crate::{
-    domain::{MessageStatus, provider_status::change_status_in},
+    domain::MessageStatus,
     error::Error,
     store::{self, messages::StatusChange},
 };
@@ -35,16 +35,13 @@ impl Outbox {
                 ..Default::default()
             }
         };
-        let txn = records.store().begin_write().await?;
-        let event = change_status_in(&txn, user_id, id, MessageStatus::Scheduled, change).await?;
-        if event.is_some() && blocked {
-            store::scheduled::remove_for(&txn, user_id, vec![id.to_owned()]).await?;
-        }
-        txn.commit().await?;
-        if let Some(cursor) = event {
-            records.announce(user_id, cursor);
+        let scheduled = MessageStatus::Scheduled;
+        let changed = records
+            .change_status(user_id, id, scheduled, change, blocked)
+            .await?;
+        if changed {
             tracing::info!(message_id = %id, canceled = blocked, "scheduled message due");
         }
-        Ok(event.is_some() && !blocked)
+        Ok(changed && !blocked)
     }
 }

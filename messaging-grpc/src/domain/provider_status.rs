@@ -64,6 +64,36 @@ pub async fn change_status_in(
 }
 
 impl Records {
+    /// Changes a message's status if it still is `expected` — with its event, and
+    /// when `unschedule` its scheduled job removed, in one pipeline write — then
+    /// announces it. False when the message had changed meanwhile.
+    pub async fn change_status(
+        &self,
+        user_id: &str,
+        id: &str,
+        expected: MessageStatus,
+        change: StatusChange,
+        unschedule: bool,
+    ) -> Result<bool, Error> {
+        let (user, message_id) = (user_id.to_owned(), id.to_owned());
+        let event = self
+            .store
+            .write(move |txn| {
+                Box::pin(async move {
+                    let event = change_status_in(txn, &user, &message_id, expected, change).await?;
+                    if event.is_some() && unschedule {
+                        store::scheduled::remove_for(txn, &user, vec![message_id]).await?;
+                    }
+                    Ok::<_, Error>(event)
+                })
+            })
+            .await?;
+        if let Some(cursor) = event {
+            self.announce(user_id, cursor);
+        }
+        Ok(event.is_some())
+    }
+
     /// Applies a provider status if it moves the message forward. Reports may arrive
     /// late, twice or out of order; only a newer state changes anything.
     pub async fn apply_provider_status(
@@ -93,9 +123,15 @@ impl Records {
                 delivered_at: (next == MessageStatus::Delivered).then_some(now),
                 ..Default::default()
             };
-            let txn = self.store.begin_write().await?;
-            let event = change_status_in(&txn, &row.user_id, &row.id, current, change).await?;
-            txn.commit().await?;
+            let (user_id, id) = (row.user_id.clone(), row.id.clone());
+            let event = self
+                .store
+                .write(move |txn| {
+                    Box::pin(
+                        async move { change_status_in(txn, &user_id, &id, current, change).await },
+                    )
+                })
+                .await?;
             if let Some(cursor) = event {
                 self.announce(&row.user_id, cursor);
                 tracing::info!(message_id = %row.id, from = current.as_str(), to = next.as_str(), "status applied");
@@ -125,7 +161,14 @@ impl Records {
             self.apply_provider_status(report).await?;
         }
         let applied = parked.into_iter().map(|p| p.status).collect();
-        store::ingest::unpark_any(self.store.conn(), sid, applied).await?;
+        let sid = sid.to_owned();
+        self.store
+            .write(move |txn| {
+                Box::pin(async move {
+                    Ok::<_, Error>(store::ingest::unpark_any(txn, &sid, applied).await?)
+                })
+            })
+            .await?;
         Ok(())
     }
 
@@ -145,15 +188,23 @@ impl Records {
             sent_at: Some(store::now()),
             ..Default::default()
         };
-        let txn = self.store.begin_write().await?;
-        let event =
-            change_status_in(&txn, &row.user_id, id, MessageStatus::Sending, change).await?;
+        let (user_id, id) = (row.user_id.clone(), id.to_owned());
+        let event = self
+            .store
+            .write(move |txn| {
+                Box::pin(async move {
+                    let sending = MessageStatus::Sending;
+                    let event = change_status_in(txn, &user_id, &id, sending, change).await?;
+                    if event.is_some() {
+                        store::outbox::remove_any(txn, &id).await?;
+                    }
+                    Ok::<_, Error>(event)
+                })
+            })
+            .await?;
         let Some(cursor) = event else {
-            txn.rollback().await?;
             return Ok(false);
         };
-        store::outbox::remove_any(&txn, id).await?;
-        txn.commit().await?;
         self.announce(&row.user_id, cursor);
         Ok(true)
     }

@@ -87,10 +87,15 @@ impl Records {
                 Body::Text(body) if !blocked => self.index_terms(&user_id, &body).await?,
                 _ => Vec::new(),
             };
-            let txn = self.store.begin_write().await?;
-            store::search::insert(&txn, &user_id, &id, terms).await?;
-            store::search::mark_indexed(&txn, &user_id, &id).await?;
-            txn.commit().await?;
+            self.store
+                .write(move |txn| {
+                    Box::pin(async move {
+                        store::search::insert(txn, &user_id, &id, terms).await?;
+                        store::search::mark_indexed(txn, &user_id, &id).await?;
+                        Ok::<_, Error>(())
+                    })
+                })
+                .await?;
         }
         Ok(n)
     }

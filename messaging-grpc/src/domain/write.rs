@@ -6,7 +6,7 @@
 //! Sends and inbound messages share this skeleton so the conversation and unread
 //! counts can never drift between the two paths.
 
-use sea_orm::{ActiveModelTrait as _, IntoActiveModel as _};
+use sea_orm::{ActiveModelTrait as _, DatabaseTransaction, IntoActiveModel as _};
 
 use super::{Direction, MessageStatus, Records, events};
 use crate::{
@@ -49,83 +49,98 @@ pub enum Written {
 }
 
 impl Records {
-    /// Writes `w` and commits, then wakes the user's event streams.
+    /// Writes `w` in the write pipeline and returns once it committed, then wakes
+    /// the user's event streams.
     pub async fn write_message(&self, w: MessageWrite) -> Result<Written, Error> {
-        let mut row = w.row;
-        let user_id = row.user_id.clone();
-        let txn = self.store.begin_write().await?;
-        let contact = store::contacts::get_or_create(&txn, &user_id, &row.contact_e164).await?;
-        row.contact_id = contact.id.clone();
-        if let Err(err) = store::messages::insert(&txn, active(row.clone())).await {
-            txn.rollback().await.ok();
-            if store::is_unique_violation(&err) {
-                return Ok(Written::Conflict);
-            }
-            return Err(err.into());
+        let written = self
+            .store
+            .write_keeping(
+                move |txn| Box::pin(write_in(txn, w)),
+                // A lost insert race leaves nothing of this write.
+                |r| matches!(r, Ok((Written::Committed(_), _))),
+            )
+            .await?;
+        let (written, announced) = written;
+        if let (Written::Committed(row), Some(cursor)) = (&written, announced) {
+            self.announce(&row.user_id, cursor);
         }
-        for media in w.new_media {
-            store::media::insert(&txn, media).await?;
+        Ok(written)
+    }
+}
+
+/// The statements of [`Records::write_message`], run in `txn`; the cursor of the
+/// event to announce after commit, if one was appended.
+async fn write_in(
+    txn: &DatabaseTransaction,
+    w: MessageWrite,
+) -> Result<(Written, Option<i64>), Error> {
+    let mut row = w.row;
+    let user_id = row.user_id.clone();
+    let contact = store::contacts::get_or_create(txn, &user_id, &row.contact_e164).await?;
+    row.contact_id = contact.id.clone();
+    if let Err(err) = store::messages::insert(txn, active(row.clone())).await {
+        if store::is_unique_violation(&err) {
+            return Ok((Written::Conflict, None));
         }
-        store::media::link_any(&txn, w.links).await?;
-        store::search::insert(&txn, &user_id, &row.id, w.search_terms).await?;
-        if w.enqueue {
-            match row.send_at {
-                // Due later: the dispatcher's claim only takes due jobs.
-                Some(at) => store::scheduled::enqueue_at(&txn, &user_id, &row.id, at).await?,
-                None => store::outbox::enqueue(&txn, &user_id, &row.id).await?,
-            }
+        return Err(err.into());
+    }
+    for media in w.new_media {
+        store::media::insert(txn, media).await?;
+    }
+    store::media::link_any(txn, w.links).await?;
+    store::search::insert(txn, &user_id, &row.id, w.search_terms).await?;
+    if w.enqueue {
+        match row.send_at {
+            // Due later: the dispatcher's claim only takes due jobs.
+            Some(at) => store::scheduled::enqueue_at(txn, &user_id, &row.id, at).await?,
+            None => store::outbox::enqueue(txn, &user_id, &row.id).await?,
         }
-        if row.blocked {
-            // Kept for the record; not shown, not counted, not announced.
-            if let Some(opted_out) = w.opt_out {
-                let owner = &row.owner_e164;
-                store::opt_outs::set(&txn, &user_id, owner, &contact.id, opted_out).await?;
-            }
-            txn.commit().await?;
-            return Ok(Written::Committed(Box::new(row)));
-        }
-        let unarchived = w.unarchive
-            && store::conversations::set_archived(&txn, &user_id, &contact.id, false).await?;
-        store::conversations::record_message(
-            &txn,
-            store::conversations::MessageWritten {
-                user_id: &user_id,
-                contact_id: &contact.id,
-                owner_e164: &row.owner_e164,
-                message_id: &row.id,
-                at: row.created_at,
-                unread_delta: w.unread_delta,
-            },
-        )
-        .await?;
+    }
+    if row.blocked {
+        // Kept for the record; not shown, not counted, not announced.
         if let Some(opted_out) = w.opt_out {
             let owner = &row.owner_e164;
-            store::opt_outs::set(&txn, &user_id, owner, &contact.id, opted_out).await?;
+            store::opt_outs::set(txn, &user_id, owner, &contact.id, opted_out).await?;
         }
-        if unarchived {
-            let back = NewEvent {
-                kind: events::CONVERSATION_UNARCHIVED,
-                contact_id: Some(&contact.id),
-                ..Default::default()
-            };
-            events::append(&txn, &user_id, back).await?;
-        }
-        let unread_count = events::unread_in(&txn, &user_id, &contact.id).await?;
-        let status = MessageStatus::parse(&row.status)?;
-        let event = NewEvent {
-            kind: w.event_kind,
-            message_id: Some(&row.id),
-            contact_id: Some(&contact.id),
-            status: Some(status.as_str()),
-            unread_count,
-        };
-        let cursor = events::append(&txn, &user_id, event).await?;
-        let committing = std::time::Instant::now();
-        txn.commit().await?;
-        crate::metrics::write_committed(committing.elapsed().as_secs_f64(), 1);
-        self.announce(&user_id, cursor);
-        Ok(Written::Committed(Box::new(row)))
+        return Ok((Written::Committed(Box::new(row)), None));
     }
+    let unarchived = w.unarchive
+        && store::conversations::set_archived(txn, &user_id, &contact.id, false).await?;
+    store::conversations::record_message(
+        txn,
+        store::conversations::MessageWritten {
+            user_id: &user_id,
+            contact_id: &contact.id,
+            owner_e164: &row.owner_e164,
+            message_id: &row.id,
+            at: row.created_at,
+            unread_delta: w.unread_delta,
+        },
+    )
+    .await?;
+    if let Some(opted_out) = w.opt_out {
+        let owner = &row.owner_e164;
+        store::opt_outs::set(txn, &user_id, owner, &contact.id, opted_out).await?;
+    }
+    if unarchived {
+        let back = NewEvent {
+            kind: events::CONVERSATION_UNARCHIVED,
+            contact_id: Some(&contact.id),
+            ..Default::default()
+        };
+        events::append(txn, &user_id, back).await?;
+    }
+    let unread_count = events::unread_in(txn, &user_id, &contact.id).await?;
+    let status = MessageStatus::parse(&row.status)?;
+    let event = NewEvent {
+        kind: w.event_kind,
+        message_id: Some(&row.id),
+        contact_id: Some(&contact.id),
+        status: Some(status.as_str()),
+        unread_count,
+    };
+    let cursor = events::append(txn, &user_id, event).await?;
+    Ok((Written::Committed(Box::new(row)), Some(cursor)))
 }
 
 /// A new message row: outbound ones start QUEUED, inbound ones RECEIVED; the

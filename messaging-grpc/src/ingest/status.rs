@@ -38,8 +38,19 @@ impl Ingest {
             return Ok(StatusOutcome::Applied);
         }
         let code = report.error_code.and_then(|c| i32::try_from(c).ok());
-        let db = self.records.store().conn();
-        store::ingest::park_any(db, report.sid, report.status, code, report.error_message).await?;
+        let (sid, status) = (report.sid.to_owned(), report.status.to_owned());
+        let error_message = report.error_message.map(str::to_owned);
+        self.records
+            .store()
+            .write(move |txn| {
+                Box::pin(async move {
+                    let message = error_message.as_deref();
+                    Ok::<_, Error>(
+                        store::ingest::park_any(txn, &sid, &status, code, message).await?,
+                    )
+                })
+            })
+            .await?;
         // Park, then look again: if the send transaction committed the SID meanwhile,
         // it may have drained the parked rows before ours landed. Both sides write then
         // read, so at least one of them sees the other.

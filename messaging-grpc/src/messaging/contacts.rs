@@ -45,15 +45,22 @@ impl Messaging {
             "" => None,
             name => Some(self.records.seal_name(user_id, &contact.id, name).await?),
         };
-        let txn = self.records.store().begin_write().await?;
-        store::contacts::set_name(&txn, user_id, &contact.id, sealed).await?;
-        let event = NewEvent {
-            kind: events::CONTACT_UPDATED,
-            contact_id: Some(&contact.id),
-            ..Default::default()
-        };
-        let cursor = events::append(&txn, user_id, event).await?;
-        txn.commit().await?;
+        let (user, contact_id) = (user_id.to_owned(), contact.id.clone());
+        let cursor = self
+            .records
+            .store()
+            .write(move |txn| {
+                Box::pin(async move {
+                    store::contacts::set_name(txn, &user, &contact_id, sealed).await?;
+                    let event = NewEvent {
+                        kind: events::CONTACT_UPDATED,
+                        contact_id: Some(&contact_id),
+                        ..Default::default()
+                    };
+                    events::append(txn, &user, event).await
+                })
+            })
+            .await?;
         self.records.announce(user_id, cursor);
         let contact = store::contacts::find(db, user_id, &contact.id)
             .await?

@@ -116,25 +116,35 @@ impl Messaging {
             .map(|c| (c.id.clone(), c))
             .collect();
 
-        let names = self
-            .records
-            .names_of(user_id, contacts.keys().cloned().collect())
-            .await?;
-        let now = store::now();
-        let mut conversations = Vec::with_capacity(rows.len());
-        for conv in rows {
+        // Names from the contacts just read (no second lookup).
+        let mut names = HashMap::with_capacity(contacts.len());
+        for contact in contacts.values() {
+            if let Some(name) = self.records.name_of(contact).await? {
+                names.insert(contact.id.clone(), name);
+            }
+        }
+        // Every last message first, so their media come in one batched lookup
+        // (a page costs the same few queries whatever its size).
+        let mut last = Vec::with_capacity(rows.len());
+        for conv in &rows {
             // Both are written in the conversation's own transaction; a miss is corruption.
-            let (Some(message), Some(contact)) = (
+            let (Some(message), true) = (
                 messages.remove(&conv.last_message_id),
-                contacts.get(&conv.contact_id),
+                contacts.contains_key(&conv.contact_id),
             ) else {
                 return Err(Error::Internal(anyhow::anyhow!(
                     "conversation {} references a missing message or contact",
                     conv.contact_id
                 )));
             };
+            last.push(message);
+        }
+        let views = self.records.views(user_id, last).await?;
+        let now = store::now();
+        let mut conversations = Vec::with_capacity(rows.len());
+        for (conv, mut last_message) in rows.into_iter().zip(views) {
+            let contact = &contacts[&conv.contact_id];
             let contact_name = names.get(&conv.contact_id).cloned();
-            let mut last_message = self.records.view(user_id, message).await?;
             last_message.contact_name = contact_name.clone();
             let muted = store::conversations::muted_at(&conv, now);
             conversations.push(ConversationSummary {

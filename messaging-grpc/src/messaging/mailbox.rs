@@ -3,6 +3,7 @@
 //! announces nothing (retries are harmless).
 
 use chrono::{DateTime, Utc};
+use sea_orm::DatabaseTransaction;
 
 use super::{ConversationSummary, Messaging};
 use crate::{
@@ -22,29 +23,12 @@ impl Messaging {
         archived: bool,
     ) -> Result<ConversationSummary, Error> {
         let contact_id = require("contact_id", contact_id)?;
-        let txn = self.records.store().begin_write().await?;
-        if store::conversations::lock(&txn, user_id, contact_id)
-            .await?
-            .is_none()
-        {
-            txn.rollback().await.ok();
-            return Err(Error::NotFound("contact_id"));
-        }
-        let mut cursor = None;
-        if store::conversations::set_archived(&txn, user_id, contact_id, archived).await? {
-            let kind = if archived {
-                events::CONVERSATION_ARCHIVED
-            } else {
-                events::CONVERSATION_UNARCHIVED
-            };
-            let event = NewEvent {
-                kind,
-                contact_id: Some(contact_id),
-                ..Default::default()
-            };
-            cursor = Some(events::append(&txn, user_id, event).await?);
-        }
-        txn.commit().await?;
+        let (user, contact) = (user_id.to_owned(), contact_id.to_owned());
+        let cursor = self
+            .records
+            .store()
+            .write(move |txn| Box::pin(archive_in(txn, user, contact, archived)))
+            .await?;
         if let Some(cursor) = cursor {
             self.records.announce(user_id, cursor);
         }
@@ -88,35 +72,79 @@ impl Messaging {
         muted: bool,
         until: Option<DateTime<Utc>>,
     ) -> Result<ConversationSummary, Error> {
-        let txn = self.records.store().begin_write().await?;
-        let Some(conv) = store::conversations::lock(&txn, user_id, contact_id).await? else {
-            txn.rollback().await.ok();
-            return Err(Error::NotFound("contact_id"));
-        };
-        let now = store::now();
-        let unchanged = if muted {
-            store::conversations::muted_at(&conv, now) && conv.muted_until == until
-        } else {
-            !store::conversations::muted_at(&conv, now)
-        };
-        let mut cursor = None;
-        if !unchanged {
-            store::conversations::set_muted(&txn, user_id, contact_id, muted, until).await?;
-            let event = NewEvent {
-                kind: if muted {
-                    events::CONVERSATION_MUTED
-                } else {
-                    events::CONVERSATION_UNMUTED
-                },
-                contact_id: Some(contact_id),
-                ..Default::default()
-            };
-            cursor = Some(events::append(&txn, user_id, event).await?);
-        }
-        txn.commit().await?;
+        let (user, contact) = (user_id.to_owned(), contact_id.to_owned());
+        let cursor = self
+            .records
+            .store()
+            .write(move |txn| Box::pin(mute_in(txn, user, contact, muted, until)))
+            .await?;
         if let Some(cursor) = cursor {
             self.records.announce(user_id, cursor);
         }
         self.conversation(user_id, contact_id).await
     }
+}
+
+/// SetArchived's statements: the cursor of its event, if anything changed.
+async fn archive_in(
+    txn: &DatabaseTransaction,
+    user_id: String,
+    contact_id: String,
+    archived: bool,
+) -> Result<Option<i64>, Error> {
+    let (user_id, contact_id) = (user_id.as_str(), contact_id.as_str());
+    if store::conversations::lock(txn, user_id, contact_id)
+        .await?
+        .is_none()
+    {
+        return Err(Error::NotFound("contact_id"));
+    }
+    if !store::conversations::set_archived(txn, user_id, contact_id, archived).await? {
+        return Ok(None);
+    }
+    let kind = if archived {
+        events::CONVERSATION_ARCHIVED
+    } else {
+        events::CONVERSATION_UNARCHIVED
+    };
+    let event = NewEvent {
+        kind,
+        contact_id: Some(contact_id),
+        ..Default::default()
+    };
+    Ok(Some(events::append(txn, user_id, event).await?))
+}
+
+/// Mute's and Unmute's statements: the cursor of the event, if anything changed.
+async fn mute_in(
+    txn: &DatabaseTransaction,
+    user_id: String,
+    contact_id: String,
+    muted: bool,
+    until: Option<DateTime<Utc>>,
+) -> Result<Option<i64>, Error> {
+    let (user_id, contact_id) = (user_id.as_str(), contact_id.as_str());
+    let Some(conv) = store::conversations::lock(txn, user_id, contact_id).await? else {
+        return Err(Error::NotFound("contact_id"));
+    };
+    let now = store::now();
+    let unchanged = if muted {
+        store::conversations::muted_at(&conv, now) && conv.muted_until == until
+    } else {
+        !store::conversations::muted_at(&conv, now)
+    };
+    if unchanged {
+        return Ok(None);
+    }
+    store::conversations::set_muted(txn, user_id, contact_id, muted, until).await?;
+    let event = NewEvent {
+        kind: if muted {
+            events::CONVERSATION_MUTED
+        } else {
+            events::CONVERSATION_UNMUTED
+        },
+        contact_id: Some(contact_id),
+        ..Default::default()
+    };
+    Ok(Some(events::append(txn, user_id, event).await?))
 }

@@ -3,11 +3,13 @@
 //! Read state only moves forward: `read_at` is set once and never cleared, so marks
 //! may arrive late or twice without making anything unread again.
 
+use sea_orm::DatabaseTransaction;
+
 use super::Messaging;
 use crate::{
     domain::{Direction, MessageView, events, require},
     error::Error,
-    store::{self, events::NewEvent, page_token::Cursor},
+    store::{self, entities::message, events::NewEvent, page_token::Cursor},
 };
 
 impl Messaging {
@@ -20,27 +22,14 @@ impl Messaging {
             .ok_or(Error::NotFound("message_id"))?;
 
         if row.read_at.is_none() {
-            let txn = self.records.store().begin_write().await?;
-            store::conversations::lock(&txn, user_id, &row.contact_id).await?;
-            let changed = store::messages::mark_read(&txn, user_id, &row.id, store::now()).await?;
-            // A message from a blocked number was never counted unread.
-            if changed && Direction::parse(&row.direction)? == Direction::Inbound && !row.blocked {
-                store::conversations::subtract_unread(&txn, user_id, &row.contact_id, 1).await?;
-            }
-            if changed {
-                let unread_count = events::unread_in(&txn, user_id, &row.contact_id).await?;
-                let event = NewEvent {
-                    kind: events::MESSAGES_READ,
-                    message_id: Some(&row.id),
-                    contact_id: Some(&row.contact_id),
-                    status: None,
-                    unread_count,
-                };
-                let cursor = events::append(&txn, user_id, event).await?;
-                txn.commit().await?;
+            let user = user_id.to_owned();
+            let cursor = self
+                .records
+                .store()
+                .write(move |txn| Box::pin(mark_read_in(txn, user, row)))
+                .await?;
+            if let Some(cursor) = cursor {
                 self.records.announce(user_id, cursor);
-            } else {
-                txn.commit().await?;
             }
         }
         let row = store::messages::find(db, user_id, message_id)
@@ -79,34 +68,77 @@ impl Messaging {
             }
         };
 
-        let txn = self.records.store().begin_write().await?;
-        let Some(conv) = store::conversations::lock(&txn, user_id, &contact.id).await? else {
-            return Ok(0);
-        };
-        let read = store::messages::mark_inbound_read_up_to(
-            &txn,
-            user_id,
-            &contact.id,
-            horizon.as_ref(),
-            store::now(),
-        )
-        .await?;
-        store::conversations::subtract_unread(&txn, user_id, &contact.id, read).await?;
-        let left = (conv.unread_count - read as i64).max(0);
-        if read == 0 {
-            txn.commit().await?;
-            return Ok(left as u64);
+        let (user, contact_id) = (user_id.to_owned(), contact.id);
+        let (left, cursor) = self
+            .records
+            .store()
+            .write(move |txn| Box::pin(mark_conversation_read_in(txn, user, contact_id, horizon)))
+            .await?;
+        if let Some(cursor) = cursor {
+            self.records.announce(user_id, cursor);
         }
-        let event = NewEvent {
-            kind: events::MESSAGES_READ,
-            message_id: horizon.as_ref().map(|h| h.id.as_str()),
-            contact_id: Some(&contact.id),
-            status: None,
-            unread_count: Some(left),
-        };
-        let cursor = events::append(&txn, user_id, event).await?;
-        txn.commit().await?;
-        self.records.announce(user_id, cursor);
         Ok(left as u64)
     }
+}
+
+/// MarkRead's statements: the cursor of its event, if the message changed.
+async fn mark_read_in(
+    txn: &DatabaseTransaction,
+    user_id: String,
+    row: message::Model,
+) -> Result<Option<i64>, Error> {
+    let user_id = user_id.as_str();
+    store::conversations::lock(txn, user_id, &row.contact_id).await?;
+    let changed = store::messages::mark_read(txn, user_id, &row.id, store::now()).await?;
+    if !changed {
+        return Ok(None);
+    }
+    // A message from a blocked number was never counted unread.
+    if Direction::parse(&row.direction)? == Direction::Inbound && !row.blocked {
+        store::conversations::subtract_unread(txn, user_id, &row.contact_id, 1).await?;
+    }
+    let unread_count = events::unread_in(txn, user_id, &row.contact_id).await?;
+    let event = NewEvent {
+        kind: events::MESSAGES_READ,
+        message_id: Some(&row.id),
+        contact_id: Some(&row.contact_id),
+        status: None,
+        unread_count,
+    };
+    Ok(Some(events::append(txn, user_id, event).await?))
+}
+
+/// MarkConversationRead's statements: the unread count left, and the cursor of its
+/// event if anything was marked.
+async fn mark_conversation_read_in(
+    txn: &DatabaseTransaction,
+    user_id: String,
+    contact_id: String,
+    horizon: Option<Cursor>,
+) -> Result<(i64, Option<i64>), Error> {
+    let user_id = user_id.as_str();
+    let Some(conv) = store::conversations::lock(txn, user_id, &contact_id).await? else {
+        return Ok((0, None));
+    };
+    let read = store::messages::mark_inbound_read_up_to(
+        txn,
+        user_id,
+        &contact_id,
+        horizon.as_ref(),
+        store::now(),
+    )
+    .await?;
+    store::conversations::subtract_unread(txn, user_id, &contact_id, read).await?;
+    let left = (conv.unread_count - read as i64).max(0);
+    if read == 0 {
+        return Ok((left, None));
+    }
+    let event = NewEvent {
+        kind: events::MESSAGES_READ,
+        message_id: horizon.as_ref().map(|h| h.id.as_str()),
+        contact_id: Some(&contact_id),
+        status: None,
+        unread_count: Some(left),
+    };
+    Ok((left, Some(events::append(txn, user_id, event).await?)))
 }

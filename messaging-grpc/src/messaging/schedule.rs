@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::Messaging;
 use crate::{
-    domain::{MessageStatus, MessageView, provider_status::change_status_in, require},
+    domain::{MessageStatus, MessageView, require},
     error::Error,
     store::{self, messages::StatusChange},
 };
@@ -79,15 +79,12 @@ impl Messaging {
                 status: Some(MessageStatus::Canceled.as_str().to_owned()),
                 ..Default::default()
             };
-            let txn = self.records.store().begin_write().await?;
-            let event =
-                change_status_in(&txn, user_id, id, MessageStatus::Scheduled, change).await?;
-            if event.is_some() {
-                store::scheduled::remove_for(&txn, user_id, vec![id.to_owned()]).await?;
-            }
-            txn.commit().await?;
-            if let Some(cursor) = event {
-                self.records.announce(user_id, cursor);
+            let scheduled = MessageStatus::Scheduled;
+            let records = &self.records;
+            if records
+                .change_status(user_id, id, scheduled, change, true)
+                .await?
+            {
                 tracing::info!(message_id = %id, "scheduled message canceled");
             }
         }

@@ -42,13 +42,21 @@ pub async fn prune(
 ) -> Result<u64, sea_orm::DbErr> {
     let mut deleted = 0;
     loop {
-        let txn = store.begin_write().await?;
-        if !store::try_lock_job(&txn, "prune-events").await? {
-            txn.rollback().await?;
+        let batch = store
+            .write(move |txn| {
+                Box::pin(async move {
+                    if !store::try_lock_job(txn, "prune-events").await? {
+                        return Ok(None);
+                    }
+                    store::events::prune_batch_any(txn, before, USERS_PER_BATCH)
+                        .await
+                        .map(Some)
+                })
+            })
+            .await?;
+        let Some((users, n)) = batch else {
             return Ok(deleted);
-        }
-        let (users, n) = store::events::prune_batch_any(&txn, before, USERS_PER_BATCH).await?;
-        txn.commit().await?;
+        };
         deleted += n;
         if users == 0 {
             return Ok(deleted);

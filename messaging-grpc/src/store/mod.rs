@@ -17,6 +17,7 @@ pub mod opt_outs;
 pub mod outbox;
 mod owned;
 pub mod page_token;
+pub mod pipeline;
 pub mod process_lock;
 pub mod retention;
 pub mod scheduled;
@@ -28,16 +29,21 @@ use std::{path::Path, time::Duration};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use messaging_migrations::{Migrator, MigratorTrait};
+pub use pipeline::TxnFuture;
+use pipeline::WritePipeline;
 use sea_orm::{
     ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
     SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
-/// Handle to the database; cheap to clone.
+/// Handle to the database; cheap to clone. Reads go through a pool of connections
+/// ([`Self::conn`]); durable writes through the process's one write pipeline
+/// ([`Self::write`]), which owns its own connection.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    pipeline: WritePipeline,
 }
 
 impl Store {
@@ -45,35 +51,79 @@ impl Store {
     /// are created, WAL is on and commits are fsynced (`synchronous=FULL`): a message we
     /// acknowledged survives a power cut.
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
-        let mut opts = ConnectOptions::new(url);
-        opts.sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(10));
-        if url.starts_with("sqlite:") {
-            if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf))
-                && !parent.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(&parent).map_err(|e| {
-                    DbErr::Custom(format!(
-                        "creating database folder {}: {e}",
-                        parent.display()
-                    ))
-                })?;
-            }
-            opts.max_connections(8).map_sqlx_sqlite_opts(|o| {
-                o.create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Full)
-                    .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10))
-            });
-        } else {
-            opts.max_connections(32);
-        }
-        let db = Database::connect(opts).await?;
-        Ok(Self { db })
+        let db = Database::connect(options(url, 8, 32)?).await?;
+        // The pipeline's own connection: on SQLite the one writer of the file, so
+        // group commit never waits for the write lock.
+        let writer = Database::connect(options(url, 1, 1)?).await?;
+        Ok(Self {
+            db,
+            pipeline: WritePipeline::start(writer),
+        })
     }
 
+    /// Runs `write` in the write pipeline's next batch and returns once that batch
+    /// committed (see [`pipeline`]): an `Err` rolls back this write only.
+    pub async fn write<F, T, E>(&self, write: F) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxnFuture<'c, Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbErr> + Send + 'static,
+    {
+        self.pipeline.write(write).await
+    }
+
+    /// [`Self::write`] where `keep` decides whether an `Ok` result's changes stay.
+    pub async fn write_keeping<F, T, E>(
+        &self,
+        write: F,
+        keep: fn(&Result<T, E>) -> bool,
+    ) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxnFuture<'c, Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbErr> + Send + 'static,
+    {
+        self.pipeline.write_keeping(write, keep).await
+    }
+
+    /// Stops the write pipeline (shutdown, after the servers drained): queued and
+    /// later writes are refused with UNAVAILABLE.
+    pub fn stop_writes(&self) {
+        self.pipeline.stop();
+    }
+}
+
+/// Pool options for `url`: `sqlite_max` / `postgres_max` connections.
+fn options(url: &str, sqlite_max: u32, postgres_max: u32) -> Result<ConnectOptions, DbErr> {
+    let mut opts = ConnectOptions::new(url);
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    if url.starts_with("sqlite:") {
+        if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(Path::to_path_buf))
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(&parent).map_err(|e| {
+                DbErr::Custom(format!(
+                    "creating database folder {}: {e}",
+                    parent.display()
+                ))
+            })?;
+        }
+        opts.max_connections(sqlite_max).map_sqlx_sqlite_opts(|o| {
+            o.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    } else {
+        opts.max_connections(postgres_max);
+    }
+    Ok(opts)
+}
+
+impl Store {
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), DbErr> {
         Migrator::up(&self.db, None).await
@@ -120,6 +170,7 @@ impl Store {
     }
 
     pub async fn close(self) -> Result<(), DbErr> {
+        self.pipeline.stop();
         self.db.close().await
     }
 }

@@ -26,6 +26,7 @@ mod keys;
 mod mailbox;
 mod media;
 mod pagination;
+mod pipeline;
 mod public_key_auth;
 mod reflection;
 mod rest;

@@ -1,0 +1,233 @@
+//! The write pipeline: group commit for every durable write of the process.
+//!
+//! A request does its CPU work (validation, read-only lookups, encryption) on its own
+//! task, then hands the pipeline a prepared write: a closure that runs statements on a
+//! transaction. One task owns the write connection; it takes every write pending (up
+//! to [`MAX_BATCH`]), runs them one after another in ONE transaction — each inside its
+//! own savepoint, so a write that fails is rolled back alone and its caller gets its
+//! own error — commits once, and only then answers the callers. The commit is the
+//! acknowledgement: nobody hears "done" before the fsync (SQLite keeps
+//! `synchronous=FULL`), but one fsync now covers a whole batch instead of one write.
+//!
+//! Why one writer: SQLite has one write lock per file. A pool of writers fighting over
+//! it through the busy handler gave seconds-long tails; one writer never waits for the
+//! lock and batches exactly when load is high. PostgreSQL runs the same pipeline (one
+//! per replica): batches cut its commit count the same way.
+//!
+//! Failure cases, each tested: a write that fails rolls back to its savepoint and fails
+//! alone; a failed savepoint command or commit fails every caller of the batch
+//! (nothing of it is committed); a write that panics is a failed write; after
+//! [`WritePipeline::stop`] queued and new writes are refused, never left waiting.
+
+use std::{future::Future, panic::AssertUnwindSafe, pin::Pin, time::Instant};
+
+use futures_util::FutureExt as _;
+use sea_orm::{
+    ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait as _,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Writes one batch may hold: enough to cover 64+ concurrent callers in one commit,
+/// few enough that one batch never holds the write lock for long.
+pub const MAX_BATCH: usize = 256;
+
+/// Writes waiting for the writer before callers wait for room (backpressure).
+const QUEUE: usize = 4096;
+
+/// A boxed future borrowing the transaction.
+pub type TxnFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
+
+/// One prepared write, type-erased: run it (result kept inside), then answer.
+trait Job: Send {
+    /// Runs the write on `txn`; true when its changes are to be kept.
+    fn run<'a>(&'a mut self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, bool>;
+    /// Answers the caller: its own result, or `batch_failed` when the batch it was
+    /// kept in did not commit.
+    fn answer(self: Box<Self>, batch_failed: Option<&str>);
+}
+
+struct TypedJob<F, T, E> {
+    write: Option<F>,
+    keep: fn(&Result<T, E>) -> bool,
+    result: Option<Result<T, E>>,
+    kept: bool,
+    reply: oneshot::Sender<Result<T, E>>,
+}
+
+impl<F, T, E> Job for TypedJob<F, T, E>
+where
+    F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxnFuture<'c, Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbErr> + Send + 'static,
+{
+    fn run<'a>(&'a mut self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, bool> {
+        Box::pin(async move {
+            let Some(write) = self.write.take() else {
+                return false;
+            };
+            let result = match AssertUnwindSafe(write(txn)).catch_unwind().await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::error!("a write panicked; rolled back alone");
+                    Err(pipeline_error("the write failed").into())
+                }
+            };
+            self.kept = (self.keep)(&result);
+            self.result = Some(result);
+            self.kept
+        })
+    }
+
+    fn answer(self: Box<Self>, batch_failed: Option<&str>) {
+        let result = match (self.result, batch_failed) {
+            // Its changes were lost with the batch: the caller must not hear "done".
+            (Some(_), Some(why)) if self.kept => Err(pipeline_error(why).into()),
+            (Some(result), _) => result,
+            (None, why) => Err(pipeline_error(why.unwrap_or("the write was not run")).into()),
+        };
+        // The caller may have gone (request cancelled): the write stands regardless.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// A transient storage error (the API answers UNAVAILABLE: safe to retry, and the
+/// retry is idempotent where the request carries a key).
+fn pipeline_error(why: &str) -> DbErr {
+    DbErr::Conn(RuntimeErr::Internal(format!("write pipeline: {why}")))
+}
+
+/// Handle to the process's write pipeline; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WritePipeline {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+    stop: CancellationToken,
+}
+
+impl WritePipeline {
+    /// Starts the writer task on `writer` (a connection no one else writes through,
+    /// for SQLite a pool of exactly one).
+    pub fn start(writer: DatabaseConnection) -> Self {
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        let stop = CancellationToken::new();
+        tokio::spawn(run(writer, rx, stop.clone()));
+        Self { jobs, stop }
+    }
+
+    /// Runs `write` in the next batch and returns its result once the batch
+    /// committed. An `Err` from `write` rolls back its own changes only.
+    pub async fn write<F, T, E>(&self, write: F) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxnFuture<'c, Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbErr> + Send + 'static,
+    {
+        self.write_keeping(write, Result::is_ok).await
+    }
+
+    /// Like [`Self::write`], but `keep` decides whether the write's changes stay: an
+    /// `Ok` that means "nothing to do" (a lost insert race) rolls back its savepoint
+    /// — on PostgreSQL a failed statement must be, before anything else can run.
+    pub async fn write_keeping<F, T, E>(
+        &self,
+        write: F,
+        keep: fn(&Result<T, E>) -> bool,
+    ) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxnFuture<'c, Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbErr> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = TypedJob {
+            write: Some(write),
+            keep,
+            result: None,
+            kept: false,
+            reply,
+        };
+        if self.jobs.send(Box::new(job)).await.is_err() {
+            return Err(pipeline_error("stopped (shutting down)").into());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(pipeline_error("stopped before answering").into()))
+    }
+
+    /// Stops the writer after the batch it is running: writes still queued are
+    /// refused (their callers get UNAVAILABLE), new ones too. Call it once the
+    /// servers have drained, so nothing is refused that a request still awaits.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+/// The writer: batch, run, commit, answer — until every handle is dropped.
+async fn run(
+    writer: DatabaseConnection,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
+    stop: CancellationToken,
+) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let received = tokio::select! {
+            biased;
+            () = stop.cancelled() => 0,
+            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+        };
+        if received == 0 {
+            break;
+        }
+        let started = Instant::now();
+        let size = batch.len();
+        let failed = run_batch(&writer, &mut batch).await.err();
+        let why = failed.as_ref().map(|e| {
+            tracing::warn!(error = %e, writes = size, "write batch failed; none of it committed");
+            "the batch did not commit"
+        });
+        for job in batch.drain(..) {
+            job.answer(why);
+        }
+        crate::metrics::write_committed(started.elapsed().as_secs_f64(), size);
+    }
+    // Stopped (or every handle dropped): refuse what is still queued, so no caller
+    // waits forever and none hears "done" for a write that was not committed.
+    rx.close();
+    while let Ok(job) = rx.try_recv() {
+        job.answer(Some("stopped (shutting down)"));
+    }
+}
+
+/// Runs every job of `batch` in one transaction, each in its own savepoint, and
+/// commits. An error means nothing was committed.
+async fn run_batch(writer: &DatabaseConnection, batch: &mut [Box<dyn Job>]) -> Result<(), DbErr> {
+    // IMMEDIATE on SQLite: take the write lock at BEGIN (other processes' tools may
+    // hold it briefly; the busy timeout covers that).
+    let txn = writer
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?;
+    match run_jobs(&txn, batch).await {
+        Ok(()) => txn.commit().await,
+        Err(err) => {
+            txn.rollback().await.ok();
+            Err(err)
+        }
+    }
+}
+
+async fn run_jobs(txn: &DatabaseTransaction, batch: &mut [Box<dyn Job>]) -> Result<(), DbErr> {
+    for job in batch.iter_mut() {
+        txn.execute_unprepared("SAVEPOINT w").await?;
+        if job.run(txn).await {
+            txn.execute_unprepared("RELEASE SAVEPOINT w").await?;
+        } else {
+            txn.execute_unprepared("ROLLBACK TO SAVEPOINT w").await?;
+            txn.execute_unprepared("RELEASE SAVEPOINT w").await?;
+        }
+    }
+    Ok(())
+}

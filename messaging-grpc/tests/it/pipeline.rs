@@ -1,0 +1,213 @@
+//! The write pipeline's failure cases, on both backends: a failing write fails
+//! alone, a batch that cannot commit fails every caller with nothing written, a
+//! panicking write is a failed write, and a stopped pipeline answers every caller
+//! (refusing what it did not commit). Batches are forced by holding the writer with
+//! a first write that waits, so the others queue behind it and run as one batch.
+
+use std::{sync::Arc, time::Duration};
+
+use messaging_grpc::store::Store;
+use sea_orm::{ConnectionTrait as _, DbErr, Statement};
+use tokio::sync::Semaphore;
+
+use crate::helpers::{Backend, PgDatabase};
+
+struct TestStore {
+    store: Store,
+    _dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+}
+
+async fn open(backend: &Backend) -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, pg) = match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display()),
+            None,
+        ),
+        Backend::Postgres(server) => {
+            let pg = PgDatabase::create(server).await;
+            (pg.url.clone(), Some(pg))
+        }
+    };
+    let store = Store::connect(&url).await.unwrap();
+    // A child whose parent must exist at COMMIT (deferred): a batch holding an
+    // orphan passes every statement and fails at commit, like a full disk would.
+    for sql in [
+        "CREATE TABLE parent (id BIGINT PRIMARY KEY)",
+        "CREATE TABLE child (id BIGINT PRIMARY KEY, parent_id BIGINT \
+         REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+    ] {
+        store.conn().execute_unprepared(sql).await.unwrap();
+    }
+    TestStore {
+        store,
+        _dir: dir,
+        _pg: pg,
+    }
+}
+
+fn sql(store: &Store, sql: String) -> Statement {
+    Statement::from_string(store.backend(), sql)
+}
+
+/// Inserts `parent(id)` through the pipeline.
+async fn insert_parent(store: &Store, id: i64) -> Result<(), DbErr> {
+    let stmt = sql(store, format!("INSERT INTO parent (id) VALUES ({id})"));
+    store
+        .write(move |txn| Box::pin(async move { txn.execute_raw(stmt).await.map(|_| ()) }))
+        .await
+}
+
+async fn parents(store: &Store) -> Vec<i64> {
+    let rows = store
+        .conn()
+        .query_all_raw(sql(store, "SELECT id FROM parent ORDER BY id".into()))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<i64>("", "id").unwrap())
+        .collect()
+}
+
+/// Holds the writer until the returned semaphore gets a permit; returns once the
+/// holding write is running.
+async fn hold_writer(store: &Store) -> (Arc<Semaphore>, tokio::task::JoinHandle<()>) {
+    let gate = Arc::new(Semaphore::new(0));
+    let running = Arc::new(Semaphore::new(0));
+    let (g, r, s) = (gate.clone(), running.clone(), store.clone());
+    let holder = tokio::spawn(async move {
+        let _ = s
+            .write(move |_txn| {
+                Box::pin(async move {
+                    r.add_permits(1);
+                    let _permit = g.acquire().await;
+                    Ok::<_, DbErr>(())
+                })
+            })
+            .await;
+    });
+    let _ = running.acquire().await.unwrap();
+    (gate, holder)
+}
+
+/// Starts `n` writes from their own tasks and waits until they are queued.
+async fn queue<F, Fut>(n: i64, start: F) -> Vec<tokio::task::JoinHandle<Fut::Output>>
+where
+    F: Fn(i64) -> Fut,
+    Fut: std::future::Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let handles: Vec<_> = (0..n).map(|i| tokio::spawn(start(i))).collect();
+    // Queued writes are only waiting for the held writer now.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    handles
+}
+
+crate::backend_tests! {
+    async fn one_failing_write_fails_alone(backend: Backend) {
+        let t = open(&backend).await;
+        let store = t.store.clone();
+        insert_parent(&store, 5).await.unwrap();
+        let (gate, holder) = hold_writer(&store).await;
+        // Ten writes in one batch; id 5 exists already, so that one fails.
+        let writes = queue(10, |i| {
+            let s = store.clone();
+            async move { (i, insert_parent(&s, i).await) }
+        })
+        .await;
+        gate.add_permits(1);
+        holder.await.unwrap();
+        for w in writes {
+            let (i, result) = w.await.unwrap();
+            assert_eq!(result.is_err(), i == 5, "write {i}: {result:?}");
+        }
+        assert_eq!(parents(&store).await, (0..10).collect::<Vec<_>>());
+    }
+
+    async fn a_batch_that_cannot_commit_fails_every_caller(backend: Backend) {
+        let t = open(&backend).await;
+        let store = t.store.clone();
+        let (gate, holder) = hold_writer(&store).await;
+        let mut writes = queue(5, |i| {
+            let s = store.clone();
+            async move { insert_parent(&s, 100 + i).await }
+        })
+        .await;
+        // The orphan: every statement passes, the commit does not.
+        let s = store.clone();
+        let orphan = sql(&store, "INSERT INTO child (id, parent_id) VALUES (1, 999)".into());
+        writes.push(tokio::spawn(async move {
+            s.write(move |txn| Box::pin(async move { txn.execute_raw(orphan).await.map(|_| ()) }))
+                .await
+        }));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        gate.add_permits(1);
+        holder.await.unwrap();
+        for w in writes {
+            let err = w.await.unwrap().expect_err("nothing of a failed batch is acknowledged");
+            assert!(err.to_string().contains("did not commit"), "{err}");
+        }
+        assert!(parents(&store).await.is_empty(), "nothing half-written");
+        // The pipeline goes on with the next batch.
+        insert_parent(&store, 1).await.unwrap();
+        assert_eq!(parents(&store).await, vec![1]);
+    }
+
+    async fn a_panicking_write_fails_alone(backend: Backend) {
+        let t = open(&backend).await;
+        let store = t.store.clone();
+        let (gate, holder) = hold_writer(&store).await;
+        let mut writes = queue(3, |i| {
+            let s = store.clone();
+            async move { insert_parent(&s, i).await }
+        })
+        .await;
+        let s = store.clone();
+        let stmt = sql(&store, "INSERT INTO parent (id) VALUES (50)".into());
+        writes.push(tokio::spawn(async move {
+            s.write(move |txn| {
+                Box::pin(async move {
+                    txn.execute_raw(stmt).await?;
+                    if std::hint::black_box(true) {
+                        panic!("a bug in a write");
+                    }
+                    Ok::<_, DbErr>(())
+                })
+            })
+            .await
+        }));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        gate.add_permits(1);
+        holder.await.unwrap();
+        let results: Vec<_> = futures_util::future::join_all(writes).await;
+        let failed = results.iter().filter(|r| r.as_ref().unwrap().is_err()).count();
+        assert_eq!(failed, 1, "only the panicking write fails");
+        assert_eq!(parents(&store).await, vec![0, 1, 2], "its insert was rolled back");
+    }
+
+    async fn stopping_answers_every_caller(backend: Backend) {
+        let t = open(&backend).await;
+        let store = t.store.clone();
+        let (gate, holder) = hold_writer(&store).await;
+        let writes = queue(20, |i| {
+            let s = store.clone();
+            async move { (i, insert_parent(&s, i).await) }
+        })
+        .await;
+        store.stop_writes();
+        gate.add_permits(1);
+        holder.await.unwrap();
+        let stored = parents(&store).await;
+        for w in writes {
+            // Each caller hears back (none hangs), and "done" means stored.
+            let (i, result) = tokio::time::timeout(Duration::from_secs(30), w)
+                .await
+                .expect("every caller is answered")
+                .unwrap();
+            assert_eq!(result.is_ok(), stored.contains(&i), "write {i}: {result:?}");
+        }
+        let refused = insert_parent(&store, 1000).await.expect_err("stopped");
+        assert!(refused.to_string().contains("shutting down"), "{refused}");
+    }
+}
