@@ -185,7 +185,9 @@ async fn main() -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(u) = users.get(i) else { return Ok(()) };
+                let Some(u) = users.get(i) else {
+                    return anyhow::Ok(());
+                };
                 write_user(&app, u, run, &written).await?;
             }
         }));
@@ -206,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
             }
         })
     };
-    let mut result = Ok(());
+    let mut result: anyhow::Result<()> = Ok(());
     for t in tasks {
         let r = t.await.context("a writer task")?;
         if result.is_ok() {
