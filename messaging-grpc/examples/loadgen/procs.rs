@@ -82,9 +82,10 @@ fn binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Starts `name` with a clean environment plus `vars`; its stderr (logs) goes to
-/// `logs/NAME.log`.
+/// Starts `name` with a clean environment plus `vars` (behind `prefix`, e.g. a
+/// profiler's command line); its stderr (logs) goes to `logs/NAME.log`.
 fn spawn(
+    prefix: &[String],
     path: &Path,
     args: &[&str],
     vars: &[(String, String)],
@@ -93,9 +94,18 @@ fn spawn(
     stdout: Stdio,
 ) -> anyhow::Result<Child> {
     let log = File::create(logs.join(format!("{name}.log")))?;
-    let mut cmd = Command::new(path);
+    let mut cmd = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(rest).arg(path);
+            cmd
+        }
+        None => Command::new(path),
+    };
     cmd.args(args)
         .env_clear()
+        // A profiler in front finds itself on the PATH.
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -115,7 +125,7 @@ pub fn start_floor(
     logs: &Path,
 ) -> anyhow::Result<Server> {
     let path = binary(&bin_dir.join("examples"), example)?;
-    let mut child = spawn(&path, &[], &[], logs, example, Stdio::piped())?;
+    let mut child = spawn(&[], &path, &[], &[], logs, example, Stdio::piped())?;
     let stdout = child.stdout.take().context("the floor's stdout")?;
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
@@ -133,25 +143,30 @@ pub fn start_floor(
 
 /// Starts a binary of the workspace that listens on `addr` (set through `vars`), and
 /// waits until it accepts connections.
-pub async fn start_binary(
-    bin_dir: &Path,
-    name: &'static str,
-    args: &[&str],
-    addr: SocketAddr,
-    vars: &[(String, String)],
-    logs: &Path,
-) -> anyhow::Result<Server> {
-    let path = binary(bin_dir, name)?;
-    let child = spawn(&path, args, vars, logs, name, Stdio::null())?;
+pub struct Binary<'a> {
+    pub name: &'static str,
+    pub args: &'a [&'a str],
+    pub addr: SocketAddr,
+    pub vars: &'a [(String, String)],
+    /// Words put in front of the command (`--core-prefix`).
+    pub prefix: &'a [String],
+}
+
+pub async fn start_binary(bin_dir: &Path, b: Binary<'_>, logs: &Path) -> anyhow::Result<Server> {
+    let path = binary(bin_dir, b.name)?;
+    let child = spawn(b.prefix, &path, b.args, b.vars, logs, b.name, Stdio::null())?;
+    let (name, addr) = (b.name, b.addr);
+    eprintln!("loadgen: {name} is pid {} on {addr}", child.id());
     let mut server = Server { name, addr, child };
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Slow under a profiler such as valgrind: migrations alone take a while there.
+    let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         server.check_alive()?;
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return Ok(server);
         }
         if Instant::now() > deadline {
-            bail!("{name} did not listen on {addr} within 120 s");
+            bail!("{name} did not listen on {addr} within 600 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
