@@ -108,7 +108,12 @@ const BODIES: [&str; 6] = [
     "The package was delivered to the front desk at 14:05. Have a nice day and let us know if anything is missing.",
 ];
 
-async fn write_user(app: &App, u: &UserPlan, run: u32, written: &AtomicUsize) -> anyhow::Result<()> {
+async fn write_user(
+    app: &App,
+    u: &UserPlan,
+    run: u32,
+    written: &AtomicUsize,
+) -> anyhow::Result<()> {
     app.admin
         .assign_number("dataset", &u.number, &u.user)
         .await
@@ -148,8 +153,9 @@ async fn write_user(app: &App, u: &UserPlan, run: u32, written: &AtomicUsize) ->
 
 /// A stable 64-bit hash of a user id (MessageSids must be unique per message).
 fn hash(s: &str) -> u64 {
-    s.bytes()
-        .fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+    s.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 #[tokio::main]
@@ -157,7 +163,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let users = Arc::new(plan(args.messages)?);
     let tmp = tempfile::tempdir()?;
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
     let vars: HashMap<String, String> =
         bench_env::core_vars(&args.database_url, &data_dir.display().to_string())
             .into_iter()
@@ -181,7 +190,8 @@ async fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.writers.max(1) {
-        let (app, users, written, next) = (app.clone(), users.clone(), written.clone(), next.clone());
+        let (app, users, written, next) =
+            (app.clone(), users.clone(), written.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);

@@ -60,7 +60,8 @@ where
             return Box::pin(async { Ok(tonic::Status::unimplemented("").into_http()) });
         }
         Box::pin(async move {
-            let mut grpc = Grpc::new(tonic_prost::ProstCodec::<EchoMessage, EchoMessage>::default());
+            let mut grpc =
+                Grpc::new(tonic_prost::ProstCodec::<EchoMessage, EchoMessage>::default());
             Ok(grpc.unary(Echo, req).await)
         })
     }

@@ -33,7 +33,9 @@ impl Prebuilt {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::HOST,
-            addr.to_string().parse().expect("an address is a valid Host"),
+            addr.to_string()
+                .parse()
+                .expect("an address is a valid Host"),
         );
         Self {
             method,

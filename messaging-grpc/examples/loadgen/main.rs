@@ -155,9 +155,10 @@ async fn main() -> anyhow::Result<()> {
 
     // The real core.
     let data_dir = tmp.path().join("core");
-    let database_url = run.args.database_url.clone().unwrap_or_else(|| {
-        format!("sqlite://{}?mode=rwc", data_dir.join("bench.db").display())
-    });
+    let database_url =
+        run.args.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", data_dir.join("bench.db").display())
+        });
     let backend = if database_url.starts_with("postgres") {
         "PostgreSQL"
     } else {
@@ -203,7 +204,11 @@ async fn main() -> anyhow::Result<()> {
         run.args.warmup,
         run.conc,
         run.args.channels,
-        if run.args.read_only { ", read-only" } else { "" },
+        if run.args.read_only {
+            ", read-only"
+        } else {
+            ""
+        },
         load_average()
     );
     println!(

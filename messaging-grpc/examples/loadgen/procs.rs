@@ -39,7 +39,18 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// SIGTERM first (the servers drain and exit; a profiler in front writes its
+    /// output), SIGKILL if it is still there after 30 s.
     fn drop(&mut self) {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -119,11 +130,7 @@ fn spawn(
 }
 
 /// Starts a floor example, which prints `listening on ADDR` first.
-pub fn start_floor(
-    bin_dir: &Path,
-    example: &'static str,
-    logs: &Path,
-) -> anyhow::Result<Server> {
+pub fn start_floor(bin_dir: &Path, example: &'static str, logs: &Path) -> anyhow::Result<Server> {
     let path = binary(&bin_dir.join("examples"), example)?;
     let mut child = spawn(&[], &path, &[], &[], logs, example, Stdio::piped())?;
     let stdout = child.stdout.take().context("the floor's stdout")?;

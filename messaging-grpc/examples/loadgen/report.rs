@@ -94,10 +94,7 @@ impl Report {
         }
         for r in &self.rows {
             if let Some(e) = &r.m.first_error {
-                println!(
-                    "\n{}: {} errors, the first: {e}",
-                    r.name, r.m.errors
-                );
+                println!("\n{}: {} errors, the first: {e}", r.name, r.m.errors);
             }
         }
     }

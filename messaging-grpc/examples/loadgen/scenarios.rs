@@ -45,12 +45,7 @@ pub async fn floors(run: &mut Run, bin_dir: &Path, logs: &Path) -> anyhow::Resul
 
     let server = procs::start_floor(bin_dir, "hyper_floor", logs)?;
     // About a webhook's size, read by the server like one.
-    let req = Prebuilt::new(
-        Method::POST,
-        server.addr,
-        "/",
-        Bytes::from(vec![b'x'; 300]),
-    );
+    let req = Prebuilt::new(Method::POST, server.addr, "/", Bytes::from(vec![b'x'; 300]));
     let mut callers = Vec::with_capacity(run.conc);
     for _ in 0..run.conc {
         let requests = Requests::Ring(vec![req.clone()], 0);
@@ -175,7 +170,9 @@ pub async fn through_gateway(
     many: &[Sender],
     core: &Server,
 ) -> anyhow::Result<()> {
-    let rss = |core: &Server, gw: &Server| format!("{} + gateway {}", mib(core.memory()), mib(gw.memory()));
+    let rss = |core: &Server, gw: &Server| {
+        format!("{} + gateway {}", mib(core.memory()), mib(gw.memory()))
+    };
     let name = format!("REST send, {} users", many.len());
     if run.wants(&name) {
         let mut callers = Vec::with_capacity(run.conc);

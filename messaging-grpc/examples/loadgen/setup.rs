@@ -38,7 +38,11 @@ impl Tokens {
 
     pub fn admin(&self) -> anyhow::Result<String> {
         self.0
-            .issue("bench-admin", &[Role::Admin], Duration::from_secs(24 * 3600))
+            .issue(
+                "bench-admin",
+                &[Role::Admin],
+                Duration::from_secs(24 * 3600),
+            )
             .map_err(anyhow::Error::msg)
     }
 }
@@ -55,7 +59,12 @@ pub fn sender_number(i: usize) -> String {
     format!("+1500555{:04}", 1000 + i)
 }
 
-pub async fn assign(channel: &Channel, admin: &str, number: &str, user: &str) -> anyhow::Result<()> {
+pub async fn assign(
+    channel: &Channel,
+    admin: &str,
+    number: &str,
+    user: &str,
+) -> anyhow::Result<()> {
     let mut c = MessagingAdminClient::new(channel.clone());
     let mut req = Request::new(pb::AssignNumberRequest {
         number: number.into(),
@@ -103,7 +112,11 @@ pub async fn seed_readers(channel: &Channel, tokens: &Tokens) -> anyhow::Result<
         tasks.push(tokio::spawn(async move {
             let mut c = MessagingServiceClient::new(channel);
             for contact in 0..READER_CONTACTS {
-                let n = if contact == 0 { bench_env::BIG_CONVERSATION } else { 1 };
+                let n = if contact == 0 {
+                    bench_env::BIG_CONVERSATION
+                } else {
+                    1
+                };
                 for i in 0..n {
                     let mut req = Request::new(pb::SendSmsRequest {
                         from: bench_env::reader_number(r),
@@ -126,7 +139,11 @@ pub async fn seed_readers(channel: &Channel, tokens: &Tokens) -> anyhow::Result<
 
 /// A reader's token and the id of its big conversation (contact 0), checking that
 /// both pages the read scenarios fetch are full.
-pub async fn reader(channel: &Channel, tokens: &Tokens, r: usize) -> anyhow::Result<(String, String)> {
+pub async fn reader(
+    channel: &Channel,
+    tokens: &Tokens,
+    r: usize,
+) -> anyhow::Result<(String, String)> {
     let token = tokens.user(&bench_env::reader_user(r))?;
     let mut c = MessagingServiceClient::new(channel.clone());
     let mut req = Request::new(pb::ListConversationsRequest {
@@ -137,9 +154,7 @@ pub async fn reader(channel: &Channel, tokens: &Tokens, r: usize) -> anyhow::Res
     let page = c.list_conversations(req).await?.into_inner();
     let big = bench_env::reader_contact(r, 0);
     let Some(conv) = page.conversations.iter().find(|c| c.contact_number == big) else {
-        bail!(
-            "reader {r} has no data in this database: fill it with the `dataset` example first"
-        );
+        bail!("reader {r} has no data in this database: fill it with the `dataset` example first");
     };
     if page.conversations.len() < 50 {
         bail!("reader {r} has fewer than 50 conversations");
@@ -181,7 +196,10 @@ pub fn webhooks(gateway: SocketAddr, to: &[String], n: usize) -> Vec<Prebuilt> {
                 .finish();
             Prebuilt::new(Method::POST, gateway, "/webhook/sms", Bytes::from(body))
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(header::HeaderName::from_static("x-twilio-signature"), &signature)
+                .header(
+                    header::HeaderName::from_static("x-twilio-signature"),
+                    &signature,
+                )
         })
         .collect()
 }
