@@ -10,7 +10,7 @@
 //! callers each keep one HTTP/1.1 connection, and every request, token and webhook
 //! signature is built before the clock runs.
 //!
-//! cargo build --release -p messaging-grpc --examples --bins
+//! cargo build --release -p messaging-grpc -p webhook-gateway --examples --bins
 //! ./target/release/examples/loadgen [--secs 10] [--concurrency 64] [--database-url URL] [--read-only]
 
 #[path = "../common/bench_env.rs"]
@@ -176,7 +176,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut core = procs::start_binary(&bin_dir, core, &logs).await?;
     let channels = grpc::channels(core.addr, run.args.channels.max(1)).await?;
-    let tokens = setup::Tokens::new();
+    let tokens = setup::Tokens::hs256();
 
     let senders = if run.args.read_only {
         None

@@ -86,7 +86,7 @@ fn binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let path = dir.join(name);
     if !path.is_file() {
         bail!(
-            "{} not found: build it first (`cargo build --release -p messaging-grpc --examples --bins`) or pass --bin-dir",
+            "{} not found: build it first (`cargo build --release -p messaging-grpc -p webhook-gateway --examples --bins`) or pass --bin-dir",
             path.display()
         );
     }

@@ -22,7 +22,7 @@ use crate::{
 pub struct Tokens(JwtIssuer);
 
 impl Tokens {
-    pub fn new() -> Self {
+    pub fn hs256() -> Self {
         Self(JwtIssuer::hs256(
             bench_env::JWT_SECRET.as_bytes(),
             bench_env::ISSUER,
