@@ -1,12 +1,15 @@
 #![allow(clippy::unwrap_used)]
 
 //! Hot functions: sealing/opening a message body, DEK wrap/unwrap, segment counting,
-//! page-token decoding. `cargo bench -p messaging-grpc --bench hot_paths`.
+//! page-token decoding, and verifying a caller's JWT (every call does it) with each
+//! algorithm family the core accepts. `cargo bench -p messaging-grpc --bench hot_paths`.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{EncodingKey, Header, encode, get_current_timestamp};
 use messaging_grpc::{
+    auth::{JwtVerifier, VerifierKey},
     crypto::{Aad, Algorithm, DataKey, MasterKey, open, seal, unwrap_dek, wrap_dek},
     sms::count_segments,
     store::page_token::{self, Cursor, PageKind},
@@ -58,5 +61,65 @@ fn text(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, crypto, text);
+const ISSUER: &str = "commpro-auth";
+const AUDIENCE: &str = "commpro-messaging";
+/// The RSA pair of the integration tests, and an ES256 pair made for this benchmark
+/// (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`).
+const TEST_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/fixtures");
+const BENCH_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/fixtures");
+
+fn read(path: String) -> Vec<u8> {
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A token as an identity provider would issue it (with roles, as the gateway's).
+fn token(alg: jsonwebtoken::Algorithm, key: &EncodingKey) -> String {
+    let now = get_current_timestamp();
+    let claims = serde_json::json!({
+        "sub": "user-123", "iss": ISSUER, "aud": AUDIENCE,
+        "iat": now, "exp": now + 24 * 3600, "roles": ["gateway"],
+    });
+    encode(&Header::new(alg), &claims, key).unwrap()
+}
+
+fn jwt(c: &mut Criterion) {
+    use jsonwebtoken::Algorithm::{ES256, HS256, RS256};
+    let secret = b"bench-secret-that-is-at-least-32-bytes-long".to_vec();
+    let cases = [
+        (
+            HS256,
+            EncodingKey::from_secret(&secret),
+            VerifierKey::Hs256(secret.clone()),
+        ),
+        (
+            ES256,
+            EncodingKey::from_ec_pem(&read(format!("{BENCH_FIXTURES}/es256-bench-private.pem")))
+                .unwrap(),
+            VerifierKey::PublicPem {
+                pem: read(format!("{BENCH_FIXTURES}/es256-bench-public.pem")),
+                algorithm: ES256,
+            },
+        ),
+        (
+            RS256,
+            EncodingKey::from_rsa_pem(&read(format!("{TEST_FIXTURES}/rsa-test-private.pem")))
+                .unwrap(),
+            VerifierKey::PublicPem {
+                pem: read(format!("{TEST_FIXTURES}/rsa-test-public.pem")),
+                algorithm: RS256,
+            },
+        ),
+    ];
+    for (alg, signing, verifying) in cases {
+        let token = token(alg, &signing);
+        let verifier = JwtVerifier::new(verifying, ISSUER, AUDIENCE).unwrap();
+        // The benchmark must measure an accepted token, not a fast refusal.
+        assert_eq!(verifier.verify(&token).unwrap().user_id, "user-123");
+        c.bench_function(&format!("verify JWT, {alg:?}"), |b| {
+            b.iter(|| verifier.verify(black_box(&token)).unwrap())
+        });
+    }
+}
+
+criterion_group!(benches, crypto, text, jwt);
 criterion_main!(benches);
