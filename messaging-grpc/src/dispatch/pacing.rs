@@ -69,7 +69,9 @@ impl Pacer {
     /// may dispatch), in-process clocks on SQLite (one process).
     pub fn for_store(store: &Store, config: PacingConfig) -> Self {
         match store.backend() {
-            sea_orm::DatabaseBackend::Postgres => Self::Shared(SharedPacer::new(store.clone(), config)),
+            sea_orm::DatabaseBackend::Postgres => {
+                Self::Shared(SharedPacer::new(store.clone(), config))
+            }
             _ => Self::Local(LocalPacer::new(config)),
         }
     }
@@ -78,10 +80,12 @@ impl Pacer {
     /// allow it; otherwise books nothing and says how long to wait.
     pub async fn try_acquire(&self, sender: &str, segments: u32) -> Result<Slot, Error> {
         match self {
-            Self::Local(p) => Ok(match p.try_acquire(sender, segments, std::time::Instant::now()) {
-                Ok(()) => Slot::Booked,
-                Err(wait) => Slot::Wait(wait),
-            }),
+            Self::Local(p) => Ok(
+                match p.try_acquire(sender, segments, std::time::Instant::now()) {
+                    Ok(()) => Slot::Booked,
+                    Err(wait) => Slot::Wait(wait),
+                },
+            ),
             Self::Shared(p) => p.try_acquire(sender, segments).await,
         }
     }

@@ -74,7 +74,7 @@ async fn book(
             WHERE c.key IN ($1, $2) AND v.found = 2 AND v.ready <= v.at \
             RETURNING c.key \
         ) \
-        SELECT found, ready <= at AS free, \
+        SELECT found, \
             extract(epoch FROM greatest(ready - at, interval '0'))::float8 AS wait_secs, at, \
             (SELECT count(*) FROM booked) AS booked \
         FROM verdict";
@@ -136,7 +136,9 @@ pub async fn paced_out_any(
             ],
         ))
         .await?;
-    rows.iter().map(|r| r.try_get::<String>("", "key")).collect()
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "key"))
+        .collect()
 }
 
 /// How long until the first busy sender is free again, if any is busy.

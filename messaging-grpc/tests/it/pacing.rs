@@ -31,7 +31,12 @@ async fn migrated(server: &str) -> (PgDatabase, Store) {
 
 /// Books `n` slots of `sender` on `store` as fast as it is allowed, sleeping the waits
 /// the database names; the instants (the database's clock) of the slots it got.
-async fn book_n(store: Store, sender: &'static str, hold: Duration, n: usize) -> Vec<DateTime<Utc>> {
+async fn book_n(
+    store: Store,
+    sender: &'static str,
+    hold: Duration,
+    n: usize,
+) -> Vec<DateTime<Utc>> {
     let mut got = Vec::new();
     while got.len() < n {
         match take_slot_any(store.conn(), sender, hold, Duration::ZERO)
@@ -93,7 +98,10 @@ async fn the_account_clock_is_shared_and_segments_count() {
         Pacer::for_store(&a, config.clone()),
         Pacer::for_store(&b, config),
     );
-    assert!(matches!(pa, Pacer::Shared(_)), "PostgreSQL shares its clocks");
+    assert!(
+        matches!(pa, Pacer::Shared(_)),
+        "PostgreSQL shares its clocks"
+    );
     assert_eq!(pa.try_acquire(SENDER, 1).await.unwrap(), Slot::Booked);
     let Slot::Wait(wait) = pb.try_acquire("+15005550008", 1).await.unwrap() else {
         panic!("another replica, another sender: the account is busy")
@@ -115,15 +123,26 @@ async fn the_account_clock_is_shared_and_segments_count() {
     );
     // The account is still held by the first booking: free it by hand.
     a.conn()
-        .execute_unprepared("UPDATE pacing_clocks SET next_free = to_timestamp(0) WHERE key = 'account'")
+        .execute_unprepared(
+            "UPDATE pacing_clocks SET next_free = to_timestamp(0) WHERE key = 'account'",
+        )
         .await
         .unwrap();
-    assert_eq!(fresh.try_acquire("+15005550007", 2).await.unwrap(), Slot::Booked);
+    assert_eq!(
+        fresh.try_acquire("+15005550007", 2).await.unwrap(),
+        Slot::Booked
+    );
     let Slot::Wait(wait) = pb.try_acquire("+15005550007", 1).await.unwrap() else {
         panic!("the sender is busy for the other replica too")
     };
-    assert!(wait > Duration::from_secs(1900) && wait <= Duration::from_secs(2000), "{wait:?}");
-    assert_eq!(pb.paced_out(Duration::from_secs(60), 10).await.unwrap(), ["+15005550007"]);
+    assert!(
+        wait > Duration::from_secs(1900) && wait <= Duration::from_secs(2000),
+        "{wait:?}"
+    );
+    assert_eq!(
+        pb.paced_out(Duration::from_secs(60), 10).await.unwrap(),
+        ["+15005550007"]
+    );
     let next = pb.next_free().await.unwrap().expect("a busy sender");
     assert!(next > Duration::from_secs(1900), "{next:?}");
 }
@@ -166,7 +185,10 @@ async fn sqlite_paces_in_process() {
     let pacer = Pacer::for_store(&store, config.clone());
     assert!(matches!(pacer, Pacer::Local(_)));
     assert_eq!(pacer.try_acquire(SENDER, 1).await.unwrap(), Slot::Booked);
-    assert!(matches!(pacer.try_acquire(SENDER, 1).await.unwrap(), Slot::Wait(_)));
+    assert!(matches!(
+        pacer.try_acquire(SENDER, 1).await.unwrap(),
+        Slot::Wait(_)
+    ));
     // One process, so its own memory: a second pacer (a restart) starts free.
     let again = Pacer::for_store(&store, config);
     assert_eq!(again.try_acquire(SENDER, 1).await.unwrap(), Slot::Booked);

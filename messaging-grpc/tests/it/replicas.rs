@@ -74,24 +74,30 @@ fn inbound_contact(k: usize) -> String {
 }
 
 /// The core's environment, as an operator sets it; pacing at production rates.
-fn core_vars(fake: &FakeTwilio, database_url: &str, dir: &tempfile::TempDir) -> HashMap<String, String> {
+fn core_vars(
+    fake: &FakeTwilio,
+    database_url: &str,
+    dir: &tempfile::TempDir,
+) -> HashMap<String, String> {
     let mut vars: HashMap<String, String> = twilio_vars(fake)
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-    vars.extend([
-        ("DATABASE_URL", database_url.to_owned()),
-        ("MESSAGING_DATA_DIR", dir.path().display().to_string()),
-        ("MESSAGING_MASTER_KEYS", master_keys_spec()),
-        ("JWT_HS256_SECRET", SECRET.to_owned()),
-        // Two processes on one machine: neither takes the default metrics port.
-        ("MESSAGING_METRICS_ADDR", "off".to_owned()),
-        // This test is about pacing across replicas: the sender rate is production's,
-        // the account cap above what 200 long codes can use.
-        ("PACING_SENDER_SPS", SENDER_SPS.to_owned()),
-        ("PACING_ACCOUNT_SPS", "1000".to_owned()),
-    ]
-    .map(|(k, v)| (k.to_owned(), v)));
+    vars.extend(
+        [
+            ("DATABASE_URL", database_url.to_owned()),
+            ("MESSAGING_DATA_DIR", dir.path().display().to_string()),
+            ("MESSAGING_MASTER_KEYS", master_keys_spec()),
+            ("JWT_HS256_SECRET", SECRET.to_owned()),
+            // Two processes on one machine: neither takes the default metrics port.
+            ("MESSAGING_METRICS_ADDR", "off".to_owned()),
+            // This test is about pacing across replicas: the sender rate is production's,
+            // the account cap above what 200 long codes can use.
+            ("PACING_SENDER_SPS", SENDER_SPS.to_owned()),
+            ("PACING_ACCOUNT_SPS", "1000".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
     vars
 }
 
@@ -133,7 +139,13 @@ async fn send_all(cores: [Channel; 2]) -> HashMap<String, Sent> {
                         send_at: None,
                     };
                     let message = send_one(&cores, j, req, &token).await;
-                    sent.push((body, Sent { user: owner_of(n), message }));
+                    sent.push((
+                        body,
+                        Sent {
+                            user: owner_of(n),
+                            message,
+                        },
+                    ));
                 }
             }
             sent
@@ -146,7 +158,12 @@ async fn send_all(cores: [Channel; 2]) -> HashMap<String, Sent> {
     all
 }
 
-async fn send_one(cores: &[Channel; 2], j: usize, req: pb::SendSmsRequest, token: &str) -> pb::Message {
+async fn send_one(
+    cores: &[Channel; 2],
+    j: usize,
+    req: pb::SendSmsRequest,
+    token: &str,
+) -> pb::Message {
     let mut last = None;
     for attempt in 0..6 {
         let core = cores[(j + attempt) % 2].clone();
@@ -236,7 +253,10 @@ fn arrivals_by_sender(fake: &FakeTwilio) -> HashMap<String, Vec<Instant>> {
 async fn wait_long<F: FnMut() -> bool>(what: &str, secs: u64, mut check: F) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !check() {
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -253,9 +273,13 @@ async fn two_cores_and_two_gateways_share_one_database_and_the_pacing() {
     let fake = FakeTwilio::start().await.unwrap();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (addr_a, addr_b) = (free_addr().await, free_addr().await);
+    let (vars_a, vars_b) = (
+        core_vars(&fake, &db.url, &dir_a),
+        core_vars(&fake, &db.url, &dir_b),
+    );
     let (core_a, core_b) = tokio::join!(
-        CoreProcess::start(&core_vars(&fake, &db.url, &dir_a), addr_a),
-        CoreProcess::start(&core_vars(&fake, &db.url, &dir_b), addr_b),
+        CoreProcess::start(&vars_a, addr_a),
+        CoreProcess::start(&vars_b, addr_b),
     );
     let mut gateways = Vec::new();
     for core in [addr_a, addr_b] {
@@ -267,13 +291,22 @@ async fn two_cores_and_two_gateways_share_one_database_and_the_pacing() {
     let mut admin = pb::messaging_admin_client::MessagingAdminClient::new(channel(addr_a));
     let admin_token = token("operator", &[Role::Admin]);
     for n in 0..SENDERS {
-        let req = pb::AssignNumberRequest { number: sender(n), user_id: user(owner_of(n)) };
-        admin.assign_number(authed(req, &admin_token)).await.unwrap();
+        let req = pb::AssignNumberRequest {
+            number: sender(n),
+            user_id: user(owner_of(n)),
+        };
+        admin
+            .assign_number(authed(req, &admin_token))
+            .await
+            .unwrap();
     }
 
     // User 0's events, watched on core B from before anything is written.
     let mut watch = pb::messaging_service_client::MessagingServiceClient::new(channel(addr_b));
-    let req = authed(pb::WatchEventsRequest { since_cursor: None }, &token(&user(0), &[]));
+    let req = authed(
+        pb::WatchEventsRequest { since_cursor: None },
+        &token(&user(0), &[]),
+    );
     let mut stream = watch.watch_events(req).await.unwrap().into_inner();
     let events: Arc<Mutex<Vec<pb::Event>>> = Arc::default();
     let collector = {
@@ -288,28 +321,49 @@ async fn two_cores_and_two_gateways_share_one_database_and_the_pacing() {
     };
 
     let started = Instant::now();
-    let (sent, ()) = tokio::join!(send_all([channel(addr_a), channel(addr_b)]), post_inbound(gateways.clone()));
+    let (sent, ()) = tokio::join!(
+        send_all([channel(addr_a), channel(addr_b)]),
+        post_inbound(gateways.clone())
+    );
     assert_eq!(sent.len(), SENDERS * PER_SENDER);
-    eprintln!("5,000 sends acknowledged in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "5,000 sends acknowledged in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     // Status callbacks for the first messages Twilio has, to both gateways, out of
     // order ("sent" after "delivered"): each ends DELIVERED.
-    wait_long("the first messages at Twilio", 60, || fake.messages().len() >= CALLBACKS).await;
+    wait_long("the first messages at Twilio", 60, || {
+        fake.messages().len() >= CALLBACKS
+    })
+    .await;
     let called_back: Vec<_> = fake.messages().into_iter().take(CALLBACKS).collect();
-    post_callbacks(gateways.clone(), called_back.iter().map(|m| m.sid.clone()).collect()).await;
+    post_callbacks(
+        gateways.clone(),
+        called_back.iter().map(|m| m.sid.clone()).collect(),
+    )
+    .await;
 
     // Core A dies mid-drain: core B finishes its work.
     let at_kill = fake.create_requests().len();
-    assert!(at_kill < SENDERS * PER_SENDER, "the kill lands mid-drain ({at_kill} sent)");
+    assert!(
+        at_kill < SENDERS * PER_SENDER,
+        "the kill lands mid-drain ({at_kill} sent)"
+    );
     core_a.kill_9();
     eprintln!("core A killed with {at_kill} messages at Twilio");
 
-    wait_long("every message at Twilio", 240, || fake.create_requests().len() >= SENDERS * PER_SENDER && {
-        let have: HashSet<String> = fake.messages().into_iter().map(|m| m.body).collect();
-        sent.keys().all(|b| have.contains(b))
+    wait_long("every message at Twilio", 240, || {
+        fake.create_requests().len() >= SENDERS * PER_SENDER && {
+            let have: HashSet<String> = fake.messages().into_iter().map(|m| m.body).collect();
+            sent.keys().all(|b| have.contains(b))
+        }
     })
     .await;
-    eprintln!("drained in {:.1} s from the first send", started.elapsed().as_secs_f64());
+    eprintln!(
+        "drained in {:.1} s from the first send",
+        started.elapsed().as_secs_f64()
+    );
     // Exactly once: settle a little, then no body twice.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -346,7 +400,12 @@ async fn two_cores_and_two_gateways_share_one_database_and_the_pacing() {
             if now.status == MessageStatus::Delivered as i32 {
                 break;
             }
-            assert!(Instant::now() < deadline, "{} stayed {:?}", m.sid, now.status);
+            assert!(
+                Instant::now() < deadline,
+                "{} stayed {:?}",
+                m.sid,
+                now.status
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -362,7 +421,11 @@ async fn two_cores_and_two_gateways_share_one_database_and_the_pacing() {
             .collect();
         for k in 0..INBOUND_CONTACTS {
             let contact = inbound_contact(k);
-            assert_eq!(unread.get(contact.as_str()), Some(&(INBOUND_PER_CONTACT as u64)), "user {u} contact {k}");
+            assert_eq!(
+                unread.get(contact.as_str()),
+                Some(&(INBOUND_PER_CONTACT as u64)),
+                "user {u} contact {k}"
+            );
         }
         for j in 0..PER_SENDER {
             assert_eq!(unread.get(recipient(j).as_str()), Some(&0), "outbound only");
@@ -375,11 +438,22 @@ async fn two_cores_and_two_gateways_share_one_database_and_the_pacing() {
     let list = client.list(100, "").await.unwrap();
     for c in list.conversations.iter().filter(|c| c.unread_count > 0) {
         let page = client.get(&c.contact_id, 200, "").await.unwrap();
-        let inbound: Vec<_> = page.messages.iter().filter(|m| m.direction == Direction::Inbound as i32).collect();
-        assert_eq!(inbound.len() as u64, c.unread_count, "each inbound stored once");
+        let inbound: Vec<_> = page
+            .messages
+            .iter()
+            .filter(|m| m.direction == Direction::Inbound as i32)
+            .collect();
+        assert_eq!(
+            inbound.len() as u64,
+            c.unread_count,
+            "each inbound stored once"
+        );
         inbound_ids.extend(inbound.iter().map(|m| m.id.clone()));
     }
-    assert_eq!(inbound_ids.len(), INBOUND_CONTACTS * INBOUND_PER_CONTACT + ONLY_VIA_A);
+    assert_eq!(
+        inbound_ids.len(),
+        INBOUND_CONTACTS * INBOUND_PER_CONTACT + ONLY_VIA_A
+    );
     let received = || -> HashSet<String> {
         events
             .lock()
@@ -389,7 +463,10 @@ async fn two_cores_and_two_gateways_share_one_database_and_the_pacing() {
             .map(|e| e.message_id.clone())
             .collect()
     };
-    wait_long("user 0's inbound on the stream", 30, || received() == inbound_ids).await;
+    wait_long("user 0's inbound on the stream", 30, || {
+        received() == inbound_ids
+    })
+    .await;
     collector.abort();
     let events = events.lock().unwrap().clone();
     let cursors: Vec<u64> = events.iter().map(|e| e.cursor).collect();
