@@ -32,38 +32,42 @@ use crate::{
     helpers::*,
 };
 
-const USERS: usize = 10;
-const NUMBERS_PER_USER: usize = 20;
-/// 200 sender numbers × 25 messages = 5,000 sends.
+const USERS: usize = 40;
+const NUMBERS_PER_USER: usize = 5;
+/// 200 sender numbers × 25 messages = 5,000 sends, from 40 users.
 const SENDERS: usize = USERS * NUMBERS_PER_USER;
 const PER_SENDER: usize = 25;
 const CALLERS: usize = 16;
 /// Webhook senders posting at once (contacts' inbound, then status callbacks).
 const INBOUND_AT_ONCE: usize = 8;
 /// Inbound: per user, this many contacts write this many messages each.
-const INBOUND_CONTACTS: usize = 10;
-const INBOUND_PER_CONTACT: usize = 3;
+const INBOUND_CONTACTS: usize = 3;
+const INBOUND_PER_CONTACT: usize = 2;
 /// Inbound for user 0 posted to core A's gateway only: the stream on core B sees them.
 const ONLY_VIA_A: usize = 5;
 /// Outbound messages whose status callbacks are posted to both gateways.
 const CALLBACKS: usize = 100;
 
-/// The production rate of a US long code: one segment per second per sender.
-const SENDER_SPS: &str = "1";
-const INTERVAL: Duration = Duration::from_secs(1);
-/// What a gap at the fake may fall short of the interval: slots are booked by the
-/// database's clock, but between its slot and the wire each send commits SENDING and
-/// makes an HTTP request, whose latencies vary on two loaded cores. Two dispatchers
-/// pacing on their own would hand one sender's slots out with gaps spread over the
-/// whole interval, half of them below this bound.
-const TOLERANCE: Duration = Duration::from_millis(400);
+/// One segment every two seconds per sender (production's long codes: one a second).
+const SENDER_SPS: &str = "0.5";
+const INTERVAL: Duration = Duration::from_secs(2);
+/// What the arrivals of one sender at the fake may fall short of the pacing, over any
+/// run of its messages: k sends after one, at least k intervals minus this. Slots are
+/// exact by the database's clock (`pacing` tests); between its slot and the wire each
+/// send commits SENDING (behind the user's other writes) and makes an HTTP request,
+/// and on two cores loaded by other builds that delay was seen to vary by 1.65 s. The
+/// allowance does not grow with k, so over a sender's 25 messages (48 s of slots) it is
+/// small, while two dispatchers pacing on their own would take half that time.
+const TOLERANCE: Duration = Duration::from_millis(1800);
 
 fn sender(n: usize) -> String {
     format!("+1201555{n:04}")
 }
 
+/// Numbers are dealt round the users, so the senders worked on at once belong to
+/// different users (a user's writes queue on its event-sequence row).
 fn owner_of(n: usize) -> usize {
-    n / NUMBERS_PER_USER
+    n % USERS
 }
 
 fn user(u: usize) -> String {
@@ -96,8 +100,8 @@ fn core_vars(
             ("JWT_HS256_SECRET", SECRET.to_owned()),
             // Two processes on one machine: neither takes the default metrics port.
             ("MESSAGING_METRICS_ADDR", "off".to_owned()),
-            // This test is about pacing across replicas: the sender rate is production's,
-            // the account cap above what 200 long codes can use.
+            // This test is about pacing across replicas: a sender rate of the order of
+            // production's, the account cap above what 200 senders can use.
             ("PACING_SENDER_SPS", SENDER_SPS.to_owned()),
             ("PACING_ACCOUNT_SPS", "1000".to_owned()),
         ]
@@ -151,6 +155,10 @@ async fn send_all(cores: [Channel; 2]) -> HashMap<String, Sent> {
                             message,
                         },
                     ));
+                    let done = SENT.fetch_add(1, Ordering::Relaxed) + 1;
+                    if done % 1000 == 0 {
+                        eprintln!("{done} sends acknowledged");
+                    }
                 }
             }
             sent
@@ -174,15 +182,18 @@ async fn send_one(
         let core = cores[(j + attempt) % 2].clone();
         let mut client = pb::messaging_service_client::MessagingServiceClient::new(core);
         let call = client.send_sms(authed(req.clone(), token));
-        match tokio::time::timeout(Duration::from_secs(10), call).await {
+        match tokio::time::timeout(Duration::from_secs(30), call).await {
             Ok(Ok(answer)) => return answer.into_inner(),
             Ok(Err(status)) => last = Some(status.to_string()),
-            Err(_) => last = Some("no answer within 10 s".into()),
+            Err(_) => last = Some("no answer within 30 s".into()),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("send {} refused by both cores: {last:?}", req.body)
 }
+
+/// Sends acknowledged so far (progress).
+static SENT: AtomicUsize = AtomicUsize::new(0);
 
 /// 503s the gateways answered (the core busy past the gateway's deadline), each
 /// retried as Twilio retries.
@@ -225,7 +236,7 @@ async fn post_inbound(gateways: Arc<[Gateway; 2]>) {
                 let _turn = at_once.acquire().await.unwrap();
                 for m in 0..INBOUND_PER_CONTACT {
                     let sid = format!("SM{u:010}{k:010}{m:012}");
-                    let to = sender(u * NUMBERS_PER_USER + k);
+                    let to = sender(u + k * USERS);
                     let body = format!("hello {m}");
                     let form = inbound_form(&sid, &inbound_contact(k), &to, &body);
                     post_to_both(&gateways, "/webhook/sms", &form).await;
@@ -264,6 +275,42 @@ async fn post_callbacks(gateways: Arc<[Gateway; 2]>, sids: Vec<String>) {
     }
 }
 
+/// The fake Twilio on a runtime of its own: the arrival times it records are not held
+/// up by this test's callers and webhook posts, which share the test's two workers.
+struct IsolatedFake {
+    fake: FakeTwilio,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl IsolatedFake {
+    fn start() -> Self {
+        // A runtime cannot be entered from inside another: build it on a plain thread.
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let fake = runtime.block_on(FakeTwilio::start()).unwrap();
+            Self {
+                fake,
+                runtime: Some(runtime),
+            }
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for IsolatedFake {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which an async context forbids.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// The fake's create requests, by sender, in arrival order.
 fn arrivals_by_sender(fake: &FakeTwilio) -> HashMap<String, Vec<Instant>> {
     let mut by: HashMap<String, Vec<Instant>> = HashMap::new();
@@ -286,7 +333,7 @@ async fn wait_long<F: FnMut() -> bool>(what: &str, secs: u64, mut check: F) {
             Instant::now() < deadline,
             "timed out after {secs} s waiting for {what}"
         );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -299,12 +346,13 @@ async fn two_cores_and_two_gateways_share_one_database_and_the_pacing() {
     // An empty database is migrated once before the replicas start (README, Production).
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate().await.unwrap();
-    let fake = FakeTwilio::start().await.unwrap();
+    let isolated = IsolatedFake::start();
+    let fake = &isolated.fake;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (addr_a, addr_b) = (free_addr().await, free_addr().await);
     let (vars_a, vars_b) = (
-        core_vars(&fake, &db.url, &dir_a),
-        core_vars(&fake, &db.url, &dir_b),
+        core_vars(fake, &db.url, &dir_a),
+        core_vars(fake, &db.url, &dir_b),
     );
     let (core_a, core_b) = tokio::join!(
         CoreProcess::start(&vars_a, addr_a),
@@ -356,8 +404,10 @@ async fn two_cores_and_two_gateways_share_one_database_and_the_pacing() {
     );
     assert_eq!(sent.len(), SENDERS * PER_SENDER);
     eprintln!(
-        "5,000 sends acknowledged in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "{} sends acknowledged in {:.1} s; webhooks retried after a 503: {}",
+        sent.len(),
+        started.elapsed().as_secs_f64(),
+        RETRIED.load(Ordering::Relaxed)
     );
 
     // Status callbacks for the first messages Twilio has, to both gateways, out of
@@ -382,7 +432,7 @@ async fn two_cores_and_two_gateways_share_one_database_and_the_pacing() {
     core_a.kill_9();
     eprintln!("core A killed with {at_kill} messages at Twilio");
 
-    wait_long("every message at Twilio", 240, || {
+    wait_long("every message at Twilio", 600, || {
         fake.create_requests().len() >= SENDERS * PER_SENDER && {
             let have: HashSet<String> = fake.messages().into_iter().map(|m| m.body).collect();
             sent.keys().all(|b| have.contains(b))
@@ -404,20 +454,31 @@ async fn two_cores_and_two_gateways_share_one_database_and_the_pacing() {
     assert_eq!(seen.len(), SENDERS * PER_SENDER);
 
     // Pacing held across both dispatchers (and across the kill).
-    let by_sender = arrivals_by_sender(&fake);
+    let by_sender = arrivals_by_sender(fake);
     assert_eq!(by_sender.len(), SENDERS);
-    let mut closest = Duration::MAX;
+    let mut worst: Option<(Duration, usize, &str)> = None;
+    let mut below = 0;
     for (from, times) in &by_sender {
-        for pair in times.windows(2) {
-            let gap = pair[1] - pair[0];
-            closest = closest.min(gap);
-            assert!(
-                gap + TOLERANCE >= INTERVAL,
-                "two sends of {from} {gap:?} apart at Twilio (interval {INTERVAL:?})"
-            );
+        for (i, first) in times.iter().enumerate() {
+            for (k, later) in times[i + 1..].iter().enumerate() {
+                let (k, span) = (k as u32 + 1, *later - *first);
+                let short = (INTERVAL * k).saturating_sub(span);
+                below += usize::from(k == 1 && !short.is_zero());
+                if worst.is_none_or(|(w, ..)| short > w) {
+                    worst = Some((short, k as usize, from.as_str()));
+                }
+            }
         }
     }
-    eprintln!("closest two sends of one sender at Twilio: {closest:?}");
+    let (short, k, from) = worst.unwrap();
+    eprintln!(
+        "pacing at Twilio: {below} of {} gaps below the interval; worst shortfall {short:?} over {k} sends of one sender",
+        SENDERS * (PER_SENDER - 1)
+    );
+    assert!(
+        short <= TOLERANCE,
+        "{k} sends of {from} came {short:?} faster than {k} intervals of {INTERVAL:?}"
+    );
 
     // Status callbacks, through either gateway: DELIVERED, whatever came last.
     for m in &called_back {
