@@ -11,6 +11,7 @@ mod m20261126_000001_key_operations;
 mod m20261126_000002_audit;
 mod m20261126_000003_retention_export;
 mod m20261126_100001_delivery;
+mod m20261126_100002_pacing_clocks;
 mod m20261126_200001_scheduled;
 mod m20261126_200002_search;
 mod m20261126_200003_conversation_state;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_audit::Migration),
             Box::new(m20261126_000003_retention_export::Migration),
             Box::new(m20261126_100001_delivery::Migration),
+            Box::new(m20261126_100002_pacing_clocks::Migration),
             Box::new(m20261126_200001_scheduled::Migration),
             Box::new(m20261126_200002_search::Migration),
             Box::new(m20261126_200003_conversation_state::Migration),

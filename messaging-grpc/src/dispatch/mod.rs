@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::retry::RetryPolicy;
 pub use outbox::{DispatchItem, Outbox, TWILIO_UNSUBSCRIBED};
-pub use pacing::{Pacer, PacingConfig};
+pub use pacing::{LocalPacer, Pacer, PacingConfig, SharedPacer, Slot};
 
 use crate::{provider::SmsProvider, store};
 
@@ -83,7 +83,8 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(outbox: Outbox, provider: Arc<dyn SmsProvider>, settings: DispatchSettings) -> Self {
-        let pacer = Pacer::new(settings.pacing.clone());
+        // PostgreSQL: clocks shared by every replica; SQLite: this process's own.
+        let pacer = Pacer::for_store(outbox.records().store(), settings.pacing.clone());
         Self {
             inner: Arc::new(Inner {
                 outbox,
@@ -191,11 +192,14 @@ async fn until_next_due(inner: &Inner) -> Duration {
     match inner.outbox.next_due().await {
         // Due already, yet nothing was claimed: its sender is paced out (or another
         // replica holds it). Sleep until the first paced sender is free.
-        Ok(Some(at)) if at <= store::now() => inner
-            .pacer
-            .next_free(std::time::Instant::now())
-            .map_or(poll, |t| t - std::time::Instant::now())
-            .clamp(Duration::from_millis(5), poll),
+        Ok(Some(at)) if at <= store::now() => match inner.pacer.next_free().await {
+            Ok(free) => free.unwrap_or(poll),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the pacing clocks failed");
+                poll
+            }
+        }
+        .clamp(Duration::from_millis(5), poll),
         Ok(Some(at)) => (at - store::now())
             .to_std()
             .unwrap_or_default()
@@ -214,9 +218,15 @@ const MAX_SKIPPED_SENDERS: usize = 200;
 async fn claim(inner: &Inner, limit: usize) -> Vec<store::outbox::Claimed> {
     // Senders paced out for longer than a send may wait in a slot are not due.
     let beyond = inner.settings.max_inline_wait;
-    let paced_out = inner
-        .pacer
-        .paced_out(std::time::Instant::now(), beyond, MAX_SKIPPED_SENDERS);
+    let paced_out = match inner.pacer.paced_out(beyond, MAX_SKIPPED_SENDERS).await {
+        Ok(senders) => senders,
+        Err(e) => {
+            // Claim without skipping: a paced-out sender's job is claimed and let go
+            // again, which costs a round trip but keeps sending.
+            tracing::warn!(error = %e, "reading the pacing clocks failed");
+            Vec::new()
+        }
+    };
     match inner
         .outbox
         .claim(inner.settings.lease, limit as u64, &paced_out)

@@ -1,18 +1,22 @@
-//! Pacing: segments per second per sender number, plus an account-wide cap.
+//! Pacing: segments per second per sender number, plus an account-wide cap, counted as
+//! Twilio counts them (a message of n segments uses n slots).
 //!
-//! Each sender, and the account, has the instant its next segment may go (a virtual
-//! clock). A message is only ever booked *now*, when both clocks allow it: a message of
-//! n segments then pushes the sender's clock n/rate ahead and the account's n/cap
-//! ahead. Booking only at the present keeps both limits exact whatever order messages
-//! come in, and a 1 segment/s long code never bursts (unlike a token bucket with a
-//! burst allowance, governor's model). A caller told to wait sleeps and asks again.
-//! Pacing is per process: with N dispatcher replicas, divide the rates by N.
+//! [`Pacer`] is the seam the dispatcher uses; behind it the clocks live in this
+//! process ([`LocalPacer`], SQLite: one process) or in PostgreSQL ([`SharedPacer`]),
+//! where every replica books from the same clocks, so the configured rates hold for
+//! the whole deployment however many dispatchers run, and across restarts. Both book a
+//! slot only at the present and only when both the sender's and the account's clocks
+//! allow it, and answer how long to wait otherwise.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+mod local;
+mod shared;
+
+use std::{collections::HashMap, time::Duration};
+
+pub use local::LocalPacer;
+pub use shared::SharedPacer;
+
+use crate::{error::Error, store::Store};
 
 /// Rates in segments per second.
 #[derive(Clone, Debug)]
@@ -35,140 +39,74 @@ impl Default for PacingConfig {
     }
 }
 
-/// Shared pacer.
-pub struct Pacer {
-    config: PacingConfig,
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    senders: HashMap<String, Instant>,
-    account: Option<Instant>,
-}
-
-impl Pacer {
-    pub fn new(config: PacingConfig) -> Self {
-        Self {
-            config,
-            state: Mutex::new(State::default()),
-        }
-    }
-
-    fn rate(&self, sender: &str) -> f64 {
-        self.config
-            .overrides
+impl PacingConfig {
+    /// Segments per second of `sender`: its override, or the default.
+    pub fn sender_rate(&self, sender: &str) -> f64 {
+        self.overrides
             .get(sender)
             .copied()
-            .unwrap_or(self.config.sender_sps)
+            .unwrap_or(self.sender_sps)
     }
+}
 
-    /// Books `segments` for `sender` at `now` if both the sender's and the account's
-    /// clocks allow it; otherwise books nothing and says how long to wait.
-    pub fn try_acquire(&self, sender: &str, segments: u32, now: Instant) -> Result<(), Duration> {
-        let segments = f64::from(segments.max(1));
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let sender_free = state.senders.get(sender).copied().unwrap_or(now);
-        let account_free = state.account.unwrap_or(now);
-        let ready = sender_free.max(account_free);
-        if ready > now {
-            return Err(ready - now);
-        }
-        // Forget senders whose clock is in the past: they behave as new (bounded map).
-        if state.senders.len() > 10_000 {
-            state.senders.retain(|_, t| *t > now);
-        }
-        state.senders.insert(
-            sender.to_owned(),
-            now + Duration::from_secs_f64(segments / self.rate(sender)),
-        );
-        state.account = Some(now + Duration::from_secs_f64(segments / self.config.account_sps));
-        Ok(())
-    }
+/// What asking for a slot got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Booked now: the message may go.
+    Booked,
+    /// Nothing booked: ask again after this long.
+    Wait(Duration),
+}
+
+/// The dispatcher's pacer: in-process clocks or the database's shared ones.
+pub enum Pacer {
+    Local(LocalPacer),
+    Shared(SharedPacer),
 }
 
 impl Pacer {
-    /// Senders whose next slot is more than `beyond` away: claims skip their jobs
-    /// (at most `max` of them, the furthest out first, to bound the query).
-    pub fn paced_out(&self, now: Instant, beyond: Duration, max: usize) -> Vec<String> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<(&String, &Instant)> = state
-            .senders
-            .iter()
-            .filter(|(_, free)| **free > now + beyond)
-            .collect();
-        out.sort_by(|a, b| b.1.cmp(a.1));
-        out.into_iter().take(max).map(|(s, _)| s.clone()).collect()
+    /// The pacer for `store`'s backend: shared clocks on PostgreSQL (several replicas
+    /// may dispatch), in-process clocks on SQLite (one process).
+    pub fn for_store(store: &Store, config: PacingConfig) -> Self {
+        match store.backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                Self::Shared(SharedPacer::new(store.clone(), config))
+            }
+            _ => Self::Local(LocalPacer::new(config)),
+        }
     }
 
-    /// When the first paced-out sender becomes free again, if any is.
-    pub fn next_free(&self, now: Instant) -> Option<Instant> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.senders.values().copied().filter(|t| *t > now).min()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pacer(sender_sps: f64, account_sps: f64) -> Pacer {
-        Pacer::new(PacingConfig {
-            sender_sps,
-            overrides: HashMap::from([("+1short".into(), 100.0)]),
-            account_sps,
-        })
+    /// Books `segments` for `sender` now if the sender's and the account's clocks
+    /// allow it; otherwise books nothing and says how long to wait.
+    pub async fn try_acquire(&self, sender: &str, segments: u32) -> Result<Slot, Error> {
+        match self {
+            Self::Local(p) => Ok(
+                match p.try_acquire(sender, segments, std::time::Instant::now()) {
+                    Ok(()) => Slot::Booked,
+                    Err(wait) => Slot::Wait(wait),
+                },
+            ),
+            Self::Shared(p) => p.try_acquire(sender, segments).await,
+        }
     }
 
-    const S: Duration = Duration::from_secs(1);
-
-    #[test]
-    fn spaces_a_sender_by_segments() {
-        let p = pacer(1.0, 1000.0);
-        let t0 = Instant::now();
-        assert_eq!(p.try_acquire("+1a", 3, t0), Ok(()));
-        assert_eq!(
-            p.try_acquire("+1a", 1, t0),
-            Err(3 * S),
-            "3 segments hold the sender 3 s"
-        );
-        assert_eq!(p.try_acquire("+1a", 1, t0 + 2 * S), Err(S));
-        assert_eq!(p.try_acquire("+1a", 1, t0 + 3 * S), Ok(()));
-        // The account (1000/s) spaces any two sends by 1 ms.
-        assert_eq!(
-            p.try_acquire("+1b", 1, t0 + 3 * S + Duration::from_millis(1)),
-            Ok(()),
-            "senders are independent"
-        );
-        assert_eq!(p.try_acquire("+1short", 1, t0 + 4 * S), Ok(()));
-        assert_eq!(
-            p.try_acquire("+1short", 1, t0 + 4 * S),
-            Err(Duration::from_millis(10)),
-            "override: 100/s"
-        );
+    /// Senders whose next slot is more than `beyond` away (at most `max`, the furthest
+    /// out first): claims skip their jobs.
+    pub async fn paced_out(&self, beyond: Duration, max: usize) -> Result<Vec<String>, Error> {
+        match self {
+            Self::Local(p) => Ok(p.paced_out(std::time::Instant::now(), beyond, max)),
+            Self::Shared(p) => p.paced_out(beyond, max).await,
+        }
     }
 
-    #[test]
-    fn account_cap_applies_across_senders() {
-        let p = pacer(100.0, 2.0);
-        let t0 = Instant::now();
-        assert_eq!(p.try_acquire("+1a", 1, t0), Ok(()));
-        assert_eq!(p.try_acquire("+1b", 1, t0), Err(S / 2));
-        assert_eq!(p.try_acquire("+1b", 1, t0 + S / 2), Ok(()));
-        assert_eq!(p.try_acquire("+1c", 2, t0 + S), Ok(()));
-        assert_eq!(
-            p.try_acquire("+1a", 1, t0 + S),
-            Err(S),
-            "2 segments used the account for 1 s"
-        );
-    }
-
-    #[test]
-    fn one_backlogged_sender_does_not_block_others() {
-        let p = pacer(1.0, 100.0);
-        let t0 = Instant::now();
-        p.try_acquire("+1a", 10, t0).unwrap();
-        assert!(p.try_acquire("+1a", 1, t0 + S).is_err());
-        assert_eq!(p.try_acquire("+1b", 1, t0 + S), Ok(()));
+    /// How long until the first busy sender is free again, if any is busy.
+    pub async fn next_free(&self) -> Result<Option<Duration>, Error> {
+        match self {
+            Self::Local(p) => {
+                let now = std::time::Instant::now();
+                Ok(p.next_free(now).map(|t| t - now))
+            }
+            Self::Shared(p) => p.next_free().await,
+        }
     }
 }

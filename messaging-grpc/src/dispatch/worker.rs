@@ -2,12 +2,12 @@
 //! the claim (`job.token`): once our lease is lost, nothing we do changes the job,
 //! and the provider is never called without a freshly renewed lease.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{DispatchItem, Inner, TWILIO_UNSUBSCRIBED, reconcile};
+use super::{DispatchItem, Inner, Slot, TWILIO_UNSUBSCRIBED, reconcile};
 use crate::{
     domain::{Body, MessageStatus},
     error::Error,
@@ -186,11 +186,13 @@ async fn paced(
 ) -> Result<bool, Error> {
     let segments = u32::try_from(item.row.segments).unwrap_or(1);
     loop {
-        let Err(wait) = inner
+        let wait = match inner
             .pacer
-            .try_acquire(&item.row.owner_e164, segments, Instant::now())
-        else {
-            return Ok(true);
+            .try_acquire(&item.row.owner_e164, segments)
+            .await?
+        {
+            Slot::Booked => return Ok(true),
+            Slot::Wait(wait) => wait,
         };
         if wait >= validity_left {
             let status = MessageStatus::parse(&item.row.status)?;

@@ -16,6 +16,7 @@ pub mod numbers;
 pub mod opt_outs;
 pub mod outbox;
 mod owned;
+pub mod pacing;
 pub mod page_token;
 pub mod pipeline;
 pub mod process_lock;

@@ -92,20 +92,20 @@ fn issuer() -> JwtIssuer {
     JwtIssuer::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE)
 }
 
-fn token(user: &str, roles: &[Role]) -> String {
+pub(crate) fn token(user: &str, roles: &[Role]) -> String {
     issuer()
         .issue(user, roles, Duration::from_secs(3600))
         .unwrap()
 }
 
 /// The core as its own process (`messaging serve`), so it can be killed for real.
-struct CoreProcess {
+pub(crate) struct CoreProcess {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl CoreProcess {
-    async fn start(vars: &HashMap<String, String>, addr: SocketAddr) -> Self {
+    pub(crate) async fn start(vars: &HashMap<String, String>, addr: SocketAddr) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_messaging"))
             .arg("serve")
             .env_clear()
@@ -129,7 +129,7 @@ impl CoreProcess {
     }
 
     /// SIGKILL: no shutdown hook runs, nothing is flushed.
-    fn kill_9(mut self) {
+    pub(crate) fn kill_9(mut self) {
         self.child.kill().expect("kill -9");
         self.child.wait().ok();
     }
@@ -142,7 +142,7 @@ impl Drop for CoreProcess {
     }
 }
 
-async fn health(addr: SocketAddr) -> Option<ServingStatus> {
+pub(crate) async fn health(addr: SocketAddr) -> Option<ServingStatus> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .ok()?
         .connect_timeout(Duration::from_millis(500))
@@ -157,7 +157,7 @@ async fn health(addr: SocketAddr) -> Option<ServingStatus> {
     Some(answer.ok()?.ok()?.into_inner().status())
 }
 
-async fn free_addr() -> SocketAddr {
+pub(crate) async fn free_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap()
 }
