@@ -45,6 +45,8 @@ pub struct App {
     pub media: Media,
     pub outbox: Outbox,
     pub verifier: Arc<JwtVerifier>,
+    /// Verifies the gateway's self-minted tokens (JWT_GATEWAY_PUBLIC_KEY_FILE), if set.
+    pub gateway_verifier: Option<Arc<JwtVerifier>>,
     pub provider: Arc<dyn SmsProvider>,
     pub dispatch: DispatchSettings,
     pub events: EventSettings,
@@ -94,6 +96,7 @@ impl App {
             media,
             outbox,
             verifier: Arc::new(config.jwt_verifier()?),
+            gateway_verifier: config.jwt_gateway_verifier()?.map(Arc::new),
             dispatch: config.dispatch.clone(),
             events: config.events.clone(),
             retention: config.retention.clone(),
@@ -233,7 +236,8 @@ pub async fn serve(
 
     let user_auth = AuthInterceptor::new(app.verifier.clone(), None);
     let admin_auth = AuthInterceptor::new(app.verifier.clone(), Some(Role::Admin));
-    let gateway_auth = AuthInterceptor::new(app.verifier.clone(), Some(Role::Gateway));
+    let gateway_auth = AuthInterceptor::new(app.verifier.clone(), Some(Role::Gateway))
+        .with_service_key(app.gateway_verifier.clone());
 
     let served = Server::builder()
         .timeout(Duration::from_secs(30))

@@ -12,11 +12,25 @@ use super::{AuthError, Caller, JwtVerifier, Role};
 pub struct AuthInterceptor {
     verifier: Arc<JwtVerifier>,
     required: Option<Role>,
+    /// The gateway's own key (JWT_GATEWAY_PUBLIC_KEY_FILE), on the ingest API only:
+    /// its tokens grant the `gateway` role and nothing else, whatever they claim, so
+    /// the internet-facing gateway holds no key that can mint user or admin tokens.
+    service: Option<Arc<JwtVerifier>>,
 }
 
 impl AuthInterceptor {
     pub fn new(verifier: Arc<JwtVerifier>, required: Option<Role>) -> Self {
-        Self { verifier, required }
+        Self {
+            verifier,
+            required,
+            service: None,
+        }
+    }
+
+    /// Also accepts tokens of the gateway's own key, as the `gateway` role only.
+    pub fn with_service_key(mut self, service: Option<Arc<JwtVerifier>>) -> Self {
+        self.service = service;
+        self
     }
 
     fn authenticate<T>(&self, req: &Request<T>) -> Result<Caller, AuthError> {
@@ -29,7 +43,19 @@ impl AuthInterceptor {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or(AuthError::NotBearer)?;
-        self.verifier.verify(token.trim())
+        let token = token.trim();
+        match (self.verifier.verify(token), &self.service) {
+            (Ok(caller), _) => Ok(caller),
+            (Err(first), Some(service)) => service
+                .verify(token)
+                .map(|caller| Caller {
+                    roles: vec![Role::Gateway],
+                    ..caller
+                })
+                // A token neither key accepts: the main key's reason is the useful one.
+                .map_err(|_| first),
+            (Err(e), None) => Err(e),
+        }
     }
 }
 

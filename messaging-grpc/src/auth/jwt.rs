@@ -20,6 +20,7 @@ const MAX_SUB_LEN: usize = 128;
 #[derive(Debug, Deserialize)]
 struct VerifiedClaims {
     sub: Option<String>,
+    exp: Option<u64>,
     #[serde(default)]
     roles: Vec<String>,
 }
@@ -150,6 +151,8 @@ impl JwtVerifier {
         Ok(Caller {
             user_id: sub,
             roles,
+            // Required and validated above; absent only if the validator changes.
+            expires_at: claims.exp.ok_or_else(|| AuthError::MissingClaim("exp".into()))?,
         })
     }
 }
