@@ -7,6 +7,9 @@ use tonic::{Request, Status, service::Interceptor};
 
 use super::{AuthError, Caller, JwtVerifier, Role};
 
+/// Longest bearer token looked at.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
 /// Authenticates every call; `required` rejects callers without that role.
 #[derive(Clone)]
 pub struct AuthInterceptor {
@@ -44,6 +47,10 @@ impl AuthInterceptor {
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or(AuthError::NotBearer)?;
         let token = token.trim();
+        // Real tokens are a few hundred bytes; a huge one is refused before any parsing.
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TooLarge);
+        }
         match (self.verifier.verify(token), &self.service) {
             (Ok(caller), _) => Ok(caller),
             (Err(first), Some(service)) => service

@@ -64,6 +64,8 @@ pub enum AuthError {
     BadSubject,
     #[error("token is malformed")]
     Malformed,
+    #[error("token is too large (at most 8192 bytes)")]
+    TooLarge,
 }
 
 /// Key material tokens are verified with. Exactly one algorithm is accepted.

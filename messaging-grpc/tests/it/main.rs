@@ -33,5 +33,6 @@ mod retention;
 mod s3;
 mod single_process;
 mod singleton;
+mod token_lifetime;
 mod twilio_client;
 mod unread;

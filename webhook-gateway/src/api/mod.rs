@@ -6,6 +6,7 @@
 mod blocked;
 mod contacts;
 mod conversations;
+pub(crate) mod credentials;
 mod error;
 mod events;
 mod extract;
