@@ -14,14 +14,18 @@ pub const REDACTED: &str = "[REDACTED]";
 /// `url` with the password of its user-info (`postgres://user:pw@host/db`) and any
 /// `password=` query parameter replaced by [`REDACTED`].
 pub fn url_without_password(url: &str) -> String {
-    let mut out = match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // `set_password` only fails for URLs that cannot have one.
-            let _ = parsed.set_password(Some(REDACTED));
-            parsed.to_string()
+    let mut out = url.to_owned();
+    // `scheme://user:password@host…`: the user-info ends at the last `@` before the path.
+    if let Some(start) = out.find("://").map(|i| i + 3) {
+        let authority_end = out[start..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..authority_end].rfind('@').map(|i| start + i)
+            && let Some(colon) = out[start..at].find(':').map(|i| start + i)
+        {
+            out.replace_range(colon + 1..at, REDACTED);
         }
-        _ => url.to_owned(),
-    };
+    }
     if let Some((base, query)) = out.split_once('?') {
         let query: Vec<String> = query
             .split('&')

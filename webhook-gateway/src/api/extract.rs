@@ -149,6 +149,10 @@ pub fn json<T: DeserializeOwned + Default>(
     if body.iter().all(u8::is_ascii_whitespace) && optional {
         return Ok(T::default());
     }
+    // An optional body may also be JSON `null` (the document says it is nullable).
+    if optional && body.trim_ascii() == b"null" && content_type(headers).is_some_and(|ct| is_json(&ct)) {
+        return Ok(T::default());
+    }
     match content_type(headers) {
         Some(ct) if is_json(&ct) => {}
         Some(ct) => {
