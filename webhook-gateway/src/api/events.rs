@@ -25,7 +25,12 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::error::GatewayError;
 
-use super::{Api, error::ErrorBody, extract::CallerContext, json::Event};
+use super::{
+    Api,
+    error::ErrorBody,
+    extract::CallerContext,
+    json::{Event, SseEnvelope},
+};
 
 /// The caller's events, live, as `text/event-stream`.
 ///
@@ -46,7 +51,7 @@ use super::{Api, error::ErrorBody, extract::CallerContext, json::Event};
         ("Last-Event-ID" = Option<u64>, Header, description = "Same as `sinceCursor` (sent by SSE clients when they reconnect)"),
     ),
     responses(
-        (status = 200, description = "A stream of events; `data` of each is an `Event`", content_type = "text/event-stream", body = Event),
+        (status = 200, description = "A stream of events; `data` of each is an `Event`", content_type = "text/event-stream", body = SseEnvelope),
         (status = 400, description = "The cursor is invalid, or `out_of_range`: older than the retention or ahead of the latest event", body = ErrorBody),
     ),
 )]

@@ -184,6 +184,13 @@ pub fn json<T: DeserializeOwned + Default>(
         let path = e.path().to_string();
         let inner = e.into_inner();
         let reason = inner.to_string();
+        // `"\ud800"` is well-formed JSON but not text: name the field it is in.
+        if reason.contains("surrogate") && !path.is_empty() && path != "." {
+            return GatewayError::invalid(
+                path,
+                "must be valid Unicode text (it holds a lone surrogate escape)",
+            );
+        }
         if inner.is_syntax() || inner.is_eof() {
             return GatewayError::bad_request(format!("the body is not valid JSON: {reason}"));
         }

@@ -112,9 +112,21 @@ pub struct BlockBody {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ContactNameBody {
-    /// Up to 100 characters; empty or null removes the name.
-    #[schema(required = true, example = "Bob (plumber)")]
+    /// Up to 100 characters, no control characters; empty or null removes the name.
+    #[schema(required = true, example = "Bob (plumber)", max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: Option<String>,
+}
+
+/// One Server-Sent Event as it appears on `GET /api/events`: `data` is an `Event` as
+/// JSON text (`#/components/schemas/Event`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SseEnvelope {
+    /// The event's cursor: resume after it with `Last-Event-ID`.
+    pub id: String,
+    /// The event's kind (`keepalive`, `message_received`, …).
+    pub event: String,
+    /// The `Event`, as JSON.
+    pub data: String,
 }
 
 // ---- responses ----
