@@ -111,14 +111,14 @@ pub(crate) async fn limit(
     req: Request,
     next: Next,
 ) -> Response {
-    // Credentials that cannot be good are refused first and not counted: no core call
-    // is made for them, and the answer says what is wrong instead of "retry later".
-    if matches!(face, Face::Rest)
-        && let Err(refusal) = crate::api::credentials::precheck(&req)
-    {
-        return refusal.into_response();
-    }
     if !limit.admits(limit.source(&req)) {
+        // Over the budget, a request whose credentials cannot be good still learns that
+        // its token is the problem (401), not to retry later (429).
+        if matches!(face, Face::Rest)
+            && let Err(refusal) = crate::api::credentials::precheck(&req)
+        {
+            return refusal.into_response();
+        }
         return too_many(face);
     }
     next.run(req).await

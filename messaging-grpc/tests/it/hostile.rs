@@ -231,3 +231,27 @@ fn base64_url(v: &Value) -> String {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     URL_SAFE_NO_PAD.encode(v.to_string())
 }
+
+/// Over the rate limit, a request whose credentials cannot be good is told so (401),
+/// not to retry later (429); a good token over the limit gets the 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_rate_limit_bad_credentials_still_get_401() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = TestServer::start(&Backend::Sqlite).await;
+    let gw = gateway_on(listener, &format!("http://{}", server.addr), &[("GATEWAY_RATE_LIMIT_PER_SEC", "1")]).await;
+    let url = format!("http://{}/api/messages/conversations", gw.addr);
+    let alice = server.token("alice");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(gw.http.get(&url).bearer_auth(&alice).send().await.unwrap().status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    for auth in [None, Some("Bearer not-a-jwt"), Some("Basic YTpi")] {
+        let mut req = gw.http.get(&url);
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        assert_eq!(req.send().await.unwrap().status().as_u16(), 401, "{auth:?}");
+    }
+    server.stop().await;
+}

@@ -26,7 +26,7 @@ use super::{
     operation_id = "listBlockedNumbers",
     tag = "blocked numbers",
     params(
-        ("pageSize" = Option<u64>, Query, minimum = 0, maximum = 4294967295, description = "Absent or 0: 50; larger than 200 is served as 200"),
+        ("pageSize" = Option<u32>, Query, description = "Absent or 0: 50; larger than 200 is served as 200"),
         ("pageToken" = Option<String>, Query, max_length = 512, pattern = "^[A-Za-z0-9_-]*$", description = "Opaque: the `nextPageToken` of the previous page of this same listing (anything else is a 400 naming `pageToken`); absent or empty: the first page"),
     ),
     responses(

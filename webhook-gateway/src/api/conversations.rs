@@ -30,7 +30,7 @@ use super::{
     tag = "conversations",
     params(
         ("archived" = Option<bool>, Query, description = "true: the archived conversations"),
-        ("pageSize" = Option<u64>, Query, minimum = 0, maximum = 4294967295, description = "Absent or 0: 20; larger than 100 is served as 100"),
+        ("pageSize" = Option<u32>, Query, description = "Absent or 0: 20; larger than 100 is served as 100"),
         ("pageToken" = Option<String>, Query, max_length = 512, pattern = "^[A-Za-z0-9_-]*$", description = "Opaque: the `nextPageToken` of the previous page of this same listing (anything else is a 400 naming `pageToken`); absent or empty: the first page"),
     ),
     responses(
@@ -67,7 +67,7 @@ pub async fn list(
     tag = "conversations",
     params(
         ("contactId" = String, Path, description = "The contact's id (`contactId` of a conversation or message)"),
-        ("pageSize" = Option<u64>, Query, minimum = 0, maximum = 4294967295, description = "Absent or 0: 50; larger than 200 is served as 200"),
+        ("pageSize" = Option<u32>, Query, description = "Absent or 0: 50; larger than 200 is served as 200"),
         ("pageToken" = Option<String>, Query, max_length = 512, pattern = "^[A-Za-z0-9_-]*$", description = "Opaque: the `nextPageToken` of the previous page of this same listing (anything else is a 400 naming `pageToken`); absent or empty: the first page"),
     ),
     responses(

@@ -2,9 +2,9 @@
 //! against the rate limit and a call to the core: an `Authorization: Bearer` header
 //! holding something shaped like a JWT (three base64url parts, a JSON payload), of a
 //! sane size, not expired by its own `exp`. Whether it is *valid* (signature, issuer,
-//! audience) stays the core's call. Requests that fail here are answered 401 at once:
-//! they cost nothing, and a client over its budget still learns that its token is the
-//! problem rather than being told to retry later (429).
+//! audience) stays the core's call. Over the rate limit, requests that fail here are
+//! answered 401 rather than 429: a client over its budget still learns that its token
+//! is the problem rather than being told to retry later.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -217,7 +217,7 @@ fn routes() -> OpenApiRouter<Arc<Api>> {
 }
 
 /// The routes and their finished OpenAPI document.
-fn routes_and_document() -> (Router<Arc<Api>>, openapi::OpenApi) {
+fn routes_and_document() -> (Router<Arc<Api>>, serde_json::Value) {
     let (router, mut doc) = routes().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     // utoipa fills an empty license from Cargo.toml; say nothing instead.
@@ -228,10 +228,8 @@ fn routes_and_document() -> (Router<Arc<Api>>, openapi::OpenApi) {
 
 /// Rules over several fields, which the derived schemas cannot say: an MMS carries at
 /// least one media item, from `mediaIds` or `mediaUrls`.
-fn with_cross_field_rules(doc: openapi::OpenApi) -> openapi::OpenApi {
-    let Ok(mut value) = serde_json::to_value(&doc) else {
-        return doc;
-    };
+fn with_cross_field_rules(doc: openapi::OpenApi) -> serde_json::Value {
+    let mut value = serde_json::to_value(&doc).unwrap_or_default();
     let schemas = &mut value["components"]["schemas"];
     if let Some(mms) = schemas.get_mut("SendMmsBody") {
         let one_of = |field: &str| {
@@ -265,13 +263,24 @@ fn with_cross_field_rules(doc: openapi::OpenApi) -> openapi::OpenApi {
             p["schema"] = sender.clone();
         }
     }
-    serde_json::from_value(value).unwrap_or(doc)
+    // Page sizes are what the handlers parse, any u32 (larger than a listing's maximum is
+    // served as its maximum), not the int32 utoipa derives for `u32`.
+    if let Some(paths) = value["paths"].as_object_mut() {
+        for op in paths.values_mut().filter_map(|p| p.as_object_mut()).flat_map(|p| p.values_mut()) {
+            for p in op["parameters"].as_array_mut().into_iter().flatten() {
+                if p["name"] == "pageSize" {
+                    p["schema"] = serde_json::json!({"type": "integer", "minimum": 0, "maximum": u32::MAX});
+                }
+            }
+        }
+    }
+    value
 }
 
 /// The API's router, with its OpenAPI document at `/api/openapi.json`.
 pub fn router(api: Arc<Api>, cors: &CorsOrigins) -> Router {
     let (router, doc) = routes_and_document();
-    let document = Bytes::from(doc.to_pretty_json().unwrap_or_default());
+    let document = Bytes::from(serde_json::to_vec_pretty(&doc).unwrap_or_default());
     let router = router
         .route(
             "/api/openapi.json",
@@ -353,7 +362,7 @@ mod tests {
     /// The document as served, without a server (the integration tests check it
     /// against a running one).
     pub(crate) fn document() -> serde_json::Value {
-        serde_json::to_value(routes_and_document().1).unwrap()
+        routes_and_document().1
     }
 
     #[test]

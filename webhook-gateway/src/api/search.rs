@@ -32,7 +32,7 @@ use super::{
     params(
         ("q" = String, Query, min_length = 1, max_length = 200, description = "Words to find (1 to 200 characters, at most 10 words, at least one letter or digit)"),
         ("contactId" = Option<String>, Query, description = "Only this conversation"),
-        ("pageSize" = Option<u64>, Query, minimum = 0, maximum = 4294967295, description = "Absent or 0: 50; larger than 200 is served as 200"),
+        ("pageSize" = Option<u32>, Query, description = "Absent or 0: 50; larger than 200 is served as 200"),
         ("pageToken" = Option<String>, Query, max_length = 512, pattern = "^[A-Za-z0-9_-]*$", description = "Opaque: the `nextPageToken` of the previous page of this same listing (anything else is a 400 naming `pageToken`); absent or empty: the first page"),
     ),
     responses(
