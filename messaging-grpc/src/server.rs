@@ -241,6 +241,9 @@ pub async fn serve(
 
     let served = Server::builder()
         .timeout(Duration::from_secs(30))
+        // Room for an oversized token to reach the interceptor, which refuses it by name
+        // (UNAUTHENTICATED, over 8 KB), instead of a transport error at h2's 16 KB default.
+        .http2_max_header_list_size(Some(64 * 1024))
         // Calls by method and code, with latency (no-ops without a metrics endpoint).
         .layer(GrpcMetricsLayer)
         // One span per call continuing the caller's W3C trace (the gateway forwards

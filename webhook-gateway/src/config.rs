@@ -62,7 +62,10 @@ impl std::fmt::Debug for GatewayConfig {
             .field("account_sid", &self.account_sid)
             .field("auth_tokens", &vec![REDACTED; self.auth_tokens.len()])
             .field("service_token", &self.service_token)
-            .field("media_url_secret", &self.media_url_secret.as_ref().map(|_| REDACTED))
+            .field(
+                "media_url_secret",
+                &self.media_url_secret.as_ref().map(|_| REDACTED),
+            )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("rate_limit_per_sec", &self.rate_limit_per_sec)
             .field("core_timeout", &self.core_timeout)
@@ -160,7 +163,8 @@ fn service_token(get: &impl Fn(&str) -> Option<String>) -> Result<ServiceToken, 
                     ));
                 }
             };
-            let key = key.map_err(|e| err(VAR, format!("reading the {algorithm:?} private key: {e}")))?;
+            let key =
+                key.map_err(|e| err(VAR, format!("reading the {algorithm:?} private key: {e}")))?;
             let token = ServiceToken::mint(key, algorithm, SERVICE_TOKEN_ISSUER, &audience);
             // A key of the wrong type for the algorithm only fails when signing: now.
             token
@@ -291,9 +295,18 @@ mod tests {
     #[test]
     fn debug_prints_no_secret() {
         let secrets = [
-            ("TWILIO_AUTH_TOKEN", "auth-token-one-0123456789,auth-token-two-0123456789"),
-            ("JWT_HS256_SECRET", "jwt-secret-0123456789abcdef0123456789abcdef"),
-            ("MEDIA_URL_SECRET", "media-url-secret-0123456789abcdef012345"),
+            (
+                "TWILIO_AUTH_TOKEN",
+                "auth-token-one-0123456789,auth-token-two-0123456789",
+            ),
+            (
+                "JWT_HS256_SECRET",
+                "jwt-secret-0123456789abcdef0123456789abcdef",
+            ),
+            (
+                "MEDIA_URL_SECRET",
+                "media-url-secret-0123456789abcdef012345",
+            ),
         ];
         let get = |k: &str| {
             secrets
@@ -304,7 +317,12 @@ mod tests {
         };
         let config = GatewayConfig::from_vars(&get).unwrap();
         let printed = format!("{config:?}");
-        for word in ["auth-token-one", "auth-token-two", "jwt-secret", "media-url-secret"] {
+        for word in [
+            "auth-token-one",
+            "auth-token-two",
+            "jwt-secret",
+            "media-url-secret",
+        ] {
             assert!(!printed.contains(word), "{word} in {printed}");
         }
         assert!(printed.contains("AC0000000001") && printed.contains("[REDACTED]"));

@@ -36,7 +36,10 @@ impl Gateway {
     /// The `webhook-gateway` binary on a free loopback port, its core nowhere (every
     /// request here is refused before a core call would be made).
     fn start() -> Self {
-        Self::start_with(&[("GATEWAY_READ_TIMEOUT_SECS", &HEADER_TIMEOUT_SECS.to_string())])
+        Self::start_with(&[(
+            "GATEWAY_READ_TIMEOUT_SECS",
+            &HEADER_TIMEOUT_SECS.to_string(),
+        )])
     }
 
     fn start_with(settings: &[(&str, &str)]) -> Self {
@@ -62,7 +65,10 @@ impl Gateway {
         let gw = Self { child, addr };
         let started = Instant::now();
         while gw.get("/healthz").0 != 200 {
-            assert!(started.elapsed() < Duration::from_secs(30), "gateway did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "gateway did not start"
+            );
             thread::sleep(Duration::from_millis(50));
         }
         gw
@@ -87,7 +93,9 @@ impl Gateway {
 
     fn get(&self, path: &str) -> (u16, String) {
         match TcpStream::connect(self.addr) {
-            Ok(_) => self.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()),
+            Ok(_) => self.send(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            ),
             Err(_) => (0, String::new()),
         }
     }
@@ -150,7 +158,8 @@ fn the_gateway_survives_abuse_with_bounded_memory() {
     let slow: Vec<_> = (0..50)
         .map(|_| {
             let mut s = gw.connect();
-            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
             s
         })
         .collect();
@@ -182,7 +191,10 @@ fn the_gateway_survives_abuse_with_bounded_memory() {
     gw.assert_healthy("slowloris started");
     let closed = trickle.join().unwrap();
     assert_eq!(closed, 50, "every trickling connection was closed");
-    println!("slowloris: 50 connections closed within {:?}", started.elapsed());
+    println!(
+        "slowloris: 50 connections closed within {:?}",
+        started.elapsed()
+    );
 
     // A giant form: refused by its declared length, and again when it lies about it.
     let mut huge = format!(
@@ -212,11 +224,27 @@ fn the_gateway_survives_abuse_with_bounded_memory() {
     for (what, ct, body) in [
         ("ten thousand fields", form, many.as_bytes()),
         ("ten thousand duplicate keys", form, few_short.as_bytes()),
-        ("invalid percent-encoding", form, b"MessageSid=%ZZ&Body=%&From=%E2%82".as_slice()),
-        ("duplicate keys", form, b"MessageSid=SM1&MessageSid=SM2&AccountSid=AC1&AccountSid=AC2".as_slice()),
-        ("wrong content type", "application/json", b"{\"MessageSid\":\"SM1\"}".as_slice()),
+        (
+            "invalid percent-encoding",
+            form,
+            b"MessageSid=%ZZ&Body=%&From=%E2%82".as_slice(),
+        ),
+        (
+            "duplicate keys",
+            form,
+            b"MessageSid=SM1&MessageSid=SM2&AccountSid=AC1&AccountSid=AC2".as_slice(),
+        ),
+        (
+            "wrong content type",
+            "application/json",
+            b"{\"MessageSid\":\"SM1\"}".as_slice(),
+        ),
         ("no content type", "", b"MessageSid=SM1".as_slice()),
-        ("binary garbage", form, &[0u8, 0xff, 0xfe, b'=', 0x80, b'&', 0xc3]),
+        (
+            "binary garbage",
+            form,
+            &[0u8, 0xff, 0xfe, b'=', 0x80, b'&', 0xc3],
+        ),
     ] {
         assert_refused(gw.webhook(ct, body), what);
     }
@@ -248,7 +276,10 @@ fn the_gateway_survives_abuse_with_bounded_memory() {
         }
     }
     assert_eq!(closed, 1000, "idle connections are closed");
-    println!("idle: 1000 connections closed within {:?}", started.elapsed());
+    println!(
+        "idle: 1000 connections closed within {:?}",
+        started.elapsed()
+    );
     gw.assert_healthy("the idle connections");
 }
 
@@ -256,7 +287,10 @@ fn the_gateway_survives_abuse_with_bounded_memory() {
 /// one of the open ones ends, and is then served.
 #[test]
 fn connections_past_the_limit_wait_for_a_free_slot() {
-    let gw = Gateway::start_with(&[("GATEWAY_MAX_CONNECTIONS", "10"), ("GATEWAY_READ_TIMEOUT_SECS", "120")]);
+    let gw = Gateway::start_with(&[
+        ("GATEWAY_MAX_CONNECTIONS", "10"),
+        ("GATEWAY_READ_TIMEOUT_SECS", "120"),
+    ]);
     let mut idle: Vec<TcpStream> = (0..10).map(|_| gw.connect()).collect();
     // Give the accept loop the ten.
     thread::sleep(Duration::from_millis(300));
@@ -264,7 +298,9 @@ fn connections_past_the_limit_wait_for_a_free_slot() {
     waiting
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
-    waiting.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let mut b = [0u8; 256];
     let r = waiting.read(&mut b);
     assert!(
@@ -273,7 +309,9 @@ fn connections_past_the_limit_wait_for_a_free_slot() {
     );
     // One ends: the waiting one is served.
     drop(idle.pop());
-    waiting.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let mut answer = Vec::new();
     let _ = waiting.read_to_end(&mut answer);
     assert_eq!(status_of(&String::from_utf8_lossy(&answer)), 200);

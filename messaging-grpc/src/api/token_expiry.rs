@@ -66,7 +66,10 @@ mod tests {
 
     #[tokio::test]
     async fn ends_with_unauthenticated_at_expiry() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         // A stream that never ends by itself.
         let forever = tokio_stream::pending::<Result<u32, Status>>();
         let mut s = until_expiry(forever, now);
@@ -77,10 +80,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_that_ends_first_ends_without_an_error() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-        let items: Vec<Result<u32, Status>> = until_expiry(tokio_stream::iter([Ok(1), Ok(2)]), now + 60)
-            .collect()
-            .await;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let items: Vec<Result<u32, Status>> =
+            until_expiry(tokio_stream::iter([Ok(1), Ok(2)]), now + 60)
+                .collect()
+                .await;
         assert_eq!(items.len(), 2);
         assert!(items.iter().all(Result::is_ok));
     }

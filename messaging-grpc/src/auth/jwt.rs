@@ -154,7 +154,9 @@ impl JwtVerifier {
             user_id: sub,
             roles,
             // Required and validated above; absent only if the validator changes.
-            expires_at: claims.exp.ok_or_else(|| AuthError::MissingClaim("exp".into()))?,
+            expires_at: claims
+                .exp
+                .ok_or_else(|| AuthError::MissingClaim("exp".into()))?,
         })
     }
 }

@@ -99,7 +99,9 @@ mod tests {
             "postgres://app:[REDACTED]@db:5432/messaging"
         );
         assert_eq!(
-            url_without_password("postgres://db/messaging?user=app&password=s3cr3t-pw&sslmode=require"),
+            url_without_password(
+                "postgres://db/messaging?user=app&password=s3cr3t-pw&sslmode=require"
+            ),
             "postgres://db/messaging?user=app&password=[REDACTED]&sslmode=require"
         );
         assert_eq!(
@@ -113,10 +115,16 @@ mod tests {
     #[test]
     fn no_secret_in_the_debug_print_of_the_configuration() {
         let secrets = [
-            ("JWT_HS256_SECRET", "jwt-secret-0123456789abcdef0123456789abcdef"),
+            (
+                "JWT_HS256_SECRET",
+                "jwt-secret-0123456789abcdef0123456789abcdef",
+            ),
             ("TWILIO_AUTH_TOKEN", "twilio-auth-token-0123456789abcdef"),
             ("TWILIO_API_KEY_SECRET", "twilio-api-key-secret-0123456789"),
-            ("MEDIA_URL_SECRET", "media-url-secret-0123456789abcdef0123456789"),
+            (
+                "MEDIA_URL_SECRET",
+                "media-url-secret-0123456789abcdef0123456789",
+            ),
             ("AWS_SECRET_ACCESS_KEY", "aws-secret-access-key-0123456789"),
             ("AWS_SESSION_TOKEN", "aws-session-token-0123456789abcdef"),
         ];
@@ -128,7 +136,10 @@ mod tests {
         vars.extend(
             [
                 ("MESSAGING_MASTER_KEYS", master),
-                ("DATABASE_URL", "postgres://app:db-password-0123456789@db/messaging"),
+                (
+                    "DATABASE_URL",
+                    "postgres://app:db-password-0123456789@db/messaging",
+                ),
                 ("SMS_PROVIDER", "twilio"),
                 ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000001"),
                 ("TWILIO_API_KEY_SID", "SK00000000000000000000000000000001"),
@@ -142,10 +153,24 @@ mod tests {
         for (var, secret) in secrets {
             assert!(!printed.contains(secret), "{var} printed: {printed}");
         }
-        assert!(!printed.contains("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"), "master key printed");
-        assert!(!printed.contains("db-password-0123456789"), "database password printed");
-        for visible in ["postgres://app:[REDACTED]@db/messaging", "AC00000000000000000000000000000001", "s3://bucket/prefix", "k1"] {
-            assert!(printed.contains(visible), "{visible} missing from {printed}");
+        assert!(
+            !printed.contains("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"),
+            "master key printed"
+        );
+        assert!(
+            !printed.contains("db-password-0123456789"),
+            "database password printed"
+        );
+        for visible in [
+            "postgres://app:[REDACTED]@db/messaging",
+            "AC00000000000000000000000000000001",
+            "s3://bucket/prefix",
+            "k1",
+        ] {
+            assert!(
+                printed.contains(visible),
+                "{visible} missing from {printed}"
+            );
         }
         // The pieces print safely on their own too.
         let media = format!("{:?}", config.media);

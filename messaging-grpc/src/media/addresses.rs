@@ -18,37 +18,37 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 /// IPv4 blocks that are not globally reachable, or not unicast.
 const V4_BLOCKED: &[&str] = &[
-    "0.0.0.0/8",          // "this network"
-    "10.0.0.0/8",         // private
-    "100.64.0.0/10",      // carrier-grade NAT
-    "127.0.0.0/8",        // loopback
-    "169.254.0.0/16",     // link-local (cloud metadata services live here)
-    "172.16.0.0/12",      // private
-    "192.0.0.0/24",       // IETF protocol assignments
-    "192.0.2.0/24",       // documentation
-    "192.88.99.0/24",     // 6to4 relay anycast (deprecated)
-    "192.168.0.0/16",     // private
-    "198.18.0.0/15",      // benchmarking
-    "198.51.100.0/24",    // documentation
-    "203.0.113.0/24",     // documentation
-    "224.0.0.0/4",        // multicast
-    "240.0.0.0/4",        // reserved, and 255.255.255.255 broadcast
+    "0.0.0.0/8",       // "this network"
+    "10.0.0.0/8",      // private
+    "100.64.0.0/10",   // carrier-grade NAT
+    "127.0.0.0/8",     // loopback
+    "169.254.0.0/16",  // link-local (cloud metadata services live here)
+    "172.16.0.0/12",   // private
+    "192.0.0.0/24",    // IETF protocol assignments
+    "192.0.2.0/24",    // documentation
+    "192.88.99.0/24",  // 6to4 relay anycast (deprecated)
+    "192.168.0.0/16",  // private
+    "198.18.0.0/15",   // benchmarking
+    "198.51.100.0/24", // documentation
+    "203.0.113.0/24",  // documentation
+    "224.0.0.0/4",     // multicast
+    "240.0.0.0/4",     // reserved, and 255.255.255.255 broadcast
 ];
 
 /// IPv6 blocks that are not globally reachable, or not unicast.
 const V6_BLOCKED: &[&str] = &[
-    "::/96",         // unspecified, loopback and the deprecated IPv4-compatible ::a.b.c.d
+    "::/96",          // unspecified, loopback and the deprecated IPv4-compatible ::a.b.c.d
     "64:ff9b:1::/48", // local-use NAT64
-    "100::/64",      // discard-only
-    "2001::/23",     // IETF protocol assignments (Teredo, ORCHID, …)
-    "2001:db8::/32", // documentation
-    "2002::/16",     // 6to4: tunnels to any IPv4 address
-    "3fff::/20",     // documentation
-    "5f00::/16",     // segment routing SIDs
-    "fc00::/7",      // unique local
-    "fe80::/10",     // link-local
-    "fec0::/10",     // site-local (deprecated)
-    "ff00::/8",      // multicast
+    "100::/64",       // discard-only
+    "2001::/23",      // IETF protocol assignments (Teredo, ORCHID, …)
+    "2001:db8::/32",  // documentation
+    "2002::/16",      // 6to4: tunnels to any IPv4 address
+    "3fff::/20",      // documentation
+    "5f00::/16",      // segment routing SIDs
+    "fc00::/7",       // unique local
+    "fe80::/10",      // link-local
+    "fec0::/10",      // site-local (deprecated)
+    "ff00::/8",       // multicast
 ];
 
 /// NAT64's well-known prefix: the last 32 bits are the IPv4 address reached.
@@ -62,10 +62,7 @@ static NAT64_PREFIX: LazyLock<Ipv6Net> =
 fn parse_all<T: std::str::FromStr>(blocks: &[&str]) -> Vec<T> {
     blocks
         .iter()
-        .map(|b| {
-            b.parse()
-                .unwrap_or_else(|_| panic!("{b} is a valid block"))
-        })
+        .map(|b| b.parse().unwrap_or_else(|_| panic!("{b} is a valid block")))
         .collect()
 }
 

@@ -303,7 +303,13 @@ mod tests {
 
     #[test]
     fn credentials_only_over_https_or_to_an_allowed_loopback_host() {
-        let r = rules(&["api.twilio.com", "127.0.0.1", "[::1]", "localhost", "10.0.0.5"]);
+        let r = rules(&[
+            "api.twilio.com",
+            "127.0.0.1",
+            "[::1]",
+            "localhost",
+            "10.0.0.5",
+        ]);
         let ok = |u: &str| credentials_allowed(&r, &Url::parse(u).unwrap()).is_ok();
         assert!(ok("https://api.twilio.com/x"));
         assert!(!ok("http://api.twilio.com/x"), "plain http to Twilio");
@@ -311,7 +317,10 @@ mod tests {
         assert!(ok("http://[::1]:3999/x"));
         assert!(ok("http://localhost:3999/x"));
         assert!(!ok("http://10.0.0.5/x"), "allowed but not loopback");
-        assert!(!ok("http://127.0.0.2/x"), "loopback but not allowed by name");
+        assert!(
+            !ok("http://127.0.0.2/x"),
+            "loopback but not allowed by name"
+        );
     }
 
     #[tokio::test]
@@ -323,8 +332,14 @@ mod tests {
             Duration::from_secs(1),
         )
         .unwrap();
-        let err = fetcher.fetch("http://api.twilio.com/x.jpg").await.unwrap_err();
-        assert!(matches!(err, FetchError::Refused(ref why) if why.contains("https")), "{err}");
+        let err = fetcher
+            .fetch("http://api.twilio.com/x.jpg")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, FetchError::Refused(ref why) if why.contains("https")),
+            "{err}"
+        );
     }
 
     /// The proxy variables would send the request to the proxy, which resolves the name

@@ -49,7 +49,11 @@ impl std::fmt::Debug for MediaSettings {
             .s3_options
             .iter()
             .map(|(k, v)| {
-                let v = if S3_SECRETS.contains(&k.as_str()) { redacted } else { v.as_str() };
+                let v = if S3_SECRETS.contains(&k.as_str()) {
+                    redacted
+                } else {
+                    v.as_str()
+                };
                 (k.as_str(), v)
             })
             .collect();

@@ -76,7 +76,8 @@ backend_tests! {
         let mut bob = server.user("bob").await;
         let bobs = bob.list(1, "").await.unwrap();
         assert!(!bobs.next_page_token.is_empty());
-        let alice_contacts: Vec<String> = alice.list(100, "").await.unwrap().conversations.into_iter().map(|c| c.contact_id).collect();
+        let alice_conversations = alice.list(100, "").await.unwrap().conversations;
+        let alice_contacts: Vec<String> = alice_conversations.iter().map(|c| c.contact_id.clone()).collect();
 
         // Another user's token is a position, not a key: only alice's rows come back.
         let page = alice.list(100, &bobs.next_page_token).await.unwrap();
@@ -85,7 +86,7 @@ backend_tests! {
 
         // A messages token on the conversation list, and tampered tokens: refused, named.
         let contact = &alice_contacts[0];
-        server.inbound(&format!("SM{:032}", 99), "+14155550200", OWN, "again").await;
+        server.inbound(&format!("SM{:032}", 99), &alice_conversations[0].contact_number, OWN, "again").await;
         let messages_token = alice.get(contact, 1, "").await.unwrap().next_page_token;
         assert!(!messages_token.is_empty());
         let t = &bobs.next_page_token;
@@ -111,7 +112,10 @@ async fn oversized_grpc_messages_and_tokens() {
     let server = TestServer::start(&Backend::Sqlite).await;
     server.assign(OWN, "alice").await;
     let mut alice = server.user("alice").await;
-    let err = alice.send_req(sms(BOB, &"x".repeat(5 * 1024 * 1024))).await.unwrap_err();
+    let err = alice
+        .send_req(sms(BOB, &"x".repeat(5 * 1024 * 1024)))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::OutOfRange, "{}", err.message());
 
     let now = get_current_timestamp();
@@ -121,7 +125,8 @@ async fn oversized_grpc_messages_and_tokens() {
         &EncodingKey::from_secret(SECRET.as_bytes()),
     )
     .unwrap();
-    let mut client = pb::messaging_service_client::MessagingServiceClient::new(server.channel().await);
+    let mut client =
+        pb::messaging_service_client::MessagingServiceClient::new(server.channel().await);
     let err = client
         .list_conversations(authed(pb::ListConversationsRequest::default(), &padded))
         .await
@@ -140,11 +145,18 @@ async fn hs256_signed_with_the_rs256_public_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
     let vars: HashMap<String, String> = HashMap::from([
-        ("MESSAGING_DATA_DIR".into(), dir.path().display().to_string()),
+        (
+            "MESSAGING_DATA_DIR".into(),
+            dir.path().display().to_string(),
+        ),
         ("MESSAGING_MASTER_KEYS".into(), master_keys_spec()),
-        ("JWT_PUBLIC_KEY_FILE".into(), format!("{FIXTURES}/rsa-test-public.pem")),
+        (
+            "JWT_PUBLIC_KEY_FILE".into(),
+            format!("{FIXTURES}/rsa-test-public.pem"),
+        ),
     ]);
-    let server = TestServer::start_from_vars(vars, db, dir, None, messaging_grpc::Mode::Serve).await;
+    let server =
+        TestServer::start_from_vars(vars, db, dir, None, messaging_grpc::Mode::Serve).await;
     let public = std::fs::read(format!("{FIXTURES}/rsa-test-public.pem")).unwrap();
     let now = get_current_timestamp();
     let confused = encode(
@@ -194,17 +206,36 @@ async fn hostile_json_and_tokens_over_rest() {
         (format!("\"{}\"", "x".repeat(1601)), "body"),
     ] {
         let (status, answer) = send(body_of(&text), alice.clone()).await;
-        assert_eq!((status, answer["field"].as_str()), (400, Some(field)), "{text:.40}: {answer}");
+        assert_eq!(
+            (status, answer["field"].as_str()),
+            (400, Some(field)),
+            "{text:.40}: {answer}"
+        );
     }
-    let (status, answer) = send(format!(r#"{{"from":"{OWN}","to":"0033123456789","body":"hi"}}"#), alice.clone()).await;
-    assert_eq!((status, answer["field"].as_str()), (400, Some("to")), "{answer}");
+    let (status, answer) = send(
+        format!(r#"{{"from":"{OWN}","to":"0033123456789","body":"hi"}}"#),
+        alice.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (400, Some("to")),
+        "{answer}"
+    );
 
     // Tokens: 16 KB, alg none, expired: 401 whatever the body.
     let huge = "a".repeat(16 * 1024);
-    let none = format!("eyJhbGciOiJub25lIn0.{}.", base64_url(&json!({"sub": "alice", "exp": get_current_timestamp() + 600})));
+    let none = format!(
+        "eyJhbGciOiJub25lIn0.{}.",
+        base64_url(&json!({"sub": "alice", "exp": get_current_timestamp() + 600}))
+    );
     for token in [huge, none] {
         let (status, answer) = send(body_of("\"hi\""), token).await;
-        assert_eq!((status, answer["code"].as_str()), (401, Some("unauthenticated")), "{answer}");
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (401, Some("unauthenticated")),
+            "{answer}"
+        );
     }
     let listed: Value = gw
         .http
@@ -216,11 +247,19 @@ async fn hostile_json_and_tokens_over_rest() {
         .json()
         .await
         .unwrap();
-    assert_eq!(listed["conversations"], json!([]), "nothing stored by the refusals");
+    assert_eq!(
+        listed["conversations"],
+        json!([]),
+        "nothing stored by the refusals"
+    );
 
     // Accepted text comes back byte for byte through JSON.
     for body in PRECIOUS {
-        let (status, answer) = send(json!({"from": OWN, "to": BOB, "body": body}).to_string(), alice.clone()).await;
+        let (status, answer) = send(
+            json!({"from": OWN, "to": BOB, "body": body}).to_string(),
+            alice.clone(),
+        )
+        .await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["message"]["body"].as_str(), Some(*body));
     }
@@ -238,12 +277,26 @@ fn base64_url(v: &Value) -> String {
 async fn over_the_rate_limit_bad_credentials_still_get_401() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = TestServer::start(&Backend::Sqlite).await;
-    let gw = gateway_on(listener, &format!("http://{}", server.addr), &[("GATEWAY_RATE_LIMIT_PER_SEC", "1")]).await;
+    let gw = gateway_on(
+        listener,
+        &format!("http://{}", server.addr),
+        &[("GATEWAY_RATE_LIMIT_PER_SEC", "1")],
+    )
+    .await;
     let url = format!("http://{}/api/messages/conversations", gw.addr);
     let alice = server.token("alice");
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        statuses.push(gw.http.get(&url).bearer_auth(&alice).send().await.unwrap().status().as_u16());
+        statuses.push(
+            gw.http
+                .get(&url)
+                .bearer_auth(&alice)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
     }
     assert!(statuses.contains(&429), "{statuses:?}");
     for auth in [None, Some("Bearer not-a-jwt"), Some("Basic YTpi")] {

@@ -71,6 +71,9 @@ async fn schemathesis_finds_nothing_the_document_does_not_say() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     println!("{stdout}\n{stderr}");
-    assert!(run.status.success(), "Schemathesis found failures:\n{stdout}\n{stderr}");
+    assert!(
+        run.status.success(),
+        "Schemathesis found failures:\n{stdout}\n{stderr}"
+    );
     server.stop().await;
 }

@@ -30,15 +30,16 @@ fn short_token(user: &str, secs: u64) -> String {
         .unwrap()
 }
 
-async fn watch(
-    server: &TestServer,
-    token: &str,
-    since: Option<u64>,
-) -> Streaming<pb::Event> {
+async fn watch(server: &TestServer, token: &str, since: Option<u64>) -> Streaming<pb::Event> {
     let mut client =
         pb::messaging_service_client::MessagingServiceClient::new(server.channel().await);
     client
-        .watch_events(authed(pb::WatchEventsRequest { since_cursor: since }, token))
+        .watch_events(authed(
+            pb::WatchEventsRequest {
+                since_cursor: since,
+            },
+            token,
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -110,9 +111,17 @@ async fn the_sse_stream_ends_when_its_token_expires() {
     server.assign(OWN, "alice").await;
     let url = format!("http://{}/api/events", gw.addr);
 
-    let resp = gw.http.get(&url).bearer_auth(short_token("alice", 3)).send().await.unwrap();
+    let resp = gw
+        .http
+        .get(&url)
+        .bearer_auth(short_token("alice", 3))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    let first = server.inbound("SM00000000000000000000000000sse001", BOB, OWN, "one").await;
+    let first = server
+        .inbound("SM00000000000000000000000000sse001", BOB, OWN, "one")
+        .await;
     // The whole body: it ends by itself when the token expires.
     let text = tokio::time::timeout(Duration::from_secs(30), resp.text())
         .await
@@ -120,7 +129,10 @@ async fn the_sse_stream_ends_when_its_token_expires() {
         .unwrap();
     assert!(text.contains("event: message_received"), "{text}");
     assert!(text.contains(&first.id), "{text}");
-    assert!(!text.contains("one\n") && !text.contains("\"one\""), "no body in events");
+    assert!(
+        !text.contains("one\n") && !text.contains("\"one\""),
+        "no body in events"
+    );
     let last: u64 = text
         .lines()
         .filter_map(|l| l.strip_prefix("id:"))
@@ -128,7 +140,9 @@ async fn the_sse_stream_ends_when_its_token_expires() {
         .max()
         .unwrap();
 
-    let second = server.inbound("SM00000000000000000000000000sse002", BOB, OWN, "two").await;
+    let second = server
+        .inbound("SM00000000000000000000000000sse002", BOB, OWN, "two")
+        .await;
     let mut resumed = gw
         .http
         .get(&url)
@@ -139,10 +153,17 @@ async fn the_sse_stream_ends_when_its_token_expires() {
         .unwrap();
     let mut buf = String::new();
     while !buf.contains("event: message_received") {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), resumed.chunk()).await.unwrap().unwrap().unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(10), resumed.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         buf.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(buf.contains(&format!("id: {}", last + 1)) || buf.contains(&format!("id:{}", last + 1)), "{buf}");
+    assert!(
+        buf.contains(&format!("id: {}", last + 1)) || buf.contains(&format!("id:{}", last + 1)),
+        "{buf}"
+    );
     assert!(buf.contains(&second.id), "{buf}");
     server.stop().await;
 }
@@ -155,23 +176,50 @@ async fn the_gateways_own_key_signs_webhooks_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
     let vars: HashMap<String, String> = HashMap::from([
-        ("MESSAGING_DATA_DIR".into(), dir.path().display().to_string()),
+        (
+            "MESSAGING_DATA_DIR".into(),
+            dir.path().display().to_string(),
+        ),
         ("MESSAGING_MASTER_KEYS".into(), master_keys_spec()),
-        ("JWT_PUBLIC_KEY_FILE".into(), format!("{FIXTURES}/rsa-test-public.pem")),
+        (
+            "JWT_PUBLIC_KEY_FILE".into(),
+            format!("{FIXTURES}/rsa-test-public.pem"),
+        ),
         ("JWT_ALGORITHM".into(), "RS256".into()),
-        ("JWT_GATEWAY_PUBLIC_KEY_FILE".into(), format!("{FIXTURES}/ed25519-test-public.pem")),
+        (
+            "JWT_GATEWAY_PUBLIC_KEY_FILE".into(),
+            format!("{FIXTURES}/ed25519-test-public.pem"),
+        ),
     ]);
-    let server = TestServer::start_from_vars(vars, db, dir, None, messaging_grpc::Mode::Serve).await;
-    let rsa = EncodingKey::from_rsa_pem(&std::fs::read(format!("{FIXTURES}/rsa-test-private.pem")).unwrap()).unwrap();
-    let ed = EncodingKey::from_ed_pem(&std::fs::read(format!("{FIXTURES}/ed25519-test-private.pem")).unwrap()).unwrap();
+    let server =
+        TestServer::start_from_vars(vars, db, dir, None, messaging_grpc::Mode::Serve).await;
+    let rsa = EncodingKey::from_rsa_pem(
+        &std::fs::read(format!("{FIXTURES}/rsa-test-private.pem")).unwrap(),
+    )
+    .unwrap();
+    let ed = EncodingKey::from_ed_pem(
+        &std::fs::read(format!("{FIXTURES}/ed25519-test-private.pem")).unwrap(),
+    )
+    .unwrap();
     let now = get_current_timestamp();
     let user_token = |sub: &str, roles: &[&str]| {
-        encode(&Header::new(Algorithm::RS256), &json!({"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "exp": now + 600, "roles": roles}), &rsa).unwrap()
+        encode(
+            &Header::new(Algorithm::RS256),
+            &json!({"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "exp": now + 600, "roles": roles}),
+            &rsa,
+        )
+        .unwrap()
     };
     let channel = server.channel().await;
     let mut admin = pb::messaging_admin_client::MessagingAdminClient::new(channel.clone());
     admin
-        .assign_number(authed(pb::AssignNumberRequest { number: OWN.into(), user_id: "alice".into() }, &user_token("operator", &["admin"])))
+        .assign_number(authed(
+            pb::AssignNumberRequest {
+                number: OWN.into(),
+                user_id: "alice".into(),
+            },
+            &user_token("operator", &["admin"]),
+        ))
         .await
         .unwrap();
 
@@ -184,11 +232,19 @@ async fn the_gateways_own_key_signs_webhooks_and_nothing_else() {
         &[("GATEWAY_SERVICE_KEY_FILE", key_file.as_str())],
     )
     .await;
-    let (status, _, _) = gw.post("/webhook/sms", &inbound_form("SM00000000000000000000000000key001", BOB, OWN, "via key")).await;
+    let (status, _, _) = gw
+        .post(
+            "/webhook/sms",
+            &inbound_form("SM00000000000000000000000000key001", BOB, OWN, "via key"),
+        )
+        .await;
     assert_eq!(status, 200);
     let mut messaging = pb::messaging_service_client::MessagingServiceClient::new(channel.clone());
     let page = messaging
-        .list_conversations(authed(pb::ListConversationsRequest::default(), &user_token("alice", &[])))
+        .list_conversations(authed(
+            pb::ListConversationsRequest::default(),
+            &user_token("alice", &[]),
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -196,19 +252,38 @@ async fn the_gateways_own_key_signs_webhooks_and_nothing_else() {
 
     // Whatever a token signed with the gateway's key claims, it is only ever the gateway.
     let forged = |sub: &str, roles: &[&str], iss: &str| {
-        encode(&Header::new(Algorithm::EdDSA), &json!({"sub": sub, "iss": iss, "aud": AUDIENCE, "exp": now + 600, "roles": roles}), &ed).unwrap()
+        encode(
+            &Header::new(Algorithm::EdDSA),
+            &json!({"sub": sub, "iss": iss, "aud": AUDIENCE, "exp": now + 600, "roles": roles}),
+            &ed,
+        )
+        .unwrap()
     };
     for iss in ["webhook-gateway", ISSUER] {
         let err = messaging
-            .list_conversations(authed(pb::ListConversationsRequest::default(), &forged("alice", &[], iss)))
+            .list_conversations(authed(
+                pb::ListConversationsRequest::default(),
+                &forged("alice", &[], iss),
+            ))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), Code::Unauthenticated, "a user's API with the gateway key ({iss})");
+        assert_eq!(
+            err.code(),
+            Code::Unauthenticated,
+            "a user's API with the gateway key ({iss})"
+        );
         let err = admin
-            .list_numbers(authed(pb::ListNumbersRequest::default(), &forged("operator", &["admin"], iss)))
+            .list_numbers(authed(
+                pb::ListNumbersRequest::default(),
+                &forged("operator", &["admin"], iss),
+            ))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), Code::Unauthenticated, "the admin API with the gateway key ({iss})");
+        assert_eq!(
+            err.code(),
+            Code::Unauthenticated,
+            "the admin API with the gateway key ({iss})"
+        );
     }
     server.stop().await;
 }
@@ -220,16 +295,38 @@ fn a_service_token_expiring_within_a_day_is_refused_at_start_up() {
     let issuer = JwtIssuer::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE);
     let vars = |token: String| {
         HashMap::from([
-            ("TWILIO_ACCOUNT_SID".to_owned(), twilio_fake::ACCOUNT_SID.to_owned()),
-            ("TWILIO_AUTH_TOKEN".to_owned(), twilio_fake::AUTH_TOKEN.to_owned()),
+            (
+                "TWILIO_ACCOUNT_SID".to_owned(),
+                twilio_fake::ACCOUNT_SID.to_owned(),
+            ),
+            (
+                "TWILIO_AUTH_TOKEN".to_owned(),
+                twilio_fake::AUTH_TOKEN.to_owned(),
+            ),
             ("GATEWAY_SERVICE_TOKEN".to_owned(), token),
         ])
     };
-    let short = vars(issuer.issue("webhook-gateway", &[messaging_grpc::auth::Role::Gateway], Duration::from_secs(12 * 3600)).unwrap());
+    let short = vars(
+        issuer
+            .issue(
+                "webhook-gateway",
+                &[messaging_grpc::auth::Role::Gateway],
+                Duration::from_secs(12 * 3600),
+            )
+            .unwrap(),
+    );
     let Err(err) = webhook_gateway::GatewayConfig::from_vars(&|k| short.get(k).cloned()) else {
         panic!("a token for 12 hours must not start the gateway");
     };
     assert!(err.to_string().contains("GATEWAY_SERVICE_TOKEN"), "{err}");
-    let long = vars(issuer.issue("webhook-gateway", &[messaging_grpc::auth::Role::Gateway], Duration::from_secs(7 * 24 * 3600)).unwrap());
+    let long = vars(
+        issuer
+            .issue(
+                "webhook-gateway",
+                &[messaging_grpc::auth::Role::Gateway],
+                Duration::from_secs(7 * 24 * 3600),
+            )
+            .unwrap(),
+    );
     assert!(webhook_gateway::GatewayConfig::from_vars(&|k| long.get(k).cloned()).is_ok());
 }

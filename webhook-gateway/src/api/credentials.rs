@@ -66,8 +66,7 @@ fn expiry(token: &str) -> Option<Option<u64>> {
         return None;
     }
     let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).ok();
-    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&decode(header)?)
-        .ok()?;
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&decode(header)?).ok()?;
     // An unsigned token (`alg: none`) has an empty signature: the core refuses it by
     // name, so it is passed on; any other signature must at least decode.
     if !signature.is_empty() {
@@ -105,11 +104,17 @@ mod tests {
 
     #[test]
     fn plainly_bad_credentials_are_refused_and_plausible_ones_pass() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let good = format!("Bearer {}", jwt(json!({"sub": "a", "exp": now + 60})));
         assert!(check(Method::GET, "/api/events", Some(&good)).is_ok());
         let no_exp = format!("Bearer {}", jwt(json!({"sub": "a"})));
-        assert!(check(Method::GET, "/api/events", Some(&no_exp)).is_ok(), "the core names the claim");
+        assert!(
+            check(Method::GET, "/api/events", Some(&no_exp)).is_ok(),
+            "the core names the claim"
+        );
         let expired = format!("Bearer {}", jwt(json!({"sub": "a", "exp": now - 3600})));
         let huge = format!("Bearer {}", "a".repeat(16 * 1024));
         for (auth, why) in [

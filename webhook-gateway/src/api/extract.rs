@@ -150,7 +150,10 @@ pub fn json<T: DeserializeOwned + Default>(
         return Ok(T::default());
     }
     // An optional body may also be JSON `null` (the document says it is nullable).
-    if optional && body.trim_ascii() == b"null" && content_type(headers).is_some_and(|ct| is_json(&ct)) {
+    if optional
+        && body.trim_ascii() == b"null"
+        && content_type(headers).is_some_and(|ct| is_json(&ct))
+    {
         return Ok(T::default());
     }
     match content_type(headers) {
@@ -185,7 +188,10 @@ pub fn json<T: DeserializeOwned + Default>(
         let inner = e.into_inner();
         let reason = inner.to_string();
         // `"\ud800"` is well-formed JSON but not text: name the field it is in.
-        if reason.contains("surrogate") && !path.is_empty() && path != "." {
+        if (reason.contains("surrogate") || reason.contains("hex escape"))
+            && !path.is_empty()
+            && path != "."
+        {
             return GatewayError::invalid(
                 path,
                 "must be valid Unicode text (it holds a lone surrogate escape)",

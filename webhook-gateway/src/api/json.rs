@@ -19,13 +19,27 @@ use crate::error::GatewayError;
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SendSmsBody {
     /// One of the caller's numbers: E.164, or a 5-6 digit short code.
-    #[schema(required = true, example = "+33123456789", pattern = r"^(\+[1-9][0-9]{6,14}|[0-9]{5,6})$")]
+    #[schema(
+        required = true,
+        example = "+33123456789",
+        pattern = r"^(\+[1-9][0-9]{6,14}|[0-9]{5,6})$"
+    )]
     pub from: String,
     /// The recipient (E.164: `+`, then 7 to 15 digits, not starting with 0); not `from`.
-    #[schema(required = true, example = "+33987654321", pattern = r"^\+[1-9][0-9]{6,14}$")]
+    #[schema(
+        required = true,
+        example = "+33987654321",
+        pattern = r"^\+[1-9][0-9]{6,14}$"
+    )]
     pub to: String,
     /// 1 to 1600 characters, without NUL.
-    #[schema(required = true, example = "Hello from CommPro!", min_length = 1, max_length = 1600, pattern = r"^[^\u0000]*$")]
+    #[schema(
+        required = true,
+        example = "Hello from CommPro!",
+        min_length = 1,
+        max_length = 1600,
+        pattern = r"^[^\u0000]*$"
+    )]
     pub body: String,
     /// Retrying with the same key returns the first message instead of sending twice
     /// (up to 128 characters, no control characters; also accepted as an
@@ -43,10 +57,18 @@ pub struct SendSmsBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SendMmsBody {
     /// As for `/api/messages/send`.
-    #[schema(required = true, example = "+33123456789", pattern = r"^(\+[1-9][0-9]{6,14}|[0-9]{5,6})$")]
+    #[schema(
+        required = true,
+        example = "+33123456789",
+        pattern = r"^(\+[1-9][0-9]{6,14}|[0-9]{5,6})$"
+    )]
     pub from: String,
     /// As for `/api/messages/send`.
-    #[schema(required = true, example = "+33987654321", pattern = r"^\+[1-9][0-9]{6,14}$")]
+    #[schema(
+        required = true,
+        example = "+33987654321",
+        pattern = r"^\+[1-9][0-9]{6,14}$"
+    )]
     pub to: String,
     /// Optional for MMS; at most 1600 characters, without NUL.
     #[schema(max_length = 1600, pattern = r"^[^\u0000]*$")]
@@ -113,7 +135,12 @@ pub struct BlockBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ContactNameBody {
     /// Up to 100 characters, no control characters; empty or null removes the name.
-    #[schema(required = true, example = "Bob (plumber)", max_length = 100, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    #[schema(
+        required = true,
+        example = "Bob (plumber)",
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
 }
 

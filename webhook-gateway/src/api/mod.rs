@@ -255,10 +255,14 @@ fn with_cross_field_rules(doc: openapi::OpenApi) -> serde_json::Value {
             {"pattern": "^[A-Za-z0-9 ]*[A-Za-z][A-Za-z0-9 ]*$", "minLength": 1, "maxLength": 11},
         ],
     });
-    if let Some(number) = value["components"]["schemas"]["BlockBody"]["properties"].get_mut("number") {
+    if let Some(number) =
+        value["components"]["schemas"]["BlockBody"]["properties"].get_mut("number")
+    {
         *number = sender.clone();
     }
-    if let Some(params) = value["paths"]["/api/blocked-numbers/{number}"]["delete"]["parameters"].as_array_mut() {
+    if let Some(params) =
+        value["paths"]["/api/blocked-numbers/{number}"]["delete"]["parameters"].as_array_mut()
+    {
         for p in params.iter_mut().filter(|p| p["name"] == "number") {
             p["schema"] = sender.clone();
         }
@@ -266,10 +270,16 @@ fn with_cross_field_rules(doc: openapi::OpenApi) -> serde_json::Value {
     // Page sizes are what the handlers parse, any u32 (larger than a listing's maximum is
     // served as its maximum), not the int32 utoipa derives for `u32`.
     if let Some(paths) = value["paths"].as_object_mut() {
-        for op in paths.values_mut().filter_map(|p| p.as_object_mut()).flat_map(|p| p.values_mut()) {
-            for p in op["parameters"].as_array_mut().into_iter().flatten() {
+        for op in paths
+            .values_mut()
+            .filter_map(|p| p.as_object_mut())
+            .flat_map(|p| p.values_mut())
+        {
+            let params = op.get_mut("parameters").and_then(|p| p.as_array_mut());
+            for p in params.into_iter().flatten() {
                 if p["name"] == "pageSize" {
-                    p["schema"] = serde_json::json!({"type": "integer", "minimum": 0, "maximum": u32::MAX});
+                    p["schema"] =
+                        serde_json::json!({"type": "integer", "minimum": 0, "maximum": u32::MAX});
                 }
             }
         }
@@ -392,10 +402,27 @@ mod tests {
         let doc = document();
         let schemas = &doc["components"]["schemas"];
         let mms = &schemas["SendMmsBody"];
-        assert_eq!(mms["allOf"][1]["anyOf"][0]["properties"]["mediaIds"]["minItems"], 1, "{mms:#}");
-        assert_eq!(schemas["SendSmsBody"]["properties"]["to"]["pattern"], r"^\+[1-9][0-9]{6,14}$");
+        assert_eq!(
+            mms["allOf"][1]["anyOf"][0]["properties"]["mediaIds"]["minItems"], 1,
+            "{mms:#}"
+        );
+        assert_eq!(
+            schemas["SendSmsBody"]["properties"]["to"]["pattern"],
+            r"^\+[1-9][0-9]{6,14}$"
+        );
         let list = &doc["paths"]["/api/messages/conversations"]["get"]["parameters"];
-        let size = list.as_array().unwrap().iter().find(|p| p["name"] == "pageSize").unwrap();
+        let size = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "pageSize")
+            .unwrap();
         assert_eq!(size["schema"]["maximum"], 4_294_967_295u64, "{size:#}");
+        // Operations without parameters keep none (not a null list).
+        assert!(
+            doc["paths"]["/api/blocked-numbers"]["post"]
+                .get("parameters")
+                .is_none()
+        );
     }
 }
