@@ -52,8 +52,12 @@ async fn schemathesis_finds_nothing_the_document_does_not_say() {
     let token = server.token_for("alice", Duration::from_secs(3600));
 
     let url = format!("http://{gw_addr}/api/openapi.json");
+    // `st` keeps a cache folder where it runs: not in the source tree.
+    let scratch = tempfile::tempdir().unwrap();
+    let cwd = scratch.path().to_owned();
     let run = tokio::task::spawn_blocking(move || {
         Command::new("st")
+            .current_dir(cwd)
             .args(["--config-file", CONFIG, "run", &url])
             .args(["--header", &format!("Authorization: Bearer {token}")])
             .args(["--checks", "all"])
