@@ -134,9 +134,9 @@ pub struct BlockBody {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ContactNameBody {
-    /// Up to 100 characters, no control characters; empty or null removes the name.
+    /// Up to 100 characters, no control characters; absent, empty or null removes the
+    /// name.
     #[schema(
-        required = true,
         example = "Bob (plumber)",
         max_length = 100,
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
