@@ -45,6 +45,8 @@ pub struct App {
     pub media: Media,
     pub outbox: Outbox,
     pub verifier: Arc<JwtVerifier>,
+    /// Verifies the gateway's self-minted tokens (JWT_GATEWAY_PUBLIC_KEY_FILE), if set.
+    pub gateway_verifier: Option<Arc<JwtVerifier>>,
     pub provider: Arc<dyn SmsProvider>,
     pub dispatch: DispatchSettings,
     pub events: EventSettings,
@@ -94,6 +96,7 @@ impl App {
             media,
             outbox,
             verifier: Arc::new(config.jwt_verifier()?),
+            gateway_verifier: config.jwt_gateway_verifier()?.map(Arc::new),
             dispatch: config.dispatch.clone(),
             events: config.events.clone(),
             retention: config.retention.clone(),
@@ -233,10 +236,14 @@ pub async fn serve(
 
     let user_auth = AuthInterceptor::new(app.verifier.clone(), None);
     let admin_auth = AuthInterceptor::new(app.verifier.clone(), Some(Role::Admin));
-    let gateway_auth = AuthInterceptor::new(app.verifier.clone(), Some(Role::Gateway));
+    let gateway_auth = AuthInterceptor::new(app.verifier.clone(), Some(Role::Gateway))
+        .with_service_key(app.gateway_verifier.clone());
 
     let served = Server::builder()
         .timeout(Duration::from_secs(30))
+        // Room for an oversized token to reach the interceptor, which refuses it by name
+        // (UNAUTHENTICATED, over 8 KB), instead of a transport error at h2's 16 KB default.
+        .http2_max_header_list_size(Some(64 * 1024))
         // Calls by method and code, with latency (no-ops without a metrics endpoint).
         .layer(GrpcMetricsLayer)
         // One span per call continuing the caller's W3C trace (the gateway forwards

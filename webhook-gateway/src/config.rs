@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use hyper::header::HeaderValue;
+use jsonwebtoken::{Algorithm, EncodingKey};
 use secrecy::SecretString;
 
 use crate::{error::GatewayError, service_token::ServiceToken};
@@ -37,6 +38,10 @@ pub struct GatewayConfig {
     /// Time a client gets to send headers, and then its body (for the REST API: the
     /// longest pause between two pieces of a body).
     pub read_timeout: Duration,
+    /// Open connections served at once (GATEWAY_MAX_CONNECTIONS); past it, new ones
+    /// wait in the listen backlog, so a flood of idle sockets cannot exhaust memory or
+    /// file descriptors.
+    pub max_connections: usize,
     /// Browser origins allowed to call the REST API (GATEWAY_CORS_ALLOWED_ORIGINS).
     pub cors_allowed_origins: CorsOrigins,
     /// Load balancers whose X-Forwarded-For is believed (GATEWAY_TRUSTED_PROXIES).
@@ -44,6 +49,33 @@ pub struct GatewayConfig {
     /// Where Prometheus scrapes the gateway (GATEWAY_METRICS_ADDR; `off`: nowhere).
     /// Never the public port.
     pub metrics_addr: Option<SocketAddr>,
+}
+
+/// Prints every setting but the secrets (auth tokens, service token, media URL secret).
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const REDACTED: &str = "[REDACTED]";
+        f.debug_struct("GatewayConfig")
+            .field("core_url", &self.core_url)
+            .field("public_url", &self.public_url)
+            .field("connection_overrides", &self.connection_overrides)
+            .field("account_sid", &self.account_sid)
+            .field("auth_tokens", &vec![REDACTED; self.auth_tokens.len()])
+            .field("service_token", &self.service_token)
+            .field(
+                "media_url_secret",
+                &self.media_url_secret.as_ref().map(|_| REDACTED),
+            )
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("rate_limit_per_sec", &self.rate_limit_per_sec)
+            .field("core_timeout", &self.core_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics_addr", &self.metrics_addr)
+            .finish()
+    }
 }
 
 /// Which web origins may call the REST API from a browser.
@@ -100,6 +132,65 @@ fn err(var: &'static str, reason: impl Into<String>) -> GatewayError {
     }
 }
 
+/// How the gateway proves itself to the core, in order of preference for production:
+/// its own private key (it can mint nothing but gateway tokens), a token issued by the
+/// auth service (checked to outlive a day), or the shared HS256 secret (dev).
+fn service_token(get: &impl Fn(&str) -> Option<String>) -> Result<ServiceToken, GatewayError> {
+    let audience = get("JWT_AUDIENCE").unwrap_or_else(|| "commpro-messaging".into());
+    match (
+        get("GATEWAY_SERVICE_KEY_FILE"),
+        get("GATEWAY_SERVICE_TOKEN"),
+        get("JWT_HS256_SECRET"),
+    ) {
+        (Some(_), Some(_), _) => Err(err(
+            "GATEWAY_SERVICE_KEY_FILE",
+            "set either GATEWAY_SERVICE_KEY_FILE or GATEWAY_SERVICE_TOKEN, not both",
+        )),
+        (Some(path), None, _) => {
+            const VAR: &str = "GATEWAY_SERVICE_KEY_FILE";
+            let pem = std::fs::read(&path).map_err(|e| err(VAR, format!("reading {path}: {e}")))?;
+            let algorithm = get("GATEWAY_SERVICE_KEY_ALGORITHM").unwrap_or_else(|| "EdDSA".into());
+            let (key, algorithm) = match algorithm.as_str() {
+                "EdDSA" => (EncodingKey::from_ed_pem(&pem), Algorithm::EdDSA),
+                "ES256" => (EncodingKey::from_ec_pem(&pem), Algorithm::ES256),
+                "ES384" => (EncodingKey::from_ec_pem(&pem), Algorithm::ES384),
+                "RS256" => (EncodingKey::from_rsa_pem(&pem), Algorithm::RS256),
+                "PS256" => (EncodingKey::from_rsa_pem(&pem), Algorithm::PS256),
+                _ => {
+                    return Err(err(
+                        "GATEWAY_SERVICE_KEY_ALGORITHM",
+                        "must be one of EdDSA ES256 ES384 RS256 PS256",
+                    ));
+                }
+            };
+            let key =
+                key.map_err(|e| err(VAR, format!("reading the {algorithm:?} private key: {e}")))?;
+            let token = ServiceToken::mint(key, algorithm, SERVICE_TOKEN_ISSUER, &audience);
+            // A key of the wrong type for the algorithm only fails when signing: now.
+            token
+                .bearer()
+                .map_err(|e| err(VAR, format!("signing with the key: {e}")))?;
+            Ok(token)
+        }
+        (None, Some(token), _) => {
+            ServiceToken::fixed(token).map_err(|reason| err("GATEWAY_SERVICE_TOKEN", reason))
+        }
+        (None, None, Some(secret)) => Ok(ServiceToken::mint_hs256(
+            secret.as_bytes(),
+            &get("JWT_ISSUER").unwrap_or_else(|| "commpro-auth".into()),
+            &audience,
+        )),
+        (None, None, None) => Err(err(
+            "GATEWAY_SERVICE_TOKEN",
+            "is required (a JWT with role gateway), or GATEWAY_SERVICE_KEY_FILE (the gateway's private key) or JWT_HS256_SECRET to mint one",
+        )),
+    }
+}
+
+/// `iss` of the tokens the gateway mints with its own key; the core accepts them from
+/// JWT_GATEWAY_PUBLIC_KEY_FILE with this issuer.
+pub const SERVICE_TOKEN_ISSUER: &str = "webhook-gateway";
+
 impl GatewayConfig {
     /// Reads the gateway's variables; `get` returns a trimmed, non-empty value.
     pub fn from_vars(get: &impl Fn(&str) -> Option<String>) -> Result<Self, GatewayError> {
@@ -140,20 +231,7 @@ impl GatewayConfig {
             .filter(|t| !t.is_empty())
             .map(|t| SecretString::from(t.to_owned()))
             .collect();
-        let service_token = match (get("GATEWAY_SERVICE_TOKEN"), get("JWT_HS256_SECRET")) {
-            (Some(token), _) => ServiceToken::fixed(token),
-            (None, Some(secret)) => ServiceToken::mint_hs256(
-                secret.as_bytes(),
-                &get("JWT_ISSUER").unwrap_or_else(|| "commpro-auth".into()),
-                &get("JWT_AUDIENCE").unwrap_or_else(|| "commpro-messaging".into()),
-            ),
-            (None, None) => {
-                return Err(err(
-                    "GATEWAY_SERVICE_TOKEN",
-                    "is required (a JWT with role gateway), or JWT_HS256_SECRET to mint one",
-                ));
-            }
-        };
+        let service_token = service_token(get)?;
         let number = |var: &'static str, default: u64, max: u64| -> Result<u64, GatewayError> {
             get(var).map_or(Ok(default), |v| {
                 v.parse::<u64>()
@@ -174,6 +252,7 @@ impl GatewayConfig {
             rate_limit_per_sec: number("GATEWAY_RATE_LIMIT_PER_SEC", 50, 1_000_000)? as u32,
             core_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(number("GATEWAY_READ_TIMEOUT_SECS", 10, 300)?),
+            max_connections: number("GATEWAY_MAX_CONNECTIONS", 10_000, 1_000_000)? as usize,
             cors_allowed_origins: CorsOrigins::parse(get("GATEWAY_CORS_ALLOWED_ORIGINS"))?,
             trusted_proxies: crate::client_ip::parse_trusted(
                 &get("GATEWAY_TRUSTED_PROXIES").unwrap_or_default(),
@@ -212,6 +291,42 @@ impl GatewayConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_prints_no_secret() {
+        let secrets = [
+            (
+                "TWILIO_AUTH_TOKEN",
+                "auth-token-one-0123456789,auth-token-two-0123456789",
+            ),
+            (
+                "JWT_HS256_SECRET",
+                "jwt-secret-0123456789abcdef0123456789abcdef",
+            ),
+            (
+                "MEDIA_URL_SECRET",
+                "media-url-secret-0123456789abcdef012345",
+            ),
+        ];
+        let get = |k: &str| {
+            secrets
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+                .or_else(|| (k == "TWILIO_ACCOUNT_SID").then(|| "AC0000000001".to_owned()))
+        };
+        let config = GatewayConfig::from_vars(&get).unwrap();
+        let printed = format!("{config:?}");
+        for word in [
+            "auth-token-one",
+            "auth-token-two",
+            "jwt-secret",
+            "media-url-secret",
+        ] {
+            assert!(!printed.contains(word), "{word} in {printed}");
+        }
+        assert!(printed.contains("AC0000000001") && printed.contains("[REDACTED]"));
+    }
 
     #[test]
     fn cors_origins() {

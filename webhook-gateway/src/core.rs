@@ -145,6 +145,12 @@ impl Core {
         Ok(Some(collect_media(&mut stream).await?))
     }
 
+    /// False once a given service token is in its last hour: the core would soon refuse
+    /// every webhook, so this replica should leave the load balancer now.
+    pub fn token_usable(&self) -> bool {
+        self.token.usable()
+    }
+
     /// True when the core reports SERVING for the whole server.
     pub async fn is_ready(&self) -> bool {
         let mut health = self.health.clone();

@@ -47,7 +47,10 @@ pub async fn serve(
         config.service_token.clone(),
         config.core_timeout,
     )?;
-    let header_timeout = config.read_timeout;
+    let limits = server::Limits {
+        header_timeout: config.read_timeout,
+        max_connections: config.max_connections,
+    };
     let app = router::router(config, core, shutdown.clone());
-    server::run(listener, app, header_timeout, shutdown).await
+    server::run(listener, app, limits, shutdown).await
 }

@@ -112,6 +112,13 @@ pub(crate) async fn limit(
     next: Next,
 ) -> Response {
     if !limit.admits(limit.source(&req)) {
+        // Over the budget, a request whose credentials cannot be good still learns that
+        // its token is the problem (401), not to retry later (429).
+        if matches!(face, Face::Rest)
+            && let Err(refusal) = crate::api::credentials::precheck(&req)
+        {
+            return refusal.into_response();
+        }
         return too_many(face);
     }
     next.run(req).await

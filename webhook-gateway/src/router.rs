@@ -81,6 +81,13 @@ async fn readyz(State((core, shutdown)): State<(Core, CancellationToken)>) -> Re
     if shutdown.is_cancelled() {
         return plain::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
+    if !core.token_usable() {
+        tracing::error!("GATEWAY_SERVICE_TOKEN expires within the hour: renew it and restart");
+        return plain::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service token expires within the hour",
+        );
+    }
     if core.is_ready().await {
         plain::text(StatusCode::OK, "ready")
     } else {

@@ -1,7 +1,10 @@
 //! The accept loop: one HTTP/1 connection task per client, each tracked until it ends
 //! and its end logged; on shutdown, in-flight requests get the drain time to finish.
+//! At most `max_connections` are served at once: past that, connections wait in the
+//! kernel's listen backlog until one ends, so a flood of idle sockets costs the
+//! process neither memory nor file descriptors beyond the bound.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::Router;
 use hyper::{Request, body::Incoming, server::conn::http1, service::service_fn};
@@ -11,6 +14,7 @@ use hyper_util::{
 };
 use tokio::{
     net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore},
     task::{JoinError, JoinSet},
 };
 use tokio_util::sync::CancellationToken;
@@ -21,24 +25,39 @@ use crate::client_ip::Peer;
 /// How long in-flight requests get once shutdown begins.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// Limits of the accept loop.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// How long a client may take to send a request's headers (slowloris).
+    pub header_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
 /// Serves `app` on `listener` until `shutdown` is cancelled, then drains.
-/// `header_timeout` bounds how long a client may take to send a request's headers.
 pub(crate) async fn run(
     listener: TcpListener,
     app: Router,
-    header_timeout: Duration,
+    limits: Limits,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
+        // A free slot first, then a connection: at the limit, nothing is accepted.
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(ended) = connections.join_next() => { report(ended); continue; }
+            slot = slots.clone().acquire_owned() => slot?,
+        };
         tokio::select! {
             () = shutdown.cancelled() => break,
             Some(ended) = connections.join_next() => report(ended),
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let conn = connection(stream, peer, app.clone(), header_timeout, &graceful);
-                    connections.spawn(conn);
+                    let conn = connection(stream, peer, app.clone(), limits.header_timeout, &graceful);
+                    connections.spawn(held(conn, slot));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -50,6 +69,13 @@ pub(crate) async fn run(
     }
     drain(graceful, connections).await;
     Ok(())
+}
+
+/// `conn`, holding its slot until it ends.
+async fn held<F: Future>(conn: F, slot: OwnedSemaphorePermit) -> F::Output {
+    let ended = conn.await;
+    drop(slot);
+    ended
 }
 
 /// One client's connection, watched for the graceful shutdown. Each request carries

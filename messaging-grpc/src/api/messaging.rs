@@ -54,6 +54,8 @@ impl MessagingService for MessagingApi {
             .watch_events(user.user_id, since, self.watch, self.shutdown.clone())
             .await?
             .map(|item| item.map(convert::watch_item).map_err(Status::from));
+        // The token was checked once, at the start: the stream ends when it expires.
+        let stream = super::token_expiry::until_expiry(stream, user.expires_at);
         Ok(Response::new(Box::pin(stream)))
     }
 

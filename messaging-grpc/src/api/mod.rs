@@ -4,6 +4,7 @@ mod admin;
 mod convert;
 mod ingest;
 mod messaging;
+mod token_expiry;
 
 pub use admin::AdminApi;
 pub use ingest::IngestApi;

@@ -7,16 +7,33 @@ use tonic::{Request, Status, service::Interceptor};
 
 use super::{AuthError, Caller, JwtVerifier, Role};
 
+/// Longest bearer token looked at.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
 /// Authenticates every call; `required` rejects callers without that role.
 #[derive(Clone)]
 pub struct AuthInterceptor {
     verifier: Arc<JwtVerifier>,
     required: Option<Role>,
+    /// The gateway's own key (JWT_GATEWAY_PUBLIC_KEY_FILE), on the ingest API only:
+    /// its tokens grant the `gateway` role and nothing else, whatever they claim, so
+    /// the internet-facing gateway holds no key that can mint user or admin tokens.
+    service: Option<Arc<JwtVerifier>>,
 }
 
 impl AuthInterceptor {
     pub fn new(verifier: Arc<JwtVerifier>, required: Option<Role>) -> Self {
-        Self { verifier, required }
+        Self {
+            verifier,
+            required,
+            service: None,
+        }
+    }
+
+    /// Also accepts tokens of the gateway's own key, as the `gateway` role only.
+    pub fn with_service_key(mut self, service: Option<Arc<JwtVerifier>>) -> Self {
+        self.service = service;
+        self
     }
 
     fn authenticate<T>(&self, req: &Request<T>) -> Result<Caller, AuthError> {
@@ -29,7 +46,23 @@ impl AuthInterceptor {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or(AuthError::NotBearer)?;
-        self.verifier.verify(token.trim())
+        let token = token.trim();
+        // Real tokens are a few hundred bytes; a huge one is refused before any parsing.
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TooLarge);
+        }
+        match (self.verifier.verify(token), &self.service) {
+            (Ok(caller), _) => Ok(caller),
+            (Err(first), Some(service)) => service
+                .verify(token)
+                .map(|caller| Caller {
+                    roles: vec![Role::Gateway],
+                    ..caller
+                })
+                // A token neither key accepts: the main key's reason is the useful one.
+                .map_err(|_| first),
+            (Err(e), None) => Err(e),
+        }
     }
 }
 

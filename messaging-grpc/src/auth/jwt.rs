@@ -20,6 +20,7 @@ const MAX_SUB_LEN: usize = 128;
 #[derive(Debug, Deserialize)]
 struct VerifiedClaims {
     sub: Option<String>,
+    exp: Option<u64>,
     #[serde(default)]
     roles: Vec<String>,
 }
@@ -63,6 +64,8 @@ pub enum AuthError {
     BadSubject,
     #[error("token is malformed")]
     Malformed,
+    #[error("token is too large (at most 8192 bytes)")]
+    TooLarge,
 }
 
 /// Key material tokens are verified with. Exactly one algorithm is accepted.
@@ -150,6 +153,10 @@ impl JwtVerifier {
         Ok(Caller {
             user_id: sub,
             roles,
+            // Required and validated above; absent only if the validator changes.
+            expires_at: claims
+                .exp
+                .ok_or_else(|| AuthError::MissingClaim("exp".into()))?,
         })
     }
 }

@@ -38,6 +38,8 @@ pub struct Caller {
     /// JWT `sub`: the CommPro user id every query is scoped to.
     pub user_id: String,
     pub roles: Vec<Role>,
+    /// The token's `exp` (Unix seconds): long-lived calls (WatchEvents) end then.
+    pub expires_at: u64,
 }
 
 impl Caller {

@@ -96,6 +96,20 @@ async fn start_gateway_metrics(
 
 pub async fn serve() -> anyhow::Result<()> {
     let config = Config::from_env(Mode::Serve)?;
+    if config.uses_shared_jwt_secret() {
+        // Loud on purpose: every holder of the secret, the internet-facing gateway
+        // included, can mint an admin token for anyone.
+        tracing::warn!(
+            "JWT_HS256_SECRET is set: tokens are checked with a shared secret, so anything \
+             holding it (the webhook gateway too) can mint admin tokens. In production set \
+             JWT_PUBLIC_KEY_FILE (the auth service's public key) and give the gateway \
+             GATEWAY_SERVICE_KEY_FILE or GATEWAY_SERVICE_TOKEN instead (README: Security)"
+        );
+        eprintln!(
+            "WARNING: JWT_HS256_SECRET in production lets the gateway mint admin tokens; \
+             use JWT_PUBLIC_KEY_FILE (README: Security)"
+        );
+    }
     // SQLite is one process: refuse to start on a file another process serves.
     let _sqlite_lock = crate::store::process_lock::lock_sqlite(&config.database_url)?;
     let listener = bind("MESSAGING_GRPC_ADDR", config.grpc_addr).await?;

@@ -11,9 +11,11 @@ use secrecy::{ExposeSecret, SecretBox};
 
 mod delivery;
 mod media;
+mod redacted;
 mod schedule;
 
 pub use delivery::{EventSettings, ProviderConfig, TwilioCredentials};
+pub use redacted::{REDACTED, url_without_password};
 
 use crate::{
     auth::{JwtVerifier, VerifierKey},
@@ -51,6 +53,9 @@ pub struct Config {
     pub cipher: Algorithm,
     pub key_cache_size: NonZeroUsize,
     pub jwt_key: JwtKeyConfig,
+    /// The gateway's own public key (JWT_GATEWAY_PUBLIC_KEY_FILE): tokens it signs are
+    /// accepted on MessagingIngest only, as the `gateway` role only.
+    pub jwt_gateway_key: Option<JwtKeyConfig>,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub sms_provider: ProviderConfig,
@@ -181,27 +186,10 @@ impl Config {
             (Some(secret), None, _) => {
                 JwtKeyConfig::Hs256(SecretBox::new(Box::new(secret.into_bytes())))
             }
-            (None, Some(path), _) => {
-                let algorithm = match get("JWT_ALGORITHM").as_deref().unwrap_or("RS256") {
-                    "RS256" => JwtAlgorithm::RS256,
-                    "RS384" => JwtAlgorithm::RS384,
-                    "RS512" => JwtAlgorithm::RS512,
-                    "PS256" => JwtAlgorithm::PS256,
-                    "ES256" => JwtAlgorithm::ES256,
-                    "ES384" => JwtAlgorithm::ES384,
-                    "EdDSA" => JwtAlgorithm::EdDSA,
-                    _ => {
-                        return Err(err(
-                            "JWT_ALGORITHM",
-                            "must be one of RS256 RS384 RS512 PS256 ES256 ES384 EdDSA",
-                        ));
-                    }
-                };
-                JwtKeyConfig::PublicKeyFile {
-                    path: path.into(),
-                    algorithm,
-                }
-            }
+            (None, Some(path), _) => JwtKeyConfig::PublicKeyFile {
+                path: path.into(),
+                algorithm: public_key_algorithm(&get, "JWT_ALGORITHM", "RS256")?,
+            },
             (None, None, Mode::Dev) => {
                 JwtKeyConfig::Hs256(dev.jwt_secret().map_err(|e| err("JWT_HS256_SECRET", e))?)
             }
@@ -211,6 +199,14 @@ impl Config {
                     "is required (or JWT_HS256_SECRET for a shared secret)",
                 ));
             }
+        };
+
+        let jwt_gateway_key = match get("JWT_GATEWAY_PUBLIC_KEY_FILE") {
+            None => None,
+            Some(path) => Some(JwtKeyConfig::PublicKeyFile {
+                path: path.into(),
+                algorithm: public_key_algorithm(&get, "JWT_GATEWAY_ALGORITHM", "EdDSA")?,
+            }),
         };
 
         let sms_provider = delivery::provider(&get)?;
@@ -239,6 +235,7 @@ impl Config {
                 .unwrap_or_default(),
             key_cache_size,
             jwt_key,
+            jwt_gateway_key,
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "commpro-auth".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "commpro-messaging".into()),
             sms_provider,
@@ -273,27 +270,73 @@ impl Config {
         }
         // Fail now, not on the first request, if the JWT key is unusable.
         self.jwt_verifier()?;
+        self.jwt_gateway_verifier()?;
         Ok(())
+    }
+
+    /// Whether user and admin tokens are checked with a shared secret: whoever holds
+    /// it (every service that mints tokens, and the gateway) can mint an admin token.
+    pub fn uses_shared_jwt_secret(&self) -> bool {
+        matches!(self.jwt_key, JwtKeyConfig::Hs256(_))
+    }
+
+    /// The verifier of the gateway's self-minted tokens: its public key, issuer and
+    /// subject `webhook-gateway`, our audience.
+    pub fn jwt_gateway_verifier(&self) -> Result<Option<JwtVerifier>, ConfigError> {
+        let Some(key) = &self.jwt_gateway_key else {
+            return Ok(None);
+        };
+        let key = verifier_key(key, "JWT_GATEWAY_PUBLIC_KEY_FILE")?;
+        JwtVerifier::new(key, GATEWAY_TOKEN_ISSUER, &self.jwt_audience)
+            .map(Some)
+            .map_err(|e| err("JWT_GATEWAY_PUBLIC_KEY_FILE", e))
     }
 
     /// The verifier for incoming tokens.
     pub fn jwt_verifier(&self) -> Result<JwtVerifier, ConfigError> {
-        let key = match &self.jwt_key {
-            JwtKeyConfig::Hs256(secret) => VerifierKey::Hs256(secret.expose_secret().clone()),
-            JwtKeyConfig::PublicKeyFile { path, algorithm } => VerifierKey::PublicPem {
-                pem: std::fs::read(path).map_err(|e| {
-                    err(
-                        "JWT_PUBLIC_KEY_FILE",
-                        format!("reading {}: {e}", path.display()),
-                    )
-                })?,
-                algorithm: *algorithm,
-            },
-        };
         let var = match self.jwt_key {
             JwtKeyConfig::Hs256(_) => "JWT_HS256_SECRET",
             JwtKeyConfig::PublicKeyFile { .. } => "JWT_PUBLIC_KEY_FILE",
         };
+        let key = verifier_key(&self.jwt_key, var)?;
         JwtVerifier::new(key, &self.jwt_issuer, &self.jwt_audience).map_err(|e| err(var, e))
     }
+}
+
+/// The `iss` of the tokens the gateway mints with its own private key.
+pub const GATEWAY_TOKEN_ISSUER: &str = "webhook-gateway";
+
+/// A public-key algorithm named in `var`.
+fn public_key_algorithm(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: &str,
+) -> Result<JwtAlgorithm, ConfigError> {
+    Ok(match get(var).as_deref().unwrap_or(default) {
+        "RS256" => JwtAlgorithm::RS256,
+        "RS384" => JwtAlgorithm::RS384,
+        "RS512" => JwtAlgorithm::RS512,
+        "PS256" => JwtAlgorithm::PS256,
+        "ES256" => JwtAlgorithm::ES256,
+        "ES384" => JwtAlgorithm::ES384,
+        "EdDSA" => JwtAlgorithm::EdDSA,
+        _ => {
+            return Err(err(
+                var,
+                "must be one of RS256 RS384 RS512 PS256 ES256 ES384 EdDSA",
+            ));
+        }
+    })
+}
+
+/// The key material of `key`, reading a PEM file (named by `var` in errors).
+fn verifier_key(key: &JwtKeyConfig, var: &'static str) -> Result<VerifierKey, ConfigError> {
+    Ok(match key {
+        JwtKeyConfig::Hs256(secret) => VerifierKey::Hs256(secret.expose_secret().clone()),
+        JwtKeyConfig::PublicKeyFile { path, algorithm } => VerifierKey::PublicPem {
+            pem: std::fs::read(path)
+                .map_err(|e| err(var, format!("reading {}: {e}", path.display())))?,
+            algorithm: *algorithm,
+        },
+    })
 }

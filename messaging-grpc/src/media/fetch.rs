@@ -5,7 +5,10 @@
 //!   link-local addresses unless that exact host was allowed on purpose (so a
 //!   wildcard name pointing at 169.254.169.254 is refused);
 //! - a size cap enforced while streaming, and one deadline for the whole download, so
-//!   a slow drip ends instead of holding a worker forever.
+//!   a slow drip ends instead of holding a worker forever;
+//! - no proxy from the environment (`HTTPS_PROXY` would make the proxy resolve the
+//!   name, bypassing our resolver's check), and Twilio's Basic credentials only over
+//!   https (plain http only to a loopback host allowed by exact name, for local runs).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -20,6 +23,8 @@ use reqwest::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
+pub use super::addresses::is_internal;
+
 /// One allow-list entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostRule {
@@ -32,7 +37,13 @@ pub enum HostRule {
 impl HostRule {
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim().to_ascii_lowercase();
-        if s.is_empty() || s.contains('/') || s.contains(':') && !s.starts_with('[') {
+        // An IPv6 literal, bracketed or not, is kept in the form URLs are compared in
+        // (`::1`), so `[::1]` matches `http://[::1]:8080/`.
+        let bare = s.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Ok(Self::Exact(ip.to_string()));
+        }
+        if s.is_empty() || s.contains(['/', ':', '[', ']']) {
             return Err(format!("`{s}` is not a host name"));
         }
         Ok(match s.strip_prefix("*.") {
@@ -73,11 +84,7 @@ fn host_allowed(rules: &[HostRule], url: &Url) -> Result<(), String> {
     if !matches!(url.scheme(), "https" | "http") {
         return Err(format!("scheme {} is not allowed", url.scheme()));
     }
-    let host = url
-        .host_str()
-        .ok_or("URL without a host")?
-        .trim_matches(['[', ']'])
-        .to_ascii_lowercase();
+    let host = url_host(url)?;
     if !rules.iter().any(|r| r.matches(&host)) {
         return Err(format!("host {host} is not in MEDIA_FETCH_ALLOWED_HOSTS"));
     }
@@ -88,31 +95,28 @@ fn host_allowed(rules: &[HostRule], url: &Url) -> Result<(), String> {
     Ok(())
 }
 
-/// Private, loopback, link-local and other non-public addresses.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || (o[0] == 100 && (64..128).contains(&o[1])) // carrier-grade NAT
-                || o[0] == 0
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
-            }
-            let seg = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (seg & 0xfe00) == 0xfc00
-                || (seg & 0xffc0) == 0xfe80
-        }
+/// The URL's host as allow-list entries hold it: lower-case names, addresses in their
+/// canonical form without brackets.
+fn url_host(url: &Url) -> Result<String, String> {
+    Ok(match url.host().ok_or("URL without a host")? {
+        url::Host::Domain(d) => d.to_ascii_lowercase(),
+        url::Host::Ipv4(ip) => ip.to_string(),
+        url::Host::Ipv6(ip) => ip.to_string(),
+    })
+}
+
+/// Twilio's credentials never go over plain http, except to this machine when it was
+/// allowed by exact name (the local stack and tests serve media on loopback).
+fn credentials_allowed(rules: &[HostRule], url: &Url) -> Result<(), String> {
+    if url.scheme() == "https" {
+        return Ok(());
     }
+    let host = url_host(url)?;
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback && rules.contains(&HostRule::Exact(host)) {
+        return Ok(());
+    }
+    Err("http:// media URLs are refused: Twilio credentials are only sent over https".into())
 }
 
 /// Resolves names, refusing internal addresses unless the exact name was allowed.
@@ -164,6 +168,8 @@ impl Fetcher {
             .dns_resolver(Arc::new(GuardedResolver {
                 rules: rules.clone(),
             }))
+            // A proxy would resolve the name itself, past the resolver's check.
+            .no_proxy()
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
             .build()
@@ -180,10 +186,7 @@ impl Fetcher {
     pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, FetchError> {
         let parsed = Url::parse(url).map_err(|e| FetchError::Refused(format!("not a URL: {e}")))?;
         host_allowed(&self.rules, &parsed).map_err(FetchError::Refused)?;
-        let mut req = self.client.get(parsed);
-        if let Some((user, pass)) = &self.auth {
-            req = req.basic_auth(user, Some(pass.expose_secret()));
-        }
+        let req = self.authorized(self.client.get(parsed.clone()), &parsed)?;
         let mut resp = req.send().await.map_err(classify)?;
         let status = resp.status();
         if !status.is_success() {
@@ -216,14 +219,24 @@ impl Fetcher {
         Ok(body)
     }
 
+    /// `req` with the Basic credentials, when there are any and `url` may carry them.
+    fn authorized(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &Url,
+    ) -> Result<reqwest::RequestBuilder, FetchError> {
+        let Some((user, pass)) = &self.auth else {
+            return Ok(req);
+        };
+        credentials_allowed(&self.rules, url).map_err(FetchError::Refused)?;
+        Ok(req.basic_auth(user, Some(pass.expose_secret())))
+    }
+
     /// Best-effort DELETE of the provider's copy (MEDIA_DELETE_AFTER_COPY).
     pub async fn delete(&self, url: &str) -> Result<(), FetchError> {
         let parsed = Url::parse(url).map_err(|e| FetchError::Refused(e.to_string()))?;
         host_allowed(&self.rules, &parsed).map_err(FetchError::Refused)?;
-        let mut req = self.client.delete(parsed);
-        if let Some((user, pass)) = &self.auth {
-            req = req.basic_auth(user, Some(pass.expose_secret()));
-        }
+        let req = self.authorized(self.client.delete(parsed.clone()), &parsed)?;
         let resp = req.send().await.map_err(classify)?;
         if resp.status().is_success() {
             Ok(())
@@ -276,24 +289,122 @@ mod tests {
     }
 
     #[test]
-    fn internal_addresses() {
-        for ip in [
+    fn ipv6_allow_list_entries_match_urls() {
+        for entry in ["[::1]", "::1", "[0:0:0:0:0:0:0:1]"] {
+            let r = rules(&[entry]);
+            assert_eq!(r, [HostRule::Exact("::1".into())], "{entry}");
+            let ok = |u: &str| host_allowed(&r, &Url::parse(u).unwrap()).is_ok();
+            assert!(ok("http://[::1]:8080/a.png"), "{entry}");
+            assert!(!ok("http://[::2]:8080/a.png"), "{entry}");
+        }
+        assert!(HostRule::parse("[not-an-address]").is_err());
+        assert!(HostRule::parse("host:80").is_err());
+    }
+
+    #[test]
+    fn credentials_only_over_https_or_to_an_allowed_loopback_host() {
+        let r = rules(&[
+            "api.twilio.com",
             "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+            "[::1]",
+            "localhost",
+            "10.0.0.5",
+        ]);
+        let ok = |u: &str| credentials_allowed(&r, &Url::parse(u).unwrap()).is_ok();
+        assert!(ok("https://api.twilio.com/x"));
+        assert!(!ok("http://api.twilio.com/x"), "plain http to Twilio");
+        assert!(ok("http://127.0.0.1:3999/x"));
+        assert!(ok("http://[::1]:3999/x"));
+        assert!(ok("http://localhost:3999/x"));
+        assert!(!ok("http://10.0.0.5/x"), "allowed but not loopback");
+        assert!(
+            !ok("http://127.0.0.2/x"),
+            "loopback but not allowed by name"
+        );
+    }
+
+    #[tokio::test]
+    async fn plain_http_with_credentials_is_refused_before_any_request() {
+        let fetcher = Fetcher::new(
+            rules(&["api.twilio.com"]),
+            Some(("AC1".into(), SecretString::from("secret"))),
+            1024,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let err = fetcher
+            .fetch("http://api.twilio.com/x.jpg")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, FetchError::Refused(ref why) if why.contains("https")),
+            "{err}"
+        );
+    }
+
+    /// The proxy variables would send the request to the proxy, which resolves the name
+    /// itself: the resolver's check never runs. The variables cannot be set in this
+    /// process (they are global, and `unsafe` to set), so the test runs itself again
+    /// as a child process with them set and checks the child never used the proxy.
+    #[test]
+    fn proxy_variables_are_ignored() {
+        const CHILD: &str = "MEDIA_FETCH_PROXY_TEST_URL";
+        if let Ok(url) = std::env::var(CHILD) {
+            let fetched = tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let fetcher =
+                    Fetcher::new(rules(&["127.0.0.1"]), None, 1024, Duration::from_secs(5))
+                        .unwrap();
+                fetcher.fetch(&url).await
+            });
+            assert_eq!(fetched.unwrap(), b"direct");
+            return;
         }
-        for ip in ["8.8.8.8", "54.172.60.1", "2600:1f18::1"] {
-            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
-        }
+        use std::{
+            io::{Read, Write},
+            net::TcpListener,
+            sync::atomic::{AtomicUsize, Ordering},
+        };
+        // The "proxy" counts connections and answers nothing useful.
+        let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy_addr = proxy.local_addr().unwrap();
+        let proxied = Arc::new(AtomicUsize::new(0));
+        let count = proxied.clone();
+        std::thread::spawn(move || {
+            for conn in proxy.incoming().flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        // The media server answers one request directly.
+        let media = TcpListener::bind("127.0.0.1:0").unwrap();
+        let media_addr = media.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut conn in media.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\ndirect",
+                );
+            }
+        });
+        let proxy_url = format!("http://{proxy_addr}");
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "media::fetch::tests::proxy_variables_are_ignored",
+                "--nocapture",
+            ])
+            .env(CHILD, format!("http://{media_addr}/a.png"))
+            .env("HTTP_PROXY", &proxy_url)
+            .env("HTTPS_PROXY", &proxy_url)
+            .env("ALL_PROXY", &proxy_url)
+            .env("http_proxy", &proxy_url)
+            .env("https_proxy", &proxy_url)
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .status()
+            .unwrap();
+        assert!(status.success(), "the child's fetch failed");
+        assert_eq!(proxied.load(Ordering::SeqCst), 0, "the proxy was used");
     }
 }

@@ -325,9 +325,12 @@ impl TestServer {
     }
 
     pub fn token(&self, user: &str) -> String {
-        self.issuer
-            .issue(user, &[], Duration::from_secs(600))
-            .unwrap()
+        self.token_for(user, Duration::from_secs(600))
+    }
+
+    /// A token for `user` valid for `ttl`.
+    pub fn token_for(&self, user: &str, ttl: Duration) -> String {
+        self.issuer.issue(user, &[], ttl).unwrap()
     }
 
     pub fn admin_token(&self) -> String {

@@ -26,8 +26,8 @@ use super::{
     operation_id = "listBlockedNumbers",
     tag = "blocked numbers",
     params(
-        ("pageSize" = Option<u32>, Query, description = "Default 50, at most 200"),
-        ("pageToken" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
+        ("pageSize" = Option<u32>, Query, description = "Absent or 0: 50; larger than 200 is served as 200"),
+        ("pageToken" = Option<String>, Query, max_length = 512, pattern = "^[A-Za-z0-9_-]*$", description = "Opaque: the `nextPageToken` of the previous page of this same listing (anything else is a 400 naming `pageToken`); absent or empty: the first page"),
     ),
     responses(
         (status = 200, description = "One page of blocked numbers", body = BlockedNumberPage),

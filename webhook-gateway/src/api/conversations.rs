@@ -30,8 +30,8 @@ use super::{
     tag = "conversations",
     params(
         ("archived" = Option<bool>, Query, description = "true: the archived conversations"),
-        ("pageSize" = Option<u32>, Query, description = "Default 20, at most 100"),
-        ("pageToken" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
+        ("pageSize" = Option<u32>, Query, description = "Absent or 0: 20; larger than 100 is served as 100"),
+        ("pageToken" = Option<String>, Query, max_length = 512, pattern = "^[A-Za-z0-9_-]*$", description = "Opaque: the `nextPageToken` of the previous page of this same listing (anything else is a 400 naming `pageToken`); absent or empty: the first page"),
     ),
     responses(
         (status = 200, description = "One page of conversations", body = ConversationPage),
@@ -67,8 +67,8 @@ pub async fn list(
     tag = "conversations",
     params(
         ("contactId" = String, Path, description = "The contact's id (`contactId` of a conversation or message)"),
-        ("pageSize" = Option<u32>, Query, description = "Default 50, at most 200"),
-        ("pageToken" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
+        ("pageSize" = Option<u32>, Query, description = "Absent or 0: 50; larger than 200 is served as 200"),
+        ("pageToken" = Option<String>, Query, max_length = 512, pattern = "^[A-Za-z0-9_-]*$", description = "Opaque: the `nextPageToken` of the previous page of this same listing (anything else is a 400 naming `pageToken`); absent or empty: the first page"),
     ),
     responses(
         (status = 200, description = "One page of messages", body = ConversationMessages),

@@ -25,7 +25,12 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::error::GatewayError;
 
-use super::{Api, error::ErrorBody, extract::CallerContext, json::Event};
+use super::{
+    Api,
+    error::ErrorBody,
+    extract::CallerContext,
+    json::{Event, SseEnvelope},
+};
 
 /// The caller's events, live, as `text/event-stream`.
 ///
@@ -43,10 +48,10 @@ use super::{Api, error::ErrorBody, extract::CallerContext, json::Event};
     tag = "events",
     params(
         ("sinceCursor" = Option<u64>, Query, description = "The last cursor seen; absent: from now on"),
-        ("Last-Event-ID" = Option<u64>, Header, description = "Same as `sinceCursor` (sent by SSE clients when they reconnect)"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "The last cursor seen, as SSE clients send it when they reconnect; wins over `sinceCursor`"),
     ),
     responses(
-        (status = 200, description = "A stream of events; `data` of each is an `Event`", content_type = "text/event-stream", body = Event),
+        (status = 200, description = "A stream of events; `data` of each is an `Event`", content_type = "text/event-stream", body = SseEnvelope),
         (status = 400, description = "The cursor is invalid, or `out_of_range`: older than the retention or ahead of the latest event", body = ErrorBody),
     ),
 )]
@@ -113,27 +118,29 @@ impl<S: Stream + Unpin> Stream for UntilShutdown<S> {
     }
 }
 
-/// `sinceCursor` from the query, else `Last-Event-ID`; both must be whole numbers.
+/// The cursor to resume after: `Last-Event-ID` when present (an SSE client that
+/// reconnects sends it with the URL it first used, so it is the newer of the two), else
+/// `sinceCursor`. Each one given must be a whole number, even the one not used.
 fn since_cursor(query: Option<&str>, headers: &HeaderMap) -> Result<Option<u64>, GatewayError> {
-    let from_query = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+    let parse = |field: &'static str, raw: Option<&str>| {
+        raw.map(|v| {
+            v.trim().parse::<u64>().map_err(|_| {
+                GatewayError::invalid(field, "must be a whole number (an event cursor)")
+            })
+        })
+        .transpose()
+    };
+    let query_value = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "sinceCursor")
         .map(|(_, v)| v.into_owned());
-    let (field, raw) = match from_query {
-        Some(v) => ("sinceCursor", Some(v)),
-        None => (
-            "Last-Event-ID",
-            headers
-                .get("last-event-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-        ),
+    let from_query = parse("sinceCursor", query_value.as_deref())?;
+    let header_value = match headers.get("last-event-id").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => Some("not text"),
     };
-    raw.map(|v| {
-        v.trim()
-            .parse::<u64>()
-            .map_err(|_| GatewayError::invalid(field, "must be a whole number (an event cursor)"))
-    })
-    .transpose()
+    let from_header = parse("Last-Event-ID", header_value)?;
+    Ok(from_header.or(from_query))
 }
 
 #[cfg(test)]
@@ -147,7 +154,12 @@ mod tests {
         assert_eq!(since_cursor(None, &h).unwrap(), None);
         h.insert("last-event-id", HeaderValue::from_static("41"));
         assert_eq!(since_cursor(None, &h).unwrap(), Some(41));
-        assert_eq!(since_cursor(Some("sinceCursor=7"), &h).unwrap(), Some(7));
+        // A reconnecting SSE client keeps its URL and adds the newer Last-Event-ID.
+        assert_eq!(since_cursor(Some("sinceCursor=7"), &h).unwrap(), Some(41));
+        assert_eq!(
+            since_cursor(Some("sinceCursor=7"), &HeaderMap::new()).unwrap(),
+            Some(7)
+        );
         let e = since_cursor(Some("sinceCursor=x"), &h)
             .unwrap_err()
             .into_body();

@@ -149,6 +149,13 @@ pub fn json<T: DeserializeOwned + Default>(
     if body.iter().all(u8::is_ascii_whitespace) && optional {
         return Ok(T::default());
     }
+    // An optional body may also be JSON `null` (the document says it is nullable).
+    if optional
+        && body.trim_ascii() == b"null"
+        && content_type(headers).is_some_and(|ct| is_json(&ct))
+    {
+        return Ok(T::default());
+    }
     match content_type(headers) {
         Some(ct) if is_json(&ct) => {}
         Some(ct) => {
@@ -180,6 +187,16 @@ pub fn json<T: DeserializeOwned + Default>(
         let path = e.path().to_string();
         let inner = e.into_inner();
         let reason = inner.to_string();
+        // `"\ud800"` is well-formed JSON but not text: name the field it is in.
+        if (reason.contains("surrogate") || reason.contains("hex escape"))
+            && !path.is_empty()
+            && path != "."
+        {
+            return GatewayError::invalid(
+                path,
+                "must be valid Unicode text (it holds a lone surrogate escape)",
+            );
+        }
         if inner.is_syntax() || inner.is_eof() {
             return GatewayError::bad_request(format!("the body is not valid JSON: {reason}"));
         }

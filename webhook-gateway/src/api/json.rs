@@ -18,17 +18,33 @@ use crate::error::GatewayError;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SendSmsBody {
-    /// One of the caller's numbers (E.164).
-    #[schema(required = true, example = "+33123456789")]
+    /// One of the caller's numbers: E.164, or a 5-6 digit short code.
+    #[schema(
+        required = true,
+        example = "+33123456789",
+        pattern = r"^(\+[1-9][0-9]{6,14}|[0-9]{5,6})$"
+    )]
     pub from: String,
-    /// The recipient (E.164).
-    #[schema(required = true, example = "+33987654321")]
+    /// The recipient (E.164: `+`, then 7 to 15 digits, not starting with 0); not `from`.
+    #[schema(
+        required = true,
+        example = "+33987654321",
+        pattern = r"^\+[1-9][0-9]{6,14}$"
+    )]
     pub to: String,
-    /// 1 to 1600 characters.
-    #[schema(required = true, example = "Hello from CommPro!")]
+    /// 1 to 1600 characters, without NUL.
+    #[schema(
+        required = true,
+        example = "Hello from CommPro!",
+        min_length = 1,
+        max_length = 1600,
+        pattern = r"^[^\u0000]*$"
+    )]
     pub body: String,
     /// Retrying with the same key returns the first message instead of sending twice
-    /// (up to 128 characters; also accepted as an `Idempotency-Key` header).
+    /// (up to 128 characters, no control characters; also accepted as an
+    /// `Idempotency-Key` header).
+    #[schema(max_length = 128, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub idempotency_key: Option<String>,
     /// Send at this time instead of now (RFC 3339, 1 minute to 35 days ahead): the
     /// message is `scheduled` until then.
@@ -40,21 +56,53 @@ pub struct SendSmsBody {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SendMmsBody {
-    #[schema(required = true, example = "+33123456789")]
+    /// As for `/api/messages/send`.
+    #[schema(
+        required = true,
+        example = "+33123456789",
+        pattern = r"^(\+[1-9][0-9]{6,14}|[0-9]{5,6})$"
+    )]
     pub from: String,
-    #[schema(required = true, example = "+33987654321")]
+    /// As for `/api/messages/send`.
+    #[schema(
+        required = true,
+        example = "+33987654321",
+        pattern = r"^\+[1-9][0-9]{6,14}$"
+    )]
     pub to: String,
-    /// Optional for MMS; at most 1600 characters.
+    /// Optional for MMS; at most 1600 characters, without NUL.
+    #[schema(max_length = 1600, pattern = r"^[^\u0000]*$")]
     pub body: String,
-    /// https URLs Twilio downloads itself.
-    pub media_urls: Vec<String>,
-    /// Ids returned by `POST /api/media`.
-    pub media_ids: Vec<String>,
+    /// https URLs Twilio downloads itself (at most 2048 characters each).
+    #[schema(max_items = 10, inline)]
+    pub media_urls: Vec<MediaUrl>,
+    /// Ids returned by `POST /api/media`. With `mediaUrls`: 1 to 10 media in all.
+    #[schema(max_items = 10, inline)]
+    pub media_ids: Vec<MediaId>,
+    /// As for `/api/messages/send`.
+    #[schema(max_length = 128, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub idempotency_key: Option<String>,
     /// As for `/api/messages/send`.
     #[schema(format = DateTime, example = "2026-11-26T18:30:00Z")]
     pub send_at: Option<String>,
 }
+
+/// An https URL of a media item (the host's last label starts with a letter).
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(
+    value_type = String,
+    max_length = 2048,
+    pattern = r"^https://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[0-9]{1,4})?(/[!-~]*)?$",
+    example = "https://example.com/picture.jpg"
+)]
+pub struct MediaUrl(pub String);
+
+/// The id of an uploaded media item.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, min_length = 1, max_length = 64, example = "0193a0c4-7d1e-7f38-9b1a-5d2f0e4c8a11")]
+pub struct MediaId(pub String);
 
 /// How far to mark a conversation read; the body is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -86,9 +134,26 @@ pub struct BlockBody {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ContactNameBody {
-    /// Up to 100 characters; empty or null removes the name.
-    #[schema(required = true, example = "Bob (plumber)")]
+    /// Up to 100 characters, no control characters; absent, empty or null removes the
+    /// name.
+    #[schema(
+        example = "Bob (plumber)",
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
+}
+
+/// One Server-Sent Event as it appears on `GET /api/events`: `data` is an `Event` as
+/// JSON text (`#/components/schemas/Event`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SseEnvelope {
+    /// The event's cursor: resume after it with `Last-Event-ID`.
+    pub id: String,
+    /// The event's kind (`keepalive`, `message_received`, …).
+    pub event: String,
+    /// The `Event`, as JSON.
+    pub data: String,
 }
 
 // ---- responses ----

@@ -90,8 +90,8 @@ pub async fn send_mms(
         from: req.from,
         to: req.to,
         body: req.body,
-        media_ids: req.media_ids,
-        media_urls: req.media_urls,
+        media_ids: req.media_ids.into_iter().map(|m| m.0).collect(),
+        media_urls: req.media_urls.into_iter().map(|m| m.0).collect(),
         idempotency_key: extract::idempotency_key(&headers, req.idempotency_key)?,
     };
     let (mut client, call) = api.core.messaging(msg, &ctx.authorization, &ctx.trace);

@@ -6,6 +6,7 @@
 mod blocked;
 mod contacts;
 mod conversations;
+pub(crate) mod credentials;
 mod error;
 mod events;
 mod extract;
@@ -102,6 +103,8 @@ Every call needs `Authorization: Bearer <JWT>`; a caller only ever sees their ow
 Errors are `{error, code, field?}`.",
     ),
     modifiers(&BearerAuth),
+    // The `data` of every SSE event; named by `SseEnvelope` rather than referenced.
+    components(schemas(json::Event)),
     tags(
         (name = "messages", description = "Sending (now or scheduled), canceling, searching, deleting, and marking one message read"),
         (name = "conversations", description = "Conversations: read state, archive, mute, delete"),
@@ -214,19 +217,80 @@ fn routes() -> OpenApiRouter<Arc<Api>> {
 }
 
 /// The routes and their finished OpenAPI document.
-fn routes_and_document() -> (Router<Arc<Api>>, openapi::OpenApi) {
+fn routes_and_document() -> (Router<Arc<Api>>, serde_json::Value) {
     let (router, mut doc) = routes().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     // utoipa fills an empty license from Cargo.toml; say nothing instead.
     doc.info.license = None;
     add_common_errors(&mut doc);
-    (router, doc)
+    (router, with_cross_field_rules(doc))
+}
+
+/// Rules over several fields, which the derived schemas cannot say: an MMS carries at
+/// least one media item, from `mediaIds` or `mediaUrls`.
+fn with_cross_field_rules(doc: openapi::OpenApi) -> serde_json::Value {
+    let mut value = serde_json::to_value(&doc).unwrap_or_default();
+    let schemas = &mut value["components"]["schemas"];
+    if let Some(mms) = schemas.get_mut("SendMmsBody") {
+        let one_of = |field: &str| {
+            serde_json::json!({
+                "required": [field],
+                "properties": {field: {"type": "array", "minItems": 1}},
+            })
+        };
+        let object = mms.take();
+        *mms = serde_json::json!({
+            "allOf": [object, {"anyOf": [one_of("mediaIds"), one_of("mediaUrls")]}],
+            "description": "An MMS to queue: 1 to 10 media (`mediaIds` and `mediaUrls` together), 5 MB in all.",
+        });
+    }
+    // Blocking takes what inbound messages come from: E.164, a short code or an
+    // alphanumeric sender id (1-11 letters, digits and spaces, at least one letter).
+    let sender = serde_json::json!({
+        "type": "string",
+        "example": "+14155550100",
+        "anyOf": [
+            {"pattern": "^\\+[1-9][0-9]{6,14}$"},
+            {"pattern": "^[0-9]{3,8}$"},
+            {"pattern": "^[A-Za-z0-9 ]*[A-Za-z][A-Za-z0-9 ]*$", "minLength": 1, "maxLength": 11},
+        ],
+    });
+    if let Some(number) =
+        value["components"]["schemas"]["BlockBody"]["properties"].get_mut("number")
+    {
+        *number = sender.clone();
+    }
+    if let Some(params) =
+        value["paths"]["/api/blocked-numbers/{number}"]["delete"]["parameters"].as_array_mut()
+    {
+        for p in params.iter_mut().filter(|p| p["name"] == "number") {
+            p["schema"] = sender.clone();
+        }
+    }
+    // Page sizes are what the handlers parse, any u32 (larger than a listing's maximum is
+    // served as its maximum), not the int32 utoipa derives for `u32`.
+    if let Some(paths) = value["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(|p| p.as_object_mut())
+            .flat_map(|p| p.values_mut())
+        {
+            let params = op.get_mut("parameters").and_then(|p| p.as_array_mut());
+            for p in params.into_iter().flatten() {
+                if p["name"] == "pageSize" {
+                    p["schema"] =
+                        serde_json::json!({"type": "integer", "minimum": 0, "maximum": u32::MAX});
+                }
+            }
+        }
+    }
+    value
 }
 
 /// The API's router, with its OpenAPI document at `/api/openapi.json`.
 pub fn router(api: Arc<Api>, cors: &CorsOrigins) -> Router {
     let (router, doc) = routes_and_document();
-    let document = Bytes::from(doc.to_pretty_json().unwrap_or_default());
+    let document = Bytes::from(serde_json::to_vec_pretty(&doc).unwrap_or_default());
     let router = router
         .route(
             "/api/openapi.json",
@@ -308,7 +372,7 @@ mod tests {
     /// The document as served, without a server (the integration tests check it
     /// against a running one).
     pub(crate) fn document() -> serde_json::Value {
-        serde_json::to_value(routes_and_document().1).unwrap()
+        routes_and_document().1
     }
 
     #[test]
@@ -331,5 +395,34 @@ mod tests {
         );
         assert_eq!(op["operationId"], "sendSms");
         assert!(doc["info"].get("license").is_none());
+    }
+
+    #[test]
+    fn the_document_says_what_the_server_accepts() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        let mms = &schemas["SendMmsBody"];
+        assert_eq!(
+            mms["allOf"][1]["anyOf"][0]["properties"]["mediaIds"]["minItems"], 1,
+            "{mms:#}"
+        );
+        assert_eq!(
+            schemas["SendSmsBody"]["properties"]["to"]["pattern"],
+            r"^\+[1-9][0-9]{6,14}$"
+        );
+        let list = &doc["paths"]["/api/messages/conversations"]["get"]["parameters"];
+        let size = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "pageSize")
+            .unwrap();
+        assert_eq!(size["schema"]["maximum"], 4_294_967_295u64, "{size:#}");
+        // Operations without parameters keep none (not a null list).
+        assert!(
+            doc["paths"]["/api/blocked-numbers"]["post"]
+                .get("parameters")
+                .is_none()
+        );
     }
 }

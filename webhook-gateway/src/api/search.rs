@@ -30,10 +30,10 @@ use super::{
     operation_id = "searchMessages",
     tag = "messages",
     params(
-        ("q" = String, Query, description = "Words to find (1 to 200 characters, at most 10 words)"),
+        ("q" = String, Query, min_length = 1, max_length = 200, description = "Words to find (1 to 200 characters, at most 10 words, at least one letter or digit)"),
         ("contactId" = Option<String>, Query, description = "Only this conversation"),
-        ("pageSize" = Option<u32>, Query, description = "Default 50, at most 200"),
-        ("pageToken" = Option<String>, Query, description = "`nextPageToken` of the previous page"),
+        ("pageSize" = Option<u32>, Query, description = "Absent or 0: 50; larger than 200 is served as 200"),
+        ("pageToken" = Option<String>, Query, max_length = 512, pattern = "^[A-Za-z0-9_-]*$", description = "Opaque: the `nextPageToken` of the previous page of this same listing (anything else is a 400 naming `pageToken`); absent or empty: the first page"),
     ),
     responses(
         (status = 200, description = "Matching messages, newest first, decrypted", body = SearchResults),
