@@ -65,3 +65,104 @@ pub fn webhook(body: &[u8]) {
     let signed = signature::compute(TOKEN, &url, &[]);
     assert!(signature::validate(&[TOKEN], &url, Payload::Body(body), &signed));
 }
+
+/// The fuzz targets' properties in the normal suite: proptest forms and JSON bodies
+/// shaped like the real ones plus arbitrary bytes, and the corpus kept in
+/// `fuzz/corpus` (crashes found by fuzzing are added there as regression tests).
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn corpus(target: &str) -> Vec<Vec<u8>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/corpus")
+            .join(target);
+        let files: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|f| std::fs::read(f.expect("corpus entry").path()).expect("corpus file"))
+            .collect();
+        assert!(!files.is_empty(), "{} is empty", dir.display());
+        files
+    }
+
+    #[test]
+    fn corpora_keep_their_properties() {
+        corpus("webhook_form").iter().for_each(|c| webhook(c));
+        corpus("rest_json").iter().for_each(|c| rest_json(c));
+    }
+
+    fn form_key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("MessageSid".to_owned()),
+            Just("SmsSid".to_owned()),
+            Just("AccountSid".to_owned()),
+            Just("From".to_owned()),
+            Just("To".to_owned()),
+            Just("Body".to_owned()),
+            Just("NumMedia".to_owned()),
+            Just("MessageStatus".to_owned()),
+            Just("ErrorCode".to_owned()),
+            "MediaUrl[0-9]{1,2}",
+            "MediaContentType[0-9]",
+            ".{0,8}",
+        ]
+    }
+
+    fn json_key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("from".to_owned()),
+            Just("to".to_owned()),
+            Just("body".to_owned()),
+            Just("idempotencyKey".to_owned()),
+            Just("sendAt".to_owned()),
+            Just("mediaIds".to_owned()),
+            Just("mediaUrls".to_owned()),
+            Just("number".to_owned()),
+            Just("name".to_owned()),
+            Just("until".to_owned()),
+            Just("upToMessageId".to_owned()),
+            "[a-z]{0,6}",
+        ]
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            ".{0,20}".prop_map(Value::String),
+            proptest::collection::vec(".{0,8}".prop_map(Value::String), 0..3).prop_map(Value::Array),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn webhook_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            webhook(&bytes);
+        }
+
+        #[test]
+        fn webhook_forms(
+            pairs in proptest::collection::vec((form_key(), "[ -~]{0,12}|\\PC{0,6}|[0-9]{1,3}"), 0..12)
+        ) {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&pairs)
+                .finish();
+            webhook(body.as_bytes());
+        }
+
+        #[test]
+        fn rest_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            rest_json(&bytes);
+        }
+
+        #[test]
+        fn rest_objects(fields in proptest::collection::vec((json_key(), json_value()), 0..6)) {
+            let object: serde_json::Map<String, serde_json::Value> = fields.into_iter().collect();
+            rest_json(&serde_json::to_vec(&object).expect("serialises"));
+        }
+    }
+}

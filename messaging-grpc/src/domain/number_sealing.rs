@@ -78,6 +78,7 @@ impl Records {
             done.messages += rows.len() as u64;
         }
         if done != LegacySealed::default() {
+            store::legacy_numbers::compact_any(self.store.conn()).await?;
             tracing::info!(
                 contacts = done.contacts,
                 messages = done.messages,

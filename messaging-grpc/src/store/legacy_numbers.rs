@@ -81,3 +81,16 @@ pub async fn seal_message(
         .await?;
     Ok(())
 }
+
+/// After sealing: SQLite keeps overwritten values in free pages and in its WAL until
+/// they are reused, so the file is rewritten (VACUUM) and the WAL emptied; then no old
+/// number is left in any file. PostgreSQL keeps old row versions until vacuumed, and
+/// `VACUUM FULL` locks the tables: the README tells operators to run it in a quiet hour.
+pub async fn compact_any(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+        db.execute_unprepared("VACUUM").await?;
+        db.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await?;
+    }
+    Ok(())
+}

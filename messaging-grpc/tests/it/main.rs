@@ -12,6 +12,7 @@ mod helpers;
 mod at_rest;
 mod auth;
 mod cli;
+mod contact_numbers;
 mod conversations;
 mod delivery;
 mod deploy;
