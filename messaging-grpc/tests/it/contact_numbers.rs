@@ -91,7 +91,8 @@ async fn sqlite_file_holds_no_plaintext_contact_number() {
     server
         .inbound("SM00000000000000000000000000000002", DAVE, OWN, "let me in")
         .await;
-    alice.wait_status(&sent.contact_id, &sent.id, pb::MessageStatus::Sent).await;
+    // Handed to the (console) provider: the dispatcher opened the number to send.
+    alice.wait_status(&sent, pb::MessageStatus::Sent, 10).await;
 
     // Everything still reads back with its number.
     let list = alice.list(10, "").await.unwrap();

@@ -32,6 +32,7 @@ mod reflection;
 mod rest;
 mod retention;
 mod s3;
+mod secrets_scan;
 mod single_process;
 mod singleton;
 mod twilio_client;
