@@ -1,7 +1,6 @@
 //! `contacts`: the other parties of a user's conversations.
 
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
-use uuid::Uuid;
 
 use super::{entities::contact, now, owned};
 

@@ -59,7 +59,7 @@ fn assert_absent(files: &[(String, Vec<u8>)], numbers: &[&str]) {
 async fn blocked_numbers(c: &mut UserClient) -> Vec<String> {
     call!(*c, list_blocked_numbers, pb::ListBlockedNumbersRequest::default())
         .unwrap()
-        .blocked
+        .blocked_numbers
         .into_iter()
         .map(|b| b.number)
         .collect()
