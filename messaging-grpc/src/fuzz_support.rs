@@ -146,7 +146,9 @@ mod tests {
 
     #[test]
     fn corpora_keep_their_properties() {
-        corpus("ciphertext_header").iter().for_each(|c| ciphertext(c));
+        corpus("ciphertext_header")
+            .iter()
+            .for_each(|c| ciphertext(c));
         corpus("page_token").iter().for_each(|c| page_token(c));
         corpus("e164").iter().for_each(|c| e164(c));
         corpus("media_sniff").iter().for_each(|c| media_sniff(c));

@@ -70,7 +70,9 @@ impl App {
             .records()
             .seal_legacy_numbers(SEAL_BATCH)
             .await
-            .map_err(|e| anyhow::Error::new(e).context("sealing contact numbers stored in clear"))?;
+            .map_err(|e| {
+                anyhow::Error::new(e).context("sealing contact numbers stored in clear")
+            })?;
         Ok(app)
     }
 

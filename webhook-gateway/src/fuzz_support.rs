@@ -58,12 +58,14 @@ pub fn webhook(body: &[u8]) {
         &good
     ));
     // A JSON body: signed through its bodySHA256 query parameter.
-    let url = format!(
-        "{URL}?bodySHA256={}",
-        signature::body_sha256(body)
-    );
+    let url = format!("{URL}?bodySHA256={}", signature::body_sha256(body));
     let signed = signature::compute(TOKEN, &url, &[]);
-    assert!(signature::validate(&[TOKEN], &url, Payload::Body(body), &signed));
+    assert!(signature::validate(
+        &[TOKEN],
+        &url,
+        Payload::Body(body),
+        &signed
+    ));
 }
 
 /// The fuzz targets' properties in the normal suite: proptest forms and JSON bodies
@@ -134,7 +136,8 @@ mod tests {
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::from),
             ".{0,20}".prop_map(Value::String),
-            proptest::collection::vec(".{0,8}".prop_map(Value::String), 0..3).prop_map(Value::Array),
+            proptest::collection::vec(".{0,8}".prop_map(Value::String), 0..3)
+                .prop_map(Value::Array),
         ]
     }
 

@@ -35,7 +35,8 @@ impl Records {
         // Sealing may create a user's first key (a write of its own), so each batch is
         // sealed before its transaction opens.
         loop {
-            let rows = store::legacy_numbers::contacts_any(self.store.conn(), &after, batch).await?;
+            let rows =
+                store::legacy_numbers::contacts_any(self.store.conn(), &after, batch).await?;
             let Some(last) = rows.last() else { break };
             after = last.id.clone();
             let mut sealed = Vec::with_capacity(rows.len());
@@ -57,7 +58,8 @@ impl Records {
         }
         after.clear();
         loop {
-            let rows = store::legacy_numbers::messages_any(self.store.conn(), &after, batch).await?;
+            let rows =
+                store::legacy_numbers::messages_any(self.store.conn(), &after, batch).await?;
             let Some(last) = rows.last() else { break };
             after = last.id.clone();
             let mut sealed = Vec::with_capacity(rows.len());
@@ -67,7 +69,10 @@ impl Records {
                     sealed.push(Vec::new());
                 } else {
                     let aad = aad::message_contact_number(&m.user_id, &m.id);
-                    sealed.push(self.seal_legacy(&m.user_id, &aad, &m.legacy_contact_e164).await?);
+                    sealed.push(
+                        self.seal_legacy(&m.user_id, &aad, &m.legacy_contact_e164)
+                            .await?,
+                    );
                 }
             }
             let txn = self.store.begin_write().await?;
@@ -93,7 +98,11 @@ impl Records {
     async fn seal_legacy_contact(&self, c: &contact::Model) -> Result<(Vec<u8>, Vec<u8>), Error> {
         let aad = aad::contact_number(&c.user_id, &c.id);
         let ct = self.seal_legacy(&c.user_id, &aad, &c.legacy_e164).await?;
-        let index = self.keys.number_key(&c.user_id).await?.index(&c.legacy_e164);
+        let index = self
+            .keys
+            .number_key(&c.user_id)
+            .await?
+            .index(&c.legacy_e164);
         Ok((ct, index))
     }
 

@@ -126,7 +126,10 @@ impl Messaging {
     ) -> Result<Vec<String>, Error> {
         let db = self.records.store().conn();
         if exact {
-            let lookup = self.records.number_lookup(user_id, &format!("+{digits}")).await?;
+            let lookup = self
+                .records
+                .number_lookup(user_id, &format!("+{digits}"))
+                .await?;
             let found = store::contacts::find_by_number(db, user_id, &lookup).await?;
             return Ok(found.into_iter().map(|c| c.id).collect());
         }

@@ -44,7 +44,10 @@ fn database_files(server: &TestServer) -> Vec<(String, Vec<u8>)> {
 
 #[track_caller]
 fn assert_absent(files: &[(String, Vec<u8>)], numbers: &[&str]) {
-    assert!(files.iter().map(|(_, b)| b.len()).sum::<usize>() > 0, "nothing scanned");
+    assert!(
+        files.iter().map(|(_, b)| b.len()).sum::<usize>() > 0,
+        "nothing scanned"
+    );
     for (path, bytes) in files {
         for n in numbers {
             let d = digits(n).as_bytes();
@@ -57,12 +60,16 @@ fn assert_absent(files: &[(String, Vec<u8>)], numbers: &[&str]) {
 }
 
 async fn blocked_numbers(c: &mut UserClient) -> Vec<String> {
-    call!(*c, list_blocked_numbers, pb::ListBlockedNumbersRequest::default())
-        .unwrap()
-        .blocked_numbers
-        .into_iter()
-        .map(|b| b.number)
-        .collect()
+    call!(
+        *c,
+        list_blocked_numbers,
+        pb::ListBlockedNumbersRequest::default()
+    )
+    .unwrap()
+    .blocked_numbers
+    .into_iter()
+    .map(|b| b.number)
+    .collect()
 }
 
 async fn search(c: &mut UserClient, query: &str) -> Vec<pb::Message> {
@@ -87,7 +94,14 @@ async fn sqlite_file_holds_no_plaintext_contact_number() {
     server
         .inbound("SM00000000000000000000000000000001", CAROL, OWN, "hi alice")
         .await;
-    call!(alice, block_number, pb::BlockNumberRequest { number: DAVE.into() }).unwrap();
+    call!(
+        alice,
+        block_number,
+        pb::BlockNumberRequest {
+            number: DAVE.into()
+        }
+    )
+    .unwrap();
     server
         .inbound("SM00000000000000000000000000000002", DAVE, OWN, "let me in")
         .await;
@@ -96,9 +110,17 @@ async fn sqlite_file_holds_no_plaintext_contact_number() {
 
     // Everything still reads back with its number.
     let list = alice.list(10, "").await.unwrap();
-    let mut shown: Vec<&str> = list.conversations.iter().map(|c| c.contact_number.as_str()).collect();
+    let mut shown: Vec<&str> = list
+        .conversations
+        .iter()
+        .map(|c| c.contact_number.as_str())
+        .collect();
     shown.sort_unstable();
-    assert_eq!(shown, [BOB, CAROL], "the blocked number's message is not in conversations");
+    assert_eq!(
+        shown,
+        [BOB, CAROL],
+        "the blocked number's message is not in conversations"
+    );
     let page = alice.get(&sent.contact_id, 10, "").await.unwrap();
     assert_eq!(page.contact_number, BOB);
     assert_eq!(page.messages[0].contact_number, BOB);
@@ -107,7 +129,10 @@ async fn sqlite_file_holds_no_plaintext_contact_number() {
     assert_absent(&database_files(&server), &[BOB, CAROL, DAVE]);
     // Our own number is not personal data: it stays in clear (and proves the scan reads).
     let own = database_files(&server);
-    assert!(own.iter().any(|(_, b)| b.windows(11).any(|w| w == digits(OWN).as_bytes())));
+    assert!(
+        own.iter()
+            .any(|(_, b)| b.windows(11).any(|w| w == digits(OWN).as_bytes()))
+    );
     server.stop().await;
 }
 

@@ -131,13 +131,17 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let [grpc, http, core_metrics, gw_metrics] = [free_port(), free_port(), free_port(), free_port()];
+    let [grpc, http, core_metrics, gw_metrics] =
+        [free_port(), free_port(), free_port(), free_port()];
     let gateway = format!("http://127.0.0.1:{http}");
     let env: HashMap<&str, String> = HashMap::from([
         ("MESSAGING_DATA_DIR", data.display().to_string()),
         ("MESSAGING_GRPC_ADDR", format!("127.0.0.1:{grpc}")),
         ("GATEWAY_HTTP_ADDR", format!("127.0.0.1:{http}")),
-        ("MESSAGING_METRICS_ADDR", format!("127.0.0.1:{core_metrics}")),
+        (
+            "MESSAGING_METRICS_ADDR",
+            format!("127.0.0.1:{core_metrics}"),
+        ),
         ("GATEWAY_METRICS_ADDR", format!("127.0.0.1:{gw_metrics}")),
         ("GATEWAY_PUBLIC_URL", gateway.clone()),
         ("MESSAGING_MASTER_KEYS", format!("scan1:{MASTER_KEY_B64}")),
@@ -147,7 +151,10 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
         ("TWILIO_ACCOUNT_SID", twilio_fake::ACCOUNT_SID.into()),
         ("TWILIO_AUTH_TOKEN", twilio_fake::AUTH_TOKEN.into()),
         ("TWILIO_API_BASE", fake.base_url()),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector_addr}")),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{collector_addr}"),
+        ),
         ("RUST_LOG", "debug".into()),
     ]);
     let stdout_path = dir.path().join("stdout.log");
@@ -164,7 +171,9 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
     let show_log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
 
     let issuer = JwtIssuer::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE);
-    let alice = issuer.issue("alice", &[], Duration::from_secs(600)).unwrap();
+    let alice = issuer
+        .issue("alice", &[], Duration::from_secs(600))
+        .unwrap();
     let admin = issuer
         .issue("operator", &[Role::Admin], Duration::from_secs(600))
         .unwrap();
@@ -175,7 +184,11 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
         let url = format!("http://127.0.0.1:{grpc}");
         let mut tries = 0;
         loop {
-            match tonic::transport::Channel::from_shared(url.clone()).unwrap().connect().await {
+            match tonic::transport::Channel::from_shared(url.clone())
+                .unwrap()
+                .connect()
+                .await
+            {
                 Ok(c) => break c,
                 Err(_) if tries < 300 => {
                     tries += 1;
@@ -188,7 +201,10 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
     let mut admin_client = pb::messaging_admin_client::MessagingAdminClient::new(channel.clone());
     admin_client
         .assign_number(authed(
-            pb::AssignNumberRequest { number: OWN.into(), user_id: "alice".into() },
+            pb::AssignNumberRequest {
+                number: OWN.into(),
+                user_id: "alice".into(),
+            },
             &admin,
         ))
         .await
@@ -230,7 +246,10 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
     ))
     .await
     .unwrap();
-    wait_until("both sends reach Twilio", 20, || async { fake.messages().len() == 2 }).await;
+    wait_until("both sends reach Twilio", 20, || async {
+        fake.messages().len() == 2
+    })
+    .await;
 
     // Twilio reports them delivered, through the gateway's signed status webhook.
     for m in fake.messages() {
@@ -242,7 +261,12 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
             ("To", &m.to),
             ("From", &m.from),
         ]);
-        assert_eq!(twilio_post(&http_client, &callback, &form).await, 200, "{}", show_log());
+        assert_eq!(
+            twilio_post(&http_client, &callback, &form).await,
+            200,
+            "{}",
+            show_log()
+        );
     }
 
     // An inbound MMS whose image is copied from "Twilio".
@@ -257,7 +281,12 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
         ("MediaContentType0", "image/png"),
     ]);
     let url = format!("{gateway}/webhook/sms");
-    assert_eq!(twilio_post(&http_client, &url, &form).await, 200, "{}", show_log());
+    assert_eq!(
+        twilio_post(&http_client, &url, &form).await,
+        200,
+        "{}",
+        show_log()
+    );
     wait_until("the inbound image is copied", 20, || async {
         let list = http_client
             .get(format!("{gateway}/api/messages/conversations"))
@@ -293,10 +322,16 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
             .expect("an event");
         seen += 1;
     }
-    wait_until("spans exported", 30, || async { collector.0.lock().unwrap().len() > 10 }).await;
+    wait_until("spans exported", 30, || async {
+        collector.0.lock().unwrap().len() > 10
+    })
+    .await;
 
     // Stop (SIGTERM flushes the last spans), then read everything.
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     for _ in 0..400 {
         if child.try_wait().unwrap().is_some() {
@@ -313,7 +348,10 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
         ("an MMS body", MMS_BODY.into()),
         ("an inbound body", INBOUND_BODY.into()),
         ("an external media URL", EXTERNAL_URL.into()),
-        ("an external media URL's path", "SCAN-private-path-5b9e".into()),
+        (
+            "an external media URL's path",
+            "SCAN-private-path-5b9e".into(),
+        ),
         ("Twilio's media URL", inbound_media_url.clone()),
         ("a user's token", alice.clone()),
         ("an operator's token", admin.clone()),
@@ -337,7 +375,10 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
     assert_clean("stdout", &stdout, &everywhere);
     assert_clean("stderr (logs)", &stderr, &everywhere);
     let spans = collector.0.lock().unwrap().join("\n");
-    assert!(spans.contains("SendSms"), "spans of the scenario were exported");
+    assert!(
+        spans.contains("SendSms"),
+        "spans of the scenario were exported"
+    );
     assert_clean("the exported spans", spans.as_bytes(), &everywhere);
     let mut scanned = 0;
     for file in files_under(&data) {
@@ -349,10 +390,15 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
         scanned += 1;
         assert_clean(&file.display().to_string(), &bytes, &stored);
         assert!(
-            !bytes.windows(image.len().min(256)).any(|w| w == &image[..image.len().min(256)]),
+            !bytes
+                .windows(image.len().min(256))
+                .any(|w| w == &image[..image.len().min(256)]),
             "the image is stored in clear in {}",
             file.display()
         );
     }
-    assert!(scanned >= 2, "the database and the media object were scanned");
+    assert!(
+        scanned >= 2,
+        "the database and the media object were scanned"
+    );
 }

@@ -86,8 +86,12 @@ pub mod fuzz {
         check(super::extract::json::<SendSmsBody>(&headers, body, false));
         check(super::extract::json::<SendMmsBody>(&headers, body, false));
         check(super::extract::json::<BlockBody>(&headers, body, false));
-        check(super::extract::json::<ContactNameBody>(&headers, body, false));
-        check(super::extract::json::<MarkConversationReadBody>(&headers, body, true));
+        check(super::extract::json::<ContactNameBody>(
+            &headers, body, false,
+        ));
+        check(super::extract::json::<MarkConversationReadBody>(
+            &headers, body, true,
+        ));
         check(super::extract::json::<MuteBody>(&headers, body, true));
     }
 
