@@ -13,6 +13,8 @@ pub mod dev_secrets;
 pub mod dispatch;
 pub mod domain;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_support;
 pub mod ingest;
 pub mod media;
 pub mod messaging;

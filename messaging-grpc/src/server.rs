@@ -22,7 +22,7 @@ use crate::{
     config::{Config, EventSettings, ProviderConfig},
     crypto::UserKeys,
     dispatch::{DispatchSettings, Dispatcher, Outbox},
-    domain::Records,
+    domain::{Records, SEAL_BATCH},
     ingest::Ingest,
     media::{Fetcher, Media, MediaObjects},
     messaging::Messaging,
@@ -66,7 +66,16 @@ impl App {
             .migrate()
             .await
             .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;
-        Self::with_store(config, store)
+        let app = Self::with_store(config, store)?;
+        // Before serving: a lookup by number must never meet a number still in clear.
+        app.outbox
+            .records()
+            .seal_legacy_numbers(SEAL_BATCH)
+            .await
+            .map_err(|e| {
+                anyhow::Error::new(e).context("sealing contact numbers stored in clear")
+            })?;
+        Ok(app)
     }
 
     /// Builds on an already connected and migrated store.

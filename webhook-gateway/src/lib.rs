@@ -10,6 +10,8 @@ mod client_ip;
 mod config;
 mod core;
 mod error;
+#[doc(hidden)]
+pub mod fuzz_support;
 pub mod metrics;
 mod plain;
 mod rate_limit;

@@ -61,7 +61,8 @@ pub fn message(m: MessageView) -> Result<pb::Message, Error> {
         id: r.id,
         direction: direction(Direction::parse(&r.direction)?) as i32,
         owner_number: r.owner_e164,
-        contact_number: r.contact_e164,
+        // Empty once the user's keys were destroyed, like the body.
+        contact_number: m.contact_number.unwrap_or_default(),
         contact_id: r.contact_id,
         body,
         media: m.media.into_iter().map(media).collect(),
@@ -195,7 +196,7 @@ pub fn contact(c: ContactView) -> pb::Contact {
     pb::Contact {
         blocked: c.contact.blocked_at.is_some(),
         id: c.contact.id,
-        number: c.contact.e164,
+        number: c.number.unwrap_or_default(),
         name: c.name.unwrap_or_default(),
         created_at: Some(timestamp(c.contact.created_at)),
     }

@@ -17,7 +17,7 @@ mod wrap;
 
 pub use aad::Aad;
 pub use algorithm::Algorithm;
-pub use blind_index::{SearchKey, TERM_LEN};
+pub use blind_index::{NumberKey, SearchKey, TERM_LEN};
 pub use cache::KeyCache;
 pub use envelope::{Header, open, seal};
 pub use master::{MasterKey, MasterKeyRing};

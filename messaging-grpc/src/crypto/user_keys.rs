@@ -6,8 +6,8 @@ use std::{num::NonZeroUsize, sync::Arc};
 use zeroize::Zeroizing;
 
 use super::{
-    Aad, Algorithm, CryptoError, DataKey, Header, KeyCache, MasterKeyRing, SearchKey, envelope,
-    wrap,
+    Aad, Algorithm, CryptoError, DataKey, Header, KeyCache, MasterKeyRing, NumberKey, SearchKey,
+    envelope, wrap,
 };
 use crate::{
     error::Error,
@@ -88,6 +88,30 @@ impl UserKeys {
             .filter(|row| row.wrapped_dek.is_some())
             .map(|row| self.unwrap_row(row).map(|key| SearchKey::derive(&key)))
             .collect()
+    }
+
+    /// The number key new contacts are indexed under: derived from the current data key.
+    pub async fn number_key(&self, user_id: &str) -> Result<NumberKey, Error> {
+        let (_, key) = self.current(user_id).await?;
+        Ok(NumberKey::derive(&key))
+    }
+
+    /// The number keys of every data key the user still has: a lookup must also find
+    /// contacts indexed under older versions. Empty once the user's keys are destroyed:
+    /// no number of theirs can be found again.
+    pub async fn number_keys(&self, user_id: &str) -> Result<Vec<NumberKey>, Error> {
+        let rows = store::user_keys::all_of(self.store.conn(), user_id).await?;
+        rows.iter()
+            .filter(|row| row.wrapped_dek.is_some())
+            .map(|row| self.unwrap_row(row).map(|key| NumberKey::derive(&key)))
+            .collect()
+    }
+
+    /// Whether the user's newest data key was destroyed (ShredUser) and no new one
+    /// made since: nothing can be sealed for them.
+    pub async fn is_shredded(&self, user_id: &str) -> Result<bool, Error> {
+        let latest = store::user_keys::latest(self.store.conn(), user_id).await?;
+        Ok(latest.is_some_and(|row| row.wrapped_dek.is_none()))
     }
 
     /// The version new data is sealed with, creating version 1 on first use. A user

@@ -23,6 +23,8 @@ pub const TWILIO_UNSUBSCRIBED: i64 = 21610;
 pub struct DispatchItem {
     pub row: message::Model,
     pub body: Body,
+    /// The recipient, decrypted; `None` once the user's keys were destroyed.
+    pub to: Option<String>,
     pub opted_out: bool,
     /// The MediaUrl values to send: signed gateway URLs for our media, external URLs as given.
     pub media_urls: Vec<String>,
@@ -127,6 +129,7 @@ impl Outbox {
         Ok(Some(DispatchItem {
             row: view.row,
             body: view.body,
+            to: view.contact_number,
             opted_out,
             media_urls,
         }))

@@ -24,9 +24,13 @@ pub(super) async fn find_handed_over(
     item: &DispatchItem,
 ) -> Result<Option<ProviderMessage>, SendError> {
     let row = &item.row;
+    // Destroyed (shredded): nothing to match the provider's records against.
+    let Some(to) = item.to.as_deref() else {
+        return Ok(None);
+    };
     let mut candidates = inner
         .provider
-        .find(&row.owner_e164, &row.contact_e164, row.created_at)
+        .find(&row.owner_e164, to, row.created_at)
         .await?;
     candidates.sort_by_key(|c| c.created_at);
     let body = match &item.body {

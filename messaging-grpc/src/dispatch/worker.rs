@@ -145,7 +145,7 @@ async fn refusal(
     job: &Claimed,
     item: &DispatchItem,
 ) -> Result<Option<(Option<i64>, String)>, Error> {
-    if item.body == Body::Destroyed {
+    if item.body == Body::Destroyed || item.to.is_none() {
         return Ok(Some((None, "content destroyed before it was sent".into())));
     }
     if item.opted_out {
@@ -221,10 +221,16 @@ async fn send(
     validity_left: Duration,
 ) -> Result<(), Error> {
     let d = &inner.outbox;
+    let Some(to) = item.to.as_deref() else {
+        // Checked before sending (refusal above); a destroyed recipient never gets here.
+        return Err(Error::Internal(anyhow::anyhow!(
+            "recipient destroyed before it was sent"
+        )));
+    };
     let out = Outgoing {
         message_id: &job.message_id,
         from: &item.row.owner_e164,
-        to: &item.row.contact_e164,
+        to,
         body,
         media_urls: &item.media_urls,
         validity_left: Some(validity_left),

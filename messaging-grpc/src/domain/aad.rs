@@ -19,6 +19,16 @@ pub fn contact_name(user_id: &str, contact_id: &str) -> Aad {
     Aad::field("contacts", "name", user_id, contact_id)
 }
 
+/// A contact's phone number, on its contact row.
+pub fn contact_number(user_id: &str, contact_id: &str) -> Aad {
+    Aad::field("contacts", "number", user_id, contact_id)
+}
+
+/// The contact's phone number as each message keeps it (the dispatcher sends to it).
+pub fn message_contact_number(user_id: &str, message_id: &str) -> Aad {
+    Aad::field("messages", "contact_number", user_id, message_id)
+}
+
 /// The Twilio URL an inbound media item is copied from.
 pub fn media_source_url(user_id: &str, media_id: &str) -> Aad {
     Aad::field("media", "source_url", user_id, media_id)

@@ -9,8 +9,10 @@
 //! except through what it was handed at start-up.
 
 pub mod aad;
+mod contact_numbers;
 pub mod events;
 mod names;
+mod number_sealing;
 mod paging;
 pub mod provider_status;
 mod search_terms;
@@ -21,8 +23,10 @@ mod write;
 
 use std::sync::Arc;
 
+pub use contact_numbers::SealedContact;
 pub use events::StoredEvent;
 pub use names::MAX_NAME_CHARS;
+pub use number_sealing::{LegacySealed, SEAL_BATCH};
 pub use paging::{PageRequest, split_page};
 pub use provider_status::{StatusOutcome, StatusReport};
 pub use status::{Direction, MessageStatus};

@@ -28,6 +28,8 @@ pub struct MessageView {
     pub media: Vec<media::Model>,
     /// The contact's name, when the caller asked for names ([`Records::name_views`]).
     pub contact_name: Option<String>,
+    /// The contact's number, decrypted; `None` once the user's keys were destroyed.
+    pub contact_number: Option<String>,
 }
 
 impl Records {
@@ -42,11 +44,13 @@ impl Records {
             Vec::new()
         };
         let body = self.decrypt_body(user_id, &row).await?;
+        let contact_number = self.message_contact_number(&row).await?;
         Ok(MessageView {
             row,
             body,
             media,
             contact_name: None,
+            contact_number,
         })
     }
 
@@ -69,12 +73,14 @@ impl Records {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let body = self.decrypt_body(user_id, &row).await?;
+            let contact_number = self.message_contact_number(&row).await?;
             let media = media.remove(&row.id).unwrap_or_default();
             out.push(MessageView {
                 row,
                 body,
                 media,
                 contact_name: None,
+                contact_number,
             });
         }
         Ok(out)

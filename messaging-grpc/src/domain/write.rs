@@ -37,6 +37,8 @@ pub struct MessageWrite {
     pub search_terms: Vec<Vec<u8>>,
     /// Bring the conversation back from the archive (a new inbound message).
     pub unarchive: bool,
+    /// The contact's number, sealed ([`Records::seal_contact`]).
+    pub contact: store::contacts::SealedNumber,
 }
 
 /// What [`Records::write_message`] did.
@@ -76,7 +78,7 @@ async fn write_in(
 ) -> Result<(Written, Option<i64>), Error> {
     let mut row = w.row;
     let user_id = row.user_id.clone();
-    let contact = store::contacts::get_or_create(txn, &user_id, &row.contact_e164).await?;
+    let contact = store::contacts::get_or_create(txn, &user_id, &w.contact).await?;
     row.contact_id = contact.id.clone();
     if let Err(err) = store::messages::insert(txn, active(row.clone())).await {
         if store::is_unique_violation(&err) {
@@ -145,13 +147,15 @@ async fn write_in(
 
 /// A new message row: outbound ones start QUEUED, inbound ones RECEIVED; the
 /// caller sets the sealed body and what else it knows with struct-update syntax.
+/// `contact_number_ct` is the contact's number sealed for this row
+/// ([`super::SealedContact::message_ct`]).
 /// `contact_id` is filled in by [`Records::write_message`].
 pub fn new_row(
     id: String,
     user_id: &str,
     direction: Direction,
     owner_e164: &str,
-    contact_e164: &str,
+    contact_number_ct: Vec<u8>,
 ) -> message::Model {
     let now = store::now();
     let status = match direction {
@@ -164,7 +168,7 @@ pub fn new_row(
         contact_id: String::new(),
         direction: direction.as_str().to_owned(),
         owner_e164: owner_e164.to_owned(),
-        contact_e164: contact_e164.to_owned(),
+        legacy_contact_e164: String::new(),
         body_ct: Vec::new(),
         key_version: 0,
         status: status.as_str().to_owned(),
@@ -183,6 +187,7 @@ pub fn new_row(
         blocked: false,
         // Indexed in the transaction that writes it (blocked ones are never indexed).
         search_indexed: true,
+        contact_number_ct: Some(contact_number_ct),
     }
 }
 

@@ -103,7 +103,8 @@ impl Ingest {
         if let Some(done) = self.find_by_sid(&owner, &v.sms.message_sid).await? {
             return Ok(Inbound::Duplicate(Box::new(done)));
         }
-        let blocked = store::contacts::find_by_number(db, &owner, &v.from)
+        let lookup = self.records.number_lookup(&owner, &v.from).await?;
+        let blocked = store::contacts::find_by_number(db, &owner, &lookup)
             .await?
             .is_some_and(|c| c.blocked_at.is_some());
         let write = self.prepare(&owner, &v, blocked).await?;
@@ -131,6 +132,7 @@ impl Ingest {
             body: Body::Text(v.sms.body),
             media: new_media,
             contact_name: None,
+            contact_number: Some(v.from),
         })))
     }
 
@@ -171,6 +173,7 @@ impl Ingest {
                 url_ct: None,
             });
         }
+        let contact = self.records.seal_contact(owner, &id, &v.from).await?;
         let row = message::Model {
             body_ct,
             key_version: key_version as i32,
@@ -180,7 +183,7 @@ impl Ingest {
             created_at: now,
             updated_at: now,
             blocked,
-            ..new_row(id, owner, Direction::Inbound, &v.to, &v.from)
+            ..new_row(id, owner, Direction::Inbound, &v.to, contact.message_ct)
         };
         // Not shown anywhere, so not searchable either.
         let search_terms = if blocked {
@@ -201,6 +204,7 @@ impl Ingest {
             search_terms,
             // A new message from the contact brings the conversation back to the inbox.
             unarchive: true,
+            contact: contact.contact,
         })
     }
 

@@ -37,8 +37,10 @@ impl Messaging {
     #[tracing::instrument(skip_all, fields(user_id = %user_id))]
     pub async fn block_number(&self, user_id: &str, number: &str) -> Result<Blocked, Error> {
         let number = parse_sender("number", number)?;
+        // Sealed before the write opens: the user's first key may be created here.
+        let sealed = self.records.seal_number(user_id, &number).await?;
         let txn = self.records.store().begin_write().await?;
-        let contact = store::contacts::get_or_create(&txn, user_id, &number).await?;
+        let contact = store::contacts::get_or_create(&txn, user_id, &sealed).await?;
         let mut cursor = None;
         if store::contacts::set_blocked(&txn, user_id, &contact.id, Some(store::now())).await? {
             let event = NewEvent {
@@ -58,7 +60,7 @@ impl Messaging {
             .ok_or(Error::NotFound("number"))?;
         Ok(Blocked {
             blocked_at: contact.blocked_at.unwrap_or(contact.created_at),
-            number: contact.e164,
+            number,
             contact_id: contact.id,
         })
     }
@@ -73,7 +75,8 @@ impl Messaging {
     ) -> Result<(String, String), Error> {
         let number = parse_sender("number", number)?;
         let db = self.records.store().conn();
-        let contact = store::contacts::find_by_number(db, user_id, &number)
+        let lookup = self.records.number_lookup(user_id, &number).await?;
+        let contact = store::contacts::find_by_number(db, user_id, &lookup)
             .await?
             .ok_or(Error::NotFound("number"))?;
         let txn = self.records.store().begin_write().await?;
@@ -91,7 +94,7 @@ impl Messaging {
             self.records.announce(user_id, cursor);
             tracing::info!(number = %Masked(&number), "number unblocked");
         }
-        Ok((contact.e164, contact.id))
+        Ok((number, contact.id))
     }
 
     /// The caller's blocked numbers, most recently blocked first.
@@ -116,14 +119,15 @@ impl Messaging {
                 at: c.blocked_at.unwrap_or(c.created_at),
                 id: c.id.clone(),
             });
-        let blocked = rows
-            .into_iter()
-            .map(|c| Blocked {
+        let mut blocked = Vec::with_capacity(rows.len());
+        for c in rows {
+            blocked.push(Blocked {
                 blocked_at: c.blocked_at.unwrap_or(c.created_at),
-                number: c.e164,
+                // Empty once the user's keys were destroyed.
+                number: self.records.contact_number(&c).await?.unwrap_or_default(),
                 contact_id: c.id,
-            })
-            .collect();
+            });
+        }
         Ok(BlockedPage {
             blocked,
             next_page_token,

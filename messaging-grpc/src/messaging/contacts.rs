@@ -8,10 +8,12 @@ use crate::{
     store::{self, entities::contact, events::NewEvent},
 };
 
-/// A contact with its name opened.
+/// A contact with its name and number opened.
 pub struct ContactView {
     pub contact: contact::Model,
     pub name: Option<String>,
+    /// `None` once the user's keys were destroyed.
+    pub number: Option<String>,
 }
 
 impl Messaging {
@@ -66,6 +68,11 @@ impl Messaging {
             .await?
             .ok_or(Error::NotFound("contact_id"))?;
         let name = self.records.name_of(&contact).await?;
-        Ok(ContactView { contact, name })
+        let number = self.records.contact_number(&contact).await?;
+        Ok(ContactView {
+            contact,
+            name,
+            number,
+        })
     }
 }

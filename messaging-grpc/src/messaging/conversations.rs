@@ -149,7 +149,11 @@ impl Messaging {
             let muted = store::conversations::muted_at(&conv, now);
             conversations.push(ConversationSummary {
                 contact_id: conv.contact_id,
-                contact_number: contact.e164.clone(),
+                contact_number: self
+                    .records
+                    .contact_number(contact)
+                    .await?
+                    .unwrap_or_default(),
                 owner_number: conv.owner_e164,
                 last_message,
                 unread_count: conv.unread_count.max(0) as u64,
@@ -192,13 +196,15 @@ impl Messaging {
             id: m.id.clone(),
         });
         let contact_name = self.records.name_of(&contact).await?;
+        let contact_number = self.records.contact_number(&contact).await?;
         let mut messages = self.records.views(user_id, rows).await?;
         for m in &mut messages {
             m.contact_name = contact_name.clone();
         }
         Ok(MessagePage {
             contact_id: contact.id,
-            contact_number: contact.e164,
+            // Empty once the user's keys were destroyed.
+            contact_number: contact_number.unwrap_or_default(),
             contact_name,
             messages,
             next_page_token,

@@ -21,6 +21,9 @@ use crate::{
 const MAX_QUERY_CHARS: usize = 200;
 /// Most words of a query (each is one more set of terms to match).
 const MAX_QUERY_WORDS: usize = 10;
+/// Most contacts opened by a search for a number without its country code: a suffix
+/// cannot be looked up in the blind index, so numbers are compared decrypted.
+const MAX_SCANNED_CONTACTS: u64 = 10_000;
 
 /// One page of search results, newest first.
 pub struct SearchPage {
@@ -78,12 +81,8 @@ impl Messaging {
                     .id,
             ),
         };
-        let by_number: Vec<String> = match words::phone_number(query) {
-            Some((plus, digits)) => store::contacts::find_by_digits(db, user_id, &digits, plus)
-                .await?
-                .into_iter()
-                .map(|c| c.id)
-                .collect(),
+        let by_number = match words::phone_number(query) {
+            Some((plus, digits)) => self.contacts_by_digits(user_id, &digits, plus).await?,
             None => Vec::new(),
         };
         // No key left (shredded user): no body can match any more.
@@ -114,5 +113,34 @@ impl Messaging {
             messages,
             next_page_token,
         })
+    }
+
+    /// The ids of the caller's contacts whose number is `+digits` (`exact`: one blind
+    /// index lookup) or ends with `digits` (typed without its country code: the sealed
+    /// numbers are opened and compared, at most [`MAX_SCANNED_CONTACTS`] of them).
+    async fn contacts_by_digits(
+        &self,
+        user_id: &str,
+        digits: &str,
+        exact: bool,
+    ) -> Result<Vec<String>, Error> {
+        let db = self.records.store().conn();
+        if exact {
+            let lookup = self
+                .records
+                .number_lookup(user_id, &format!("+{digits}"))
+                .await?;
+            let found = store::contacts::find_by_number(db, user_id, &lookup).await?;
+            return Ok(found.into_iter().map(|c| c.id).collect());
+        }
+        let mut ids = Vec::new();
+        for c in store::contacts::all_of(db, user_id, MAX_SCANNED_CONTACTS).await? {
+            if let Some(number) = self.records.contact_number(&c).await?
+                && number.ends_with(digits)
+            {
+                ids.push(c.id);
+            }
+        }
+        Ok(ids)
     }
 }

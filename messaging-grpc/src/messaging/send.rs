@@ -233,6 +233,7 @@ impl Messaging {
             contact_name: contact_name.into_values().next(),
             row,
             body: Body::Text(req.body),
+            contact_number: Some(req.to),
             media,
         })
     }
@@ -247,7 +248,8 @@ impl Messaging {
                 Masked(&req.from)
             )));
         }
-        let Some(contact) = store::contacts::find_by_number(db, user_id, &req.to).await? else {
+        let lookup = self.records.number_lookup(user_id, &req.to).await?;
+        let Some(contact) = store::contacts::find_by_number(db, user_id, &lookup).await? else {
             return Ok(());
         };
         if store::opt_outs::is_opted_out(db, user_id, &req.from, &contact.id).await? {
@@ -290,6 +292,7 @@ impl Messaging {
                 url_ct,
             });
         }
+        let contact = self.records.seal_contact(user_id, &id, &req.to).await?;
         let status = match req.send_at {
             Some(_) => MessageStatus::Scheduled,
             None => MessageStatus::Queued,
@@ -302,7 +305,13 @@ impl Messaging {
             num_media: req.media.len() as i32,
             status: status.as_str().to_owned(),
             send_at: req.send_at,
-            ..new_row(id, user_id, Direction::Outbound, &req.from, &req.to)
+            ..new_row(
+                id,
+                user_id,
+                Direction::Outbound,
+                &req.from,
+                contact.message_ct,
+            )
         };
         Ok(MessageWrite {
             row,
@@ -314,6 +323,7 @@ impl Messaging {
             event_kind: events::CONVERSATION_UPDATED,
             search_terms: self.records.index_terms(user_id, &req.body).await?,
             unarchive: false,
+            contact: contact.contact,
         })
     }
 
@@ -361,7 +371,7 @@ impl Messaging {
         };
         let first = self.records.view(user_id, row).await?;
         let same = first.row.owner_e164 == req.from
-            && first.row.contact_e164 == req.to
+            && first.contact_number.as_deref() == Some(req.to.as_str())
             && first.row.send_at == req.send_at
             && matches!(&first.body, Body::Text(b) if *b == req.body)
             && self.same_media(user_id, &first.row.id, &req.media).await?;

@@ -1,46 +1,64 @@
 //! `contacts`: the other parties of a user's conversations.
 
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
-use uuid::Uuid;
 
 use super::{entities::contact, now, owned};
 
-/// The user's contact for `e164`, created if new. Race-free: insert-or-nothing on
-/// `unique(user_id, e164)`, then read.
+/// A contact number as the store sees it: never in clear.
+pub struct SealedNumber {
+    /// Its blind index under each of the user's live keys: what an existing contact
+    /// of this number matches (includes `index`).
+    pub lookup: Vec<Vec<u8>>,
+    /// The id a new contact gets: `ct` is bound to it.
+    pub new_id: String,
+    pub ct: Vec<u8>,
+    /// Its blind index under the user's current key, stored with a new contact.
+    pub index: Vec<u8>,
+}
+
+/// The user's contact for a number, created if new. Race-free: insert-or-nothing on
+/// `unique(user_id, number_index)`, then read.
 pub async fn get_or_create(
     db: &impl ConnectionTrait,
     user_id: &str,
-    e164: &str,
+    number: &SealedNumber,
 ) -> Result<contact::Model, DbErr> {
-    if let Some(found) = find_by_number(db, user_id, e164).await? {
+    if let Some(found) = find_by_number(db, user_id, &number.lookup).await? {
         return Ok(found);
     }
     let row = contact::ActiveModel {
-        id: Set(Uuid::now_v7().to_string()),
+        id: Set(number.new_id.clone()),
         user_id: Set(user_id.to_owned()),
-        e164: Set(e164.to_owned()),
+        legacy_e164: Set(String::new()),
         opted_out: Set(false),
         created_at: Set(now()),
         name_ct: Set(None),
         blocked_at: Set(None),
+        number_ct: Set(Some(number.ct.clone())),
+        number_index: Set(Some(number.index.clone())),
     };
     contact::Entity::insert(row)
-        .on_conflict_do_nothing_on([contact::Column::UserId, contact::Column::E164])
+        .on_conflict_do_nothing_on([contact::Column::UserId, contact::Column::NumberIndex])
         .exec_without_returning(db)
         .await?;
-    find_by_number(db, user_id, e164)
+    find_by_number(db, user_id, &number.lookup)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("contact vanished after insert".into()))
 }
 
+/// The user's contact whose number has one of these blind indexes (one per live key
+/// version; at most one contact matches, as a number is indexed once).
 pub async fn find_by_number(
     db: &impl ConnectionTrait,
     user_id: &str,
-    e164: &str,
+    lookup: &[Vec<u8>],
 ) -> Result<Option<contact::Model>, DbErr> {
+    if lookup.is_empty() {
+        return Ok(None);
+    }
     contact::Entity::find()
         .filter(contact::Column::UserId.eq(user_id))
-        .filter(contact::Column::E164.eq(e164))
+        .filter(contact::Column::NumberIndex.is_in(lookup.iter().cloned()))
         .one(db)
         .await
 }
@@ -129,21 +147,18 @@ pub async fn blocked_page(
         .await
 }
 
-/// The user's contacts whose number is `+digits` (`exact`) or ends with `digits`
-/// (a number typed without its country code). `digits` holds digits only, so it
-/// cannot carry a LIKE wildcard.
-pub async fn find_by_digits(
+/// Every contact of the user, in id order, `limit` at most: a search for a number
+/// typed without its country code must open the sealed numbers to compare them.
+pub async fn all_of(
     db: &impl ConnectionTrait,
     user_id: &str,
-    digits: &str,
-    exact: bool,
+    limit: u64,
 ) -> Result<Vec<contact::Model>, DbErr> {
-    debug_assert!(digits.bytes().all(|b| b.is_ascii_digit()));
-    let q = contact::Entity::find().filter(contact::Column::UserId.eq(user_id));
-    let q = if exact {
-        q.filter(contact::Column::E164.eq(format!("+{digits}")))
-    } else {
-        q.filter(contact::Column::E164.like(format!("%{digits}")))
-    };
-    q.all(db).await
+    use sea_orm::{QueryOrder, QuerySelect};
+    contact::Entity::find()
+        .filter(contact::Column::UserId.eq(user_id))
+        .order_by_asc(contact::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
 }

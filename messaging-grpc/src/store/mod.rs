@@ -10,6 +10,7 @@ pub mod conversations;
 pub mod entities;
 pub mod events;
 pub mod ingest;
+pub mod legacy_numbers;
 pub mod media;
 pub mod messages;
 pub mod numbers;

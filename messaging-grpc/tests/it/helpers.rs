@@ -270,6 +270,15 @@ impl TestServer {
         }
     }
 
+    /// Stops serving but keeps the database and folder, so a test can change what is
+    /// stored before [`Self::restart`] starts a new server on them.
+    pub async fn halt(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
     /// Stops this server the way a crash would leave its work (in-flight sends are
     /// abandoned after the short grace period) and starts a new one on the same
     /// database and folder, with `overrides` applied.

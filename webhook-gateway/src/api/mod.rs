@@ -64,6 +64,55 @@ pub mod bench {
     }
 }
 
+/// What the fuzz targets and property tests drive (`fuzz/`, `tests/`): every JSON
+/// request body the API takes, through the handlers' own extraction.
+#[doc(hidden)]
+pub mod fuzz {
+    use hyper::{HeaderMap, StatusCode, header};
+
+    use super::json::{
+        BlockBody, ContactNameBody, MarkConversationReadBody, MuteBody, SendMmsBody, SendSmsBody,
+    };
+    use crate::error::GatewayError;
+
+    /// Parses `body` as each request body, as its handler does (optional ones too).
+    /// Panics if a refusal is not a 4xx naming what is wrong: the API must answer
+    /// bad input with a client error, never a crash or a 5xx.
+    pub fn rest_json(body: &[u8]) {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        check(super::extract::json::<SendSmsBody>(&headers, body, false));
+        check(super::extract::json::<SendMmsBody>(&headers, body, false));
+        check(super::extract::json::<BlockBody>(&headers, body, false));
+        check(super::extract::json::<ContactNameBody>(
+            &headers, body, false,
+        ));
+        check(super::extract::json::<MarkConversationReadBody>(
+            &headers, body, true,
+        ));
+        check(super::extract::json::<MuteBody>(&headers, body, true));
+    }
+
+    fn check<T>(parsed: Result<T, GatewayError>) {
+        match parsed {
+            Ok(_) => {}
+            Err(GatewayError::Refused {
+                status, message, ..
+            }) => {
+                assert!(
+                    status.is_client_error() && status != StatusCode::NOT_FOUND,
+                    "refused with {status}"
+                );
+                assert!(!message.is_empty(), "a refusal says why");
+            }
+            Err(other) => panic!("JSON extraction failed with a non-refusal: {other}"),
+        }
+    }
+}
+
 use crate::{config::CorsOrigins, core::Core, error::GatewayError};
 
 /// The largest image the core stores (its own limit; refused here before any call).

@@ -10,7 +10,10 @@ pub struct Model {
     pub contact_id: String,
     pub direction: String,
     pub owner_e164: String,
-    pub contact_e164: String,
+    /// The contact's number in clear, from before numbers were sealed: empty once
+    /// sealed into `contact_number_ct`.
+    #[sea_orm(column_name = "contact_e164")]
+    pub legacy_contact_e164: String,
     pub body_ct: Vec<u8>,
     pub key_version: i32,
     pub status: String,
@@ -31,6 +34,9 @@ pub struct Model {
     pub blocked: bool,
     /// In the search index (false only for rows older than the index, until backfilled).
     pub search_indexed: bool,
+    /// The contact's number, sealed (`domain::aad::message_contact_number`); NULL only
+    /// on a row not sealed yet, empty when erased for an already shredded user.
+    pub contact_number_ct: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
