@@ -156,7 +156,7 @@ async fn send_all(cores: [Channel; 2]) -> HashMap<String, Sent> {
                         },
                     ));
                     let done = SENT.fetch_add(1, Ordering::Relaxed) + 1;
-                    if done % 1000 == 0 {
+                    if done.is_multiple_of(1000) {
                         eprintln!("{done} sends acknowledged");
                     }
                 }
