@@ -122,11 +122,16 @@ impl<S: Stream + Unpin> Stream for UntilShutdown<S> {
 /// reconnects sends it with the URL it first used, so it is the newer of the two), else
 /// `sinceCursor`. Each one given must be a whole number, even the one not used.
 fn since_cursor(query: Option<&str>, headers: &HeaderMap) -> Result<Option<u64>, GatewayError> {
+    // Cursors are int64 in the document (the core keeps them as i64).
     let parse = |field: &'static str, raw: Option<&str>| {
         raw.map(|v| {
-            v.trim().parse::<u64>().map_err(|_| {
-                GatewayError::invalid(field, "must be a whole number (an event cursor)")
-            })
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| i64::try_from(*n).is_ok())
+                .ok_or_else(|| {
+                    GatewayError::invalid(field, "must be a whole number (an event cursor)")
+                })
         })
         .transpose()
     };
@@ -160,6 +165,11 @@ mod tests {
             since_cursor(Some("sinceCursor=7"), &HeaderMap::new()).unwrap(),
             Some(7)
         );
+        // The one not used is still checked, up to int64's maximum.
+        let e = since_cursor(Some("sinceCursor=9223372036854775808"), &h)
+            .unwrap_err()
+            .into_body();
+        assert_eq!(e.field.as_deref(), Some("sinceCursor"));
         let e = since_cursor(Some("sinceCursor=x"), &h)
             .unwrap_err()
             .into_body();
