@@ -8,7 +8,7 @@ use std::{
     process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -28,17 +28,51 @@ const CALLERS: usize = 64;
 /// 64 callers sending as fast as answers come, until `stop`; the bodies of the
 /// messages the service acknowledged (an error or no answer is not an acknowledgement).
 async fn load(addr: SocketAddr, token: String, stop: Instant) -> (Vec<String>, usize) {
+    let progress = LoadProgress::until(stop);
+    load_with(addr, token, progress).await
+}
+
+/// A running load's end (movable while it runs) and its acknowledgements so far, so a
+/// fault can be injected once the service has answered, whatever the machine's speed.
+#[derive(Clone)]
+struct LoadProgress {
+    stop: Arc<Mutex<Instant>>,
+    acked: Arc<AtomicUsize>,
+}
+
+impl LoadProgress {
+    fn until(stop: Instant) -> Self {
+        Self {
+            stop: Arc::new(Mutex::new(stop)),
+            acked: Arc::default(),
+        }
+    }
+
+    fn stop_at(&self, at: Instant) {
+        *self.stop.lock().unwrap() = at;
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.load(Ordering::SeqCst)
+    }
+}
+
+async fn load_with(
+    addr: SocketAddr,
+    token: String,
+    progress: LoadProgress,
+) -> (Vec<String>, usize) {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_lazy();
     let mut callers = Vec::new();
     for c in 0..CALLERS {
-        let (channel, token) = (channel.clone(), token.clone());
+        let (channel, token, progress) = (channel.clone(), token.clone(), progress.clone());
         callers.push(tokio::spawn(async move {
             let mut client = pb::messaging_service_client::MessagingServiceClient::new(channel);
             let (mut acked, mut failed) = (Vec::new(), 0);
             for i in 0.. {
-                if Instant::now() >= stop {
+                if Instant::now() >= *progress.stop.lock().unwrap() {
                     break;
                 }
                 let body = format!("caller {c} message {i}");
@@ -51,7 +85,10 @@ async fn load(addr: SocketAddr, token: String, stop: Instant) -> (Vec<String>, u
                 };
                 let call = client.send_sms(authed(req, &token));
                 match tokio::time::timeout(Duration::from_secs(5), call).await {
-                    Ok(Ok(_)) => acked.push(body),
+                    Ok(Ok(_)) => {
+                        acked.push(body);
+                        progress.acked.fetch_add(1, Ordering::SeqCst);
+                    }
                     _ => {
                         failed += 1;
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -202,10 +239,16 @@ backend_tests! {
         let core = CoreProcess::start(&vars, addr).await;
         assign(addr).await;
 
-        let stop = Instant::now() + Duration::from_secs(3);
-        let sending = tokio::spawn(load(addr, token("load-user", &[]), stop));
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Kill once sends are being acknowledged (however slow the machine), while
+        // the callers go on sending; they stop 1.5 s after the kill.
+        let progress = LoadProgress::until(Instant::now() + Duration::from_secs(120));
+        let sending = tokio::spawn(load_with(addr, token("load-user", &[]), progress.clone()));
+        wait_until("the first 20 sends acknowledged", 90, || async {
+            progress.acked() >= 20
+        })
+        .await;
         core.kill_9();
+        progress.stop_at(Instant::now() + Duration::from_millis(1500));
         let (acked, refused) = sending.await.unwrap();
         eprintln!("acknowledged {}, refused or unanswered {refused}", acked.len());
         assert!(refused > 0, "the kill landed while callers were sending");
@@ -347,9 +390,18 @@ async fn losing_postgres_mid_load_reports_not_ready_and_loses_nothing() {
     .await;
     server.assign(FROM, "load-user").await;
 
-    let stop = Instant::now() + Duration::from_secs(12);
-    let sending = tokio::spawn(load(server.addr, server.token("load-user"), stop));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Cut once sends are being acknowledged; the callers go on until the core has
+    // recovered, and 2 s beyond.
+    let progress = LoadProgress::until(Instant::now() + Duration::from_secs(180));
+    let sending = tokio::spawn(load_with(
+        server.addr,
+        server.token("load-user"),
+        progress.clone(),
+    ));
+    wait_until("the first 20 sends acknowledged", 90, || async {
+        progress.acked() >= 20
+    })
+    .await;
     proxy.cut();
     wait_until("the core to report NOT_SERVING", 10, || async {
         health(server.addr).await == Some(ServingStatus::NotServing)
@@ -360,6 +412,7 @@ async fn losing_postgres_mid_load_reports_not_ready_and_loses_nothing() {
         health(server.addr).await == Some(ServingStatus::Serving)
     })
     .await;
+    progress.stop_at(Instant::now() + Duration::from_secs(2));
     let (acked, _) = sending.await.unwrap();
     every_acknowledged_message_sent_once(&fake, &acked, 60).await;
     server.stop().await;

@@ -55,10 +55,12 @@ const INTERVAL: Duration = Duration::from_secs(2);
 /// run of its messages: k sends after one, at least k intervals minus this. Slots are
 /// exact by the database's clock (`pacing` tests); between its slot and the wire each
 /// send commits SENDING (behind the user's other writes) and makes an HTTP request,
-/// and on two cores loaded by other builds that delay was seen to vary by 1.65 s. The
-/// allowance does not grow with k, so over a sender's 25 messages (48 s of slots) it is
-/// small, while two dispatchers pacing on their own would take half that time.
-const TOLERANCE: Duration = Duration::from_millis(1800);
+/// and on two cores loaded by other builds that delay was seen to vary by 1.65 s, and
+/// by 1.82 s once SENDING commits through the write pipeline's batches. The allowance
+/// (one interval plus a half) does not grow with k, so over a sender's 25 messages (48 s
+/// of slots) it is small, while two dispatchers pacing on their own would take half
+/// that time; for a single pair it says nothing, by design.
+const TOLERANCE: Duration = Duration::from_millis(2500);
 
 fn sender(n: usize) -> String {
     format!("+1201555{n:04}")
