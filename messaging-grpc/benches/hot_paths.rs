@@ -12,7 +12,7 @@ use messaging_grpc::{
     auth::{JwtVerifier, VerifierKey},
     crypto::{Aad, Algorithm, DataKey, MasterKey, open, seal, unwrap_dek, wrap_dek},
     sms::count_segments,
-    store::page_token::{self, Cursor, PageKind},
+    store::page_token::{self, Cursor, PageKind, Scope},
 };
 
 fn crypto(c: &mut Criterion) {
@@ -49,15 +49,16 @@ fn text(c: &mut Criterion) {
     c.bench_function("count segments, 1560 UCS-2 chars", |b| {
         b.iter(|| count_segments(black_box(&ucs2)))
     });
+    let scope = Scope::new(PageKind::Messages, &["0193a2b4-user", "0193a2b4-contact"]);
     let token = page_token::encode(
-        PageKind::Messages,
+        &scope,
         &Cursor {
             at: chrono::Utc::now(),
             id: "0193a2b4-5c6d-7e8f-9012-3456789abcde".into(),
         },
     );
     c.bench_function("decode page token", |b| {
-        b.iter(|| page_token::decode(PageKind::Messages, black_box(&token)).unwrap())
+        b.iter(|| page_token::decode(&scope, black_box(&token)).unwrap())
     });
 }
 

@@ -6,7 +6,7 @@ use crate::{
     crypto::{self, Aad, Algorithm, DataKey, Header},
     media::sniff_allowed,
     phone::{Masked, parse_e164, parse_own_number, parse_sender},
-    store::page_token::{self, Cursor, PageKind},
+    store::page_token::{self, Cursor, PageKind, Scope},
 };
 
 /// A ciphertext read back from the store: the header decoder, then opening it under a
@@ -44,22 +44,29 @@ const KINDS: [PageKind; 6] = [
     PageKind::AuditEvents,
 ];
 
-/// A page token from a caller: decoded for each listing. Never a panic; a token that
-/// decodes belongs to exactly one listing and re-encodes to a token that decodes to the
-/// same cursor.
+/// A page token from a caller: decoded for each listing of two callers. Never a panic;
+/// a token that decodes belongs to exactly one listing of one caller and re-encodes to
+/// a token that decodes to the same cursor.
 pub fn page_token(bytes: &[u8]) {
     let token = String::from_utf8_lossy(bytes);
     let mut owners = 0;
     for kind in KINDS {
-        if let Ok(Some(cursor)) = page_token::decode(kind, &token) {
-            owners += 1;
-            let again = page_token::encode(kind, &cursor);
-            assert_eq!(page_token::decode(kind, &again), Ok(Some(cursor)));
+        for caller in ["alice", "bob"] {
+            let scope = Scope::new(kind, &[caller]);
+            if let Ok(Some(cursor)) = page_token::decode(&scope, &token) {
+                owners += 1;
+                let again = page_token::encode(&scope, &cursor);
+                assert_eq!(page_token::decode(&scope, &again), Ok(Some(cursor)));
+            }
         }
     }
-    assert!(owners <= 1, "a token decodes for one listing at most");
+    assert!(
+        owners <= 1,
+        "a token decodes for one listing of one caller at most"
+    );
     if token.is_empty() {
-        assert_eq!(page_token::decode(PageKind::Messages, &token), Ok(None));
+        let scope = Scope::new(PageKind::Messages, &["alice"]);
+        assert_eq!(page_token::decode(&scope, &token), Ok(None));
     }
 }
 
@@ -72,12 +79,12 @@ pub fn page_cursor(micros: i64, id: &str) {
         at,
         id: id.to_owned(),
     };
-    let token = page_token::encode(PageKind::Search, &cursor);
+    let scope = Scope::new(PageKind::Search, &["alice", "", id]);
+    let token = page_token::encode(&scope, &cursor);
     if token.len() <= 512 && !id.is_empty() {
-        assert_eq!(
-            page_token::decode(PageKind::Search, &token),
-            Ok(Some(cursor))
-        );
+        assert_eq!(page_token::decode(&scope, &token), Ok(Some(cursor)));
+        let other = Scope::new(PageKind::Search, &["bob", "", id]);
+        assert!(page_token::decode(&other, &token).is_err());
     }
 }
 

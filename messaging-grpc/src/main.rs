@@ -10,6 +10,14 @@ use messaging_grpc::{
     telemetry,
 };
 
+/// jemalloc for the whole process, SQLite's C allocations included (the unprefixed
+/// `malloc`/`free` it exports replace glibc's): under load glibc's allocator spent a
+/// third of the core's CPU in `malloc`/`free`/`malloc_consolidate`, contended between
+/// tokio workers and SQLite's connection threads (BENCHMARKS.md, profiles).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "messaging", version, about = "CommPro Messaging core service")]
 struct Cli {

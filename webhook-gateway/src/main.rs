@@ -3,6 +3,14 @@
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// jemalloc for the whole process, SQLite's C allocations included (the unprefixed
+/// `malloc`/`free` it exports replace glibc's): under load glibc's allocator spent a
+/// third of the core's CPU in `malloc`/`free`/`malloc_consolidate`, contended between
+/// tokio workers and SQLite's connection threads (BENCHMARKS.md, profiles).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let telemetry = commpro_telemetry::Telemetry::init(

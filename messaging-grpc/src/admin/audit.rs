@@ -2,12 +2,12 @@
 
 use super::Admin;
 use crate::{
-    domain::{PageRequest, split_page},
+    domain::PageRequest,
     error::Error,
     store::{
         self,
         entities::audit_event,
-        page_token::{Cursor, PageKind},
+        page_token::{Cursor, PageKind, Scope},
     },
 };
 
@@ -39,7 +39,7 @@ impl Admin {
         page_token: &str,
     ) -> Result<AuditPage, Error> {
         let page = PageRequest::parse(
-            PageKind::AuditEvents,
+            Scope::new(PageKind::AuditEvents, &[action, target_user_id]),
             page_size,
             page_token,
             DEFAULT_PAGE,
@@ -50,14 +50,13 @@ impl Admin {
             (!action.is_empty()).then_some(action),
             (!target_user_id.is_empty()).then_some(target_user_id),
             page.after.as_ref(),
-            page.size + 1,
+            page.fetch(),
         )
         .await?;
-        let (events, next_page_token) =
-            split_page(PageKind::AuditEvents, rows, page.size, |e| Cursor {
-                at: e.at,
-                id: e.id.clone(),
-            });
+        let (events, next_page_token) = page.split(rows, |e| Cursor {
+            at: e.at,
+            id: e.id.clone(),
+        });
         Ok(AuditPage {
             events,
             next_page_token,

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::{Admin, actions};
 use crate::{
-    domain::{PageRequest, split_page},
+    domain::PageRequest,
     error::Error,
     phone::parse_own_number,
     store::{
@@ -12,7 +12,7 @@ use crate::{
         audit::NewAuditEvent,
         entities::phone_number,
         numbers::Assigned,
-        page_token::{Cursor, PageKind},
+        page_token::{Cursor, PageKind, Scope},
     },
 };
 
@@ -138,20 +138,18 @@ impl Admin {
             Some(parse_user_id(user_id)?)
         };
         let page = PageRequest::parse(
-            PageKind::Numbers,
+            Scope::new(PageKind::Numbers, &[user_id]),
             page_size,
             page_token,
             NUMBERS_DEFAULT_PAGE,
             NUMBERS_MAX_PAGE,
         )?;
         let after = page.after.as_ref().map(|c| c.id.as_str());
-        let rows =
-            store::numbers::list_any(self.store().conn(), user, after, page.size + 1).await?;
-        let (numbers, next_page_token) =
-            split_page(PageKind::Numbers, rows, page.size, |n| Cursor {
-                at: n.created_at,
-                id: n.e164.clone(),
-            });
+        let rows = store::numbers::list_any(self.store().conn(), user, after, page.fetch()).await?;
+        let (numbers, next_page_token) = page.split(rows, |n| Cursor {
+            at: n.created_at,
+            id: n.e164.clone(),
+        });
         Ok(NumberPage {
             numbers,
             next_page_token,

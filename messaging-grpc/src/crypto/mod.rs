@@ -22,7 +22,7 @@ pub use cache::KeyCache;
 pub use envelope::{Header, open, seal};
 pub use master::{MasterKey, MasterKeyRing};
 pub use rotation::{KeyStatus, MasterKeyUse, Rotation};
-pub use user_keys::{Cleartext, UserKeys};
+pub use user_keys::{Cleartext, KeySet, UserKeys};
 pub use wrap::{unwrap_dek, wrap_dek};
 
 use zeroize::{Zeroize, ZeroizeOnDrop};

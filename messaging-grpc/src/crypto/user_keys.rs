@@ -23,6 +23,51 @@ pub enum Cleartext {
     Destroyed,
 }
 
+/// One user's data keys as one request sees them, read with one query: the newest
+/// version (what new data is sealed and indexed with) and every live version (what
+/// lookups and searches must match). A request that seals and looks up several
+/// things — a send seals the body and the contact number twice, indexes the body and
+/// the number, looks the number up — reads the key rows once instead of once per item,
+/// and all of its items agree on one version.
+pub struct KeySet {
+    cipher: Algorithm,
+    /// The newest version and its key; `None` when it was destroyed (shredded).
+    current: Option<(u32, Arc<DataKey>)>,
+    /// Every key not destroyed, oldest first.
+    live: Vec<Arc<DataKey>>,
+}
+
+impl KeySet {
+    /// Seals `plaintext` with the newest key; the ciphertext and that key's version.
+    pub fn seal(&self, aad: &Aad, plaintext: &[u8]) -> Result<(Vec<u8>, u32), Error> {
+        let (version, key) = self.current.as_ref().ok_or_else(shredded)?;
+        let ct = envelope::seal(self.cipher, key, *version, aad, plaintext)?;
+        Ok((ct, *version))
+    }
+
+    /// The search key new messages are indexed under.
+    pub fn search_key(&self) -> Result<SearchKey, Error> {
+        let (_, key) = self.current.as_ref().ok_or_else(shredded)?;
+        Ok(SearchKey::derive(key))
+    }
+
+    /// The number key new contacts are indexed under.
+    pub fn number_key(&self) -> Result<NumberKey, Error> {
+        let (_, key) = self.current.as_ref().ok_or_else(shredded)?;
+        Ok(NumberKey::derive(key))
+    }
+
+    /// The search keys of every live version (empty once shredded).
+    pub fn search_keys(&self) -> Vec<SearchKey> {
+        self.live.iter().map(|k| SearchKey::derive(k)).collect()
+    }
+
+    /// The number keys of every live version (empty once shredded).
+    pub fn number_keys(&self) -> Vec<NumberKey> {
+        self.live.iter().map(|k| NumberKey::derive(k)).collect()
+    }
+}
+
 /// Seals and opens user data with the user's data keys.
 pub struct UserKeys {
     store: Store,
@@ -70,6 +115,37 @@ impl UserKeys {
         match self.key(user_id, header.key_version).await? {
             Some(key) => Ok(Cleartext::Available(envelope::open(&key, aad, ciphertext)?)),
             None => Ok(Cleartext::Destroyed),
+        }
+    }
+
+    /// The user's keys for one request, read once ([`KeySet`]). With `create`, a user
+    /// without any key gets version 1 first (what [`Self::seal`] does on first use);
+    /// without, such a user's set is empty (lookups match nothing, sealing is refused).
+    pub async fn key_set(&self, user_id: &str, create: bool) -> Result<KeySet, Error> {
+        loop {
+            let rows = store::user_keys::all_of(self.store.conn(), user_id).await?;
+            if rows.is_empty() && create {
+                self.create(user_id, 1).await?;
+                // Whether we or a concurrent request created it, read what is stored.
+                continue;
+            }
+            let mut live = Vec::with_capacity(rows.len());
+            let mut current = None;
+            for row in &rows {
+                current = match row.wrapped_dek {
+                    Some(_) => {
+                        let key = self.unwrap_row(row)?;
+                        live.push(key.clone());
+                        Some((version_of(row)?, key))
+                    }
+                    None => None,
+                };
+            }
+            return Ok(KeySet {
+                cipher: self.cipher,
+                current,
+                live,
+            });
         }
     }
 

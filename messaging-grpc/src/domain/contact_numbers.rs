@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{Records, aad};
 use crate::{
-    crypto::{Aad, Cleartext, CryptoError},
+    crypto::{Aad, Cleartext, CryptoError, KeySet},
     error::Error,
     store::{
         contacts::SealedNumber,
@@ -22,26 +22,32 @@ pub struct SealedContact {
     pub message_ct: Vec<u8>,
 }
 
+/// The blind indexes a lookup of `e164` matches under `keys`: one per live version.
+pub fn lookup_of(keys: &KeySet, e164: &str) -> Vec<Vec<u8>> {
+    keys.number_keys().iter().map(|k| k.index(e164)).collect()
+}
+
 impl Records {
     /// The blind indexes a lookup of `e164` matches: one per live key version of the
     /// user. Empty when the user has no key (never had one, or shredded): nothing matches.
     pub async fn number_lookup(&self, user_id: &str, e164: &str) -> Result<Vec<Vec<u8>>, Error> {
-        let keys = self.keys.number_keys(user_id).await?;
-        Ok(keys.iter().map(|k| k.index(e164)).collect())
+        Ok(lookup_of(&self.keys.key_set(user_id, false).await?, e164))
     }
 
     /// `e164` sealed for a contact row that may be created with it: the id it would get,
     /// the ciphertext bound to that id, its index under the current key, and the lookup.
-    pub async fn seal_number(&self, user_id: &str, e164: &str) -> Result<SealedNumber, Error> {
+    pub fn seal_number(
+        &self,
+        keys: &KeySet,
+        user_id: &str,
+        e164: &str,
+    ) -> Result<SealedNumber, Error> {
         let new_id = Uuid::now_v7().to_string();
         let aad = aad::contact_number(user_id, &new_id);
-        let (ct, _) = self.keys.seal(user_id, &aad, e164.as_bytes()).await?;
-        let index = self.keys.number_key(user_id).await?.index(e164);
-        let mut lookup = self.number_lookup(user_id, e164).await?;
-        if !lookup.contains(&index) {
-            // A key version created between the two reads: look it up too.
-            lookup.push(index.clone());
-        }
+        let (ct, _) = keys.seal(&aad, e164.as_bytes())?;
+        let index = keys.number_key()?.index(e164);
+        // The current key is one of the live ones, so the lookup holds `index`.
+        let lookup = lookup_of(keys, e164);
         Ok(SealedNumber {
             lookup,
             new_id,
@@ -51,16 +57,17 @@ impl Records {
     }
 
     /// The contact number of a new message `message_id`, sealed for both rows.
-    pub async fn seal_contact(
+    pub fn seal_contact(
         &self,
+        keys: &KeySet,
         user_id: &str,
         message_id: &str,
         e164: &str,
     ) -> Result<SealedContact, Error> {
         let aad = aad::message_contact_number(user_id, message_id);
-        let (message_ct, _) = self.keys.seal(user_id, &aad, e164.as_bytes()).await?;
+        let (message_ct, _) = keys.seal(&aad, e164.as_bytes())?;
         Ok(SealedContact {
-            contact: self.seal_number(user_id, e164).await?,
+            contact: self.seal_number(keys, user_id, e164)?,
             message_ct,
         })
     }

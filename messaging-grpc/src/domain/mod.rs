@@ -23,11 +23,11 @@ mod write;
 
 use std::sync::Arc;
 
-pub use contact_numbers::SealedContact;
+pub use contact_numbers::{SealedContact, lookup_of};
 pub use events::StoredEvent;
 pub use names::MAX_NAME_CHARS;
 pub use number_sealing::{LegacySealed, SEAL_BATCH};
-pub use paging::{PageRequest, split_page};
+pub use paging::PageRequest;
 pub use provider_status::{StatusOutcome, StatusReport};
 pub use status::{Direction, MessageStatus};
 pub use view::{Body, MessageView};

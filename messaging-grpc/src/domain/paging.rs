@@ -2,21 +2,24 @@
 
 use crate::{
     error::Error,
-    store::page_token::{self, Cursor, PageKind},
+    store::page_token::{self, Cursor, Scope},
 };
 
-/// A validated page request: size clamped, token decoded.
+/// A validated page request: size clamped, token decoded against its listing.
 #[derive(Clone, Debug)]
 pub struct PageRequest {
     pub size: u64,
     pub after: Option<Cursor>,
+    /// The listing this request pages: the next page's token is issued for it.
+    scope: Scope,
 }
 
 impl PageRequest {
     /// `size` 0 means the default; above `max` is clamped to `max` (as Google's API
-    /// guidelines advise), never an error.
+    /// guidelines advise), never an error. A token issued for another scope (caller,
+    /// listing, conversation, query) is refused with `page_token` named.
     pub fn parse(
-        kind: PageKind,
+        scope: Scope,
         size: u32,
         token: &str,
         default: u64,
@@ -27,27 +30,27 @@ impl PageRequest {
             n => n.min(max),
         };
         let after =
-            page_token::decode(kind, token).map_err(|why| Error::invalid("page_token", why))?;
-        Ok(Self { size, after })
+            page_token::decode(&scope, token).map_err(|why| Error::invalid("page_token", why))?;
+        Ok(Self { size, after, scope })
     }
-}
 
-/// Fetch one row more than the page to know whether another page follows; returns the
-/// page and the token of the next one (empty when none).
-pub fn split_page<T>(
-    kind: PageKind,
-    mut rows: Vec<T>,
-    size: u64,
-    cursor_of: impl Fn(&T) -> Cursor,
-) -> (Vec<T>, String) {
-    if rows.len() as u64 > size {
-        rows.truncate(size as usize);
-        let token = rows
-            .last()
-            .map(|r| page_token::encode(kind, &cursor_of(r)))
-            .unwrap_or_default();
-        (rows, token)
-    } else {
-        (rows, String::new())
+    /// How many rows to fetch: one more than the page, to know whether another follows.
+    pub fn fetch(&self) -> u64 {
+        self.size + 1
+    }
+
+    /// Cuts the fetched rows to the page and returns the next page's token (empty when
+    /// none follows).
+    pub fn split<T>(&self, mut rows: Vec<T>, cursor_of: impl Fn(&T) -> Cursor) -> (Vec<T>, String) {
+        if rows.len() as u64 > self.size {
+            rows.truncate(self.size as usize);
+            let token = rows
+                .last()
+                .map(|r| page_token::encode(&self.scope, &cursor_of(r)))
+                .unwrap_or_default();
+            (rows, token)
+        } else {
+            (rows, String::new())
+        }
     }
 }

@@ -59,6 +59,7 @@ pub async fn change_status_in(
         contact_id: contact_id.as_deref(),
         status: status.as_deref(),
         unread_count: None,
+        muted: None,
     };
     Ok(Some(events::append(txn, user_id, event).await?))
 }

@@ -8,19 +8,19 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{Body, Records, words::words};
-use crate::{error::Error, store};
+use crate::{crypto::KeySet, error::Error, store};
 
 /// Most words a body is indexed under (a 1600-character body has at most 800).
 const MAX_TERMS: usize = 1000;
 
 impl Records {
     /// The terms of a body, under the user's current search key.
-    pub async fn index_terms(&self, user_id: &str, body: &str) -> Result<Vec<Vec<u8>>, Error> {
+    pub fn index_terms(&self, keys: &KeySet, body: &str) -> Result<Vec<Vec<u8>>, Error> {
         let words = words(body);
         if words.is_empty() {
             return Ok(Vec::new());
         }
-        let key = self.keys.search_key(user_id).await?;
+        let key = keys.search_key()?;
         Ok(words.iter().take(MAX_TERMS).map(|w| key.term(w)).collect())
     }
 
@@ -84,7 +84,10 @@ impl Records {
             let id = row.id.clone();
             let blocked = row.blocked;
             let terms = match self.view(&user_id, row).await?.body {
-                Body::Text(body) if !blocked => self.index_terms(&user_id, &body).await?,
+                Body::Text(body) if !blocked => {
+                    let keys = self.keys.key_set(&user_id, false).await?;
+                    self.index_terms(&keys, &body)?
+                }
                 _ => Vec::new(),
             };
             self.store

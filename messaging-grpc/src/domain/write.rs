@@ -108,7 +108,7 @@ async fn write_in(
     }
     let unarchived = w.unarchive
         && store::conversations::set_archived(txn, &user_id, &contact.id, false).await?;
-    store::conversations::record_message(
+    let conversation = store::conversations::record_message(
         txn,
         store::conversations::MessageWritten {
             user_id: &user_id,
@@ -124,22 +124,24 @@ async fn write_in(
         let owner = &row.owner_e164;
         store::opt_outs::set(txn, &user_id, owner, &contact.id, opted_out).await?;
     }
+    let muted = Some(store::conversations::muted_at(&conversation, store::now()));
     if unarchived {
         let back = NewEvent {
             kind: events::CONVERSATION_UNARCHIVED,
             contact_id: Some(&contact.id),
+            muted,
             ..Default::default()
         };
         events::append(txn, &user_id, back).await?;
     }
-    let unread_count = events::unread_in(txn, &user_id, &contact.id).await?;
     let status = MessageStatus::parse(&row.status)?;
     let event = NewEvent {
         kind: w.event_kind,
         message_id: Some(&row.id),
         contact_id: Some(&contact.id),
         status: Some(status.as_str()),
-        unread_count,
+        unread_count: Some(conversation.unread_count),
+        muted,
     };
     let cursor = events::append(txn, &user_id, event).await?;
     Ok((Written::Committed(Box::new(row)), Some(cursor)))

@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use super::Ingest;
 use crate::{
-    domain::{Body, Direction, MessageView, MessageWrite, Written, aad, events, new_row},
+    crypto::KeySet,
+    domain::{
+        Body, Direction, MessageView, MessageWrite, Written, aad, events, lookup_of, new_row,
+    },
     error::Error,
     phone::{Masked, parse_own_number, parse_sender},
     sms::{Keyword, count_segments, keyword},
@@ -103,11 +106,13 @@ impl Ingest {
         if let Some(done) = self.find_by_sid(&owner, &v.sms.message_sid).await? {
             return Ok(Inbound::Duplicate(Box::new(done)));
         }
-        let lookup = self.records.number_lookup(&owner, &v.from).await?;
+        // The owner's keys, read once for every seal, index and lookup below.
+        let keys = self.records.keys().key_set(&owner, true).await?;
+        let lookup = lookup_of(&keys, &v.from);
         let blocked = store::contacts::find_by_number(db, &owner, &lookup)
             .await?
             .is_some_and(|c| c.blocked_at.is_some());
-        let write = self.prepare(&owner, &v, blocked).await?;
+        let write = self.prepare(&keys, &owner, &v, blocked)?;
         let new_media = write.new_media.clone();
         let row = match self.records.write_message(write).await? {
             Written::Committed(row) => *row,
@@ -138,20 +143,23 @@ impl Ingest {
 
     /// Encrypts the body and media URLs and builds the rows to write. Inbound media
     /// are copied from Twilio after the commit; until then, pending.
-    async fn prepare(&self, owner: &str, v: &Valid, blocked: bool) -> Result<MessageWrite, Error> {
-        let keys = self.records.keys();
+    fn prepare(
+        &self,
+        keys: &KeySet,
+        owner: &str,
+        v: &Valid,
+        blocked: bool,
+    ) -> Result<MessageWrite, Error> {
         let id = Uuid::now_v7().to_string();
         let body = &v.sms.body;
-        let (body_ct, key_version) = keys
-            .seal(owner, &aad::body(owner, &id), body.as_bytes())
-            .await?;
+        let (body_ct, key_version) = keys.seal(&aad::body(owner, &id), body.as_bytes())?;
         let now = store::now();
         let mut new_media = Vec::with_capacity(v.sms.media.len());
         let mut links = Vec::with_capacity(v.sms.media.len());
         for (position, (url, content_type)) in v.sms.media.iter().enumerate() {
             let media_id = Uuid::now_v7().to_string();
             let url_aad = aad::media_source_url(owner, &media_id);
-            let (url_ct, _) = keys.seal(owner, &url_aad, url.as_bytes()).await?;
+            let (url_ct, _) = keys.seal(&url_aad, url.as_bytes())?;
             new_media.push(media::Model {
                 id: media_id.clone(),
                 user_id: owner.to_owned(),
@@ -173,7 +181,7 @@ impl Ingest {
                 url_ct: None,
             });
         }
-        let contact = self.records.seal_contact(owner, &id, &v.from).await?;
+        let contact = self.records.seal_contact(keys, owner, &id, &v.from)?;
         let row = message::Model {
             body_ct,
             key_version: key_version as i32,
@@ -189,7 +197,7 @@ impl Ingest {
         let search_terms = if blocked {
             Vec::new()
         } else {
-            self.records.index_terms(owner, body).await?
+            self.records.index_terms(keys, body)?
         };
         Ok(MessageWrite {
             row,

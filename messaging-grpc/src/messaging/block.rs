@@ -7,13 +7,13 @@ use chrono::{DateTime, Utc};
 
 use super::{Messaging, conversations::MESSAGES_DEFAULT_PAGE};
 use crate::{
-    domain::{PageRequest, events, split_page},
+    domain::{PageRequest, events},
     error::Error,
     phone::{Masked, parse_sender},
     store::{
         self,
         events::NewEvent,
-        page_token::{Cursor, PageKind},
+        page_token::{Cursor, PageKind, Scope},
     },
 };
 
@@ -38,7 +38,8 @@ impl Messaging {
     pub async fn block_number(&self, user_id: &str, number: &str) -> Result<Blocked, Error> {
         let number = parse_sender("number", number)?;
         // Sealed before the write opens: the user's first key may be created here.
-        let sealed = self.records.seal_number(user_id, &number).await?;
+        let keys = self.records.keys().key_set(user_id, true).await?;
+        let sealed = self.records.seal_number(&keys, user_id, &number)?;
         let txn = self.records.store().begin_write().await?;
         let contact = store::contacts::get_or_create(&txn, user_id, &sealed).await?;
         let mut cursor = None;
@@ -105,7 +106,7 @@ impl Messaging {
         page_token: &str,
     ) -> Result<BlockedPage, Error> {
         let page = PageRequest::parse(
-            PageKind::BlockedNumbers,
+            Scope::new(PageKind::BlockedNumbers, &[user_id]),
             page_size,
             page_token,
             MESSAGES_DEFAULT_PAGE,
@@ -113,12 +114,11 @@ impl Messaging {
         )?;
         let db = self.records.store().conn();
         let rows =
-            store::contacts::blocked_page(db, user_id, page.after.as_ref(), page.size + 1).await?;
-        let (rows, next_page_token) =
-            split_page(PageKind::BlockedNumbers, rows, page.size, |c| Cursor {
-                at: c.blocked_at.unwrap_or(c.created_at),
-                id: c.id.clone(),
-            });
+            store::contacts::blocked_page(db, user_id, page.after.as_ref(), page.fetch()).await?;
+        let (rows, next_page_token) = page.split(rows, |c| Cursor {
+            at: c.blocked_at.unwrap_or(c.created_at),
+            id: c.id.clone(),
+        });
         let mut blocked = Vec::with_capacity(rows.len());
         for c in rows {
             blocked.push(Blocked {

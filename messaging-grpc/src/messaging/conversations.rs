@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 
 use super::Messaging;
 use crate::{
-    domain::{MessageView, PageRequest, require, split_page},
+    domain::{MessageView, PageRequest, require},
     error::Error,
     store::{
         self,
-        page_token::{Cursor, PageKind},
+        page_token::{Cursor, PageKind, Scope},
     },
 };
 
@@ -58,8 +58,9 @@ impl Messaging {
         page_token: &str,
         archived: bool,
     ) -> Result<ConversationPage, Error> {
+        let listing = if archived { "archive" } else { "inbox" };
         let page = PageRequest::parse(
-            PageKind::Conversations,
+            Scope::new(PageKind::Conversations, &[user_id, listing]),
             page_size,
             page_token,
             CONVERSATIONS_DEFAULT_PAGE,
@@ -67,13 +68,12 @@ impl Messaging {
         )?;
         let db = self.records.store().conn();
         let rows =
-            store::conversations::page(db, user_id, archived, page.after.as_ref(), page.size + 1)
+            store::conversations::page(db, user_id, archived, page.after.as_ref(), page.fetch())
                 .await?;
-        let (rows, next_page_token) =
-            split_page(PageKind::Conversations, rows, page.size, |c| Cursor {
-                at: c.last_message_at,
-                id: c.contact_id.clone(),
-            });
+        let (rows, next_page_token) = page.split(rows, |c| Cursor {
+            at: c.last_message_at,
+            id: c.contact_id.clone(),
+        });
         Ok(ConversationPage {
             conversations: self.summaries(user_id, rows).await?,
             next_page_token,
@@ -177,7 +177,7 @@ impl Messaging {
         page_token: &str,
     ) -> Result<MessagePage, Error> {
         let page = PageRequest::parse(
-            PageKind::Messages,
+            Scope::new(PageKind::Messages, &[user_id, contact_id]),
             page_size,
             page_token,
             MESSAGES_DEFAULT_PAGE,
@@ -189,9 +189,9 @@ impl Messaging {
             .await?
             .ok_or(Error::NotFound("contact_id"))?;
         let rows =
-            store::messages::page(db, user_id, &contact.id, page.after.as_ref(), page.size + 1)
+            store::messages::page(db, user_id, &contact.id, page.after.as_ref(), page.fetch())
                 .await?;
-        let (rows, next_page_token) = split_page(PageKind::Messages, rows, page.size, |m| Cursor {
+        let (rows, next_page_token) = page.split(rows, |m| Cursor {
             at: m.created_at,
             id: m.id.clone(),
         });

@@ -104,6 +104,7 @@ async fn mark_read_in(
         contact_id: Some(&row.contact_id),
         status: None,
         unread_count,
+        muted: None,
     };
     Ok(Some(events::append(txn, user_id, event).await?))
 }
@@ -139,6 +140,8 @@ async fn mark_conversation_read_in(
         contact_id: Some(&contact_id),
         status: None,
         unread_count: Some(left),
+        // The row was just read (and locked): no second look-up.
+        muted: Some(store::conversations::muted_at(&conv, store::now())),
     };
     Ok((left, Some(events::append(txn, user_id, event).await?)))
 }

@@ -8,11 +8,11 @@ use super::{
     conversations::{MESSAGES_DEFAULT_PAGE, MESSAGES_MAX_PAGE},
 };
 use crate::{
-    domain::{MessageView, PageRequest, split_page, words},
+    domain::{MessageView, PageRequest, words},
     error::Error,
     store::{
         self,
-        page_token::{Cursor, PageKind},
+        page_token::{Cursor, PageKind, Scope},
         search::SearchQuery,
     },
 };
@@ -65,7 +65,7 @@ impl Messaging {
             ));
         }
         let page = PageRequest::parse(
-            PageKind::Search,
+            Scope::new(PageKind::Search, &[user_id, contact_id, query]),
             page_size,
             page_token,
             MESSAGES_DEFAULT_PAGE,
@@ -99,11 +99,11 @@ impl Messaging {
                 contact_ids: &by_number,
                 within: within.as_deref(),
                 after: page.after.as_ref(),
-                limit: page.size + 1,
+                limit: page.fetch(),
             },
         )
         .await?;
-        let (rows, next_page_token) = split_page(PageKind::Search, rows, page.size, |m| Cursor {
+        let (rows, next_page_token) = page.split(rows, |m| Cursor {
             at: m.created_at,
             id: m.id.clone(),
         });

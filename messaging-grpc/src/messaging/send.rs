@@ -7,9 +7,10 @@ use uuid::Uuid;
 
 use super::Messaging;
 use crate::{
-    crypto::Cleartext,
+    crypto::{Cleartext, KeySet},
     domain::{
-        Body, Direction, MessageStatus, MessageView, MessageWrite, Written, aad, events, new_row,
+        Body, Direction, MessageStatus, MessageView, MessageWrite, Written, aad, events, lookup_of,
+        new_row,
     },
     error::Error,
     media::MAX_MEDIA_PER_MESSAGE,
@@ -191,8 +192,10 @@ impl Messaging {
         if let Some(at) = req.send_at {
             self.schedule.check(at, Utc::now())?;
         }
-        self.check_allowed(user_id, &req).await?;
-        let write = self.prepare(user_id, &req).await?;
+        // The caller's keys, read once for every seal, index and lookup below.
+        let keys = self.records.keys().key_set(user_id, true).await?;
+        self.check_allowed(&keys, user_id, &req).await?;
+        let write = self.prepare(&keys, user_id, &req)?;
         let row = match self.records.write_message(write).await? {
             Written::Committed(row) => *row,
             // A concurrent request with the same key committed first: return its message.
@@ -240,7 +243,7 @@ impl Messaging {
 
     /// `from` must be the caller's number, and `to` must not have opted out nor be
     /// blocked by the caller.
-    async fn check_allowed(&self, user_id: &str, req: &Valid) -> Result<(), Error> {
+    async fn check_allowed(&self, keys: &KeySet, user_id: &str, req: &Valid) -> Result<(), Error> {
         let db = self.records.store().conn();
         if !store::numbers::is_owned_by(db, &req.from, user_id).await? {
             return Err(Error::PermissionDenied(format!(
@@ -248,7 +251,7 @@ impl Messaging {
                 Masked(&req.from)
             )));
         }
-        let lookup = self.records.number_lookup(user_id, &req.to).await?;
+        let lookup = lookup_of(keys, &req.to);
         let Some(contact) = store::contacts::find_by_number(db, user_id, &lookup).await? else {
             return Ok(());
         };
@@ -269,12 +272,9 @@ impl Messaging {
     }
 
     /// Encrypts the body and external media URLs and builds the rows to write.
-    async fn prepare(&self, user_id: &str, req: &Valid) -> Result<MessageWrite, Error> {
-        let keys = self.records.keys();
+    fn prepare(&self, keys: &KeySet, user_id: &str, req: &Valid) -> Result<MessageWrite, Error> {
         let id = Uuid::now_v7().to_string();
-        let (body_ct, key_version) = keys
-            .seal(user_id, &aad::body(user_id, &id), req.body.as_bytes())
-            .await?;
+        let (body_ct, key_version) = keys.seal(&aad::body(user_id, &id), req.body.as_bytes())?;
         let mut links = Vec::with_capacity(req.media.len());
         for (position, item) in req.media.iter().enumerate() {
             let position = position as i32;
@@ -282,7 +282,7 @@ impl Messaging {
                 MediaItem::Ours(m) => (Some(m.clone()), None),
                 MediaItem::Url(u) => {
                     let aad = aad::link_url(user_id, &id, position);
-                    (None, Some(keys.seal(user_id, &aad, u.as_bytes()).await?.0))
+                    (None, Some(keys.seal(&aad, u.as_bytes())?.0))
                 }
             };
             links.push(message_media::Model {
@@ -292,7 +292,7 @@ impl Messaging {
                 url_ct,
             });
         }
-        let contact = self.records.seal_contact(user_id, &id, &req.to).await?;
+        let contact = self.records.seal_contact(keys, user_id, &id, &req.to)?;
         let status = match req.send_at {
             Some(_) => MessageStatus::Scheduled,
             None => MessageStatus::Queued,
@@ -321,7 +321,7 @@ impl Messaging {
             enqueue: true,
             opt_out: None,
             event_kind: events::CONVERSATION_UPDATED,
-            search_terms: self.records.index_terms(user_id, &req.body).await?,
+            search_terms: self.records.index_terms(keys, &req.body)?,
             unarchive: false,
             contact: contact.contact,
         })

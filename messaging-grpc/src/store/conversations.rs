@@ -32,7 +32,12 @@ pub struct MessageWritten<'a> {
 
 /// Upserts the conversation for a new message. The last message only moves forward in
 /// time, so writes committed out of order (clock skew between replicas) keep the newest.
-pub async fn record_message(db: &impl ConnectionTrait, m: MessageWritten<'_>) -> Result<(), DbErr> {
+/// Returns the row as it now is (one statement: the unread count and mute state the
+/// message's event carries come back with the upsert, not from another read).
+pub async fn record_message(
+    db: &impl ConnectionTrait,
+    m: MessageWritten<'_>,
+) -> Result<conv::Model, DbErr> {
     let row = conv::ActiveModel {
         user_id: Set(m.user_id.to_owned()),
         contact_id: Set(m.contact_id.to_owned()),
@@ -66,9 +71,8 @@ pub async fn record_message(db: &impl ConnectionTrait, m: MessageWritten<'_>) ->
                 ])
                 .to_owned(),
         )
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
+        .exec_with_returning(db)
+        .await
 }
 
 /// Reads the conversation row and, on PostgreSQL, locks it until the transaction ends.

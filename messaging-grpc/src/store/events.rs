@@ -22,6 +22,9 @@ pub struct NewEvent<'a> {
     pub contact_id: Option<&'a str>,
     pub status: Option<&'a str>,
     pub unread_count: Option<i64>,
+    /// Whether the conversation is muted now, when the caller already read it (a
+    /// message write has the row from its upsert); `None`: looked up here.
+    pub muted: Option<bool>,
 }
 
 /// Appends an event inside the caller's transaction and returns its cursor. Call it
@@ -57,9 +60,12 @@ pub async fn append(
         .ok_or_else(|| DbErr::RecordNotFound("event counter".into()))?;
     let cursor: i64 = row.try_get("", "last_cursor")?;
     // Notification senders read this to stay quiet for muted conversations.
-    let muted = match e.contact_id {
-        Some(contact_id) => super::conversations::is_muted(db, user_id, contact_id, now()).await?,
-        None => false,
+    let muted = match (e.muted, e.contact_id) {
+        (Some(known), _) => known,
+        (None, Some(contact_id)) => {
+            super::conversations::is_muted(db, user_id, contact_id, now()).await?
+        }
+        (None, None) => false,
     };
     event::Entity::insert(event::ActiveModel {
         user_id: sea_orm::Set(user_id.to_owned()),

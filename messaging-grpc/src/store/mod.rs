@@ -233,4 +233,30 @@ mod tests {
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://x"), None);
     }
+
+    /// The bundled SQLite carries the options `.cargo/config.toml` sets: without QPSG
+    /// every statement with a `LIMIT ?` is re-parsed on each run.
+    #[tokio::test]
+    async fn sqlite_is_built_for_speed() {
+        use sea_orm::ConnectionTrait as _;
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                "PRAGMA compile_options",
+            ))
+            .await
+            .unwrap();
+        let options: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get_by_index::<String>(0).unwrap())
+            .collect();
+        for wanted in ["ENABLE_QPSG", "DEFAULT_MEMSTATUS=0"] {
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "SQLite lacks {wanted}: build through cargo in this workspace (LIBSQLITE3_FLAGS \
+                 in .cargo/config.toml); it has {options:?}"
+            );
+        }
+    }
 }

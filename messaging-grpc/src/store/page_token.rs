@@ -1,14 +1,28 @@
-//! Opaque keyset page tokens: `(timestamp, id)` of the last row of a page.
+//! Opaque keyset page tokens: `(timestamp, id)` of the last row of a page, bound to the
+//! listing that issued them.
 //!
-//! Tokens are base64url of a small binary record tagged with what they page over, so a
-//! conversation token handed to GetConversation is refused instead of misread. They are
-//! not secret: every query they feed is already scoped to the caller.
+//! A token is base64url of a small binary record: a version, what it pages over, a tag,
+//! and the position. The tag is the first 64 bits of SHA-256 over the token's *scope*
+//! (its listing kind, the caller and every filter that shapes the listing: a
+//! conversation's contact, a search query, the archive flag) and the position. So a
+//! token handed to another listing, another conversation, another query or another
+//! caller is refused with `page_token` named, and so is a token altered in transit.
+//!
+//! The tag is not a MAC and needs no key: tokens are not secret and forging one gains
+//! nothing, because every query a token feeds is already scoped to the caller — a
+//! forged position can only land inside the forger's own rows. What the tag buys is a
+//! clear refusal instead of a silently misread page.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 
-const VERSION: u8 = 1;
+/// Version 2 added the scope tag; version 1 tokens (from before) are refused as foreign,
+/// so a client paging across the upgrade starts its listing again.
+const VERSION: u8 = 2;
 const MAX_ID_LEN: usize = 256;
+const TAG_LEN: usize = 8;
+const HEADER_LEN: usize = 2 + TAG_LEN + 8;
 
 /// What a token pages over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,17 +44,61 @@ pub struct Cursor {
     pub id: String,
 }
 
-pub fn encode(kind: PageKind, cursor: &Cursor) -> String {
-    let mut raw = Vec::with_capacity(10 + cursor.id.len());
+/// The listing a token belongs to: its kind and the parts that make it this caller's
+/// listing (user id, contact id, query, …), in a fixed order per kind.
+#[derive(Clone)]
+pub struct Scope {
+    kind: PageKind,
+    /// SHA-256 state over the kind and the length-prefixed parts, cloned per token.
+    hasher: Sha256,
+}
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The parts are user ids and queries: not printed.
+        f.debug_struct("Scope").field("kind", &self.kind).finish()
+    }
+}
+
+impl Scope {
+    pub fn new(kind: PageKind, parts: &[&str]) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(b"commpro.messaging/page-token\0");
+        hasher.update([VERSION, kind as u8]);
+        for part in parts {
+            // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        Self { kind, hasher }
+    }
+
+    pub fn kind(&self) -> PageKind {
+        self.kind
+    }
+
+    fn tag(&self, position: &[u8]) -> [u8; TAG_LEN] {
+        let digest = self.hasher.clone().chain_update(position).finalize();
+        let mut tag = [0; TAG_LEN];
+        tag.copy_from_slice(&digest[..TAG_LEN]);
+        tag
+    }
+}
+
+pub fn encode(scope: &Scope, cursor: &Cursor) -> String {
+    let mut position = Vec::with_capacity(8 + cursor.id.len());
+    position.extend_from_slice(&cursor.at.timestamp_micros().to_be_bytes());
+    position.extend_from_slice(cursor.id.as_bytes());
+    let mut raw = Vec::with_capacity(2 + TAG_LEN + position.len());
     raw.push(VERSION);
-    raw.push(kind as u8);
-    raw.extend_from_slice(&cursor.at.timestamp_micros().to_be_bytes());
-    raw.extend_from_slice(cursor.id.as_bytes());
+    raw.push(scope.kind as u8);
+    raw.extend_from_slice(&scope.tag(&position));
+    raw.extend_from_slice(&position);
     URL_SAFE_NO_PAD.encode(raw)
 }
 
 /// Decodes a token; `Ok(None)` for the empty token (first page).
-pub fn decode(kind: PageKind, token: &str) -> Result<Option<Cursor>, &'static str> {
+pub fn decode(scope: &Scope, token: &str) -> Result<Option<Cursor>, &'static str> {
     if token.is_empty() {
         return Ok(None);
     }
@@ -50,15 +108,19 @@ pub fn decode(kind: PageKind, token: &str) -> Result<Option<Cursor>, &'static st
     let raw = URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| "is not a token this service issued")?;
-    if raw.len() < 11 || raw[0] != VERSION {
+    if raw.len() <= HEADER_LEN || raw[0] != VERSION {
         return Err("is not a token this service issued");
     }
-    if raw[1] != kind as u8 {
+    if raw[1] != scope.kind as u8 {
         return Err("belongs to another listing");
     }
-    let micros = i64::from_be_bytes(raw[2..10].try_into().map_err(|_| "is malformed")?);
+    let (tag, position) = raw[2..].split_at(TAG_LEN);
+    if tag != scope.tag(position) {
+        return Err("was issued to another caller or for another listing, or was altered");
+    }
+    let micros = i64::from_be_bytes(position[..8].try_into().map_err(|_| "is malformed")?);
     let at = DateTime::from_timestamp_micros(micros).ok_or("is malformed")?;
-    let id = String::from_utf8(raw[10..].to_vec()).map_err(|_| "is malformed")?;
+    let id = String::from_utf8(position[8..].to_vec()).map_err(|_| "is malformed")?;
     Ok(Some(Cursor { at, id }))
 }
 
@@ -68,35 +130,69 @@ mod tests {
 
     use super::*;
 
+    fn messages(user: &str, contact: &str) -> Scope {
+        Scope::new(PageKind::Messages, &[user, contact])
+    }
+
     #[test]
-    fn round_trip_and_kind_check() {
+    fn round_trip_and_scope_checks() {
         let c = Cursor {
             at: crate::store::now(),
             id: "0193-abc".into(),
         };
-        let t = encode(PageKind::Messages, &c);
-        assert_eq!(decode(PageKind::Messages, &t).unwrap(), Some(c));
+        let alice = messages("alice", "c1");
+        let t = encode(&alice, &c);
+        assert_eq!(decode(&alice, &t).unwrap(), Some(c));
         assert_eq!(
-            decode(PageKind::Conversations, &t),
+            decode(&Scope::new(PageKind::Conversations, &["alice"]), &t),
             Err("belongs to another listing")
         );
-        assert_eq!(decode(PageKind::Messages, ""), Ok(None));
-        assert!(decode(PageKind::Messages, "not*base64").is_err());
-        assert!(decode(PageKind::Messages, "AAAA").is_err());
+        for other in [
+            messages("bob", "c1"),
+            messages("alice", "c2"),
+            messages("alicec", "1"),
+        ] {
+            assert!(decode(&other, &t).unwrap_err().contains("another caller"));
+        }
+        assert_eq!(decode(&alice, ""), Ok(None));
+        assert!(decode(&alice, "not*base64").is_err());
+        assert!(decode(&alice, "AAAA").is_err());
+    }
+
+    #[test]
+    fn a_changed_byte_is_refused() {
+        let scope = messages("alice", "c1");
+        let t = encode(
+            &scope,
+            &Cursor {
+                at: crate::store::now(),
+                id: "0193-abc".into(),
+            },
+        );
+        let raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
+        for i in 0..raw.len() {
+            let mut changed = raw.clone();
+            changed[i] ^= 0x01;
+            assert!(
+                decode(&scope, &URL_SAFE_NO_PAD.encode(&changed)).is_err(),
+                "byte {i}"
+            );
+        }
     }
 
     proptest! {
         #[test]
         fn garbage_never_panics(s in ".{0,600}") {
-            let _ = decode(PageKind::Numbers, &s);
+            let _ = decode(&Scope::new(PageKind::Numbers, &[""]), &s);
         }
 
         #[test]
         fn any_cursor_round_trips(micros in -62_135_596_800_000_000i64..253_402_300_799_000_000i64,
-                                  id in "[ -~]{1,64}") {
+                                  id in "[ -~]{1,64}", user in ".{0,40}") {
             let at = DateTime::from_timestamp_micros(micros).unwrap();
             let c = Cursor { at, id };
-            prop_assert_eq!(decode(PageKind::Numbers, &encode(PageKind::Numbers, &c)).unwrap(), Some(c));
+            let scope = Scope::new(PageKind::Numbers, &[&user]);
+            prop_assert_eq!(decode(&scope, &encode(&scope, &c)).unwrap(), Some(c));
         }
     }
 }

@@ -148,7 +148,7 @@ backend_tests! {
         let st = server.store().await;
         for u in 0..250 {
             let txn = st.begin_write().await.unwrap();
-            let e = events::NewEvent { kind: "messages_read", message_id: None, contact_id: None, status: None, unread_count: None };
+            let e = events::NewEvent { kind: "messages_read", ..Default::default() };
             events::append(&txn, &format!("user-{u}"), e).await.unwrap();
             txn.commit().await.unwrap();
         }

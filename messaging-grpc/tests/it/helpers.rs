@@ -471,10 +471,27 @@ impl UserClient {
         page_size: u32,
         page_token: &str,
     ) -> Result<pb::ListConversationsResponse, tonic::Status> {
+        self.list_in(false, page_size, page_token).await
+    }
+
+    pub async fn list_archived(
+        &mut self,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<pb::ListConversationsResponse, tonic::Status> {
+        self.list_in(true, page_size, page_token).await
+    }
+
+    async fn list_in(
+        &mut self,
+        archived: bool,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<pb::ListConversationsResponse, tonic::Status> {
         let req = pb::ListConversationsRequest {
             page_size,
             page_token: page_token.into(),
-            archived: false,
+            archived,
         };
         Ok(self
             .client

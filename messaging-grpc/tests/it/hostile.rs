@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
 use commpro_messaging_api::v1 as pb;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp};
 use serde_json::{Value, json};
@@ -79,18 +81,31 @@ backend_tests! {
         let alice_conversations = alice.list(100, "").await.unwrap().conversations;
         let alice_contacts: Vec<String> = alice_conversations.iter().map(|c| c.contact_id.clone()).collect();
 
-        // Another user's token is a position, not a key: only alice's rows come back.
-        let page = alice.list(100, &bobs.next_page_token).await.unwrap();
-        assert!(page.conversations.iter().all(|c| alice_contacts.contains(&c.contact_id)), "nothing of bob's");
-        assert!(page.conversations.iter().all(|c| c.contact_number.starts_with("+1415555020")));
+        // The first page works; alice's own next-page token is accepted.
+        let first = alice.list(1, "").await.unwrap();
+        let rest = alice.list(100, &first.next_page_token).await.unwrap();
+        assert!(rest.conversations.iter().all(|c| alice_contacts.contains(&c.contact_id)));
+        assert_eq!(rest.conversations.len(), alice_contacts.len() - 1);
 
-        // A messages token on the conversation list, and tampered tokens: refused, named.
+        // A messages token on the conversation list, another conversation's messages
+        // token, another user's token, the inbox's token on the archive, and tampered
+        // tokens: each refused with page_token named, nothing of bob's returned.
         let contact = &alice_contacts[0];
         server.inbound(&format!("SM{:032}", 99), &alice_conversations[0].contact_number, OWN, "again").await;
         let messages_token = alice.get(contact, 1, "").await.unwrap().next_page_token;
         assert!(!messages_token.is_empty());
+        let err = alice.get(&alice_contacts[1], 10, &messages_token).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().starts_with("page_token:"), "{}", err.message());
+        let err = alice.list_archived(10, &first.next_page_token).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().starts_with("page_token:"), "{}", err.message());
         let t = &bobs.next_page_token;
+        let mut flipped = URL_SAFE_NO_PAD.decode(t).unwrap();
+        *flipped.last_mut().unwrap() ^= 1;
         let tampered = [
+            bobs.next_page_token.clone(),
+            URL_SAFE_NO_PAD.encode(&flipped),
             messages_token.clone(),
             format!("{}*", &t[..t.len() - 1]),
             t[..6].to_owned(),
@@ -267,7 +282,6 @@ async fn hostile_json_and_tokens_over_rest() {
 }
 
 fn base64_url(v: &Value) -> String {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     URL_SAFE_NO_PAD.encode(v.to_string())
 }
 

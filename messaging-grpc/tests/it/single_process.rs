@@ -94,6 +94,11 @@ async fn a_second_process_on_the_same_sqlite_file_refuses_to_start() {
             && stderr.contains("PostgreSQL"),
         "{stderr}"
     );
+    // `serve` with a shared HS256 secret says loudly what that secret can do.
+    assert!(
+        stderr.contains("WARNING: JWT_HS256_SECRET") && stderr.contains("JWT_PUBLIC_KEY_FILE"),
+        "{stderr}"
+    );
     assert!(!healthy(second_addr), "the second process never served");
     assert!(healthy(first_addr), "the first one is untouched");
 
