@@ -1,15 +1,24 @@
 //! JWT verification (HS256 in dev, RS256/ES256/EdDSA public key in production) and
 //! token issuing for `messaging token`.
 
-use std::time::Duration;
+use std::{num::NonZeroUsize, sync::Mutex, time::Duration};
 
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode, errors::ErrorKind,
     get_current_timestamp,
 };
+use lru::LruCache;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::{Caller, Role};
+
+/// Verified tokens remembered (by SHA-256 of the token, never the token itself). A
+/// client sends the same token on every call until it renews it, so this many covers
+/// thousands of concurrent clients.
+const VERIFIED_CACHE: usize = 4096;
+/// Seconds of clock skew allowed on `exp` and `nbf`, here and in the validator.
+const LEEWAY: u64 = 30;
 
 /// Longest `sub` accepted; ids are stored in every row.
 const MAX_SUB_LEN: usize = 128;
@@ -80,9 +89,16 @@ pub enum VerifierKey {
 }
 
 /// Verifies bearer tokens into a [`Caller`].
+///
+/// A token that verified is remembered until its `exp`: a public-key signature check
+/// costs 239 µs (RS256) to 390 µs (ES256) here (BENCHMARKS.md), which every call would
+/// otherwise pay again for the same token. A hit needs the exact same token (compared
+/// by SHA-256), which only the key could have signed; its expiry is checked again on
+/// every hit, with the same leeway as the validator.
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
+    verified: Mutex<LruCache<[u8; 32], Caller>>,
 }
 
 impl JwtVerifier {
@@ -119,12 +135,46 @@ impl JwtVerifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        validation.leeway = 30;
-        Ok(Self { key, validation })
+        validation.leeway = LEEWAY;
+        Ok(Self {
+            key,
+            validation,
+            verified: Mutex::new(LruCache::new(
+                NonZeroUsize::new(VERIFIED_CACHE).expect("non-zero"),
+            )),
+        })
     }
 
     /// Verifies `token` (without the `Bearer ` prefix).
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        self.verify_at(token, get_current_timestamp())
+    }
+
+    /// [`Self::verify`] with the cache's clock given (the validator keeps its own).
+    fn verify_at(&self, token: &str, now: u64) -> Result<Caller, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        {
+            // A poisoned lock only means a panic elsewhere mid-update; the LRU is intact.
+            let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(caller) = verified.get(&digest) {
+                if now <= caller.expires_at.saturating_add(LEEWAY) {
+                    return Ok(caller.clone());
+                }
+                verified.pop(&digest);
+                return Err(AuthError::Expired);
+            }
+        }
+        let caller = self.verify_signature(token)?;
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(digest, caller.clone());
+        Ok(caller)
+    }
+
+    /// The full check (signature and claims) without the memory of verified tokens:
+    /// what a token's first call pays (benchmarks measure it through this).
+    pub fn verify_signature(&self, token: &str) -> Result<Caller, AuthError> {
         let data =
             decode::<VerifiedClaims>(token, &self.key, &self.validation).map_err(|e| {
                 match e.kind() {
@@ -189,5 +239,54 @@ impl JwtIssuer {
             roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.key).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn verifier() -> JwtVerifier {
+        JwtVerifier::new(VerifierKey::Hs256(SECRET.to_vec()), "iss", "aud").unwrap()
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let v = verifier();
+        let token = JwtIssuer::hs256(SECRET, "iss", "aud")
+            .issue("alice", &[Role::Admin], Duration::from_secs(60))
+            .unwrap();
+        let first = v.verify(&token).unwrap();
+        let now = get_current_timestamp();
+        assert_eq!(v.verify_at(&token, now).unwrap(), first, "served again");
+        assert_eq!(
+            v.verify_at(&token, first.expires_at + LEEWAY).unwrap(),
+            first,
+            "within the leeway"
+        );
+        assert!(matches!(
+            v.verify_at(&token, first.expires_at + LEEWAY + 1),
+            Err(AuthError::Expired)
+        ));
+    }
+
+    #[test]
+    fn only_the_exact_token_is_remembered() {
+        let v = verifier();
+        let token = JwtIssuer::hs256(SECRET, "iss", "aud")
+            .issue("alice", &[], Duration::from_secs(60))
+            .unwrap();
+        v.verify(&token).unwrap();
+        // Same claims, signature changed: checked (and refused), not served from memory.
+        let mut forged = token.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(v.verify(&forged).is_err());
+        let other = JwtIssuer::hs256(b"another secret, also 32 bytes long!", "iss", "aud")
+            .issue("alice", &[], Duration::from_secs(60))
+            .unwrap();
+        assert!(matches!(v.verify(&other), Err(AuthError::BadSignature)));
     }
 }

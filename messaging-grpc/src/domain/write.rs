@@ -21,6 +21,7 @@ use crate::{
 /// A prepared message: encrypted, validated, with its id. `row.contact_id` is filled
 /// in by [`Records::write_message`] (the contact is found or created in the same
 /// transaction).
+#[derive(Clone)]
 pub struct MessageWrite {
     pub row: message::Model,
     /// New media rows to insert with it (inbound media still to be copied).
@@ -41,6 +42,9 @@ pub struct MessageWrite {
     pub contact: store::contacts::SealedNumber,
 }
 
+/// Runs of a message write that lost a deadlock before its error is returned.
+const WRITE_ATTEMPTS: u32 = 3;
+
 /// What [`Records::write_message`] did.
 pub enum Written {
     /// Committed; the row as stored (contact id filled in).
@@ -53,15 +57,34 @@ pub enum Written {
 impl Records {
     /// Writes `w` in the write pipeline and returns once it committed, then wakes
     /// the user's event streams.
+    ///
+    /// On PostgreSQL a write chosen as a deadlock victim (two replicas' batches waiting
+    /// on each other's rows) was rolled back alone; it is run again, with the same ids.
     pub async fn write_message(&self, w: MessageWrite) -> Result<Written, Error> {
-        let written = self
-            .store
-            .write_keeping(
-                move |txn| Box::pin(write_in(txn, w)),
-                // A lost insert race leaves nothing of this write.
-                |r| matches!(r, Ok((Written::Committed(_), _))),
-            )
-            .await?;
+        let mut attempt = 1;
+        let written = loop {
+            let this = w.clone();
+            let result = self
+                .store
+                .write_keeping(
+                    move |txn| Box::pin(write_in(txn, this)),
+                    // A lost insert race leaves nothing of this write.
+                    |r| matches!(r, Ok((Written::Committed(_), _))),
+                )
+                .await;
+            match result {
+                Err(Error::Unavailable(e))
+                    if attempt < WRITE_ATTEMPTS && store::is_lock_conflict(&e) =>
+                {
+                    tracing::warn!(
+                        attempt,
+                        "message write lost a lock conflict; running it again"
+                    );
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
         let (written, announced) = written;
         if let (Written::Committed(row), Some(cursor)) = (&written, announced) {
             self.announce(&row.user_id, cursor);

@@ -5,6 +5,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait
 use super::{entities::contact, now, owned};
 
 /// A contact number as the store sees it: never in clear.
+#[derive(Clone)]
 pub struct SealedNumber {
     /// Its blind index under each of the user's live keys: what an existing contact
     /// of this number matches (includes `index`).

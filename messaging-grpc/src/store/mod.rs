@@ -214,6 +214,23 @@ pub async fn try_lock_job(txn: &DatabaseTransaction, job: &str) -> Result<bool, 
         .unwrap_or(false))
 }
 
+/// True when PostgreSQL chose this statement's transaction as the victim of a
+/// deadlock or a serialization failure (SQLSTATE 40P01 / 40001): on PostgreSQL each
+/// replica's write pipeline holds several users' rows until its batch commits, so two
+/// replicas' batches can wait on each other. The write was rolled back to its
+/// savepoint; running it again is safe.
+pub fn is_lock_conflict(err: &DbErr) -> bool {
+    use std::ops::Deref as _;
+    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))
+    | DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    matches!(e.deref(), sea_orm::sqlx::Error::Database(db)
+        if db.code().is_some_and(|c| c == "40P01" || c == "40001"))
+}
+
 /// True when the error is a unique-constraint violation (a lost insert race).
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
