@@ -149,40 +149,6 @@ impl UserKeys {
         }
     }
 
-    /// The search key new messages are indexed under: derived from the current data key.
-    pub async fn search_key(&self, user_id: &str) -> Result<SearchKey, Error> {
-        let (_, key) = self.current(user_id).await?;
-        Ok(SearchKey::derive(&key))
-    }
-
-    /// The search keys of every data key the user still has: a query must also find
-    /// messages indexed under older versions. Empty once the user's keys are destroyed,
-    /// which makes the user's index useless to anyone.
-    pub async fn search_keys(&self, user_id: &str) -> Result<Vec<SearchKey>, Error> {
-        let rows = store::user_keys::all_of(self.store.conn(), user_id).await?;
-        rows.iter()
-            .filter(|row| row.wrapped_dek.is_some())
-            .map(|row| self.unwrap_row(row).map(|key| SearchKey::derive(&key)))
-            .collect()
-    }
-
-    /// The number key new contacts are indexed under: derived from the current data key.
-    pub async fn number_key(&self, user_id: &str) -> Result<NumberKey, Error> {
-        let (_, key) = self.current(user_id).await?;
-        Ok(NumberKey::derive(&key))
-    }
-
-    /// The number keys of every data key the user still has: a lookup must also find
-    /// contacts indexed under older versions. Empty once the user's keys are destroyed:
-    /// no number of theirs can be found again.
-    pub async fn number_keys(&self, user_id: &str) -> Result<Vec<NumberKey>, Error> {
-        let rows = store::user_keys::all_of(self.store.conn(), user_id).await?;
-        rows.iter()
-            .filter(|row| row.wrapped_dek.is_some())
-            .map(|row| self.unwrap_row(row).map(|key| NumberKey::derive(&key)))
-            .collect()
-    }
-
     /// Whether the user's newest data key was destroyed (ShredUser) and no new one
     /// made since: nothing can be sealed for them.
     pub async fn is_shredded(&self, user_id: &str) -> Result<bool, Error> {

@@ -97,12 +97,10 @@ impl Records {
     /// A legacy contact's ciphertext and its index under the user's current key.
     async fn seal_legacy_contact(&self, c: &contact::Model) -> Result<(Vec<u8>, Vec<u8>), Error> {
         let aad = aad::contact_number(&c.user_id, &c.id);
-        let ct = self.seal_legacy(&c.user_id, &aad, &c.legacy_e164).await?;
-        let index = self
-            .keys
-            .number_key(&c.user_id)
-            .await?
-            .index(&c.legacy_e164);
+        // One read of the user's keys for both, so they agree on one version.
+        let keys = self.keys.key_set(&c.user_id, true).await?;
+        let (ct, _) = keys.seal(&aad, c.legacy_e164.as_bytes())?;
+        let index = keys.number_key()?.index(&c.legacy_e164);
         Ok((ct, index))
     }
 

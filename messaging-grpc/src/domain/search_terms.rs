@@ -32,7 +32,7 @@ impl Records {
         user_id: &str,
         words: &[String],
     ) -> Result<Option<Vec<Vec<Vec<u8>>>>, Error> {
-        let keys = self.keys.search_keys(user_id).await?;
+        let keys = self.keys.key_set(user_id, false).await?.search_keys();
         if keys.is_empty() {
             return Ok(None);
         }
