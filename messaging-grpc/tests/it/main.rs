@@ -27,6 +27,7 @@ mod isolation;
 mod keys;
 mod mailbox;
 mod media;
+mod message_batch;
 mod pacing;
 mod pagination;
 mod pipeline;
