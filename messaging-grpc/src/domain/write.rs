@@ -9,7 +9,11 @@
 use super::{Direction, MessageStatus, Records};
 use crate::{
     error::Error,
-    store::{self, entities::message, message_batch::MessageOutcome},
+    store::{
+        self,
+        entities::message,
+        message_batch::{MessageOutcome, Refusal},
+    },
 };
 
 /// A prepared message: encrypted, validated, with its id; written as data by the
@@ -21,8 +25,11 @@ const WRITE_ATTEMPTS: u32 = 3;
 
 /// What [`Records::write_message`] did.
 pub enum Written {
-    /// Committed; the row as stored (contact id filled in).
-    Committed(Box<message::Model>),
+    /// Committed; the row as stored (contact id filled in) and the contact's sealed
+    /// name, if it has one.
+    Committed(Box<message::Model>, Option<Vec<u8>>),
+    /// A send the writer refused (number not the caller's, opted out, blocked).
+    Refused(Refusal),
     /// A unique key (idempotency key, provider SID) is taken: a concurrent request
     /// for the same message committed first. Nothing was written.
     Conflict,
@@ -49,12 +56,17 @@ impl Records {
             }
         };
         Ok(match outcome {
-            MessageOutcome::Committed { row, cursor } => {
+            MessageOutcome::Committed {
+                row,
+                cursor,
+                contact_name_ct,
+            } => {
                 if let Some(cursor) = cursor {
                     self.announce(&row.user_id, cursor);
                 }
-                Written::Committed(row)
+                Written::Committed(row, contact_name_ct)
             }
+            MessageOutcome::Refused(why) => Written::Refused(why),
             MessageOutcome::Conflict => Written::Conflict,
         })
     }

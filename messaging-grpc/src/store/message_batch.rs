@@ -18,6 +18,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
+
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
     FromQueryResult as _, IntoActiveModel as _, QueryFilter as _, QuerySelect as _,
@@ -29,8 +31,8 @@ use super::{
     contacts::SealedNumber,
     conversations::muted_at,
     entities::{
-        contact, conversation as conv, event, media, message, message_media, outbox, search_term,
-        user_event_seq,
+        contact, conversation as conv, event, media, message, message_media, opt_out, outbox,
+        phone_number, search_term, user_event_seq,
     },
     events::NOTIFY_CHANNEL,
     now,
@@ -65,6 +67,23 @@ pub struct NewMessage {
     pub unarchive: bool,
     /// The contact's number, sealed.
     pub contact: SealedNumber,
+    /// A send: the writer checks `from` is the user's and the contact has neither
+    /// opted out of it nor been blocked ([`MessageOutcome::Refused`] otherwise).
+    pub check_sender: bool,
+    /// An inbound message: kept but not shown (`blocked`) when the user blocked the
+    /// contact, as the writer finds it.
+    pub inherit_block: bool,
+}
+
+/// Why the writer refused a send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `from` is not a number of the user's.
+    NotOwner,
+    /// The contact replied STOP to `from`.
+    OptedOut,
+    /// The user blocked the contact.
+    Blocked,
 }
 
 /// What writing one [`NewMessage`] did.
@@ -75,7 +94,11 @@ pub enum MessageOutcome {
     Committed {
         row: Box<message::Model>,
         cursor: Option<i64>,
+        /// The contact's name, sealed, as the batch found the contact.
+        contact_name_ct: Option<Vec<u8>>,
     },
+    /// A send the writer's checks refused: nothing was written.
+    Refused(Refusal),
     /// A unique key (idempotency key, provider SID, id) is taken: nothing of this
     /// message was written.
     Conflict,
@@ -91,17 +114,27 @@ pub async fn apply(
     if writes.is_empty() {
         return Ok(Vec::new());
     }
-    let contact_ids = contacts(db, writes).await?;
-    let rows: Vec<message::Model> = writes
-        .iter()
-        .zip(contact_ids)
-        .map(|(w, contact_id)| message::Model {
-            contact_id,
-            ..w.row.clone()
-        })
+    let mut found = find_contacts(db, writes.iter()).await?;
+    let refused = checks(db, writes, &found).await?;
+    let live: Vec<usize> = (0..writes.len())
+        .filter(|&i| refused[i].is_none())
         .collect();
-    let inserted = insert_messages(db, &rows).await?;
-    let written: Vec<usize> = (0..writes.len())
+    let contacts = contacts(db, writes, &live, &mut found).await?;
+    let mut rows: Vec<message::Model> = Vec::with_capacity(writes.len());
+    for (i, w) in writes.iter().enumerate() {
+        let mut row = w.row.clone();
+        if let Some(c) = contacts.get(&i) {
+            row.contact_id = c.id.clone();
+            // A message from a number the user blocked is kept, but not shown.
+            row.blocked |= w.inherit_block && c.blocked;
+        }
+        rows.push(row);
+    }
+    let live_rows: Vec<&message::Model> = live.iter().map(|&i| &rows[i]).collect();
+    let inserted = insert_messages(db, &live_rows).await?;
+    let written: Vec<usize> = live
+        .iter()
+        .copied()
         .filter(|&i| inserted.contains(&rows[i].id))
         .collect();
     dependents(db, writes, &rows, &written).await?;
@@ -119,12 +152,16 @@ pub async fn apply(
         .collect();
     let cursors = conversations_and_events(db, writes, &rows, &shown).await?;
     let mut rows: Vec<Option<message::Model>> = rows.into_iter().map(Some).collect();
+    let mut refused = refused;
     Ok((0..writes.len())
         .map(|i| {
-            if inserted.contains(&writes[i].row.id) {
+            if let Some(why) = refused[i].take() {
+                MessageOutcome::Refused(why)
+            } else if inserted.contains(&writes[i].row.id) {
                 MessageOutcome::Committed {
                     row: Box::new(rows[i].take().expect("each row is taken once")),
                     cursor: cursors.get(&i).copied(),
+                    contact_name_ct: contacts.get(&i).and_then(|c| c.name_ct.clone()),
                 }
             } else {
                 MessageOutcome::Conflict
@@ -133,21 +170,105 @@ pub async fn apply(
         .collect())
 }
 
-/// The contact id of each write: its existing contact (matched by blind index under
-/// any live key), or one created now. Writes of one new number share the first's row.
-async fn contacts(db: &impl ConnectionTrait, writes: &[NewMessage]) -> Result<Vec<String>, DbErr> {
-    let mut found = find_contacts(db, writes.iter()).await?;
-    let lookup = |found: &HashMap<(String, Vec<u8>), String>, w: &NewMessage| {
-        w.contact
-            .lookup
-            .iter()
-            .find_map(|index| found.get(&(w.row.user_id.clone(), index.clone())).cloned())
+/// A contact as the batch needs it.
+#[derive(Clone)]
+struct ContactRef {
+    id: String,
+    blocked: bool,
+    name_ct: Option<Vec<u8>>,
+}
+
+/// Contacts found so far, by user and blind index.
+type Found = HashMap<(String, Vec<u8>), ContactRef>;
+
+fn existing<'a>(found: &'a Found, w: &NewMessage) -> Option<&'a ContactRef> {
+    w.contact
+        .lookup
+        .iter()
+        .find_map(|index| found.get(&(w.row.user_id.clone(), index.clone())))
+}
+
+/// What the writer checks for each send in the batch itself, instead of reads
+/// before it: `from` is the caller's number, and the contact (if there is one) has
+/// not opted out of it and is not blocked — in that order, as the errors say.
+async fn checks(
+    db: &impl ConnectionTrait,
+    writes: &[NewMessage],
+    found: &Found,
+) -> Result<Vec<Option<Refusal>>, DbErr> {
+    let checked: Vec<usize> = (0..writes.len())
+        .filter(|&i| writes[i].check_sender)
+        .collect();
+    let mut refused = vec![None; writes.len()];
+    if checked.is_empty() {
+        return Ok(refused);
+    }
+    let numbers: HashSet<&str> = checked
+        .iter()
+        .map(|&i| writes[i].row.owner_e164.as_str())
+        .collect();
+    let owners: HashMap<String, String> = phone_number::Entity::find()
+        .select_only()
+        .columns([phone_number::Column::E164, phone_number::Column::UserId])
+        .filter(phone_number::Column::E164.is_in(numbers))
+        .into_tuple::<(String, String)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let contact_ids: HashSet<&str> = checked
+        .iter()
+        .filter_map(|&i| existing(found, &writes[i]).map(|c| c.id.as_str()))
+        .collect();
+    let opted_out: HashSet<(String, String, String)> = if contact_ids.is_empty() {
+        HashSet::new()
+    } else {
+        opt_out::Entity::find()
+            .select_only()
+            .columns([
+                opt_out::Column::UserId,
+                opt_out::Column::OwnerE164,
+                opt_out::Column::ContactId,
+            ])
+            .filter(opt_out::Column::ContactId.is_in(contact_ids))
+            .into_tuple::<(String, String, String)>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect()
     };
+    for &i in &checked {
+        let r = &writes[i].row;
+        let contact = existing(found, &writes[i]);
+        refused[i] = if owners.get(&r.owner_e164) != Some(&r.user_id) {
+            Some(Refusal::NotOwner)
+        } else if contact.is_some_and(|c| {
+            opted_out.contains(&(r.user_id.clone(), r.owner_e164.clone(), c.id.clone()))
+        }) {
+            Some(Refusal::OptedOut)
+        } else if contact.is_some_and(|c| c.blocked) {
+            Some(Refusal::Blocked)
+        } else {
+            None
+        };
+    }
+    Ok(refused)
+}
+
+/// The contact of each live write: its existing contact (matched by blind index under
+/// any live key), or one created now. Writes of one new number share the first's row.
+async fn contacts(
+    db: &impl ConnectionTrait,
+    writes: &[NewMessage],
+    live: &[usize],
+    found: &mut Found,
+) -> Result<HashMap<usize, ContactRef>, DbErr> {
     let mut new_rows = Vec::new();
     let mut queued = HashSet::new();
-    for w in writes {
+    for &i in live {
+        let w = &writes[i];
         let key = (w.row.user_id.clone(), w.contact.index.clone());
-        if lookup(&found, w).is_none() && queued.insert(key) {
+        if existing(found, w).is_none() && queued.insert(key) {
             new_rows.push(
                 contact::Model {
                     id: w.contact.new_id.clone(),
@@ -177,13 +298,19 @@ async fn contacts(db: &impl ConnectionTrait, writes: &[NewMessage]) -> Result<Ve
             execute(db, &q).await?;
         }
         // Read back what was created (or created meanwhile by another replica).
-        let missing = writes.iter().filter(|w| lookup(&found, w).is_none());
-        found.extend(find_contacts(db, missing).await?);
+        let missing: Vec<&NewMessage> = live
+            .iter()
+            .map(|&i| &writes[i])
+            .filter(|w| existing(found, w).is_none())
+            .collect();
+        let more = find_contacts(db, missing.into_iter()).await?;
+        found.extend(more);
     }
-    writes
-        .iter()
-        .map(|w| {
-            lookup(&found, w)
+    live.iter()
+        .map(|&i| {
+            existing(found, &writes[i])
+                .cloned()
+                .map(|c| (i, c))
                 .ok_or_else(|| DbErr::RecordNotFound("contact vanished after insert".into()))
         })
         .collect()
@@ -193,7 +320,7 @@ async fn contacts(db: &impl ConnectionTrait, writes: &[NewMessage]) -> Result<Ve
 async fn find_contacts<'a>(
     db: &impl ConnectionTrait,
     writes: impl Iterator<Item = &'a NewMessage>,
-) -> Result<HashMap<(String, Vec<u8>), String>, DbErr> {
+) -> Result<Found, DbErr> {
     let mut users = HashSet::new();
     let mut indexes = HashSet::new();
     for w in writes {
@@ -203,12 +330,21 @@ async fn find_contacts<'a>(
     if users.is_empty() || indexes.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(String, String, Option<Vec<u8>>)> = contact::Entity::find()
+    type Row = (
+        String,
+        String,
+        Option<Vec<u8>>,
+        Option<DateTime<Utc>>,
+        Option<Vec<u8>>,
+    );
+    let rows: Vec<Row> = contact::Entity::find()
         .select_only()
         .columns([
             contact::Column::Id,
             contact::Column::UserId,
             contact::Column::NumberIndex,
+            contact::Column::BlockedAt,
+            contact::Column::NameCt,
         ])
         .filter(contact::Column::UserId.is_in(users))
         .filter(contact::Column::NumberIndex.is_in(indexes))
@@ -217,18 +353,25 @@ async fn find_contacts<'a>(
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, user, index)| Some(((user, index?), id)))
+        .filter_map(|(id, user, index, blocked_at, name_ct)| {
+            let c = ContactRef {
+                id,
+                blocked: blocked_at.is_some(),
+                name_ct,
+            };
+            Some(((user, index?), c))
+        })
         .collect())
 }
 
 /// Inserts the rows whose unique keys are free; returns the ids it inserted.
 async fn insert_messages(
     db: &impl ConnectionTrait,
-    rows: &[message::Model],
+    rows: &[&message::Model],
 ) -> Result<HashSet<String>, DbErr> {
     let models: Vec<_> = rows
         .iter()
-        .map(|r| r.clone().into_active_model().reset_all())
+        .map(|r| (*r).clone().into_active_model().reset_all())
         .collect();
     let mut inserted = HashSet::with_capacity(rows.len());
     for chunk in chunks(models, 25) {
@@ -269,6 +412,8 @@ async fn dependents(
     }
     let terms: Vec<_> = written
         .iter()
+        // Not shown anywhere (blocked), so not searchable either.
+        .filter(|&&i| !rows[i].blocked)
         .flat_map(|&i| {
             let r = &rows[i];
             writes[i]

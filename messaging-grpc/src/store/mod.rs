@@ -20,6 +20,7 @@ pub mod outbox;
 mod owned;
 pub mod pacing;
 pub mod page_token;
+pub mod pages;
 pub mod pipeline;
 pub mod process_lock;
 pub mod retention;

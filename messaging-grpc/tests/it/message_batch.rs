@@ -7,10 +7,10 @@
 use std::{sync::Arc, time::Duration};
 
 use messaging_grpc::store::{
-    Store,
+    self, Store,
     contacts::SealedNumber,
     entities::{media, message},
-    message_batch::{MessageOutcome, NewMessage},
+    message_batch::{MessageOutcome, NewMessage, Refusal},
     now,
 };
 use sea_orm::{ConnectionTrait as _, DbErr, Statement};
@@ -91,6 +91,8 @@ fn inbound(user: &str, contact: &str, key: Option<&str>) -> NewMessage {
             ct: vec![7],
             index: contact.as_bytes().to_vec(),
         },
+        check_sender: false,
+        inherit_block: true,
     }
 }
 
@@ -146,9 +148,24 @@ async fn count(store: &Store, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).unwrap()
 }
 
+/// A send from `from` of user `user` to `contact`, checked by the writer.
+fn send(user: &str, from: &str, contact: &str) -> NewMessage {
+    let mut w = inbound(user, contact, None);
+    w.row.direction = "outbound".into();
+    w.row.status = "queued".into();
+    w.row.owner_e164 = from.into();
+    w.unread_delta = 0;
+    w.enqueue = true;
+    w.unarchive = false;
+    w.event_kind = "conversation_updated";
+    w.check_sender = true;
+    w.inherit_block = false;
+    w
+}
+
 fn committed(outcome: &Result<MessageOutcome, DbErr>) -> (&message::Model, Option<i64>) {
     match outcome {
-        Ok(MessageOutcome::Committed { row, cursor }) => (row, *cursor),
+        Ok(MessageOutcome::Committed { row, cursor, .. }) => (row, *cursor),
         other => panic!("expected a committed write, got {other:?}"),
     }
 }
@@ -251,5 +268,47 @@ crate::backend_tests! {
         assert_eq!(count(store, "SELECT COUNT(*) FROM conversations").await, 3);
         assert_eq!(count(store, "SELECT COUNT(*) FROM events").await, 3);
         assert_eq!(count(store, "SELECT MAX(cursor) FROM events").await, 3, "no gap");
+    }
+
+    async fn the_writer_checks_sends_in_the_batch(backend: Backend) {
+        let t = open(&backend).await;
+        let store = &t.store;
+        let own = "+15005550006";
+        store::numbers::assign_any(store.conn(), own, "u1").await.unwrap();
+        store::numbers::assign_any(store.conn(), "+15005550007", "u2").await.unwrap();
+        // Contacts carol (opted out of `own`) and dave (blocked), made by inbound messages.
+        let first = in_one_batch(store, vec![
+            inbound("u1", "carol", None),
+            inbound("u1", "dave", None),
+        ])
+        .await;
+        let carol = committed(&first[0]).0.contact_id.clone();
+        let dave = committed(&first[1]).0.contact_id.clone();
+        store::opt_outs::set(store.conn(), "u1", own, &carol, true).await.unwrap();
+        store::contacts::set_blocked(store.conn(), "u1", &dave, Some(now())).await.unwrap();
+        let outcomes = in_one_batch(store, vec![
+            send("u1", "+15005550007", "erin"),
+            send("u1", own, "erin"),
+            send("u1", own, "carol"),
+            send("u1", own, "dave"),
+            inbound("u1", "dave", None),
+        ])
+        .await;
+        assert!(matches!(outcomes[0], Ok(MessageOutcome::Refused(Refusal::NotOwner))), "{:?}", outcomes[0]);
+        let (sent, cursor) = committed(&outcomes[1]);
+        assert_eq!(sent.status, "queued");
+        assert!(cursor.is_some());
+        assert!(matches!(outcomes[2], Ok(MessageOutcome::Refused(Refusal::OptedOut))), "{:?}", outcomes[2]);
+        assert!(matches!(outcomes[3], Ok(MessageOutcome::Refused(Refusal::Blocked))), "{:?}", outcomes[3]);
+        // From a blocked number: kept, but not shown, counted, indexed or announced.
+        let (kept, cursor) = committed(&outcomes[4]);
+        assert!(kept.blocked && cursor.is_none(), "{kept:?}");
+        // Refused sends left nothing: one new message and job, erin's contact only.
+        assert_eq!(count(store, "SELECT COUNT(*) FROM messages").await, 4);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM outbox").await, 1);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM contacts").await, 3);
+        let dave_terms = format!("SELECT COUNT(*) FROM search_terms WHERE message_id = '{}'", kept.id);
+        assert_eq!(count(store, &dave_terms).await, 0);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM events").await, 3);
     }
 }
