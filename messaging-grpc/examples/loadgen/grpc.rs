@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 #[cfg(test)]
 use commpro_messaging_api::v1 as pb;
-use hyper::body::{Buf as _, BufMut as _, Bytes};
+use prost::bytes::{Buf as _, BufMut as _, Bytes};
 use tonic::{
     Request,
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
