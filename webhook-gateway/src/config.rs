@@ -1,4 +1,4 @@
-//! Gateway configuration (environment variables in the README's table).
+//! Gateway configuration (environment variables in docs/configuration.md).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -103,11 +103,11 @@ pub async fn serve() -> anyhow::Result<()> {
             "JWT_HS256_SECRET is set: tokens are checked with a shared secret, so anything \
              holding it (the webhook gateway too) can mint admin tokens. In production set \
              JWT_PUBLIC_KEY_FILE (the auth service's public key) and give the gateway \
-             GATEWAY_SERVICE_KEY_FILE or GATEWAY_SERVICE_TOKEN instead (README: Security)"
+             GATEWAY_SERVICE_KEY_FILE or GATEWAY_SERVICE_TOKEN instead (docs/security.md)"
         );
         eprintln!(
             "WARNING: JWT_HS256_SECRET in production lets the gateway mint admin tokens; \
-             use JWT_PUBLIC_KEY_FILE (README: Security)"
+             use JWT_PUBLIC_KEY_FILE (docs/security.md)"
         );
     }
     // SQLite is one process: refuse to start on a file another process serves.

@@ -1,6 +1,6 @@
 //! Typed configuration from environment variables, validated at start-up.
 //!
-//! Every variable has a working default for the local run (see the README's table).
+//! Every variable has a working default for the local run (see docs/configuration.md).
 //! `messaging dev` fills in missing secrets from the data folder, creating them on
 //! first run; `messaging serve` refuses to start without real ones.
 

@@ -1,6 +1,6 @@
 //! deploy/ without a container engine: the compose file, the Kubernetes manifests,
-//! the Dockerfile and the Railway files are loaded and checked against the README's
-//! configuration table and the configured ports; every secret is referenced (compose
+//! the Dockerfile and the Railway files are loaded and checked against the
+//! configuration table (docs/configuration.md) and the configured ports; every secret is referenced (compose
 //! interpolation, `secretKeyRef`), never written into the files.
 
 use std::{
@@ -20,16 +20,12 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// Every variable named in the first column of the README's configuration table.
+/// Every variable named in the first column of the configuration table
+/// (docs/configuration.md).
 fn documented_variables() -> BTreeSet<String> {
-    let readme = read("README.md");
-    let start = readme
-        .find("\n## Configuration")
-        .expect("a Configuration section");
-    let section = &readme[start + 1..];
-    let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
+    let page = read("docs/configuration.md");
     let mut vars = BTreeSet::new();
-    for line in section[..end].lines().filter(|l| l.starts_with("| `")) {
+    for line in page.lines().filter(|l| l.starts_with("| `")) {
         let cell = line.split('|').nth(1).unwrap_or_default();
         for (i, part) in cell.split('`').enumerate() {
             if i % 2 == 1 && is_variable_name(part) {
@@ -134,7 +130,7 @@ fn compose_file_sets_documented_variables_ports_and_references_secrets() {
             if ours {
                 assert!(
                     documented.contains(&var),
-                    "compose service {name} sets {var}, which the README's configuration table does not list"
+                    "compose service {name} sets {var}, which the configuration table (docs/configuration.md) does not list"
                 );
             }
             if is_secret(&var) {
@@ -243,7 +239,7 @@ fn kubernetes_manifests_set_documented_variables_ports_probes_and_reference_secr
             let k = str_of(k);
             assert!(
                 documented.contains(&k),
-                "ConfigMap sets {k}, not in the README"
+                "ConfigMap sets {k}, not in docs/configuration.md"
             );
             assert!(!is_secret(&k), "ConfigMap holds the secret {k}");
         }
@@ -267,7 +263,7 @@ fn kubernetes_manifests_set_documented_variables_ports_probes_and_reference_secr
             let var = str_of(&e["name"]);
             assert!(
                 documented.contains(&var),
-                "{dname} sets {var}, which the README's configuration table does not list"
+                "{dname} sets {var}, which the configuration table (docs/configuration.md) does not list"
             );
             if is_secret(&var) {
                 assert!(

@@ -32,6 +32,7 @@ mod mailbox;
 mod media;
 mod media_fetch_guard;
 mod media_serving;
+mod message_batch;
 mod pacing;
 mod pagination;
 mod pipeline;
