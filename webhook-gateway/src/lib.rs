@@ -9,6 +9,7 @@ mod api;
 mod client_ip;
 mod config;
 mod core;
+mod core_tls;
 mod error;
 #[doc(hidden)]
 pub mod fuzz_support;
@@ -44,11 +45,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let core = core::Core::new(
-        &config.core_url,
-        config.service_token.clone(),
-        config.core_timeout,
-    )?;
+    let core = core::Core::from_config(&config)?;
     let limits = server::Limits {
         header_timeout: config.read_timeout,
         max_connections: config.max_connections,

@@ -90,11 +90,15 @@ impl Ingest {
             tracing::warn!(to = %Masked(&v.to), "inbound message for a number nobody owns; recorded as unroutable");
             let s = &v.sms;
             let n = s.media.len() as i32;
+            // No user, so no user key to seal the sender with: kept masked (the last 4
+            // digits tell an operator enough; Twilio holds the full number under the
+            // SID). `to` is one of our own numbers, kept in clear for routing.
+            let from = Masked(&v.from).to_string();
             store::ingest::record_unroutable_any(
                 db,
                 &s.message_sid,
                 &s.account_sid,
-                &v.from,
+                &from,
                 &v.to,
                 n,
             )
