@@ -39,12 +39,7 @@ pub(crate) fn router(config: GatewayConfig, core: Core, shutdown: CancellationTo
         config.trusted_proxies.clone(),
     ));
     let api = api::router(
-        Arc::new(api::Api::new(
-            core.clone(),
-            config.max_body_bytes,
-            config.read_timeout,
-            shutdown.clone(),
-        )),
+        Arc::new(api::Api::new(core.clone(), &config, shutdown.clone())),
         &config.cors_allowed_origins,
     );
     Router::new()

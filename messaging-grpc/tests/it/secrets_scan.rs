@@ -271,7 +271,7 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
 
     // An inbound MMS whose image is copied from "Twilio".
     let form = pairs(&[
-        ("MessageSid", "SM0000000000000000000000000000sc01"),
+        ("MessageSid", "SM00000000000000000000000000005c01"),
         ("AccountSid", twilio_fake::ACCOUNT_SID),
         ("From", CAROL),
         ("To", OWN),

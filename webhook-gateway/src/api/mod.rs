@@ -14,7 +14,9 @@ mod json;
 mod mailbox;
 mod media;
 mod messages;
+mod preflight;
 mod search;
+mod stream_slots;
 
 use std::{sync::Arc, time::Duration};
 
@@ -125,19 +127,25 @@ pub struct Api {
     json_limit: usize,
     /// Largest image.
     upload_limit: usize,
-    /// How long a client may pause while sending a body.
-    idle: Duration,
+    /// How long a client may take sending a body (pauses, and all of it).
+    body_time: extract::BodyTime,
+    /// Open event streams per user.
+    streams: Arc<stream_slots::StreamSlots>,
     /// Ends event streams when the gateway stops (clients reconnect elsewhere).
     shutdown: CancellationToken,
 }
 
 impl Api {
-    pub fn new(core: Core, json_limit: usize, idle: Duration, shutdown: CancellationToken) -> Self {
+    pub fn new(core: Core, config: &crate::GatewayConfig, shutdown: CancellationToken) -> Self {
         Self {
             core,
-            json_limit,
+            json_limit: config.max_body_bytes,
             upload_limit: MAX_UPLOAD_BYTES,
-            idle,
+            body_time: extract::BodyTime {
+                idle: config.read_timeout,
+                whole: config.body_timeout,
+            },
+            streams: stream_slots::StreamSlots::new(config.max_event_streams_per_user),
             shutdown,
         }
     }
@@ -356,6 +364,12 @@ pub fn router(api: Arc<Api>, cors: &CorsOrigins) -> Router {
                 }
             }),
         )
+        // Large bodies wait for the core's verdict on the token (innermost: the span is
+        // named first).
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            preflight::credentials_first,
+        ))
         // Names the request's span after the matched route (`PUT /api/messages/{messageId}/read`),
         // and tells the metrics layer that route.
         .route_layer(axum::middleware::from_fn(name_span))
