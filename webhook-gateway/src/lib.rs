@@ -11,6 +11,7 @@ mod config;
 mod conn_limit;
 mod core;
 mod error;
+mod log_mask;
 #[doc(hidden)]
 pub mod fuzz_support;
 pub mod metrics;

@@ -30,6 +30,8 @@ use crate::helpers::*;
 const OWN: &str = "+12025550180";
 const BOB: &str = "+12025550143";
 const CAROL: &str = "+13125550176";
+/// Blocked and unblocked over REST: in the request path, so in the request log.
+const DAVE: &str = "+13125550199";
 const SMS_BODY: &str = "SCAN-sms-body-4f1d the vault code is 1234";
 const MMS_BODY: &str = "SCAN-mms-body-8a2c look at this";
 const INBOUND_BODY: &str = "SCAN-inbound-body-77e0 photo attached";
@@ -313,6 +315,25 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
         page.matches("\"delivered\"").count() >= 2
     })
     .await;
+    // A number in a request path (unblocking one): the request log masks it.
+    let blocked = http_client
+        .post(format!("{gateway}/api/blocked-numbers"))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({"number": DAVE}))
+        .send()
+        .await
+        .unwrap();
+    assert!(blocked.status().is_success(), "{blocked:?}");
+    let unblocked = http_client
+        .delete(format!(
+            "{gateway}/api/blocked-numbers/%2B{}",
+            DAVE.trim_start_matches('+')
+        ))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert!(unblocked.status().is_success(), "{unblocked:?}");
     let mut seen = 0;
     while seen < 4 {
         tokio::time::timeout(Duration::from_secs(10), events.next())
@@ -361,6 +382,7 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
         ("the Twilio auth token", twilio_fake::AUTH_TOKEN.into()),
         ("a contact number", digits(BOB)),
         ("a contact number", digits(CAROL)),
+        ("a blocked number", digits(DAVE)),
     ];
     // Stored data holds our own number by design (routing); nothing else may show it.
     let stored = everywhere.clone();
@@ -371,6 +393,10 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
     assert!(
         String::from_utf8_lossy(&stderr).contains("DEBUG"),
         "the logs were captured at debug level"
+    );
+    assert!(
+        String::from_utf8_lossy(&stderr).contains("/api/blocked-numbers/%2B*******0199"),
+        "the request log of the unblock was captured, masked"
     );
     assert_clean("stdout", &stdout, &everywhere);
     assert_clean("stderr (logs)", &stderr, &everywhere);

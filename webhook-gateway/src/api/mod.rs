@@ -324,6 +324,19 @@ fn with_cross_field_rules(doc: openapi::OpenApi) -> serde_json::Value {
             p["schema"] = sender.clone();
         }
     }
+    // A contact's name: no control character anywhere. Said as "no match of one" rather
+    // than an anchored pattern, whose `$` Python's engine (Schemathesis) also lets match
+    // before a trailing newline.
+    if let Some(name) =
+        value["components"]["schemas"]["ContactNameBody"]["properties"].get_mut("name")
+        && let Some(name) = name.as_object_mut()
+    {
+        name.remove("pattern");
+        name.insert(
+            "not".into(),
+            serde_json::json!({"type": "string", "pattern": "[\\u0000-\\u001f\\u007f-\\u009f]"}),
+        );
+    }
     // Page sizes are what the handlers parse, any u32 (larger than a listing's maximum is
     // served as its maximum), not the int32 utoipa derives for `u32`.
     if let Some(paths) = value["paths"].as_object_mut() {
@@ -344,15 +357,40 @@ fn with_cross_field_rules(doc: openapi::OpenApi) -> serde_json::Value {
     value
 }
 
+/// `doc` with examples of times that must lie ahead (`sendAt`: 1 minute to 35 days;
+/// a mute's `until`) set to tomorrow, so the document's own examples never go stale.
+fn with_fresh_examples(doc: &serde_json::Value) -> serde_json::Value {
+    let mut doc = doc.clone();
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:00:00Z")
+        .to_string();
+    let schemas = &mut doc["components"]["schemas"];
+    for (schema, field) in [
+        ("SendSmsBody", "sendAt"),
+        ("MuteBody", "until"),
+    ] {
+        if let Some(p) = schemas[schema]["properties"].get_mut(field) {
+            p["example"] = tomorrow.clone().into();
+        }
+    }
+    if let Some(p) = schemas["SendMmsBody"]["allOf"][0]["properties"].get_mut("sendAt") {
+        p["example"] = tomorrow.into();
+    }
+    doc
+}
+
 /// The API's router, with its OpenAPI document at `/api/openapi.json`.
 pub fn router(api: Arc<Api>, cors: &CorsOrigins) -> Router {
     let (router, doc) = routes_and_document();
-    let document = Bytes::from(serde_json::to_vec_pretty(&doc).unwrap_or_default());
+    let doc = Arc::new(doc);
     let router = router
         .route(
             "/api/openapi.json",
             get(move || {
-                let document = document.clone();
+                // Built per request (it is fetched rarely): its time examples are
+                // relative to now.
+                let document =
+                    Bytes::from(serde_json::to_vec_pretty(&with_fresh_examples(&doc)).unwrap_or_default());
                 async move {
                     (
                         [(
@@ -458,6 +496,22 @@ mod tests {
         );
         assert_eq!(op["operationId"], "sendSms");
         assert!(doc["info"].get("license").is_none());
+    }
+
+    #[test]
+    fn time_examples_lie_ahead() {
+        let doc = with_fresh_examples(&document());
+        let schemas = &doc["components"]["schemas"];
+        let now = chrono::Utc::now();
+        for example in [
+            &schemas["SendSmsBody"]["properties"]["sendAt"]["example"],
+            &schemas["SendMmsBody"]["allOf"][0]["properties"]["sendAt"]["example"],
+            &schemas["MuteBody"]["properties"]["until"]["example"],
+        ] {
+            let at = chrono::DateTime::parse_from_rfc3339(example.as_str().unwrap()).unwrap();
+            assert!(at > now + chrono::Duration::hours(22), "{example}");
+            assert!(at < now + chrono::Duration::days(2), "{example}");
+        }
     }
 
     #[test]
