@@ -3,8 +3,12 @@
 //! GATEWAY_TRUSTED_PROXIES, the client is the nearest address in X-Forwarded-For that
 //! is not itself a trusted proxy. Addresses a client wrote further left are never
 //! believed: only the hops our own proxies appended count.
+//!
+//! Limits count by [`source_key`]: an IPv4 address, or an IPv6 address's /64. One
+//! IPv6 host is routinely given a whole /64, so counting by /128 would hand it 2^64
+//! budgets.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use hyper::HeaderMap;
 use ipnet::IpNet;
@@ -33,6 +37,21 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         .or(hops.first())
         .copied()
         .unwrap_or(peer)
+}
+
+/// What the per-source limits (requests and connections) count `ip` against: an IPv4
+/// address as it is (IPv4-mapped IPv6 included), an IPv6 address's /64 network.
+pub fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(network))
+            }
+        },
+    }
 }
 
 /// GATEWAY_TRUSTED_PROXIES: a comma list of addresses or CIDR blocks.
@@ -90,6 +109,17 @@ mod tests {
         // Garbage hops are skipped.
         let h = xff(&["unknown, 203.0.113.7"]);
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("203.0.113.7"));
+    }
+
+    #[test]
+    fn ipv6_sources_count_by_their_64() {
+        let a = source_key(ip("2001:db8:1:2:aaaa::1"));
+        let b = source_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_eq!(a, b);
+        assert_eq!(a, ip("2001:db8:1:2::"));
+        assert_ne!(a, source_key(ip("2001:db8:1:3::1")));
+        assert_eq!(source_key(ip("203.0.113.9")), ip("203.0.113.9"));
+        assert_eq!(source_key(ip("::ffff:203.0.113.9")), ip("203.0.113.9"));
     }
 
     #[test]

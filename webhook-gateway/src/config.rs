@@ -44,6 +44,15 @@ pub struct GatewayConfig {
     /// wait in the listen backlog, so a flood of idle sockets cannot exhaust memory or
     /// file descriptors.
     pub max_connections: usize,
+    /// Open connections one source (an IPv4 address, an IPv6 /64) may hold
+    /// (GATEWAY_MAX_CONNECTIONS_PER_SOURCE); trusted proxies are not capped.
+    pub max_connections_per_source: usize,
+    /// Time a client gets to send a whole REST request body, however steadily it
+    /// sends (GATEWAY_BODY_TIMEOUT_SECS); a webhook's whole body gets `read_timeout`.
+    pub body_timeout: Duration,
+    /// Open `/api/events` streams per user on this gateway
+    /// (GATEWAY_MAX_EVENT_STREAMS_PER_USER).
+    pub max_event_streams_per_user: usize,
     /// Browser origins allowed to call the REST API (GATEWAY_CORS_ALLOWED_ORIGINS).
     pub cors_allowed_origins: CorsOrigins,
     /// Load balancers whose X-Forwarded-For is believed (GATEWAY_TRUSTED_PROXIES).
@@ -74,6 +83,15 @@ impl std::fmt::Debug for GatewayConfig {
             .field("core_timeout", &self.core_timeout)
             .field("read_timeout", &self.read_timeout)
             .field("max_connections", &self.max_connections)
+            .field(
+                "max_connections_per_source",
+                &self.max_connections_per_source,
+            )
+            .field("body_timeout", &self.body_timeout)
+            .field(
+                "max_event_streams_per_user",
+                &self.max_event_streams_per_user,
+            )
             .field("cors_allowed_origins", &self.cors_allowed_origins)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("metrics_addr", &self.metrics_addr)
@@ -258,6 +276,14 @@ impl GatewayConfig {
             core_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(number("GATEWAY_READ_TIMEOUT_SECS", 10, 300)?),
             max_connections: number("GATEWAY_MAX_CONNECTIONS", 10_000, 1_000_000)? as usize,
+            max_connections_per_source: number(
+                "GATEWAY_MAX_CONNECTIONS_PER_SOURCE",
+                256,
+                1_000_000,
+            )? as usize,
+            body_timeout: Duration::from_secs(number("GATEWAY_BODY_TIMEOUT_SECS", 60, 3600)?),
+            max_event_streams_per_user: number("GATEWAY_MAX_EVENT_STREAMS_PER_USER", 8, 10_000)?
+                as usize,
             cors_allowed_origins: CorsOrigins::parse(get("GATEWAY_CORS_ALLOWED_ORIGINS"))?,
             trusted_proxies: crate::client_ip::parse_trusted(
                 &get("GATEWAY_TRUSTED_PROXIES").unwrap_or_default(),

@@ -122,6 +122,28 @@ impl Core {
         (client, req)
     }
 
+    /// The core's verdict on a caller's `Authorization` header, before anything is
+    /// sent: an `UploadMedia` stream ended at once. The core's interceptor refuses a bad
+    /// token (UNAUTHENTICATED, with its reason); a good one reaches the handler, which
+    /// refuses the empty stream (INVALID_ARGUMENT) and stores nothing
+    /// (`api/preflight.rs` says why this is asked at all).
+    pub async fn authenticate(
+        &self,
+        authorization: &str,
+        trace: &TraceParent,
+    ) -> Result<(), GatewayError> {
+        let (mut client, call) = self.messaging(
+            tokio_stream::empty::<pb::UploadMediaRequest>(),
+            authorization,
+            trace,
+        );
+        match client.upload_media(call).await {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == Code::InvalidArgument => Ok(()),
+            Err(s) => Err(s.into()),
+        }
+    }
+
     pub async fn record_inbound(
         &self,
         msg: pb::RecordInboundRequest,

@@ -8,9 +8,11 @@
 mod api;
 mod client_ip;
 mod config;
+mod conn_limit;
 mod core;
 mod core_tls;
 mod error;
+mod log_mask;
 #[doc(hidden)]
 pub mod fuzz_support;
 pub mod metrics;
@@ -50,6 +52,10 @@ pub async fn serve(
         header_timeout: config.read_timeout,
         max_connections: config.max_connections,
     };
+    let per_source = conn_limit::SourceSlots::new(
+        config.max_connections_per_source,
+        config.trusted_proxies.clone(),
+    );
     let app = router::router(config, core, shutdown.clone());
-    server::run(listener, app, limits, shutdown).await
+    server::run(listener, app, limits, per_source, shutdown).await
 }

@@ -26,7 +26,7 @@ use hyper::StatusCode;
 use ipnet::IpNet;
 
 use crate::{
-    client_ip::{Peer, client_ip},
+    client_ip::{Peer, client_ip, source_key},
     error::{Face, GatewayError},
     plain,
 };
@@ -57,13 +57,13 @@ impl RateLimit {
         }
     }
 
-    /// The address `req` is counted against.
+    /// The address `req` is counted against (an IPv6 client by its /64).
     pub(crate) fn source(&self, req: &Request) -> IpAddr {
         let peer = req
             .extensions()
             .get::<Peer>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip());
-        client_ip(peer, req.headers(), &self.trusted)
+        source_key(client_ip(peer, req.headers(), &self.trusted))
     }
 
     /// Counts one webhook from `source` that did not prove itself Twilio's; over the

@@ -39,12 +39,7 @@ pub(crate) fn router(config: GatewayConfig, core: Core, shutdown: CancellationTo
         config.trusted_proxies.clone(),
     ));
     let api = api::router(
-        Arc::new(api::Api::new(
-            core.clone(),
-            config.max_body_bytes,
-            config.read_timeout,
-            shutdown.clone(),
-        )),
+        Arc::new(api::Api::new(core.clone(), &config, shutdown.clone())),
         &config.cors_allowed_origins,
     );
     Router::new()
@@ -121,11 +116,12 @@ fn is_api(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
 
-/// A REST request in the log: without bodies or query strings.
+/// A REST request in the log: without bodies or query strings, and with the numbers
+/// a path can carry (`/api/blocked-numbers/%2B1…`) masked.
 async fn log_api_request(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let path = crate::log_mask::mask_numbers(req.uri().path());
     let resp = next.run(req).await;
     tracing::info!(
         %method,

@@ -2,7 +2,9 @@
 //! and its end logged; on shutdown, in-flight requests get the drain time to finish.
 //! At most `max_connections` are served at once: past that, connections wait in the
 //! kernel's listen backlog until one ends, so a flood of idle sockets costs the
-//! process neither memory nor file descriptors beyond the bound.
+//! process neither memory nor file descriptors beyond the bound. One source holds at
+//! most `per_source` of them ([`SourceSlots`]): past that, its new connection gets a
+//! 429 and is closed before a byte of it is read.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -13,14 +15,15 @@ use hyper_util::{
     server::graceful::GracefulShutdown,
 };
 use tokio::{
+    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore},
+    sync::Semaphore,
     task::{JoinError, JoinSet},
 };
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::client_ip::Peer;
+use crate::{client_ip::Peer, conn_limit::SourceSlots};
 
 /// How long in-flight requests get once shutdown begins.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -34,11 +37,16 @@ pub(crate) struct Limits {
     pub max_connections: usize,
 }
 
+/// What a connection over its source's share is told.
+const TOO_MANY_FROM_SOURCE: &str =
+    "too many open connections from this address (GATEWAY_MAX_CONNECTIONS_PER_SOURCE)\n";
+
 /// Serves `app` on `listener` until `shutdown` is cancelled, then drains.
 pub(crate) async fn run(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    per_source: Arc<SourceSlots>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -55,10 +63,15 @@ pub(crate) async fn run(
             () = shutdown.cancelled() => break,
             Some(ended) = connections.join_next() => report(ended),
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let conn = connection(stream, peer, app.clone(), limits.header_timeout, &graceful);
-                    connections.spawn(held(conn, slot));
-                }
+                Ok((stream, peer)) => match per_source.acquire(peer.ip()) {
+                    Some(source) => {
+                        let conn = connection(stream, peer, app.clone(), limits.header_timeout, &graceful);
+                        connections.spawn(held(conn, (slot, source)));
+                    }
+                    None => {
+                        connections.spawn(held(refuse(stream), slot));
+                    }
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -71,8 +84,34 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// `conn`, holding its slot until it ends.
-async fn held<F: Future>(conn: F, slot: OwnedSemaphorePermit) -> F::Output {
+/// A connection over its source's share: the 429 (it fits any socket's send buffer,
+/// so the write never waits on the client), then closed. Nothing of it is read.
+async fn refuse(mut stream: TcpStream) -> hyper::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{TOO_MANY_FROM_SOURCE}",
+        TOO_MANY_FROM_SOURCE.len()
+    );
+    let write = async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        // What the client already sent is read (a few KB at most) and dropped, so that
+        // closing does not reset the connection before it reads the answer.
+        let mut sink = [0u8; 4096];
+        for _ in 0..4 {
+            if tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? == 0 {
+                break;
+            }
+        }
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+    Ok(())
+}
+
+/// `conn`, holding its slot(s) until it ends.
+async fn held<F: Future, S: Send>(conn: F, slot: S) -> F::Output {
     let ended = conn.await;
     drop(slot);
     ended

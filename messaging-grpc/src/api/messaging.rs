@@ -12,12 +12,14 @@ use crate::{
     auth::caller,
     error::Error,
     media::MAX_MEDIA_BYTES,
-    messaging::{Messaging, SendMms, SendSms, WatchSettings},
+    messaging::{Messaging, SendMms, SendSms, WatchSettings, WatchSlots},
 };
 
 pub struct MessagingApi {
     messaging: Messaging,
     watch: WatchSettings,
+    /// Open WatchEvents streams per user.
+    watch_slots: std::sync::Arc<WatchSlots>,
     shutdown: CancellationToken,
 }
 
@@ -27,6 +29,7 @@ impl MessagingApi {
         Self {
             messaging,
             watch,
+            watch_slots: WatchSlots::new(watch.max_per_user),
             shutdown,
         }
     }
@@ -42,6 +45,13 @@ impl MessagingService for MessagingApi {
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let user = caller(&req)?;
+        let slot = self.watch_slots.acquire(&user.user_id).ok_or_else(|| {
+            Status::resource_exhausted(format!(
+                "too many open WatchEvents streams for this user (at most {}, \
+                 MESSAGING_MAX_WATCH_STREAMS_PER_USER); close one first",
+                self.watch_slots.max()
+            ))
+        })?;
         let since = match req.into_inner().since_cursor {
             None => None,
             Some(c) => Some(
@@ -53,7 +63,11 @@ impl MessagingService for MessagingApi {
             .messaging
             .watch_events(user.user_id, since, self.watch, self.shutdown.clone())
             .await?
-            .map(|item| item.map(convert::watch_item).map_err(Status::from));
+            // The slot is the closure's: given back when the stream is dropped.
+            .map(move |item| {
+                let _held = &slot;
+                item.map(convert::watch_item).map_err(Status::from)
+            });
         // The token was checked once, at the start: the stream ends when it expires.
         let stream = super::token_expiry::until_expiry(stream, user.expires_at);
         Ok(Response::new(Box::pin(stream)))

@@ -56,17 +56,33 @@ pub fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
+/// Binds an admin (metrics) port. In `dev`, a port not set explicitly (`any_free`) is
+/// the default when it is free and any free port otherwise, so a second dev stack
+/// (other MESSAGING_GRPC_ADDR, GATEWAY_HTTP_ADDR and MESSAGING_DATA_DIR) starts beside
+/// the first; the banner prints where each one landed.
+async fn bind_admin(var: &str, addr: SocketAddr, any_free: bool) -> anyhow::Result<TcpListener> {
+    if !any_free || env(var).is_some() {
+        return bind(var, addr).await;
+    }
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(_) => bind(var, SocketAddr::new(addr.ip(), 0)).await,
+    }
+}
+
 /// Starts the core's metrics endpoint on MESSAGING_METRICS_ADDR (unless `off`): the
-/// recorder is installed before the servers count anything.
+/// recorder is installed before the servers count anything. Returns where it listens.
 async fn start_core_metrics(
     config: &Config,
     app: &App,
     shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
+    any_free: bool,
+) -> anyhow::Result<Option<SocketAddr>> {
     let Some(addr) = config.metrics_addr else {
-        return Ok(());
+        return Ok(None);
     };
-    let listener = bind("MESSAGING_METRICS_ADDR", addr).await?;
+    let listener = bind_admin("MESSAGING_METRICS_ADDR", addr, any_free).await?;
+    let bound = listener.local_addr()?;
     commpro_telemetry::metrics::recorder().map_err(anyhow::Error::msg)?;
     tokio::spawn(commpro_telemetry::metrics::serve(
         listener,
@@ -74,24 +90,26 @@ async fn start_core_metrics(
         app.probes(),
         shutdown.clone(),
     ));
-    Ok(())
+    Ok(Some(bound))
 }
 
 /// Starts the gateway's metrics endpoint on GATEWAY_METRICS_ADDR (unless `off`).
 async fn start_gateway_metrics(
     config: &GatewayConfig,
     shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
+    any_free: bool,
+) -> anyhow::Result<Option<SocketAddr>> {
     let Some(addr) = config.metrics_addr else {
-        return Ok(());
+        return Ok(None);
     };
-    let listener = bind("GATEWAY_METRICS_ADDR", addr).await?;
+    let listener = bind_admin("GATEWAY_METRICS_ADDR", addr, any_free).await?;
+    let bound = listener.local_addr()?;
     tokio::spawn(webhook_gateway::metrics_endpoint(
         config,
         listener,
         shutdown.clone(),
     )?);
-    Ok(())
+    Ok(Some(bound))
 }
 
 pub async fn serve() -> anyhow::Result<()> {
@@ -115,7 +133,7 @@ pub async fn serve() -> anyhow::Result<()> {
     let listener = bind("MESSAGING_GRPC_ADDR", config.grpc_addr).await?;
     let app = App::build(&config).await?;
     let shutdown = shutdown_on_signal();
-    start_core_metrics(&config, &app, &shutdown).await?;
+    start_core_metrics(&config, &app, &shutdown, false).await?;
     tracing::info!(addr = %config.grpc_addr, metrics = ?config.metrics_addr, "gRPC core listening");
     crate::serve(app, listener, shutdown).await
 }
@@ -128,10 +146,10 @@ pub async fn dev() -> anyhow::Result<()> {
     let app = App::build(&config).await?;
     let gw_config = dev_gateway_config(&config)?;
     let shutdown = shutdown_on_signal();
-    start_core_metrics(&config, &app, &shutdown).await?;
-    start_gateway_metrics(&gw_config, &shutdown).await?;
+    let core_metrics = start_core_metrics(&config, &app, &shutdown, true).await?;
+    let gateway_metrics = start_gateway_metrics(&gw_config, &shutdown, true).await?;
     let token = dev_token(&config, "dev-user", &[Role::Admin], 24)?;
-    print_banner(&config, gw_config.metrics_addr, &token);
+    print_banner(&config, [core_metrics, gateway_metrics], &token);
 
     let mut core = tokio::spawn(crate::serve(app, grpc, shutdown.clone()));
     let mut gw = tokio::spawn(webhook_gateway::serve(gw_config, gateway, shutdown.clone()));
@@ -203,7 +221,9 @@ pub fn dev_gateway_config(config: &Config) -> anyhow::Result<GatewayConfig> {
     Ok(GatewayConfig::from_vars(&get)?)
 }
 
-fn print_banner(config: &Config, gateway_metrics: Option<SocketAddr>, token: &str) {
+/// `metrics`: where the core's and the gateway's metrics endpoints listen.
+fn print_banner(config: &Config, metrics: [Option<SocketAddr>; 2], token: &str) {
+    let [core_metrics, gateway_metrics] = metrics;
     let grpc = config.grpc_addr;
     let metrics_url = |addr: Option<SocketAddr>| {
         addr.map_or_else(|| "off".to_owned(), |a| format!("http://{a}/metrics"))
@@ -231,7 +251,7 @@ fn print_banner(config: &Config, gateway_metrics: Option<SocketAddr>, token: &st
          \n\n  Ctrl-C stops everything.\n",
         gw = config.gateway_addr,
         port = config.gateway_addr.port(),
-        core_metrics = metrics_url(config.metrics_addr),
+        core_metrics = metrics_url(core_metrics),
         gateway_metrics = metrics_url(gateway_metrics),
         provider = match &config.sms_provider {
             crate::config::ProviderConfig::Console => {

@@ -265,6 +265,13 @@ pub(super) fn events(get: &impl Fn(&str) -> Option<String>) -> Result<EventSetti
                 10,
                 3_600_000,
             )?),
+            max_per_user: number(
+                get,
+                "MESSAGING_MAX_WATCH_STREAMS_PER_USER",
+                defaults.max_per_user as u64,
+                1,
+                100_000,
+            )? as usize,
             ..defaults
         },
     })

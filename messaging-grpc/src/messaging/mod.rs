@@ -24,7 +24,7 @@ pub use delete::DeletedMessage;
 pub use schedule::ScheduleSettings;
 pub use search::SearchPage;
 pub use send::{SendMms, SendSms};
-pub use watch::{EventStream, WatchItem, WatchSettings};
+pub use watch::{EventStream, WatchItem, WatchSettings, WatchSlots};
 
 use crate::{domain::Records, media::Media};
 

@@ -3,7 +3,11 @@
 //! the wake-ups. Subscribing before the first read means nothing committed at the
 //! seam is missed; reading by cursor means nothing is sent twice.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
@@ -22,6 +26,10 @@ pub struct WatchSettings {
     pub batch: u64,
     /// Events buffered towards a slow client before the stream waits for it.
     pub buffer: usize,
+    /// Streams one user may have open on this process at once
+    /// (MESSAGING_MAX_WATCH_STREAMS_PER_USER): each holds a task, a buffer and a
+    /// wake-up subscription, so one token must not be able to open them without end.
+    pub max_per_user: usize,
 }
 
 impl Default for WatchSettings {
@@ -30,6 +38,7 @@ impl Default for WatchSettings {
             keepalive: Duration::from_secs(15),
             batch: 500,
             buffer: 64,
+            max_per_user: 32,
         }
     }
 }
@@ -133,6 +142,58 @@ impl Messaging {
             tracing::debug!("event stream ended by shutdown");
         });
         Ok(ReceiverStream::new(rx))
+    }
+}
+
+/// Open streams per user ([`WatchSettings::max_per_user`]).
+pub struct WatchSlots {
+    max: usize,
+    open: Mutex<HashMap<String, usize>>,
+}
+
+/// One open stream of a user's, counted until dropped.
+pub struct WatchSlot {
+    slots: Arc<WatchSlots>,
+    user_id: String,
+}
+
+impl WatchSlots {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max: max.max(1),
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A place for one more stream of `user_id`'s; None when they have the most open.
+    pub fn acquire(self: &Arc<Self>, user_id: &str) -> Option<WatchSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(user_id.to_owned()).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(WatchSlot {
+            slots: self.clone(),
+            user_id: user_id.to_owned(),
+        })
+    }
+
+    /// The most streams one user may have open.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.user_id) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.user_id);
+            }
+        }
     }
 }
 

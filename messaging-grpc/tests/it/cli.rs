@@ -232,3 +232,83 @@ async fn retry_connect(url: &str) -> tonic::transport::Channel {
     }
     panic!("dev server never accepted connections on {url}");
 }
+
+/// A `messaging dev` with its own addresses and data folder and no metrics address
+/// set; returns the process and the metrics URLs its banner prints.
+fn start_dev(dir: &std::path::Path, grpc: u16, http: u16) -> (std::process::Child, Vec<String>) {
+    let log = std::fs::File::create(dir.join("dev.log")).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("dev")
+        .env("MESSAGING_DATA_DIR", dir)
+        .env("MESSAGING_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+        .env("GATEWAY_HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .env_remove("MESSAGING_METRICS_ADDR")
+        .env_remove("GATEWAY_METRICS_ADDR")
+        .env_remove("DATABASE_URL")
+        .env_remove("MESSAGING_MASTER_KEYS")
+        .env_remove("JWT_HS256_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    let metrics = lines
+        .find(|l| l.trim_start().starts_with("metrics"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no banner: {}",
+                std::fs::read_to_string(dir.join("dev.log")).unwrap_or_default()
+            )
+        });
+    std::thread::spawn(move || lines.for_each(drop));
+    let urls = metrics
+        .split_whitespace()
+        .filter(|w| w.starts_with("http://"))
+        .map(str::to_owned)
+        .collect();
+    (child, urls)
+}
+
+/// What the README promises: two dev stacks side by side with other
+/// MESSAGING_GRPC_ADDR, GATEWAY_HTTP_ADDR and MESSAGING_DATA_DIR. Their admin (metrics)
+/// ports are not set, so the second one (or both, when 9464/9465 are taken) picks free
+/// ones and prints them; both serve.
+#[test]
+fn two_dev_stacks_run_side_by_side() {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let [grpc1, http1, grpc2, http2] = free_ports();
+    let (mut first, urls1) = start_dev(one.path(), grpc1, http1);
+    let (mut second, urls2) = start_dev(two.path(), grpc2, http2);
+    assert_eq!((urls1.len(), urls2.len()), (2, 2), "{urls1:?} {urls2:?}");
+    let all: std::collections::HashSet<_> = urls1.iter().chain(&urls2).collect();
+    assert_eq!(all.len(), 4, "four distinct metrics URLs: {urls1:?} {urls2:?}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for (http, child_dir) in [(http1, one.path()), (http2, two.path())] {
+            let mut ready = false;
+            for _ in 0..100 {
+                if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{http}/healthz")).await {
+                    ready = r.status() == 200;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(
+                ready,
+                "the stack on :{http} serves: {}",
+                std::fs::read_to_string(child_dir.join("dev.log")).unwrap_or_default()
+            );
+        }
+        for url in &all {
+            let r = reqwest::get(url.as_str()).await.unwrap();
+            assert_eq!(r.status(), 200, "{url}");
+        }
+    });
+    for child in [&mut first, &mut second] {
+        assert!(child.try_wait().unwrap().is_none(), "both still running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

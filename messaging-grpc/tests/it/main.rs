@@ -46,6 +46,7 @@ mod schemathesis;
 mod secrets_scan;
 mod single_process;
 mod singleton;
+mod stream_caps;
 mod token_lifetime;
 mod twilio_client;
 mod unread;

@@ -179,7 +179,7 @@ backend_tests! {
         let (fake, server, gw) = stack(&backend, &[]).await;
         let (a, b) = (jpeg(40 * 1024), png(70 * 1024, 3));
         let (url_a, url_b) = (fake.host_media(a.clone(), "image/jpeg"), fake.host_media(b.clone(), "image/png"));
-        let mut form = inbound_form("SM00000000000000000000000000mms01", BOB, OWN, "two pictures");
+        let mut form = inbound_form("SM000000000000000000000000000e5501", BOB, OWN, "two pictures");
         form.retain(|(k, _)| k != "NumMedia");
         form.extend([
             ("NumMedia".into(), "2".into()),

@@ -36,6 +36,8 @@ const REFUSED: &str = "+15005550001";
 const DAVE: &str = "+13125550199";
 /// The path of an inbound media URL whose download fails (reqwest's error names the URL).
 const FAILING_PATH: &str = "SCAN-failing-path-3e1a";
+/// Blocked and unblocked over REST: in the request path, so in the request log.
+const ERIN: &str = "+13125550142";
 const SMS_BODY: &str = "SCAN-sms-body-4f1d the vault code is 1234";
 const MMS_BODY: &str = "SCAN-mms-body-8a2c look at this";
 const INBOUND_BODY: &str = "SCAN-inbound-body-77e0 photo attached";
@@ -326,7 +328,7 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
 
     // An inbound MMS whose image is copied from "Twilio".
     let form = pairs(&[
-        ("MessageSid", "SM0000000000000000000000000000sc01"),
+        ("MessageSid", "SM00000000000000000000000000005c01"),
         ("AccountSid", twilio_fake::ACCOUNT_SID),
         ("From", CAROL),
         ("To", OWN),
@@ -388,6 +390,25 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
             .is_ok_and(|l| l.contains("inbound media download failed"))
     })
     .await;
+    // A number in a request path (unblocking one): the request log masks it.
+    let blocked = http_client
+        .post(format!("{gateway}/api/blocked-numbers"))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({"number": ERIN}))
+        .send()
+        .await
+        .unwrap();
+    assert!(blocked.status().is_success(), "{blocked:?}");
+    let unblocked = http_client
+        .delete(format!(
+            "{gateway}/api/blocked-numbers/%2B{}",
+            ERIN.trim_start_matches('+')
+        ))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert!(unblocked.status().is_success(), "{unblocked:?}");
     let mut seen = 0;
     while seen < 4 {
         tokio::time::timeout(Duration::from_secs(10), events.next())
@@ -439,6 +460,7 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
         ("a number Twilio refused", digits(REFUSED)),
         ("an unroutable sender", digits(DAVE)),
         ("a failing media URL's path", FAILING_PATH.into()),
+        ("a blocked number", digits(ERIN)),
     ];
     // Stored data holds our own number by design (routing); nothing else may show it.
     let stored = everywhere.clone();
@@ -449,6 +471,10 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
     assert!(
         String::from_utf8_lossy(&stderr).contains("DEBUG"),
         "the logs were captured at debug level"
+    );
+    assert!(
+        String::from_utf8_lossy(&stderr).contains("/api/blocked-numbers/%2B*******0199"),
+        "the request log of the unblock was captured, masked"
     );
     assert_clean("stdout", &stdout, &everywhere);
     assert_clean("stderr (logs)", &stderr, &everywhere);

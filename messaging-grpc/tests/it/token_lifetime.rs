@@ -235,7 +235,7 @@ async fn the_gateways_own_key_signs_webhooks_and_nothing_else() {
     let (status, _, _) = gw
         .post(
             "/webhook/sms",
-            &inbound_form("SM00000000000000000000000000key001", BOB, OWN, "via key"),
+            &inbound_form("SM0000000000000000000000000000ce01", BOB, OWN, "via key"),
         )
         .await;
     assert_eq!(status, 200);

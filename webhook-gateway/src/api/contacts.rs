@@ -42,14 +42,58 @@ pub async fn set_name(
 ) -> Result<Json<Contact>, GatewayError> {
     let ctx = CallerContext::from_headers(&headers)?;
     let req: ContactNameBody = extract::json_body(&api, &headers, body, false).await?;
+    let name = req.name.unwrap_or_default();
+    check_name(&name)?;
     let (mut client, call) = api.core.messaging(
-        pb::SetContactNameRequest {
-            contact_id,
-            name: req.name.unwrap_or_default(),
-        },
+        pb::SetContactNameRequest { contact_id, name },
         &ctx.authorization,
         &ctx.trace,
     );
     let contact = client.set_contact_name(call).await?.into_inner();
     Ok(Json(Contact::try_from(contact)?))
+}
+
+/// What the document's schema says of `name`, as sent: at most 100 characters and no
+/// control character anywhere, a trailing newline included. The core trims spaces
+/// before its own checks, so without this `"Bob\n"` or 100 characters after a space
+/// would be accepted although the schema forbids them.
+fn check_name(name: &str) -> Result<(), GatewayError> {
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(GatewayError::invalid(
+            "name",
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(GatewayError::invalid(
+            "name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The schema's `maxLength` of `name` (the core's limit too).
+pub const MAX_NAME_CHARS: usize = 100;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_as_the_schema_says() {
+        assert!(check_name("Bob (plumber)").is_ok());
+        assert!(check_name("").is_ok());
+        assert!(check_name(&"é".repeat(100)).is_ok());
+        for bad in [
+            "Bob\n".to_owned(),
+            "\tBob".to_owned(),
+            "B\u{85}ob".to_owned(),
+            "Bob\u{7f}".to_owned(),
+            format!(" {}", "a".repeat(100)),
+        ] {
+            let e = check_name(&bad).unwrap_err().into_body();
+            assert_eq!(e.field.as_deref(), Some("name"), "{bad:?}");
+        }
+    }
 }

@@ -27,6 +27,7 @@ use crate::error::GatewayError;
 
 use super::{
     Api,
+    stream_slots::StreamSlot,
     error::ErrorBody,
     extract::CallerContext,
     json::{Event, SseEnvelope},
@@ -53,6 +54,7 @@ use super::{
     responses(
         (status = 200, description = "A stream of events; `data` of each is an `Event`", content_type = "text/event-stream", body = SseEnvelope),
         (status = 400, description = "The cursor is invalid, or `out_of_range`: older than the retention or ahead of the latest event", body = ErrorBody),
+        (status = 429, description = "This user has the most event streams open already (`resource_exhausted`, naming the limit)", body = ErrorBody),
     ),
 )]
 pub async fn watch(
@@ -69,6 +71,10 @@ pub async fn watch(
     );
     // The core refuses a bad cursor or token before the first event: a plain error.
     let events = client.watch_events(call).await?.into_inner();
+    // The core accepted the token: its subject is whose stream this is. Over the
+    // user's share, the core stream just opened is dropped (closed) with the answer.
+    let user = super::credentials::subject(&ctx.authorization).unwrap_or_default();
+    let slot = api.streams.acquire(&user)?;
     // The stream ends when the client leaves (hyper drops the body), the core ends it,
     // an event cannot be read or shown, or the gateway stops; the client then
     // reconnects and resumes. No task of its own: nothing outlives the answer.
@@ -78,6 +84,7 @@ pub async fn watch(
     let stream = UntilShutdown {
         events,
         shutdown: Box::pin(api.shutdown.clone().cancelled_owned()),
+        _slot: slot,
     };
     let mut resp = Sse::new(stream).into_response();
     // Proxies such as nginx would otherwise hold the events back in their buffers.
@@ -101,10 +108,12 @@ fn to_sse(event: pb::Event) -> Option<SseEvent> {
 }
 
 /// A stream that ends when the gateway stops, so open event streams do not hold the
-/// drain up (their clients reconnect to another replica).
+/// drain up (their clients reconnect to another replica). It holds its user's stream
+/// slot for as long as it lives.
 struct UntilShutdown<S> {
     events: S,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    _slot: StreamSlot,
 }
 
 impl<S: Stream + Unpin> Stream for UntilShutdown<S> {

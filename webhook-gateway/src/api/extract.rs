@@ -1,7 +1,7 @@
 //! Reading a REST request: the body under a size limit and an idle timeout, JSON with
 //! the failing field named, the query string, and what is passed on to the core.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::{
     body::Body,
@@ -77,25 +77,48 @@ fn is_json(essence: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// How long a client gets to send a body.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyTime {
+    /// The longest pause between two pieces.
+    pub idle: Duration,
+    /// The whole body, however steadily it trickles in: a client sending a byte every
+    /// few seconds would otherwise hold its buffer (and slot) for as long as it likes.
+    pub whole: Duration,
+}
+
+impl BodyTime {
+    /// How long to wait for the next piece of a body begun at `started`.
+    fn next_wait(&self, started: Instant) -> Duration {
+        self.idle
+            .min(self.whole.saturating_sub(started.elapsed()))
+    }
+}
+
+/// Largest buffer reserved up front from a declared length: a client that declares
+/// 5 MB and sends nothing must not cost 5 MB.
+const RESERVE_MAX: usize = 64 * 1024;
+
 /// Reads the whole body, refusing it (413) once it passes `limit` and (408) when the
-/// client stops sending for `idle` between two pieces.
+/// client pauses longer than `time.idle` or takes longer than `time.whole` in all.
 pub async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
-    idle: Duration,
+    time: BodyTime,
 ) -> Result<Bytes, GatewayError> {
+    let started = Instant::now();
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let mut body = body;
     if declared.is_some_and(|n| n > limit as u64) {
-        drain(&mut body, limit, idle).await;
+        drain(&mut body, limit, time, started).await;
         return Err(GatewayError::too_large(limit));
     }
-    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(RESERVE_MAX));
     loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
+        let frame = match tokio::time::timeout(time.next_wait(started), body.frame()).await {
             Err(_) => return Err(GatewayError::timeout()),
             Ok(None) => break,
             Ok(Some(Err(_))) => {
@@ -105,7 +128,7 @@ pub async fn read_body(
         };
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
-                drain(&mut body, limit, idle).await;
+                drain(&mut body, limit, time, started).await;
                 return Err(GatewayError::too_large(limit));
             }
             buf.extend_from_slice(&data);
@@ -114,12 +137,13 @@ pub async fn read_body(
     Ok(Bytes::from(buf))
 }
 
-/// Reads and drops the rest of a refused body (up to `limit` more bytes), so a client
-/// that writes its whole body before reading gets the 413 rather than a reset
-/// connection. Past that, the connection is simply closed.
-async fn drain(body: &mut Body, limit: usize, idle: Duration) {
+/// Reads and drops the rest of a refused body (up to `limit` more bytes, within the
+/// body's time), so a client that writes its whole body before reading gets the 413
+/// rather than a reset connection. Past that, the connection is simply closed.
+async fn drain(body: &mut Body, limit: usize, time: BodyTime, started: Instant) {
     let mut left = limit;
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout(idle, body.frame()).await {
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(time.next_wait(started), body.frame()).await
+    {
         let n = frame.data_ref().map_or(0, |d| d.len());
         match left.checked_sub(n) {
             Some(rest) => left = rest,
@@ -135,7 +159,7 @@ pub async fn json_body<T: DeserializeOwned + Default>(
     body: Body,
     optional: bool,
 ) -> Result<T, GatewayError> {
-    let raw = read_body(headers, body, api.json_limit, api.idle).await?;
+    let raw = read_body(headers, body, api.json_limit, api.body_time).await?;
     json(headers, &raw, optional)
 }
 

@@ -89,12 +89,12 @@ pub async fn upload(
             &headers,
             body,
             api.upload_limit + MULTIPART_OVERHEAD,
-            api.idle,
+            api.body_time,
         )
         .await?;
         file_part(&headers, raw).await?
     } else if ct.starts_with("image/") || ct == "application/octet-stream" {
-        let raw = extract::read_body(&headers, body, api.upload_limit, api.idle).await?;
+        let raw = extract::read_body(&headers, body, api.upload_limit, api.body_time).await?;
         (ct, String::new(), raw)
     } else {
         return Err(GatewayError::unsupported_media_type(format!(

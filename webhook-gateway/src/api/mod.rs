@@ -14,7 +14,9 @@ mod json;
 mod mailbox;
 mod media;
 mod messages;
+mod preflight;
 mod search;
+mod stream_slots;
 
 use std::{sync::Arc, time::Duration};
 
@@ -125,19 +127,25 @@ pub struct Api {
     json_limit: usize,
     /// Largest image.
     upload_limit: usize,
-    /// How long a client may pause while sending a body.
-    idle: Duration,
+    /// How long a client may take sending a body (pauses, and all of it).
+    body_time: extract::BodyTime,
+    /// Open event streams per user.
+    streams: Arc<stream_slots::StreamSlots>,
     /// Ends event streams when the gateway stops (clients reconnect elsewhere).
     shutdown: CancellationToken,
 }
 
 impl Api {
-    pub fn new(core: Core, json_limit: usize, idle: Duration, shutdown: CancellationToken) -> Self {
+    pub fn new(core: Core, config: &crate::GatewayConfig, shutdown: CancellationToken) -> Self {
         Self {
             core,
-            json_limit,
+            json_limit: config.max_body_bytes,
             upload_limit: MAX_UPLOAD_BYTES,
-            idle,
+            body_time: extract::BodyTime {
+                idle: config.read_timeout,
+                whole: config.body_timeout,
+            },
+            streams: stream_slots::StreamSlots::new(config.max_event_streams_per_user),
             shutdown,
         }
     }
@@ -316,6 +324,19 @@ fn with_cross_field_rules(doc: openapi::OpenApi) -> serde_json::Value {
             p["schema"] = sender.clone();
         }
     }
+    // A contact's name: no control character anywhere. Said as "no match of one" rather
+    // than an anchored pattern, whose `$` Python's engine (Schemathesis) also lets match
+    // before a trailing newline.
+    if let Some(name) =
+        value["components"]["schemas"]["ContactNameBody"]["properties"].get_mut("name")
+        && let Some(name) = name.as_object_mut()
+    {
+        name.remove("pattern");
+        name.insert(
+            "not".into(),
+            serde_json::json!({"type": "string", "pattern": "[\\u0000-\\u001f\\u007f-\\u009f]"}),
+        );
+    }
     // Page sizes are what the handlers parse, any u32 (larger than a listing's maximum is
     // served as its maximum), not the int32 utoipa derives for `u32`.
     if let Some(paths) = value["paths"].as_object_mut() {
@@ -336,15 +357,40 @@ fn with_cross_field_rules(doc: openapi::OpenApi) -> serde_json::Value {
     value
 }
 
+/// `doc` with examples of times that must lie ahead (`sendAt`: 1 minute to 35 days;
+/// a mute's `until`) set to tomorrow, so the document's own examples never go stale.
+fn with_fresh_examples(doc: &serde_json::Value) -> serde_json::Value {
+    let mut doc = doc.clone();
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:00:00Z")
+        .to_string();
+    let schemas = &mut doc["components"]["schemas"];
+    for (schema, field) in [
+        ("SendSmsBody", "sendAt"),
+        ("MuteBody", "until"),
+    ] {
+        if let Some(p) = schemas[schema]["properties"].get_mut(field) {
+            p["example"] = tomorrow.clone().into();
+        }
+    }
+    if let Some(p) = schemas["SendMmsBody"]["allOf"][0]["properties"].get_mut("sendAt") {
+        p["example"] = tomorrow.into();
+    }
+    doc
+}
+
 /// The API's router, with its OpenAPI document at `/api/openapi.json`.
 pub fn router(api: Arc<Api>, cors: &CorsOrigins) -> Router {
     let (router, doc) = routes_and_document();
-    let document = Bytes::from(serde_json::to_vec_pretty(&doc).unwrap_or_default());
+    let doc = Arc::new(doc);
     let router = router
         .route(
             "/api/openapi.json",
             get(move || {
-                let document = document.clone();
+                // Built per request (it is fetched rarely): its time examples are
+                // relative to now.
+                let document =
+                    Bytes::from(serde_json::to_vec_pretty(&with_fresh_examples(&doc)).unwrap_or_default());
                 async move {
                     (
                         [(
@@ -356,6 +402,12 @@ pub fn router(api: Arc<Api>, cors: &CorsOrigins) -> Router {
                 }
             }),
         )
+        // Large bodies wait for the core's verdict on the token (innermost: the span is
+        // named first).
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            preflight::credentials_first,
+        ))
         // Names the request's span after the matched route (`PUT /api/messages/{messageId}/read`),
         // and tells the metrics layer that route.
         .route_layer(axum::middleware::from_fn(name_span))
@@ -444,6 +496,22 @@ mod tests {
         );
         assert_eq!(op["operationId"], "sendSms");
         assert!(doc["info"].get("license").is_none());
+    }
+
+    #[test]
+    fn time_examples_lie_ahead() {
+        let doc = with_fresh_examples(&document());
+        let schemas = &doc["components"]["schemas"];
+        let now = chrono::Utc::now();
+        for example in [
+            &schemas["SendSmsBody"]["properties"]["sendAt"]["example"],
+            &schemas["SendMmsBody"]["allOf"][0]["properties"]["sendAt"]["example"],
+            &schemas["MuteBody"]["properties"]["until"]["example"],
+        ] {
+            let at = chrono::DateTime::parse_from_rfc3339(example.as_str().unwrap()).unwrap();
+            assert!(at > now + chrono::Duration::hours(22), "{example}");
+            assert!(at < now + chrono::Duration::days(2), "{example}");
+        }
     }
 
     #[test]

@@ -10,6 +10,9 @@ use crate::twilio::signature;
 
 const PUBLIC_URL: &str = "https://hooks.example";
 const TOKEN: &str = "12345";
+/// Our account and a message of it, in Twilio's formats.
+const AC: &str = "AC0123456789abcdef0123456789abcdef";
+const SM: &str = "SM00000000000000000000000000000001";
 
 fn app() -> Router {
     app_with(&[])
@@ -25,7 +28,7 @@ fn app_shutting_down(extra: &[(&str, &str)], shutdown: CancellationToken) -> Rou
     let vars = [
         ("MESSAGING_CORE_URL", "http://127.0.0.1:9"),
         ("GATEWAY_PUBLIC_URL", PUBLIC_URL),
-        ("TWILIO_ACCOUNT_SID", "AC1"),
+        ("TWILIO_ACCOUNT_SID", AC),
         ("TWILIO_AUTH_TOKEN", TOKEN),
         ("JWT_HS256_SECRET", "secret"),
         ("GATEWAY_MAX_BODY_BYTES", "1024"),
@@ -144,7 +147,7 @@ async fn webhooks_take_post_and_media_only_get() {
 
 #[tokio::test]
 async fn webhook_signatures_are_checked_before_anything_else() {
-    let form = [("MessageSid", "SM1"), ("AccountSid", "AC1")];
+    let form = [("MessageSid", SM), ("AccountSid", AC)];
     let mut unsigned = signed("/webhook/sms", &form);
     unsigned.headers_mut().remove("x-twilio-signature");
     let a = call(unsigned).await;
@@ -158,21 +161,21 @@ async fn webhook_signatures_are_checked_before_anything_else() {
 
 #[tokio::test]
 async fn verified_webhooks_answer_by_form_account_and_core() {
-    let a = call(signed("/webhook/status", &[("AccountSid", "AC1")])).await;
+    let a = call(signed("/webhook/status", &[("AccountSid", AC)])).await;
     assert_eq!(
         (a.status, a.body.as_str()),
         (400, "missing parameter MessageSid\n")
     );
     let form = [
-        ("MessageSid", "SM1"),
-        ("AccountSid", "AC2"),
+        ("MessageSid", SM),
+        ("AccountSid", "ACffffffffffffffffffffffffffffffff"),
         ("MessageStatus", "sent"),
     ];
     let a = call(signed("/webhook/status", &form)).await;
     assert_eq!((a.status, a.body.as_str()), (403, "unknown account\n"));
     let form = [
-        ("MessageSid", "SM1"),
-        ("AccountSid", "AC1"),
+        ("MessageSid", SM),
+        ("AccountSid", AC),
         ("MessageStatus", "sent"),
     ];
     let a = call(signed("/webhook/status", &form)).await;
@@ -182,13 +185,100 @@ async fn verified_webhooks_answer_by_form_account_and_core() {
     );
 }
 
+/// Twilio signs names and values joined without a separator, so a signed form can be
+/// re-split into another with the same signature. Each re-split below is refused by
+/// name (400), after the signature check (a forged one stays 403), and never reaches
+/// the core (which is down here: reaching it would be a 503).
+#[tokio::test]
+async fn re_split_signed_webhooks_are_refused_by_name() {
+    let resplit = |path: &str, signed_form: &[(&str, &str)], sent: &[(&str, &str)]| {
+        let mut req = signed(path, signed_form);
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(sent)
+            .finish();
+        *req.body_mut() = Body::from(body);
+        req
+    };
+    let inbound = [
+        ("AccountSid", AC),
+        ("Body", "hi"),
+        ("From", "+14155550100"),
+        ("MessageSid", SM),
+        ("NumMedia", "0"),
+        ("To", "+15005550006"),
+    ];
+    let moved = format!("{SM}NumMedia0");
+    let sent = [
+        ("AccountSid", AC),
+        ("Body", "hi"),
+        ("From", "+14155550100"),
+        ("MessageSid", moved.as_str()),
+        ("To", "+15005550006"),
+    ];
+    let a = call(resplit("/webhook/sms", &inbound, &sent)).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.starts_with("MessageSid:"), "{}", a.body);
+    // The same split, but signed with another token: still a forgery first.
+    let mut forged = resplit("/webhook/sms", &inbound, &sent);
+    let other = signature::compute(
+        b"not-our-token",
+        &format!("{PUBLIC_URL}/webhook/sms"),
+        &inbound
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<Vec<_>>(),
+    );
+    forged
+        .headers_mut()
+        .insert("x-twilio-signature", other.parse().unwrap());
+    assert_eq!(call(forged).await.status, 403);
+
+    // A status callback with MessageStatus moved into the SID (SmsStatus left).
+    let status = [
+        ("AccountSid", AC),
+        ("MessageSid", SM),
+        ("MessageStatus", "delivered"),
+        ("SmsStatus", "delivered"),
+    ];
+    let moved = format!("{SM}MessageStatusdelivered");
+    let sent = [
+        ("AccountSid", AC),
+        ("MessageSid", moved.as_str()),
+        ("SmsStatus", "delivered"),
+    ];
+    let a = call(resplit("/webhook/status", &status, &sent)).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.starts_with("MessageSid:"), "{}", a.body);
+
+    // Repeated keys and SID aliases that disagree, each signed as sent.
+    let sm2 = "SM00000000000000000000000000000002";
+    for (form, field) in [
+        (
+            vec![("AccountSid", AC), ("MessageSid", SM), ("MessageSid", sm2), ("MessageStatus", "sent")],
+            "MessageSid:",
+        ),
+        (
+            vec![("AccountSid", AC), ("MessageSid", SM), ("SmsSid", sm2), ("MessageStatus", "sent")],
+            "SmsSid:",
+        ),
+        (
+            vec![("AccountSid", AC), ("MessageSid", SM), ("MessageStatus", "teleported")],
+            "MessageStatus:",
+        ),
+    ] {
+        let a = call(signed("/webhook/status", &form)).await;
+        assert_eq!(a.status, 400, "{form:?}: {}", a.body);
+        assert!(a.body.starts_with(field), "{form:?}: {}", a.body);
+    }
+}
+
 #[tokio::test]
 async fn only_webhooks_not_signed_by_twilio_count_against_the_rate_limit() {
     // 1 a second, bursts of 2; every request here comes from the same (unknown) source.
     let app = app_with(&[("GATEWAY_RATE_LIMIT_PER_SEC", "1")]);
     let form = [
-        ("MessageSid", "SM1"),
-        ("AccountSid", "AC1"),
+        ("MessageSid", SM),
+        ("AccountSid", AC),
         ("MessageStatus", "sent"),
     ];
     let forged = || {
@@ -230,7 +320,7 @@ async fn signatures_over_the_url_with_its_connection_overrides_are_twilio_s() {
     let overrides = "ct=2000&rt=6000&rc=3&rp=all";
     let app = app_with(&[("GATEWAY_CONNECTION_OVERRIDES", overrides)]);
     // Valid signatures reach the form check (400 here), whichever URL was signed.
-    let form = [("AccountSid", "AC1")];
+    let form = [("AccountSid", AC)];
     let path = "/webhook/status";
     for url in [
         format!("{PUBLIC_URL}{path}#{overrides}"),

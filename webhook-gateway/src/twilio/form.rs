@@ -1,10 +1,12 @@
 //! Twilio's webhook forms, parsed into what the core needs. Unknown parameters are
-//! ignored (they were signed, which is all they need); a repeated parameter counts by
-//! its first value; a missing required one is a clear error (400).
+//! ignored (they were signed, which is all they need); what Twilio would never send —
+//! a repeated parameter, a SID not in Twilio's format, a missing required one, media
+//! parameters that do not match NumMedia — is a clear error (400) naming the
+//! parameter ([`super::params`] says why that matters for signed forms).
 
 use commpro_messaging_api::v1 as pb;
-use hyper::StatusCode;
 
+use super::params::{Params, bad};
 use crate::error::GatewayError;
 
 /// Twilio allows 10 media per message; never trust NumMedia beyond that.
@@ -36,66 +38,61 @@ pub struct StatusWebhook {
     pub message_id: String,
 }
 
-fn first<'a>(form: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
-    names
-        .iter()
-        .find_map(|n| form.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()))
-}
-
-/// A form Twilio should never send: 400, naming the parameter.
-fn required(form: &[(String, String)], names: &[&str]) -> Result<String, GatewayError> {
-    first(form, names)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            GatewayError::refused(
-                StatusCode::BAD_REQUEST,
-                "invalid_argument",
-                format!("missing parameter {}", names[0]),
-            )
-        })
-}
-
 impl InboundWebhook {
-    /// Reads the form of `POST /webhook/sms`: NumMedia, MediaUrlN, MediaContentTypeN.
+    /// Reads the form of `POST /webhook/sms`: NumMedia, then MediaUrlN and
+    /// MediaContentTypeN for each N below it, and no media parameter beyond it.
     pub fn parse(form: &[(String, String)]) -> Result<Self, GatewayError> {
-        let num_media: usize = first(form, &["NumMedia"])
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0);
-        let mut media = Vec::new();
-        for i in 0..num_media.min(MAX_MEDIA) {
-            let Some(url) = first(form, &[&format!("MediaUrl{i}")]) else {
-                continue;
-            };
-            let content_type = first(form, &[&format!("MediaContentType{i}")])
-                .unwrap_or("application/octet-stream");
+        let p = Params::new(form)?;
+        let message_sid = p.message_sid()?.to_owned();
+        let account_sid = p.account_sid()?.to_owned();
+        let num_media = p
+            .number("NumMedia", MAX_MEDIA as u64)?
+            .ok_or_else(|| bad("NumMedia", "is missing; Twilio sends it with every message"))?
+            as usize;
+        let mut media = Vec::with_capacity(num_media);
+        for i in 0..num_media {
+            let url = p.required(&format!("MediaUrl{i}"))?;
+            let content_type = p.required(&format!("MediaContentType{i}"))?;
             media.push((url.to_owned(), content_type.to_owned()));
         }
+        if let Some(extra) = p.names().find(|n| media_index(n).is_some_and(|i| i >= num_media)) {
+            return Err(bad(extra, format!("is beyond NumMedia ({num_media})")));
+        }
         Ok(Self {
-            message_sid: required(form, &["MessageSid", "SmsMessageSid", "SmsSid"])?,
-            account_sid: required(form, &["AccountSid"])?,
-            from: required(form, &["From"])?,
-            to: required(form, &["To"])?,
-            body: first(form, &["Body"]).unwrap_or_default().to_owned(),
+            message_sid,
+            account_sid,
+            from: p.required("From")?.to_owned(),
+            to: p.required("To")?.to_owned(),
+            body: p.get("Body").unwrap_or_default().to_owned(),
             media,
         })
     }
 }
 
+/// N of a `MediaUrlN` or `MediaContentTypeN` parameter.
+fn media_index(name: &str) -> Option<usize> {
+    let digits = name
+        .strip_prefix("MediaUrl")
+        .or_else(|| name.strip_prefix("MediaContentType"))?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().unwrap_or(usize::MAX))
+}
+
 impl StatusWebhook {
     /// Reads the form of `POST /webhook/status`.
     pub fn parse(form: &[(String, String)]) -> Result<Self, GatewayError> {
+        let p = Params::new(form)?;
+        // Twilio sends digits, or nothing (an empty value counts as nothing).
+        let error_code = match p.get("ErrorCode") {
+            Some("") => 0,
+            _ => p.number("ErrorCode", i32::MAX as u64)?.unwrap_or(0) as i32,
+        };
         Ok(Self {
-            message_sid: required(form, &["MessageSid", "SmsSid"])?,
-            account_sid: required(form, &["AccountSid"])?,
-            status: required(form, &["MessageStatus", "SmsStatus"])?,
-            // Twilio sends digits; anything else is not a code we can keep.
-            error_code: first(form, &["ErrorCode"])
-                .and_then(|c| c.trim().parse().ok())
-                .unwrap_or(0),
-            error_message: first(form, &["ErrorMessage"])
-                .unwrap_or_default()
-                .to_owned(),
+            message_sid: p.message_sid()?.to_owned(),
+            account_sid: p.account_sid()?.to_owned(),
+            status: p.status()?.to_owned(),
+            error_code,
+            error_message: p.get("ErrorMessage").unwrap_or_default().to_owned(),
             message_id: String::new(),
         })
     }
@@ -152,6 +149,9 @@ mod tests {
 
     use super::*;
 
+    const SM: &str = "SM0123456789abcdef0123456789abcdef";
+    const AC: &str = "AC00000000000000000000000000000001";
+
     fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
@@ -159,14 +159,26 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn inbound_with_media() {
-        let f = form(&[
-            ("MessageSid", "SM1"),
-            ("AccountSid", "AC1"),
+    fn inbound(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut f = form(&[
+            ("MessageSid", SM),
+            ("AccountSid", AC),
             ("From", "+1415"),
             ("To", "+1500"),
             ("Body", "hi"),
+        ]);
+        f.extend(form(extra));
+        f
+    }
+
+    /// The 400's message, which names the parameter.
+    fn refusal(r: Result<impl std::fmt::Debug, GatewayError>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn inbound_with_media() {
+        let f = inbound(&[
             ("NumMedia", "2"),
             ("MediaUrl0", "https://m/0"),
             ("MediaContentType0", "image/jpeg"),
@@ -182,42 +194,81 @@ mod tests {
                 ("https://m/1".into(), "image/png".into())
             ]
         );
-        assert_eq!((w.body.as_str(), w.message_sid.as_str()), ("hi", "SM1"));
+        assert_eq!((w.body.as_str(), w.message_sid.as_str()), ("hi", SM));
     }
 
     #[test]
-    fn missing_and_repeated_fields() {
-        let err = InboundWebhook::parse(&form(&[
-            ("AccountSid", "AC1"),
+    fn missing_fields_are_named() {
+        let err = refusal(InboundWebhook::parse(&form(&[
+            ("AccountSid", AC),
             ("From", "+1"),
             ("To", "+2"),
-        ]))
-        .unwrap_err();
-        assert_eq!(err.to_string(), "missing parameter MessageSid");
-        let w = InboundWebhook::parse(&form(&[
-            ("SmsSid", "SM9"),
-            ("AccountSid", "AC1"),
-            ("From", "+1"),
-            ("From", "+3"),
-            ("To", "+2"),
-            ("NumMedia", "999"),
-            ("NumMedia", "x"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            (w.message_sid.as_str(), w.from.as_str(), w.body.as_str()),
-            ("SM9", "+1", "")
-        );
-        assert!(
-            w.media.is_empty(),
-            "NumMedia without MediaUrlN yields nothing"
-        );
+            ("NumMedia", "0"),
+        ])));
+        assert_eq!(err, "missing parameter MessageSid");
+        let err = refusal(InboundWebhook::parse(&inbound(&[])));
+        assert!(err.starts_with("NumMedia:"), "{err}");
+        let err = refusal(InboundWebhook::parse(&inbound(&[("NumMedia", "1")])));
+        assert_eq!(err, "missing parameter MediaUrl0");
+    }
+
+    /// What Twilio never sends is refused by name, even when signed: each of these is
+    /// a way to turn one signed request into a second, different message.
+    #[test]
+    fn what_twilio_never_sends_is_refused_by_name() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("NumMedia", "0"), ("From", "+3")], "From:"),
+            (&[("NumMedia", "0"), ("NumMedia", "1")], "NumMedia:"),
+            (&[("NumMedia", "11")], "NumMedia:"),
+            (&[("NumMedia", "x")], "NumMedia:"),
+            (
+                &[("NumMedia", "0"), ("MediaUrl0", "https://m/0")],
+                "MediaUrl0:",
+            ),
+            (
+                &[
+                    ("NumMedia", "1"),
+                    ("MediaUrl0", "https://m/0"),
+                    ("MediaContentType0", "image/png"),
+                    ("MediaContentType7", "image/png"),
+                ],
+                "MediaContentType7:",
+            ),
+            (&[("NumMedia", "0"), ("SmsSid", "SM0")], "SmsSid:"),
+            (
+                &[
+                    ("NumMedia", "0"),
+                    ("SmsMessageSid", "SMffffffffffffffffffffffffffffffff"),
+                ],
+                "SmsMessageSid:",
+            ),
+        ];
+        for (extra, field) in cases {
+            let err = refusal(InboundWebhook::parse(&inbound(extra)));
+            assert!(err.starts_with(field), "{extra:?}: {err}");
+        }
+        for (sid, field) in [
+            ("SM1", "MessageSid:"),
+            ("SM0123456789abcdef0123456789abcdefNumMedia0", "MessageSid:"),
+            ("AC0123456789abcdef0123456789abcdef", "MessageSid:"),
+        ] {
+            let mut f = inbound(&[("NumMedia", "0")]);
+            f[0].1 = sid.into();
+            let err = refusal(InboundWebhook::parse(&f));
+            assert!(err.starts_with(field), "{sid}: {err}");
+        }
+        let mut f = inbound(&[("NumMedia", "0")]);
+        f[1].1 = "AC1".into();
+        assert!(refusal(InboundWebhook::parse(&f)).starts_with("AccountSid:"));
+        // Twilio's own older names, equal to MessageSid: fine.
+        let f = inbound(&[("NumMedia", "0"), ("SmsSid", SM), ("SmsMessageSid", SM)]);
+        assert!(InboundWebhook::parse(&f).is_ok());
     }
 
     fn s_with(query: &str) -> StatusWebhook {
         let f = form(&[
-            ("MessageSid", "SM1"),
-            ("AccountSid", "AC1"),
+            ("MessageSid", SM),
+            ("AccountSid", AC),
             ("MessageStatus", "sent"),
         ]);
         StatusWebhook::parse(&f)
@@ -228,18 +279,20 @@ mod tests {
     #[test]
     fn status_callback() {
         let s = StatusWebhook::parse(&form(&[
-            ("MessageSid", "SM1"),
-            ("AccountSid", "AC1"),
+            ("MessageSid", SM),
+            ("AccountSid", AC),
             ("MessageStatus", "undelivered"),
+            ("SmsStatus", "undelivered"),
             ("ErrorCode", "30003"),
         ]))
         .unwrap();
         assert_eq!((s.status.as_str(), s.error_code), ("undelivered", 30003));
         let s = StatusWebhook::parse(&form(&[
-            ("SmsSid", "SM1"),
-            ("AccountSid", "AC1"),
+            ("SmsSid", SM),
+            ("MessageSid", SM),
+            ("AccountSid", AC),
             ("SmsStatus", "sent"),
-            ("ErrorCode", "abc"),
+            ("ErrorCode", ""),
         ]))
         .unwrap();
         assert_eq!((s.status.as_str(), s.error_code), ("sent", 0));
@@ -248,9 +301,40 @@ mod tests {
         assert_eq!(ours("x=1&mid=abc"), "abc");
         assert_eq!(ours("mid=a%20b"), "", "not an id: ignored");
         assert_eq!(ours(""), "");
-        assert!(
-            StatusWebhook::parse(&form(&[("MessageSid", "SM1"), ("AccountSid", "AC1")])).is_err()
-        );
+        assert!(StatusWebhook::parse(&form(&[("MessageSid", SM), ("AccountSid", AC)])).is_err());
+    }
+
+    #[test]
+    fn status_callbacks_twilio_never_sends_are_refused_by_name() {
+        let base = [("MessageSid", SM), ("AccountSid", AC)];
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("MessageStatus", "teleported")], "MessageStatus:"),
+            (
+                &[("MessageStatus", "delivered"), ("SmsStatus", "failed")],
+                "SmsStatus:",
+            ),
+            (
+                &[("MessageStatus", "delivered"), ("MessageStatus", "failed")],
+                "MessageStatus:",
+            ),
+            (
+                &[("MessageStatus", "failed"), ("ErrorCode", "3000x")],
+                "ErrorCode:",
+            ),
+        ];
+        for (extra, field) in cases {
+            let mut f = form(&base);
+            f.extend(form(extra));
+            let err = refusal(StatusWebhook::parse(&f));
+            assert!(err.starts_with(field), "{extra:?}: {err}");
+        }
+        // `MessageStatus` moved into the SID (the signature stays valid): refused.
+        let f = form(&[
+            ("MessageSid", "SM0123456789abcdef0123456789abcdefMessageStatusdelivered"),
+            ("AccountSid", AC),
+            ("SmsStatus", "delivered"),
+        ]);
+        assert!(refusal(StatusWebhook::parse(&f)).starts_with("MessageSid:"));
     }
 
     proptest! {

@@ -6,6 +6,7 @@
 //! not retry a 429, so refusing a signed webhook would lose the message or status.
 
 pub mod form;
+mod params;
 mod media;
 pub mod signature;
 mod verify;
