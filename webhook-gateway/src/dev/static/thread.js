@@ -15,6 +15,18 @@ const STATUS_TEXT = {
   canceled: "canceled",
 };
 
+// What Twilio's delivery receipts carry is the code alone; these are its meanings.
+const TWILIO_ERRORS = {
+  21211: "invalid 'To' number",
+  21610: "recipient unsubscribed",
+  30003: "unreachable destination handset",
+  30004: "message blocked",
+  30005: "unknown destination handset",
+  30006: "landline or unreachable carrier",
+  30007: "message filtered",
+  30008: "unknown error",
+};
+
 export class Thread {
   constructor(inbox) {
     this.inbox = inbox;
@@ -114,7 +126,8 @@ export class Thread {
 
   renderMessage(m) {
     const status = STATUS_TEXT[m.status] || m.status;
-    const failure = m.errorCode ? ` · error ${m.errorCode}${m.errorMessage ? `: ${m.errorMessage}` : ""}` : "";
+    const meaning = m.errorMessage || TWILIO_ERRORS[m.errorCode];
+    const failure = m.errorCode ? ` · error ${m.errorCode}${meaning ? `: ${meaning}` : ""}` : "";
     const meta = el(
       "p",
       { class: "meta" },
