@@ -43,7 +43,7 @@ fn refusal(peer: Option<IpAddr>, headers: &HeaderMap) -> Option<&'static str> {
         return Some("the dev console does not answer through proxies or tunnels");
     }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if !host.is_some_and(|h| is_loopback_authority(h)) {
+    if !host.is_some_and(is_loopback_authority) {
         return Some("the dev console answers http://127.0.0.1 or http://localhost only");
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
