@@ -124,6 +124,19 @@ fn jwt(c: &mut Criterion) {
         c.bench_function(&format!("verify JWT, {alg:?}, seen before"), |b| {
             b.iter(|| verifier.verify(black_box(&token)).unwrap())
         });
+        // A forged signature (last byte of it changed): refused by the full check the
+        // first time, then from the verifier's memory of refused tokens.
+        let mut forged = token.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(verifier.verify_signature(&forged).is_err());
+        c.bench_function(&format!("refuse JWT, {alg:?}, forged"), |b| {
+            b.iter(|| verifier.verify_signature(black_box(&forged)).unwrap_err())
+        });
+        assert!(verifier.verify(&forged).is_err());
+        c.bench_function(&format!("refuse JWT, {alg:?}, forged, seen before"), |b| {
+            b.iter(|| verifier.verify(black_box(&forged)).unwrap_err())
+        });
     }
 }
 

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod phone;
 pub mod provider;
 pub mod realtime;
+pub mod redact;
 pub mod retention;
 pub mod retry;
 pub mod server;

@@ -24,7 +24,7 @@ use crate::{
     dispatch::{DispatchSettings, Dispatcher, Outbox},
     domain::{Records, SEAL_BATCH},
     ingest::Ingest,
-    media::{Fetcher, Media, MediaObjects},
+    media::{FetchCredentials, Fetcher, Media, MediaObjects},
     messaging::Messaging,
     metrics::{CoreProbes, GrpcMetricsLayer},
     provider::{ConsoleProvider, Metered, SmsProvider, StatusSink, TwilioProvider},
@@ -54,6 +54,8 @@ pub struct App {
     pub retention: Option<RetentionSettings>,
     /// For the PostgreSQL LISTEN connection.
     pub database_url: String,
+    /// TLS of the gRPC listener (MESSAGING_GRPC_TLS_*); None serves plaintext.
+    pub grpc_tls: Option<Arc<crate::config::GrpcTls>>,
 }
 
 impl App {
@@ -110,6 +112,7 @@ impl App {
             events: config.events.clone(),
             retention: config.retention.clone(),
             database_url: config.database_url.clone(),
+            grpc_tls: config.grpc_tls.clone(),
         })
     }
 
@@ -129,7 +132,14 @@ fn build_media(config: &Config, store: Store, keys: Arc<UserKeys>) -> anyhow::Re
         .map_err(anyhow::Error::msg)?;
     // Twilio media URLs need the same Basic auth as its REST API.
     let auth = match &config.sms_provider {
-        ProviderConfig::Twilio(t) => Some(t.basic_auth()),
+        ProviderConfig::Twilio(t) => {
+            let (user, password) = t.basic_auth();
+            Some(FetchCredentials::twilio(
+                user,
+                password,
+                &config.twilio_api_base,
+            ))
+        }
         ProviderConfig::Console => None,
     };
     let fetcher = Fetcher::new(
@@ -248,7 +258,14 @@ pub async fn serve(
     let gateway_auth = AuthInterceptor::new(app.verifier.clone(), Some(Role::Gateway))
         .with_service_key(app.gateway_verifier.clone());
 
-    let served = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &app.grpc_tls {
+        builder = builder
+            .tls_config(tls.server_config())
+            .map_err(|e| anyhow::anyhow!("MESSAGING_GRPC_TLS_*: {e}"))?;
+        tracing::info!(mutual = tls.is_mutual(), "gRPC listener speaks TLS only");
+    }
+    let served = builder
         .timeout(Duration::from_secs(30))
         // Room for an oversized token to reach the interceptor, which refuses it by name
         // (UNAUTHENTICATED, over 8 KB), instead of a transport error at h2's 16 KB default.

@@ -1,4 +1,4 @@
-//! Gateway configuration (environment variables in the README's table).
+//! Gateway configuration (environment variables in docs/configuration.md).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -12,6 +12,8 @@ use crate::{error::GatewayError, service_token::ServiceToken};
 pub struct GatewayConfig {
     /// Where the core's gRPC server listens (MESSAGING_CORE_URL).
     pub core_url: String,
+    /// TLS to the core (an https:// MESSAGING_CORE_URL and GATEWAY_CORE_TLS_*).
+    pub core_tls: Option<Arc<crate::core_tls::CoreTls>>,
     /// The URL Twilio calls, as configured on the number (GATEWAY_PUBLIC_URL). The
     /// signature is checked against it, never against X-Forwarded-* headers.
     pub public_url: String,
@@ -66,6 +68,7 @@ impl std::fmt::Debug for GatewayConfig {
         const REDACTED: &str = "[REDACTED]";
         f.debug_struct("GatewayConfig")
             .field("core_url", &self.core_url)
+            .field("core_tls", &self.core_tls)
             .field("public_url", &self.public_url)
             .field("connection_overrides", &self.connection_overrides)
             .field("account_sid", &self.account_sid)
@@ -258,7 +261,9 @@ impl GatewayConfig {
                     .ok_or_else(|| err(var, format!("must be a whole number from 1 to {max}")))
             })
         };
+        let core_tls = crate::core_tls::core_tls(get, &core_url)?.map(Arc::new);
         Ok(Self {
+            core_tls,
             core_url,
             public_url: public_url.trim_end_matches('/').to_owned(),
             connection_overrides,

@@ -17,7 +17,10 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::{error::GatewayError, service_token::ServiceToken, trace::TraceParent};
+use crate::{
+    config::GatewayConfig, core_tls::CoreTls, error::GatewayError, service_token::ServiceToken,
+    trace::TraceParent,
+};
 
 /// Lazily connected clients of the core.
 #[derive(Clone)]
@@ -30,15 +33,29 @@ pub struct Core {
 }
 
 impl Core {
+    /// Clients of the core `config` names, over TLS when its URL is https://.
+    pub fn from_config(config: &GatewayConfig) -> anyhow::Result<Self> {
+        Self::new(
+            &config.core_url,
+            config.core_tls.as_deref(),
+            config.service_token.clone(),
+            config.core_timeout,
+        )
+    }
+
     pub fn new(
         core_url: &str,
+        tls: Option<&CoreTls>,
         token: Arc<ServiceToken>,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(core_url.to_owned())?
+        let mut endpoint = Endpoint::from_shared(core_url.to_owned())?
             .connect_timeout(Duration::from_secs(2))
-            .timeout(timeout)
-            .connect_lazy();
+            .timeout(timeout);
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls.client_config())?;
+        }
+        let channel = endpoint.connect_lazy();
         Ok(Self {
             ingest: MessagingIngestClient::new(channel.clone()),
             messaging: MessagingServiceClient::new(channel.clone()),
@@ -145,15 +162,18 @@ impl Core {
         Ok(self.ingest.clone().record_status(req).await?.into_inner())
     }
 
-    /// An outbound media item's bytes and content type.
+    /// An outbound media item's bytes and content type. The token goes along: the
+    /// core verifies it itself and serves only media sent with an outbound message.
     pub async fn serve_media(
         &self,
+        token: &str,
         media_id: &str,
         trace: &TraceParent,
     ) -> Result<Option<(String, Vec<u8>)>, GatewayError> {
         let req = self.request(
             pb::ServeMediaRequest {
                 media_id: media_id.to_owned(),
+                token: token.to_owned(),
             },
             trace,
         )?;

@@ -24,7 +24,7 @@ pub(crate) struct ApiRoute(pub String);
 /// requests are counted too).
 pub(crate) async fn observe(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let path = req.uri().path().to_owned();
     let resp = next.run(req).await;
     let status = resp.status();
@@ -55,6 +55,22 @@ pub(crate) async fn observe(req: Request, next: Next) -> Response {
         _ => {}
     }
     resp
+}
+
+/// The request's method as a label: HTTP allows any token as a method (`FOO`,
+/// `X1`, …), so only the standard ones are named and the label set stays bounded.
+fn method_label(method: &hyper::Method) -> &'static str {
+    use hyper::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Why a webhook was answered as it was.
@@ -97,11 +113,7 @@ pub fn metrics_endpoint(
     shutdown: CancellationToken,
 ) -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     commpro_telemetry::metrics::recorder().map_err(anyhow::Error::msg)?;
-    let core = Core::new(
-        &config.core_url,
-        config.service_token.clone(),
-        config.core_timeout,
-    )?;
+    let core = Core::from_config(config)?;
     let probes = Arc::new(GatewayProbes { core });
     Ok(commpro_telemetry::metrics::serve(
         listener, PREFIX, probes, shutdown,
@@ -111,6 +123,15 @@ pub fn metrics_endpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&hyper::Method::GET), "GET");
+        for m in ["FOO", "BAR1", "PROPFIND", "CONNECT"] {
+            let m = hyper::Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(method_label(&m), "other", "{m}");
+        }
+    }
 
     #[test]
     fn outcomes_name_the_reason() {

@@ -34,6 +34,16 @@ use crate::{
 
 /// Every route the gateway serves; `shutdown` ends the REST API's event streams.
 pub(crate) fn router(config: GatewayConfig, core: Core, shutdown: CancellationToken) -> Router {
+    router_with(config, core, shutdown, Router::new())
+}
+
+/// [`router`] plus `extra` routes (the dev console's), under the same layers.
+pub(crate) fn router_with(
+    config: GatewayConfig,
+    core: Core,
+    shutdown: CancellationToken,
+    extra: Router,
+) -> Router {
     let limit = Arc::new(RateLimit::new(
         config.rate_limit_per_sec,
         config.trusted_proxies.clone(),
@@ -44,6 +54,7 @@ pub(crate) fn router(config: GatewayConfig, core: Core, shutdown: CancellationTo
     );
     Router::new()
         .merge(health(core.clone(), shutdown))
+        .merge(extra)
         .merge(twilio::routes(Arc::new(Twilio {
             config,
             core,
@@ -163,6 +174,7 @@ fn span_name(method: &Method, path: &str) -> String {
     let route = match path {
         "/healthz" | "/readyz" | "/webhook/sms" | "/webhook/status" => path,
         p if p.starts_with("/media/") => "/media/{token}",
+        p if p == "/dev" || p.starts_with("/dev/") => "/dev",
         p if is_api(p) => "/api",
         _ => "unknown route",
     };

@@ -68,6 +68,11 @@ struct Args {
     /// Keep the servers' logs in this folder (default: a temporary one, removed).
     #[arg(long)]
     logs: Option<PathBuf>,
+    /// Run the core's outbox dispatcher (console provider: each send's SENDING, SENT
+    /// and DELIVERED writes share the writer with the load, as `messaging dev` and
+    /// production do). Off by default, so the figures are the request path's alone.
+    #[arg(long)]
+    dispatcher: bool,
     /// Exit 1 on any error or a scenario without answers (CI smoke run).
     #[arg(long)]
     fail_on_error: bool,
@@ -167,6 +172,9 @@ async fn main() -> anyhow::Result<()> {
     let core_addr = procs::free_addr()?;
     let mut core_vars = bench_env::core_vars(&database_url, &data_dir.display().to_string());
     core_vars.push(("MESSAGING_GRPC_ADDR".into(), core_addr.to_string()));
+    if run.args.dispatcher {
+        core_vars.retain(|(k, _)| k != "OUTBOX_DISPATCHER");
+    }
     let core = procs::Binary {
         name: "messaging",
         args: &["serve"],
@@ -199,11 +207,16 @@ async fn main() -> anyhow::Result<()> {
 
     core.check_alive()?;
     println!(
-        "\nloadgen: {} s per scenario after {} s of warm-up, {} callers ({} HTTP/2 connections for gRPC, one HTTP/1.1 connection per caller for HTTP), {backend}{}; load average before {load_before}, after {}",
+        "\nloadgen: {} s per scenario after {} s of warm-up, {} callers ({} HTTP/2 connections for gRPC, one HTTP/1.1 connection per caller for HTTP), {backend}, dispatcher {}{}; load average before {load_before}, after {}",
         run.args.secs,
         run.args.warmup,
         run.conc,
         run.args.channels,
+        if run.args.dispatcher {
+            "on (console provider)"
+        } else {
+            "off"
+        },
         if run.args.read_only {
             ", read-only"
         } else {

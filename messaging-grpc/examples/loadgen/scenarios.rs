@@ -8,7 +8,7 @@ use tonic::transport::Channel;
 
 use crate::{
     Floor, Run, Target, bench_env,
-    grpc::{self, EchoCaller, ServiceCaller},
+    grpc::{self, Expect, GET_CONVERSATION, LIST_CONVERSATIONS, RawCaller, SEND_SMS},
     http::{HttpCaller, Pool, Prebuilt, Requests},
     mib,
     procs::{self, Server},
@@ -32,12 +32,18 @@ const WEBHOOK: Target = Target {
     p99_ms: 25.0,
 };
 
+/// A SendSms answer is a message with its id (field 1).
+const SENT: Expect = Expect::Fields {
+    field: 1,
+    count: None,
+};
+
 /// The tonic echo and bare hyper floors, each server started, measured and stopped.
 pub async fn floors(run: &mut Run, bin_dir: &Path, logs: &Path) -> anyhow::Result<()> {
     let server = procs::start_floor(bin_dir, "echo_floor", logs)?;
     let channels = grpc::channels(server.addr, run.args.channels.max(1)).await?;
     let callers = (0..run.conc)
-        .map(|i| EchoCaller::new(channels[i % channels.len()].clone()))
+        .map(|i| RawCaller::echo(channels[i % channels.len()].clone()))
         .collect();
     let m = run.measure("floor: tonic echo", callers).await;
     run.push("floor: tonic echo", None, None, m, mib(server.memory()));
@@ -68,7 +74,7 @@ pub async fn sends(
         let callers = (0..run.conc)
             .map(|i| {
                 let ch = channels[i % channels.len()].clone();
-                ServiceCaller::new(ch, &one.token, setup::sms_sends(one, i))
+                RawCaller::service(ch, SEND_SMS, &one.token, &setup::sms_sends(one, i), SENT)
             })
             .collect();
         let m = run.measure(name, callers).await;
@@ -79,7 +85,7 @@ pub async fn sends(
         let callers = (0..run.conc)
             .map(|i| {
                 let (ch, s) = (channels[i % channels.len()].clone(), &many[i % many.len()]);
-                ServiceCaller::new(ch, &s.token, setup::sms_sends(s, i))
+                RawCaller::service(ch, SEND_SMS, &s.token, &setup::sms_sends(s, i), SENT)
             })
             .collect();
         let m = run.measure(&name, callers).await;
@@ -107,7 +113,12 @@ pub async fn reads(
                     page_size: 50,
                     ..Default::default()
                 };
-                ServiceCaller::new(channels[i % channels.len()].clone(), token, vec![req])
+                let ch = channels[i % channels.len()].clone();
+                let expect = Expect::Fields {
+                    field: 1,
+                    count: Some(grpc::PAGE),
+                };
+                RawCaller::service(ch, LIST_CONVERSATIONS, token, &[req], expect)
             })
             .collect();
         let m = run.measure(name, callers).await;
@@ -123,7 +134,12 @@ pub async fn reads(
                     page_size: 50,
                     page_token: String::new(),
                 };
-                ServiceCaller::new(channels[i % channels.len()].clone(), token, vec![req])
+                let ch = channels[i % channels.len()].clone();
+                let expect = Expect::Fields {
+                    field: 3,
+                    count: Some(grpc::PAGE),
+                };
+                RawCaller::service(ch, GET_CONVERSATION, token, &[req], expect)
             })
             .collect();
         let m = run.measure(name, callers).await;

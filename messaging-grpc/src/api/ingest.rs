@@ -58,7 +58,8 @@ impl MessagingIngest for IngestApi {
         &self,
         req: Request<pb::ServeMediaRequest>,
     ) -> Result<Response<Self::ServeMediaStream>, Status> {
-        let (row, bytes) = self.media.serve(&req.into_inner().media_id).await?;
+        let r = req.into_inner();
+        let (row, bytes) = self.media.serve(&r.token, &r.media_id).await?;
         let chunks: Vec<_> = super::convert::media_chunks(&row, bytes)
             .into_iter()
             .map(Ok)
@@ -74,11 +75,13 @@ impl MessagingIngest for IngestApi {
         if r.message_sid.is_empty() || !r.message_sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(Error::invalid("message_sid", "must be letters and digits").into());
         }
+        // Twilio's words may name a number; masked before they are parked or stored.
+        let error_message = crate::redact::external_text(&r.error_message);
         let report = StatusReport {
             sid: &r.message_sid,
             status: &r.status,
             error_code: (r.error_code != 0).then_some(i64::from(r.error_code)),
-            error_message: (!r.error_message.is_empty()).then_some(r.error_message.as_str()),
+            error_message: (!error_message.is_empty()).then_some(error_message.as_str()),
         };
         let ours = (!r.message_id.is_empty()).then_some(r.message_id.as_str());
         let outcome = match self.ingest.record_status_callback(report, ours).await? {

@@ -17,6 +17,15 @@ use super::{Caller, Role};
 /// client sends the same token on every call until it renews it, so this many covers
 /// thousands of concurrent clients.
 const VERIFIED_CACHE: usize = 4096;
+/// Refused tokens remembered (by SHA-256), so a token sent again and again is refused
+/// without another signature check. Bounded: a flood of distinct tokens only evicts
+/// older refusals (each of those still costs one check, never memory).
+const REFUSED_CACHE: usize = 8192;
+/// How long a refusal is remembered. Every remembered reason is final for that exact
+/// token (a bad signature, claim or format stays bad; an expired token stays
+/// expired); the bound only keeps the memory fresh. "Not valid yet" is never
+/// remembered: it changes with time.
+const REFUSED_TTL_SECS: u64 = 600;
 /// Seconds of clock skew allowed on `exp` and `nbf`, here and in the validator.
 const LEEWAY: u64 = 30;
 
@@ -49,7 +58,7 @@ pub struct Claims {
 }
 
 /// Why a token was refused. Messages are safe to return to the caller.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
     #[error("missing authorization metadata (expected `authorization: Bearer <token>`)")]
     Missing,
@@ -95,10 +104,15 @@ pub enum VerifierKey {
 /// otherwise pay again for the same token. A hit needs the exact same token (compared
 /// by SHA-256), which only the key could have signed; its expiry is checked again on
 /// every hit, with the same leeway as the validator.
+///
+/// A token that was refused is remembered too (its digest, the reason and when), so a
+/// client — or an attacker — repeating a bad token costs a hash and a map look-up,
+/// not a signature check each time (BENCHMARKS.md: "refused repeat token").
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
     verified: Mutex<LruCache<[u8; 32], Caller>>,
+    refused: Mutex<LruCache<[u8; 32], (AuthError, u64)>>,
 }
 
 impl JwtVerifier {
@@ -142,6 +156,9 @@ impl JwtVerifier {
             verified: Mutex::new(LruCache::new(
                 NonZeroUsize::new(VERIFIED_CACHE).expect("non-zero"),
             )),
+            refused: Mutex::new(LruCache::new(
+                NonZeroUsize::new(REFUSED_CACHE).expect("non-zero"),
+            )),
         })
     }
 
@@ -164,12 +181,42 @@ impl JwtVerifier {
                 return Err(AuthError::Expired);
             }
         }
-        let caller = self.verify_signature(token)?;
-        self.verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .put(digest, caller.clone());
-        Ok(caller)
+        if let Some(reason) = self.remembered_refusal(&digest, now) {
+            return Err(reason);
+        }
+        match self.verify_signature(token) {
+            Ok(caller) => {
+                self.verified
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .put(digest, caller.clone());
+                Ok(caller)
+            }
+            Err(reason) => {
+                if reason != AuthError::NotYetValid {
+                    self.refused
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .put(digest, (reason.clone(), now));
+                }
+                Err(reason)
+            }
+        }
+    }
+
+    /// The reason `digest`'s token was refused, if that was recent enough to trust.
+    fn remembered_refusal(&self, digest: &[u8; 32], now: u64) -> Option<AuthError> {
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        match refused.get(digest) {
+            Some((reason, at)) if now.saturating_sub(*at) <= REFUSED_TTL_SECS => {
+                Some(reason.clone())
+            }
+            Some(_) => {
+                refused.pop(digest);
+                None
+            }
+            None => None,
+        }
     }
 
     /// The full check (signature and claims) without the memory of verified tokens:
@@ -270,6 +317,73 @@ mod tests {
             v.verify_at(&token, first.expires_at + LEEWAY + 1),
             Err(AuthError::Expired)
         ));
+    }
+
+    /// A token the verifier's key did not sign, sent again: the case a flood of bad
+    /// tokens is made of (the bench measures it with ES256 and RS256 keys).
+    #[test]
+    fn a_refused_token_is_refused_again_without_a_signature_check() {
+        let v = verifier();
+        let other = JwtIssuer::hs256(b"another secret, also 32 bytes long!", "iss", "aud")
+            .issue("alice", &[], Duration::from_secs(60))
+            .unwrap();
+        let now = get_current_timestamp();
+        assert_eq!(v.verify_at(&other, now), Err(AuthError::BadSignature));
+        let digest: [u8; 32] = Sha256::digest(other.as_bytes()).into();
+        assert_eq!(
+            v.remembered_refusal(&digest, now),
+            Some(AuthError::BadSignature),
+            "the refusal is remembered"
+        );
+        assert_eq!(v.verify_at(&other, now + 1), Err(AuthError::BadSignature));
+        // Forgotten after its time; checked again (and refused again) then.
+        assert_eq!(
+            v.remembered_refusal(&digest, now + REFUSED_TTL_SECS + 1),
+            None
+        );
+        // A good token is unaffected by the memory of refusals.
+        let good = JwtIssuer::hs256(SECRET, "iss", "aud")
+            .issue("alice", &[], Duration::from_secs(60))
+            .unwrap();
+        assert!(v.verify_at(&good, now).is_ok());
+    }
+
+    #[test]
+    fn not_yet_valid_is_never_remembered() {
+        let v = verifier();
+        let now = get_current_timestamp();
+        let claims = Claims {
+            sub: "alice".into(),
+            iss: "iss".into(),
+            aud: "aud".into(),
+            exp: now + 3600,
+            iat: now,
+            nbf: Some(now + 600),
+            roles: Vec::new(),
+        };
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert_eq!(v.verify_at(&token, now), Err(AuthError::NotYetValid));
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        assert_eq!(v.remembered_refusal(&digest, now), None);
+    }
+
+    #[test]
+    fn refusals_are_bounded() {
+        let v = verifier();
+        let now = get_current_timestamp();
+        for i in 0..REFUSED_CACHE + 100 {
+            let _ = v.verify_at(&format!("garbage-{i}"), now);
+        }
+        assert_eq!(
+            v.refused.lock().unwrap().len(),
+            REFUSED_CACHE,
+            "memory stays bounded under a flood of distinct tokens"
+        );
     }
 
     #[test]

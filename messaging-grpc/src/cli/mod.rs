@@ -1,6 +1,7 @@
 //! The `messaging` binary's subcommands that are more than a few lines.
 
 pub mod admin_client;
+pub mod dev_console;
 pub mod export;
 pub mod health;
 pub mod keys;

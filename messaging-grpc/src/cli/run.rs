@@ -1,6 +1,6 @@
 //! Running the servers: `serve` (production core) and `dev` (everything locally).
 
-use std::{io::Write, net::SocketAddr, time::Duration};
+use std::{io::Write, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -11,9 +11,14 @@ use webhook_gateway::GatewayConfig;
 use crate::{
     App, Config, Mode,
     auth::{JwtIssuer, Role},
+    cli::dev_console::{Console, WebhookReceipts},
     config::JwtKeyConfig,
     dev_secrets::DevSecrets,
+    provider::{ConsoleProvider, PhoneLog, StatusSink},
 };
+
+/// How long after a send the console provider reports the message delivered.
+const CONSOLE_DELIVERY_DELAY: Duration = Duration::from_secs(1);
 
 /// The Twilio account the dev gateway accepts when no TWILIO_ACCOUNT_SID is set.
 pub const DEV_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
@@ -121,11 +126,11 @@ pub async fn serve() -> anyhow::Result<()> {
             "JWT_HS256_SECRET is set: tokens are checked with a shared secret, so anything \
              holding it (the webhook gateway too) can mint admin tokens. In production set \
              JWT_PUBLIC_KEY_FILE (the auth service's public key) and give the gateway \
-             GATEWAY_SERVICE_KEY_FILE or GATEWAY_SERVICE_TOKEN instead (README: Security)"
+             GATEWAY_SERVICE_KEY_FILE or GATEWAY_SERVICE_TOKEN instead (docs/security.md)"
         );
         eprintln!(
             "WARNING: JWT_HS256_SECRET in production lets the gateway mint admin tokens; \
-             use JWT_PUBLIC_KEY_FILE (README: Security)"
+             use JWT_PUBLIC_KEY_FILE (docs/security.md)"
         );
     }
     // SQLite is one process: refuse to start on a file another process serves.
@@ -143,7 +148,9 @@ pub async fn dev() -> anyhow::Result<()> {
     let _sqlite_lock = crate::store::process_lock::lock_sqlite(&config.database_url)?;
     let grpc = bind("MESSAGING_GRPC_ADDR", config.grpc_addr).await?;
     let gateway = bind("GATEWAY_HTTP_ADDR", config.gateway_addr).await?;
-    let app = App::build(&config).await?;
+    let gateway_addr = gateway.local_addr().context("GATEWAY_HTTP_ADDR")?;
+    let mut app = App::build(&config).await?;
+    let console = dev_console(&config, &mut app, gateway_addr)?;
     let gw_config = dev_gateway_config(&config)?;
     let shutdown = shutdown_on_signal();
     let core_metrics = start_core_metrics(&config, &app, &shutdown, true).await?;
@@ -152,7 +159,12 @@ pub async fn dev() -> anyhow::Result<()> {
     print_banner(&config, [core_metrics, gateway_metrics], &token);
 
     let mut core = tokio::spawn(crate::serve(app, grpc, shutdown.clone()));
-    let mut gw = tokio::spawn(webhook_gateway::serve(gw_config, gateway, shutdown.clone()));
+    let mut gw = tokio::spawn(webhook_gateway::serve_with_dev_console(
+        gw_config,
+        gateway,
+        shutdown.clone(),
+        console,
+    ));
 
     // Whichever server stops first (signal or failure), stop and drain the other too.
     let (core_result, gw_result) = tokio::select! {
@@ -173,6 +185,25 @@ pub async fn dev() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The dev console's backend. With the console SMS provider, its phones are the
+/// console's and its delivery receipts arrive as signed status callbacks through the
+/// gateway at `gateway`, as Twilio's would.
+fn dev_console(
+    config: &Config,
+    app: &mut App,
+    gateway: SocketAddr,
+) -> anyhow::Result<webhook_gateway::DevConsole> {
+    let phones = PhoneLog::default();
+    if matches!(config.sms_provider, crate::config::ProviderConfig::Console) {
+        let receipts: Arc<dyn StatusSink> = WebhookReceipts::new(config, gateway)?;
+        app.provider = Arc::new(
+            ConsoleProvider::new(Some(receipts), CONSOLE_DELIVERY_DELAY).with_phones(phones.clone()),
+        );
+    }
+    let backend = Console::new(config, app.admin.clone(), phones, gateway)?;
+    Ok(webhook_gateway::DevConsole::new(Arc::new(backend), gateway))
 }
 
 /// Reads a variable of the process environment (trimmed, non-empty).
@@ -231,6 +262,7 @@ fn print_banner(config: &Config, metrics: [Option<SocketAddr>; 2], token: &str) 
     let banner = format!(
         "\nCommPro Messaging — local dev stack\n\
          \n  gRPC core      {grpc}   (reflection on: grpcurl -plaintext {grpc} list)\
+         \n  dev console    http://{gw}/dev   (an inbox beside the contact's phone, in your browser)\
          \n  gateway        http://{gw}   (GET /healthz, /readyz; Twilio webhooks)\
          \n  REST API       http://{gw}/api   (OpenAPI: http://{gw}/api/openapi.json)\
          \n  metrics        core {core_metrics}   gateway {gateway_metrics}   (Prometheus text)\

@@ -41,7 +41,7 @@ pub(super) fn media(
     // The local stack also accepts media from this machine, so an inbound MMS can be
     // simulated with a file served locally.
     let default_hosts = match mode {
-        Mode::Dev => format!("{DEFAULT_ALLOWED_HOSTS},127.0.0.1,localhost"),
+        Mode::Dev => format!("{DEFAULT_ALLOWED_HOSTS},127.0.0.1,[::1]"),
         Mode::Serve => DEFAULT_ALLOWED_HOSTS.to_owned(),
     };
     let allowed_hosts = get("MEDIA_FETCH_ALLOWED_HOSTS")

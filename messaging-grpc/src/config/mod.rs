@@ -1,6 +1,6 @@
 //! Typed configuration from environment variables, validated at start-up.
 //!
-//! Every variable has a working default for the local run (see the README's table).
+//! Every variable has a working default for the local run (see docs/configuration.md).
 //! `messaging dev` fills in missing secrets from the data folder, creating them on
 //! first run; `messaging serve` refuses to start without real ones.
 
@@ -13,9 +13,11 @@ mod delivery;
 mod media;
 mod redacted;
 mod schedule;
+mod tls;
 
 pub use delivery::{EventSettings, ProviderConfig, TwilioCredentials};
 pub use redacted::{REDACTED, url_without_password};
+pub use tls::GrpcTls;
 
 use crate::{
     auth::{JwtVerifier, VerifierKey},
@@ -45,6 +47,8 @@ pub enum JwtKeyConfig {
 /// The whole configuration of the core (and of the gateway when run by `dev`).
 pub struct Config {
     pub grpc_addr: SocketAddr,
+    /// TLS (and optionally mutual TLS) on the gRPC listener (MESSAGING_GRPC_TLS_*).
+    pub grpc_tls: Option<Arc<GrpcTls>>,
     pub gateway_addr: SocketAddr,
     pub core_url: String,
     pub data_dir: PathBuf,
@@ -224,6 +228,7 @@ impl Config {
         let media_settings = media::media(&get, mode, &data_dir, &sms_provider)?;
         let config = Self {
             grpc_addr: addr("MESSAGING_GRPC_ADDR", "127.0.0.1:50051")?,
+            grpc_tls: tls::grpc_tls(&get)?.map(Arc::new),
             gateway_addr: addr("GATEWAY_HTTP_ADDR", "127.0.0.1:3003")?,
             core_url: get("MESSAGING_CORE_URL").unwrap_or_else(|| "http://127.0.0.1:50051".into()),
             data_dir,

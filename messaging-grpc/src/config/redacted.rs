@@ -60,6 +60,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("grpc_addr", &self.grpc_addr)
+            .field("grpc_tls", &self.grpc_tls)
             .field("gateway_addr", &self.gateway_addr)
             .field("core_url", &self.core_url)
             .field("data_dir", &self.data_dir)

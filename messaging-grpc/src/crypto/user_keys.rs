@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::{
     Aad, Algorithm, CryptoError, DataKey, Header, KeyCache, MasterKeyRing, NumberKey, SearchKey,
-    envelope, wrap,
+    cache::Ticket, envelope, wrap,
 };
 use crate::{
     error::Error,
@@ -74,6 +74,10 @@ pub struct UserKeys {
     masters: Arc<MasterKeyRing>,
     cipher: Algorithm,
     cache: KeyCache,
+    /// Runs between a key row's read and its cache fill: where a test lets a
+    /// shredding commit inside the race window.
+    #[cfg(test)]
+    fill_hook: std::sync::Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
 impl UserKeys {
@@ -88,6 +92,8 @@ impl UserKeys {
             masters,
             cipher,
             cache: KeyCache::new(cache_capacity),
+            #[cfg(test)]
+            fill_hook: std::sync::Mutex::new(None),
         }
     }
 
@@ -123,6 +129,7 @@ impl UserKeys {
     /// without, such a user's set is empty (lookups match nothing, sealing is refused).
     pub async fn key_set(&self, user_id: &str, create: bool) -> Result<KeySet, Error> {
         loop {
+            let ticket = self.cache.ticket();
             let rows = store::user_keys::all_of(self.store.conn(), user_id).await?;
             if rows.is_empty() && create {
                 self.create(user_id, 1).await?;
@@ -134,7 +141,7 @@ impl UserKeys {
             for row in &rows {
                 current = match row.wrapped_dek {
                     Some(_) => {
-                        let key = self.unwrap_row(row)?;
+                        let key = self.unwrap_row(row, ticket)?;
                         live.push(key.clone());
                         Some((version_of(row)?, key))
                     }
@@ -162,11 +169,12 @@ impl UserKeys {
     /// new is stored for a shredded user by accident.
     async fn current(&self, user_id: &str) -> Result<(u32, Arc<DataKey>), Error> {
         loop {
+            let ticket = self.cache.ticket();
             let latest = store::user_keys::latest(self.store.conn(), user_id).await?;
             match &latest {
                 Some(row) if row.wrapped_dek.is_some() => {
                     let version = version_of(row)?;
-                    return Ok((version, self.unwrap_row(row)?));
+                    return Ok((version, self.unwrap_row(row, ticket)?));
                 }
                 Some(_) => return Err(shredded()),
                 None => {}
@@ -218,6 +226,7 @@ impl UserKeys {
         if let Some(hit) = self.cache.get(user_id, version) {
             return Ok(Some(hit));
         }
+        let ticket = self.cache.ticket();
         let row = store::user_keys::find(self.store.conn(), user_id, version)
             .await?
             .ok_or(CryptoError::Malformed(
@@ -227,18 +236,26 @@ impl UserKeys {
             return Ok(None);
         }
         // The cache was just asked: unwrap without asking (and counting a miss) twice.
-        self.unwrap_into_cache(&row).map(Some)
+        self.unwrap_into_cache(&row, ticket).map(Some)
     }
 
-    fn unwrap_row(&self, row: &user_key::Model) -> Result<Arc<DataKey>, Error> {
+    /// `ticket`: taken before `row` was read (see [`KeyCache::insert`]).
+    fn unwrap_row(&self, row: &user_key::Model, ticket: Ticket) -> Result<Arc<DataKey>, Error> {
         let version = version_of(row)?;
         if let Some(hit) = self.cache.get(&row.user_id, version) {
             return Ok(hit);
         }
-        self.unwrap_into_cache(row)
+        self.unwrap_into_cache(row, ticket)
     }
 
-    fn unwrap_into_cache(&self, row: &user_key::Model) -> Result<Arc<DataKey>, Error> {
+    /// Unwraps `row`'s key and caches it, unless the user was forgotten since
+    /// `ticket`: the key still serves this request (its read came first), but a
+    /// shredding that committed meanwhile must not be outlived by the cache.
+    fn unwrap_into_cache(
+        &self,
+        row: &user_key::Model,
+        ticket: Ticket,
+    ) -> Result<Arc<DataKey>, Error> {
         let version = version_of(row)?;
         let wrapped = row
             .wrapped_dek
@@ -246,7 +263,12 @@ impl UserKeys {
             .ok_or(CryptoError::Malformed("key destroyed"))?;
         let master = self.masters.get(&row.master_key_id)?;
         let key = Arc::new(wrap::unwrap_dek(master, &row.user_id, version, wrapped)?);
-        self.cache.insert(&row.user_id, version, key.clone());
+        #[cfg(test)]
+        if let Some(hook) = &*self.fill_hook.lock().unwrap_or_else(|e| e.into_inner()) {
+            hook();
+        }
+        self.cache
+            .insert(&row.user_id, version, key.clone(), ticket);
         Ok(key)
     }
 
@@ -281,4 +303,63 @@ fn shredded() -> Error {
 
 fn version_of(row: &user_key::Model) -> Result<u32, Error> {
     u32::try_from(row.version).map_err(|_| CryptoError::Malformed("negative key version").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Weak};
+
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    async fn keys(dir: &std::path::Path) -> Arc<UserKeys> {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("keys.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let masters =
+            MasterKeyRing::from_keys(vec![MasterKey::new("k1", DataKey::generate().unwrap())])
+                .unwrap();
+        Arc::new(UserKeys::new(
+            store,
+            Arc::new(masters),
+            Algorithm::Aes256Gcm,
+            NonZeroUsize::new(16).unwrap(),
+        ))
+    }
+
+    /// A read fetches the key row, a shredding commits and drops the user's keys from
+    /// the cache, then the read fills the cache: the next read must not decrypt from
+    /// that stale fill. The hook puts the shredding exactly in that window.
+    #[tokio::test]
+    async fn a_fill_racing_a_shredding_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = keys(dir.path()).await;
+        let aad = Aad::field("m1", "body", "u", "x");
+        let (sealed, _) = keys.seal("u", &aad, b"secret").await.unwrap();
+        keys.forget_all();
+
+        // In the window: the shredding's forget_user (its commit comes right after,
+        // below, before anything else reads).
+        let weak: Weak<UserKeys> = Arc::downgrade(&keys);
+        *keys.fill_hook.lock().unwrap() = Some(Box::new(move || {
+            if let Some(k) = weak.upgrade() {
+                k.forget_user("u");
+            }
+        }));
+        let first = keys.open("u", &aad, &sealed).await.unwrap();
+        assert!(
+            matches!(first, Cleartext::Available(_)),
+            "the read that started before the shredding still opens"
+        );
+        *keys.fill_hook.lock().unwrap() = None;
+        store::user_keys::destroy_all(keys.store().conn(), "u")
+            .await
+            .unwrap();
+
+        let after = keys.open("u", &aad, &sealed).await.unwrap();
+        assert!(
+            matches!(after, Cleartext::Destroyed),
+            "a shredded user's key was served from the cache"
+        );
+    }
 }

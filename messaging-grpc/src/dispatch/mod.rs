@@ -2,7 +2,7 @@
 //! the provider and records the outcome; plus the reconciliation of unknown outcomes
 //! and of messages whose final status never arrived.
 //!
-//! Guarantees (see README "Delivery guarantees"): a job is only removed in the same
+//! Guarantees (see docs/delivery.md): a job is only removed in the same
 //! transaction that records its outcome, so nothing acknowledged is lost; a message
 //! is marked SENDING (committed) before the provider call, so after a crash or a
 //! timeout its outcome is looked up at the provider before any resend.

@@ -260,7 +260,13 @@ impl Outbox {
         let change = StatusChange {
             status: Some(MessageStatus::Failed.as_str().into()),
             error_code: code.and_then(|c| i32::try_from(c).ok()),
-            error_message: Some(reason.chars().take(500).collect()),
+            // Provider text may name a number: masked before it is stored.
+            error_message: Some(
+                crate::redact::external_text(reason)
+                    .chars()
+                    .take(500)
+                    .collect(),
+            ),
             ..Default::default()
         };
         let claimed = job.clone();
@@ -306,7 +312,7 @@ impl Outbox {
         next_attempt_at: DateTime<Utc>,
         last_error: &str,
     ) -> Result<(), Error> {
-        let (claimed, last_error) = (job.clone(), last_error.to_owned());
+        let (claimed, last_error) = (job.clone(), crate::redact::external_text(last_error));
         let event = self
             .records
             .store()

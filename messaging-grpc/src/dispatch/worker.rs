@@ -286,7 +286,8 @@ async fn retry(
             .await;
     }
     let delay = policy.delay(attempts, retry_after, random_jitter());
-    tracing::info!(message_id = %job.message_id, attempts, delay_ms = delay.as_millis() as u64, reason, "will retry");
+    let masked = crate::redact::external_text(reason);
+    tracing::info!(message_id = %job.message_id, attempts, delay_ms = delay.as_millis() as u64, reason = %masked, "will retry");
     let next = store::now() + chrono::Duration::from_std(delay).unwrap_or_default();
     let requeue = certainly_not_sent && status == MessageStatus::Sending;
     inner

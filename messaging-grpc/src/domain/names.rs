@@ -30,8 +30,18 @@ impl Records {
         let Some(ct) = contact.name_ct.as_deref() else {
             return Ok(None);
         };
-        let aad = aad::contact_name(&contact.user_id, &contact.id);
-        Ok(match self.keys.open(&contact.user_id, &aad, ct).await? {
+        self.open_name(&contact.user_id, &contact.id, ct).await
+    }
+
+    /// A contact's sealed name, opened; `None` when its key was shredded.
+    pub async fn open_name(
+        &self,
+        user_id: &str,
+        contact_id: &str,
+        ct: &[u8],
+    ) -> Result<Option<String>, Error> {
+        let aad = aad::contact_name(user_id, contact_id);
+        Ok(match self.keys.open(user_id, &aad, ct).await? {
             Cleartext::Available(bytes) => Some(
                 String::from_utf8(bytes.to_vec())
                     .map_err(|_| CryptoError::Malformed("contact name is not UTF-8"))?,

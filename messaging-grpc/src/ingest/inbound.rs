@@ -8,9 +8,7 @@ use uuid::Uuid;
 use super::Ingest;
 use crate::{
     crypto::KeySet,
-    domain::{
-        Body, Direction, MessageView, MessageWrite, Written, aad, events, lookup_of, new_row,
-    },
+    domain::{Body, Direction, MessageView, MessageWrite, Written, aad, events, new_row},
     error::Error,
     phone::{Masked, parse_own_number, parse_sender},
     sms::{Keyword, count_segments, keyword},
@@ -92,31 +90,35 @@ impl Ingest {
             tracing::warn!(to = %Masked(&v.to), "inbound message for a number nobody owns; recorded as unroutable");
             let s = &v.sms;
             let n = s.media.len() as i32;
+            // No user, so no user key to seal the sender with: kept masked (the last 4
+            // digits tell an operator enough; Twilio holds the full number under the
+            // SID). `to` is one of our own numbers, kept in clear for routing.
+            let from = Masked(&v.from).to_string();
             store::ingest::record_unroutable_any(
                 db,
                 &s.message_sid,
                 &s.account_sid,
-                &v.from,
+                &from,
                 &v.to,
                 n,
             )
             .await?;
             return Ok(Inbound::Unroutable);
         };
-        if let Some(done) = self.find_by_sid(&owner, &v.sms.message_sid).await? {
-            return Ok(Inbound::Duplicate(Box::new(done)));
-        }
-        // The owner's keys, read once for every seal, index and lookup below.
+        // The owner's keys, read once for every seal and index below. Whether the
+        // contact is blocked, and whether this SID is stored already, the writer finds
+        // in the batch that writes it (a duplicate is a conflict there).
         let keys = self.records.keys().key_set(&owner, true).await?;
-        let lookup = lookup_of(&keys, &v.from);
-        let blocked = store::contacts::find_by_number(db, &owner, &lookup)
-            .await?
-            .is_some_and(|c| c.blocked_at.is_some());
-        let write = self.prepare(&keys, &owner, &v, blocked)?;
+        let write = self.prepare(&keys, &owner, &v)?;
         let new_media = write.new_media.clone();
         let row = match self.records.write_message(write).await? {
-            Written::Committed(row) => *row,
-            // The same webhook delivered twice at once: the other delivery stored it.
+            Written::Committed(row, _) => *row,
+            Written::Refused(why) => {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "an inbound message was refused as a send ({why:?})"
+                )));
+            }
+            // The same webhook delivered again (or twice at once): stored already.
             Written::Conflict => {
                 let done = self.find_by_sid(&owner, &v.sms.message_sid).await?;
                 return done
@@ -127,7 +129,7 @@ impl Ingest {
         if !new_media.is_empty() {
             self.media_waker.notify_one();
         }
-        if blocked {
+        if row.blocked {
             tracing::info!(message_id = %row.id, from = %Masked(&v.from), "inbound sms from a blocked number stored, not shown");
         } else {
             tracing::info!(message_id = %row.id, from = %Masked(&v.from), "inbound sms stored");
@@ -143,13 +145,7 @@ impl Ingest {
 
     /// Encrypts the body and media URLs and builds the rows to write. Inbound media
     /// are copied from Twilio after the commit; until then, pending.
-    fn prepare(
-        &self,
-        keys: &KeySet,
-        owner: &str,
-        v: &Valid,
-        blocked: bool,
-    ) -> Result<MessageWrite, Error> {
+    fn prepare(&self, keys: &KeySet, owner: &str, v: &Valid) -> Result<MessageWrite, Error> {
         let id = Uuid::now_v7().to_string();
         let body = &v.sms.body;
         let (body_ct, key_version) = keys.seal(&aad::body(owner, &id), body.as_bytes())?;
@@ -190,15 +186,11 @@ impl Ingest {
             num_media: v.sms.media.len() as i32,
             created_at: now,
             updated_at: now,
-            blocked,
             ..new_row(id, owner, Direction::Inbound, &v.to, contact.message_ct)
         };
-        // Not shown anywhere, so not searchable either.
-        let search_terms = if blocked {
-            Vec::new()
-        } else {
-            self.records.index_terms(keys, body)?
-        };
+        // The writer drops them if the contact turns out blocked (not shown anywhere,
+        // so not searchable either).
+        let search_terms = self.records.index_terms(keys, body)?;
         Ok(MessageWrite {
             row,
             new_media,
@@ -213,6 +205,8 @@ impl Ingest {
             // A new message from the contact brings the conversation back to the inbox.
             unarchive: true,
             contact: contact.contact,
+            check_sender: false,
+            inherit_block: true,
         })
     }
 

@@ -10,7 +10,7 @@ use super::Ingest;
 use crate::{
     domain::{StatusOutcome, StatusReport},
     error::Error,
-    provider::StatusSink,
+    provider::{Receipt, StatusSink},
     store,
 };
 
@@ -102,17 +102,21 @@ impl Ingest {
     }
 }
 
-/// The console provider reports "delivered" a moment after each send.
+/// The console provider reports "delivered" (or a failure) a moment after each send:
+/// applied as a status callback carrying our message id would be.
 #[async_trait::async_trait]
 impl StatusSink for Ingest {
-    async fn report(&self, sid: &str, status: &str) {
+    async fn report(&self, receipt: Receipt<'_>) {
         let report = StatusReport {
-            sid,
-            status,
-            error_code: None,
+            sid: receipt.sid,
+            status: receipt.status,
+            error_code: receipt.error_code,
             error_message: None,
         };
-        if let Err(e) = self.records.apply_provider_status(report).await {
+        if let Err(e) = self
+            .record_status_callback(report, Some(receipt.message_id))
+            .await
+        {
             tracing::warn!(error = %e, "could not apply a provider status report");
         }
     }

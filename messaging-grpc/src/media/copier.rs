@@ -116,6 +116,8 @@ impl Media {
             }
             Err(FetchError::Retryable(why)) => {
                 let give_up = claim.attempt as u32 >= m.settings.fetch_max_attempts;
+                // `why` carries no URL (the fetcher cut it): safe at WARN.
+                tracing::warn!(media_id = %id, %why, give_up, "inbound media download failed");
                 crate::metrics::media_copy(if give_up { "failed" } else { "retry" });
                 let delay =
                     RetryPolicy::default().delay(claim.attempt as u32, None, random_jitter());

@@ -1,14 +1,19 @@
 //! Downloading inbound media from Twilio without becoming an SSRF vector:
 //! - only hosts on the allow-list (exact names, or `*.suffix`), for the first URL and
 //!   for every redirect (Twilio answers media URLs with a redirect to its CDN);
-//! - names are resolved by our own resolver, which refuses private, loopback and
-//!   link-local addresses unless that exact host was allowed on purpose (so a
-//!   wildcard name pointing at 169.254.169.254 is refused);
+//! - every name is resolved by our own resolver, which refuses private, loopback and
+//!   link-local addresses whether the name was allowed exactly or by a wildcard (a
+//!   name's DNS answer is not the operator's to vouch for, `localhost` included). An
+//!   internal address is reached only when that literal address is on the list (the
+//!   local stack and tests allow `127.0.0.1`);
 //! - a size cap enforced while streaming, and one deadline for the whole download, so
 //!   a slow drip ends instead of holding a worker forever;
 //! - no proxy from the environment (`HTTPS_PROXY` would make the proxy resolve the
-//!   name, bypassing our resolver's check), and Twilio's Basic credentials only over
-//!   https (plain http only to a loopback host allowed by exact name, for local runs).
+//!   name, bypassing our resolver's check);
+//! - Twilio's Basic credentials only to Twilio's own hosts ([`TWILIO_CREDENTIAL_HOSTS`]
+//!   and the configured API base), only over https (plain http only to a loopback host
+//!   allowed by exact name, for local runs): another allowed host (a shared CDN or
+//!   storage host) gets the request without them.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -28,7 +33,8 @@ pub use super::addresses::is_internal;
 /// One allow-list entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostRule {
-    /// This host only (may be an IP literal or `localhost`: allowed even if private).
+    /// This host only. An IP literal is reached even if internal (the operator named
+    /// that address); a name is resolved and filtered like any other.
     Exact(String),
     /// Any host ending in `.suffix` (public addresses only).
     Suffix(String),
@@ -60,6 +66,42 @@ impl HostRule {
     }
 }
 
+/// The hosts Twilio's Basic credentials may be sent to: its REST API (which answers
+/// media URLs) and its own media domains. Not the shared storage hosts Twilio
+/// redirects to, whose URLs are pre-signed.
+pub const TWILIO_CREDENTIAL_HOSTS: &[&str] = &["api.twilio.com", "*.twilio.com", "*.twiliocdn.com"];
+
+/// Basic credentials and the hosts they may go to.
+#[derive(Clone)]
+pub struct FetchCredentials {
+    pub user: String,
+    pub password: SecretString,
+    /// Only these hosts get the credentials (and only over https, or loopback http
+    /// allowed by exact name).
+    pub hosts: Vec<HostRule>,
+}
+
+impl FetchCredentials {
+    /// `user`/`password` for Twilio's hosts plus the host of `api_base` (TWILIO_API_BASE:
+    /// a fake in tests, a regional or proxied API in some deployments).
+    pub fn twilio(user: String, password: SecretString, api_base: &str) -> Self {
+        let mut hosts: Vec<HostRule> = TWILIO_CREDENTIAL_HOSTS
+            .iter()
+            .filter_map(|h| HostRule::parse(h).ok())
+            .collect();
+        if let Some(host) = Url::parse(api_base).ok().and_then(|u| url_host(&u).ok())
+            && let Ok(rule) = HostRule::parse(&host)
+        {
+            hosts.push(rule);
+        }
+        Self {
+            user,
+            password,
+            hosts,
+        }
+    }
+}
+
 /// Why a download did not produce a stored file.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -76,7 +118,7 @@ pub enum FetchError {
 pub struct Fetcher {
     client: reqwest::Client,
     rules: Arc<Vec<HostRule>>,
-    auth: Option<(String, SecretString)>,
+    auth: Option<FetchCredentials>,
     max_bytes: usize,
 }
 
@@ -105,6 +147,17 @@ fn url_host(url: &Url) -> Result<String, String> {
     })
 }
 
+/// Whether Twilio's credentials go with a request to `url`: only to one of `hosts`,
+/// and never over plain http, except to this machine when it was allowed by exact
+/// name (the local stack and tests serve media on loopback).
+fn send_credentials(hosts: &[HostRule], rules: &[HostRule], url: &Url) -> Result<bool, String> {
+    let host = url_host(url)?;
+    if !hosts.iter().any(|h| h.matches(&host)) {
+        return Ok(false);
+    }
+    credentials_allowed(rules, url).map(|()| true)
+}
+
 /// Twilio's credentials never go over plain http, except to this machine when it was
 /// allowed by exact name (the local stack and tests serve media on loopback).
 fn credentials_allowed(rules: &[HostRule], url: &Url) -> Result<(), String> {
@@ -119,22 +172,21 @@ fn credentials_allowed(rules: &[HostRule], url: &Url) -> Result<(), String> {
     Err("http:// media URLs are refused: Twilio credentials are only sent over https".into())
 }
 
-/// Resolves names, refusing internal addresses unless the exact name was allowed.
-struct GuardedResolver {
-    rules: Arc<Vec<HostRule>>,
-}
+/// Resolves names, refusing internal addresses for every name, exact or wildcard: an
+/// allowed name whose DNS answer moves to 10.0.0.5 or 169.254.169.254 must not take
+/// the download there (`localhost` included: allow `127.0.0.1` itself for that). Only
+/// URLs with a literal address on the allow-list reach an internal address, and
+/// those never come through here.
+struct GuardedResolver;
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_ascii_lowercase();
-        let exact = self.rules.contains(&HostRule::Exact(host.clone()));
         Box::pin(async move {
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| exact || !is_internal(a.ip()))
-                .collect();
+            let allowed: Vec<SocketAddr> =
+                addrs.into_iter().filter(|a| !is_internal(a.ip())).collect();
             if allowed.is_empty() {
                 return Err(format!("{host} resolves only to internal addresses").into());
             }
@@ -144,11 +196,11 @@ impl Resolve for GuardedResolver {
 }
 
 impl Fetcher {
-    /// `auth`: the Twilio account's Basic credentials, sent to allowed hosts only
+    /// `auth`: the Twilio account's Basic credentials, sent to its hosts only
     /// (reqwest drops them on a redirect to another host).
     pub fn new(
         rules: Vec<HostRule>,
-        auth: Option<(String, SecretString)>,
+        auth: Option<FetchCredentials>,
         max_bytes: usize,
         timeout: Duration,
     ) -> Result<Self, String> {
@@ -165,9 +217,7 @@ impl Fetcher {
         });
         let client = reqwest::Client::builder()
             .redirect(policy)
-            .dns_resolver(Arc::new(GuardedResolver {
-                rules: rules.clone(),
-            }))
+            .dns_resolver(Arc::new(GuardedResolver))
             // A proxy would resolve the name itself, past the resolver's check.
             .no_proxy()
             .connect_timeout(timeout.min(Duration::from_secs(5)))
@@ -225,11 +275,14 @@ impl Fetcher {
         req: reqwest::RequestBuilder,
         url: &Url,
     ) -> Result<reqwest::RequestBuilder, FetchError> {
-        let Some((user, pass)) = &self.auth else {
+        let Some(auth) = &self.auth else {
             return Ok(req);
         };
-        credentials_allowed(&self.rules, url).map_err(FetchError::Refused)?;
-        Ok(req.basic_auth(user, Some(pass.expose_secret())))
+        if send_credentials(&auth.hosts, &self.rules, url).map_err(FetchError::Refused)? {
+            Ok(req.basic_auth(&auth.user, Some(auth.password.expose_secret())))
+        } else {
+            Ok(req)
+        }
     }
 
     /// Best-effort DELETE of the provider's copy (MEDIA_DELETE_AFTER_COPY).
@@ -246,17 +299,19 @@ impl Fetcher {
     }
 }
 
+/// The error's text without its URL (a media path is as private as the image): what
+/// `media.last_error` and the logs get.
 fn classify(e: reqwest::Error) -> FetchError {
-    if e.is_redirect() || e.is_builder() {
-        FetchError::Refused(e.to_string())
+    // Connect errors carry the resolver's refusal in their source chain: look for it.
+    let internal = format!("{e:?}").contains("internal addresses");
+    let refused = e.is_redirect() || e.is_builder();
+    let text = crate::redact::external_text(&e.without_url().to_string());
+    if internal {
+        FetchError::Refused("resolves only to internal addresses".into())
+    } else if refused {
+        FetchError::Refused(text)
     } else {
-        // Connect errors carry the resolver's refusal: look for it.
-        let text = format!("{e:?}");
-        if text.contains("internal addresses") {
-            FetchError::Refused("resolves only to internal addresses".into())
-        } else {
-            FetchError::Retryable(e.to_string())
-        }
+        FetchError::Retryable(text)
     }
 }
 
@@ -327,7 +382,11 @@ mod tests {
     async fn plain_http_with_credentials_is_refused_before_any_request() {
         let fetcher = Fetcher::new(
             rules(&["api.twilio.com"]),
-            Some(("AC1".into(), SecretString::from("secret"))),
+            Some(FetchCredentials::twilio(
+                "AC1".into(),
+                SecretString::from("secret"),
+                "https://api.twilio.com",
+            )),
             1024,
             Duration::from_secs(1),
         )

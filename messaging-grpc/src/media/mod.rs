@@ -11,7 +11,7 @@ mod sniff;
 
 use std::time::Duration;
 
-pub use fetch::{FetchError, Fetcher, HostRule};
+pub use fetch::{FetchCredentials, FetchError, Fetcher, HostRule, TWILIO_CREDENTIAL_HOSTS};
 pub use objects::{MediaObjects, S3_VARIABLES};
 pub use service::Media;
 pub use sniff::{ALLOWED_TYPES, sniff_allowed};

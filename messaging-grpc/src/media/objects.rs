@@ -1,6 +1,6 @@
 //! Encrypted media objects through `object_store`: a local folder by default, any
 //! S3-compatible store in production (`s3://bucket/prefix`), configured by the usual
-//! `AWS_*` variables (README: "Media on S3").
+//! `AWS_*` variables (docs/production.md and the configuration table).
 
 use std::{sync::Arc, time::Duration};
 

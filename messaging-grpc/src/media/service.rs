@@ -124,10 +124,26 @@ impl Media {
         self.read(row).await
     }
 
-    /// Bytes of a media item for the gateway's signed URL (the token named it).
-    pub async fn serve(&self, id: &str) -> Result<(media::Model, Vec<u8>), Error> {
-        let id = require("media_id", id)?;
-        let row = store::media::find_any(self.inner.store.conn(), id)
+    /// Bytes of a media item for the gateway's signed URL: the token is verified here
+    /// (the gateway's role alone reads nothing), and only outbound media attached to
+    /// an outbound message are served. Any refusal is NOT_FOUND, whatever the reason.
+    pub async fn serve(
+        &self,
+        token: &str,
+        media_id: &str,
+    ) -> Result<(media::Model, Vec<u8>), Error> {
+        let token = require("token", token)?;
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let id = media_token::verify(&self.inner.settings.url_secret, token, now)
+            .ok_or(Error::NotFound("media_id"))?;
+        if !media_id.is_empty() && media_id != id {
+            return Err(Error::NotFound("media_id"));
+        }
+        let outbound = Direction::Outbound.as_str();
+        let row = store::media::find_attached_any(self.inner.store.conn(), &id, outbound)
             .await?
             .ok_or(Error::NotFound("media_id"))?;
         self.read(row).await

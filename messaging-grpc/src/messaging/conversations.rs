@@ -1,7 +1,5 @@
 //! ListConversations and GetConversation.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 
 use super::Messaging;
@@ -11,6 +9,7 @@ use crate::{
     store::{
         self,
         page_token::{Cursor, PageKind, Scope},
+        pages::{ConversationRow, Which},
     },
 };
 
@@ -49,7 +48,7 @@ pub struct MessagePage {
 
 impl Messaging {
     /// The caller's conversations, most recently active first: one range scan of the
-    /// conversations index plus two batched lookups for the page. `archived` lists the
+    /// conversations index joined with each row's last message and contact (one query). `archived` lists the
     /// archive instead of the inbox.
     pub async fn list_conversations(
         &self,
@@ -67,12 +66,15 @@ impl Messaging {
             CONVERSATIONS_MAX_PAGE,
         )?;
         let db = self.records.store().conn();
-        let rows =
-            store::conversations::page(db, user_id, archived, page.after.as_ref(), page.fetch())
-                .await?;
+        let which = Which::Listing {
+            archived,
+            after: page.after.as_ref(),
+            limit: page.fetch(),
+        };
+        let rows = store::pages::conversations(db, user_id, which).await?;
         let (rows, next_page_token) = page.split(rows, |c| Cursor {
-            at: c.last_message_at,
-            id: c.contact_id.clone(),
+            at: c.conversation.last_message_at,
+            id: c.conversation.contact_id.clone(),
         });
         Ok(ConversationPage {
             conversations: self.summaries(user_id, rows).await?,
@@ -87,10 +89,8 @@ impl Messaging {
         contact_id: &str,
     ) -> Result<ConversationSummary, Error> {
         let db = self.records.store().conn();
-        let row = store::conversations::find(db, user_id, contact_id)
-            .await?
-            .ok_or(Error::NotFound("contact_id"))?;
-        self.summaries(user_id, vec![row])
+        let rows = store::pages::conversations(db, user_id, Which::One { contact_id }).await?;
+        self.summaries(user_id, rows)
             .await?
             .pop()
             .ok_or(Error::NotFound("contact_id"))
@@ -100,58 +100,28 @@ impl Messaging {
     async fn summaries(
         &self,
         user_id: &str,
-        rows: Vec<store::entities::conversation::Model>,
+        rows: Vec<ConversationRow>,
     ) -> Result<Vec<ConversationSummary>, Error> {
-        let db = self.records.store().conn();
-        let message_ids = rows.iter().map(|c| c.last_message_id.clone()).collect();
-        let contact_ids = rows.iter().map(|c| c.contact_id.clone()).collect();
-        let mut messages: HashMap<String, _> = store::messages::find_many(db, user_id, message_ids)
-            .await?
-            .into_iter()
-            .map(|m| (m.id.clone(), m))
-            .collect();
-        let contacts: HashMap<String, _> = store::contacts::find_many(db, user_id, contact_ids)
-            .await?
-            .into_iter()
-            .map(|c| (c.id.clone(), c))
-            .collect();
-
-        // Names from the contacts just read (no second lookup).
-        let mut names = HashMap::with_capacity(contacts.len());
-        for contact in contacts.values() {
-            if let Some(name) = self.records.name_of(contact).await? {
-                names.insert(contact.id.clone(), name);
-            }
-        }
-        // Every last message first, so their media come in one batched lookup
-        // (a page costs the same few queries whatever its size).
+        let mut convs = Vec::with_capacity(rows.len());
         let mut last = Vec::with_capacity(rows.len());
-        for conv in &rows {
-            // Both are written in the conversation's own transaction; a miss is corruption.
-            let (Some(message), true) = (
-                messages.remove(&conv.last_message_id),
-                contacts.contains_key(&conv.contact_id),
-            ) else {
-                return Err(Error::Internal(anyhow::anyhow!(
-                    "conversation {} references a missing message or contact",
-                    conv.contact_id
-                )));
-            };
-            last.push(message);
+        for row in rows {
+            convs.push((row.conversation, row.contact));
+            last.push(row.last_message);
         }
+        // Every last message together, so their media come in one batched lookup
+        // (a page costs the same few queries whatever its size).
         let views = self.records.views(user_id, last).await?;
         let now = store::now();
-        let mut conversations = Vec::with_capacity(rows.len());
-        for (conv, mut last_message) in rows.into_iter().zip(views) {
-            let contact = &contacts[&conv.contact_id];
-            let contact_name = names.get(&conv.contact_id).cloned();
+        let mut conversations = Vec::with_capacity(convs.len());
+        for ((conv, contact), mut last_message) in convs.into_iter().zip(views) {
+            let contact_name = self.records.name_of(&contact).await?;
             last_message.contact_name = contact_name.clone();
             let muted = store::conversations::muted_at(&conv, now);
             conversations.push(ConversationSummary {
                 contact_id: conv.contact_id,
                 contact_number: self
                     .records
-                    .contact_number(contact)
+                    .contact_number(&contact)
                     .await?
                     .unwrap_or_default(),
                 owner_number: conv.owner_e164,

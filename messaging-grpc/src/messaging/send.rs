@@ -9,8 +9,7 @@ use super::Messaging;
 use crate::{
     crypto::{Cleartext, KeySet},
     domain::{
-        Body, Direction, MessageStatus, MessageView, MessageWrite, Written, aad, events, lookup_of,
-        new_row,
+        Body, Direction, MessageStatus, MessageView, MessageWrite, Written, aad, events, new_row,
     },
     error::Error,
     media::MAX_MEDIA_PER_MESSAGE,
@@ -19,6 +18,7 @@ use crate::{
     store::{
         self,
         entities::{message, message_media},
+        message_batch::Refusal,
     },
 };
 
@@ -194,10 +194,12 @@ impl Messaging {
         }
         // The caller's keys, read once for every seal, index and lookup below.
         let keys = self.records.keys().key_set(user_id, true).await?;
-        self.check_allowed(&keys, user_id, &req).await?;
+        // Ownership of `from`, opt-out and block are checked by the writer, in the
+        // batch that writes the message (no reads before it).
         let write = self.prepare(&keys, user_id, &req)?;
-        let row = match self.records.write_message(write).await? {
-            Written::Committed(row) => *row,
+        let (row, name_ct) = match self.records.write_message(write).await? {
+            Written::Committed(row, name_ct) => (*row, name_ct),
+            Written::Refused(why) => return Err(refusal(why, &req)),
             // A concurrent request with the same key committed first: return its message.
             Written::Conflict => {
                 return match &req.idempotency_key {
@@ -228,47 +230,21 @@ impl Messaging {
                 .remove(&row.id)
                 .unwrap_or_default()
         };
-        let contact_name = self
-            .records
-            .names_of(user_id, vec![row.contact_id.clone()])
-            .await?;
+        let contact_name = match name_ct {
+            Some(ct) => {
+                self.records
+                    .open_name(user_id, &row.contact_id, &ct)
+                    .await?
+            }
+            None => None,
+        };
         Ok(MessageView {
-            contact_name: contact_name.into_values().next(),
+            contact_name,
             row,
             body: Body::Text(req.body),
             contact_number: Some(req.to),
             media,
         })
-    }
-
-    /// `from` must be the caller's number, and `to` must not have opted out nor be
-    /// blocked by the caller.
-    async fn check_allowed(&self, keys: &KeySet, user_id: &str, req: &Valid) -> Result<(), Error> {
-        let db = self.records.store().conn();
-        if !store::numbers::is_owned_by(db, &req.from, user_id).await? {
-            return Err(Error::PermissionDenied(format!(
-                "from: {} is not a number assigned to you",
-                Masked(&req.from)
-            )));
-        }
-        let lookup = lookup_of(keys, &req.to);
-        let Some(contact) = store::contacts::find_by_number(db, user_id, &lookup).await? else {
-            return Ok(());
-        };
-        if store::opt_outs::is_opted_out(db, user_id, &req.from, &contact.id).await? {
-            return Err(Error::FailedPrecondition(format!(
-                "to: {} has opted out of messages from {} (replied STOP); they must send START to it first",
-                Masked(&req.to),
-                Masked(&req.from)
-            )));
-        }
-        if contact.blocked_at.is_some() {
-            return Err(Error::FailedPrecondition(format!(
-                "to: {} is a number you blocked; unblock it to send to it",
-                Masked(&req.to)
-            )));
-        }
-        Ok(())
     }
 
     /// Encrypts the body and external media URLs and builds the rows to write.
@@ -324,6 +300,8 @@ impl Messaging {
             search_terms: self.records.index_terms(keys, &req.body)?,
             unarchive: false,
             contact: contact.contact,
+            check_sender: true,
+            inherit_block: false,
         })
     }
 
@@ -385,5 +363,24 @@ impl Messaging {
         self.records.name_views(user_id, &mut first).await?;
         let [first] = first;
         Ok(Some(first))
+    }
+}
+
+/// The error a refused send answers, naming the field and what to do.
+fn refusal(why: Refusal, req: &Valid) -> Error {
+    match why {
+        Refusal::NotOwner => Error::PermissionDenied(format!(
+            "from: {} is not a number assigned to you",
+            Masked(&req.from)
+        )),
+        Refusal::OptedOut => Error::FailedPrecondition(format!(
+            "to: {} has opted out of messages from {} (replied STOP); they must send START to it first",
+            Masked(&req.to),
+            Masked(&req.from)
+        )),
+        Refusal::Blocked => Error::FailedPrecondition(format!(
+            "to: {} is a number you blocked; unblock it to send to it",
+            Masked(&req.to)
+        )),
     }
 }

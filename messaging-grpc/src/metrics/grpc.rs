@@ -2,12 +2,15 @@
 //! every service of the server.
 
 use std::{
+    collections::HashSet,
     future::Future,
     pin::Pin,
+    sync::LazyLock,
     task::{Context, Poll},
     time::Instant,
 };
 
+use prost::Message as _;
 use tonic::codegen::http;
 use tower::{Layer, Service};
 
@@ -63,7 +66,7 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<i32>().ok())
                 .map_or(tonic::Code::Ok, tonic::Code::from_i32);
-            let method = method_label(&path, code);
+            let method = method_label(&path);
             let code = format!("{code:?}");
             metrics::counter!("messaging_grpc_requests_total", "method" => method.clone(), "code" => code.clone())
                 .increment(1);
@@ -74,21 +77,47 @@ where
     }
 }
 
-/// `service/Method`, bounded: a path the server does not serve (UNIMPLEMENTED, or
-/// outside our packages) is `unknown`, so callers cannot grow the label set.
-fn method_label(path: &str, code: tonic::Code) -> String {
-    let path = path.trim_start_matches('/');
-    let ours = [
-        "commpro.messaging.v1.",
-        "grpc.health.v1.",
-        "grpc.reflection.",
+/// Every method the server serves, as `package.Service/Method`, read from the
+/// descriptor sets it registers (ours and health's) plus the two reflection services.
+static KNOWN_METHODS: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    let mut known: HashSet<String> = [
+        "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
     ]
-    .iter()
-    .any(|p| path.starts_with(p));
-    if !ours || code == tonic::Code::Unimplemented || path.len() > 128 {
-        "unknown".to_owned()
-    } else {
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    for set in [
+        commpro_messaging_api::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ] {
+        let Ok(set) = prost_types::FileDescriptorSet::decode(set) else {
+            continue;
+        };
+        for file in set.file {
+            let package = file.package.unwrap_or_default();
+            for service in file.service {
+                let name = service.name.unwrap_or_default();
+                for method in service.method {
+                    let method = method.name.unwrap_or_default();
+                    known.insert(format!("{package}.{name}/{method}"));
+                }
+            }
+        }
+    }
+    known
+});
+
+/// `service/Method` for a method the server serves, `unknown` for any other path,
+/// whatever the answer: the interceptor refuses a call (UNAUTHENTICATED) before the
+/// router knows whether the method exists, so the code cannot tell. Callers cannot
+/// grow the label set.
+fn method_label(path: &str) -> String {
+    let path = path.trim_start_matches('/');
+    if KNOWN_METHODS.contains(path) {
         path.to_owned()
+    } else {
+        "unknown".to_owned()
     }
 }
 
@@ -99,16 +128,23 @@ mod tests {
     #[test]
     fn labels_are_bounded() {
         assert_eq!(
-            method_label(
-                "/commpro.messaging.v1.MessagingService/SendSms",
-                tonic::Code::Ok
-            ),
+            method_label("/commpro.messaging.v1.MessagingService/SendSms"),
             "commpro.messaging.v1.MessagingService/SendSms"
         );
         assert_eq!(
-            method_label("/commpro.messaging.v1.X/Nope", tonic::Code::Unimplemented),
+            method_label("/grpc.health.v1.Health/Check"),
+            "grpc.health.v1.Health/Check"
+        );
+        assert_eq!(
+            method_label("/commpro.messaging.v1.MessagingIngest/ServeMedia"),
+            "commpro.messaging.v1.MessagingIngest/ServeMedia"
+        );
+        // A made-up method under a real service is refused before routing.
+        assert_eq!(
+            method_label("/commpro.messaging.v1.MessagingService/Nope123"),
             "unknown"
         );
-        assert_eq!(method_label("/evil/path", tonic::Code::NotFound), "unknown");
+        assert_eq!(method_label("/commpro.messaging.v1.X/Nope"), "unknown");
+        assert_eq!(method_label("/evil/path"), "unknown");
     }
 }

@@ -16,9 +16,19 @@ pub const PREFIX: &str = "messaging_";
 /// Outbound messages that reached a final status, by status and Twilio error code.
 pub fn final_status(status: &str, error_code: Option<i32>) {
     if matches!(status, "delivered" | "undelivered" | "failed") {
-        let code = error_code.map(|c| c.to_string()).unwrap_or_default();
+        let code = error_code_label(error_code.map(i64::from));
         metrics::counter!("messaging_sends_final_total", "status" => status.to_owned(), "error_code" => code)
             .increment(1);
+    }
+}
+
+/// A Twilio error code as a label: Twilio's codes are 5 digits, so anything else (a
+/// status callback can carry any integer) is `other` and the label set stays bounded.
+pub fn error_code_label(code: Option<i64>) -> String {
+    match code {
+        None => String::new(),
+        Some(c) if (10_000..=99_999).contains(&c) => c.to_string(),
+        Some(_) => "other".to_owned(),
     }
 }
 

@@ -26,7 +26,7 @@ fn outcome(r: &Result<ProviderMessage, SendError>) -> (&'static str, String) {
         Err(SendError::Retryable { .. }) => ("retryable", String::new()),
         Err(SendError::Unknown { .. }) => ("unknown", String::new()),
         Err(SendError::Permanent { code, .. }) => {
-            ("permanent", code.map(|c| c.to_string()).unwrap_or_default())
+            ("permanent", crate::metrics::error_code_label(*code))
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod console;
 mod metered;
+mod phones;
 mod twilio;
 
 use std::time::Duration;
@@ -10,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 pub use console::ConsoleProvider;
 pub use metered::Metered;
+pub use phones::{Delivered, PhoneLog};
 pub use twilio::TwilioProvider;
 
 /// A message to hand over.
@@ -75,9 +77,22 @@ pub trait SmsProvider: Send + Sync {
     ) -> Result<Vec<ProviderMessage>, SendError>;
 }
 
+/// A status change a provider learned of by itself: what a Twilio status callback says.
+#[derive(Clone, Copy, Debug)]
+pub struct Receipt<'a> {
+    /// Our message id (Twilio's callback carries it in the StatusCallback URL).
+    pub message_id: &'a str,
+    pub sid: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    /// As Twilio spells it (`delivered`, `undelivered`, …).
+    pub status: &'a str,
+    pub error_code: Option<i64>,
+}
+
 /// Where a provider reports status changes it learns of by itself (the console's
 /// simulated delivery receipts; Twilio's arrive through the gateway instead).
 #[async_trait::async_trait]
 pub trait StatusSink: Send + Sync {
-    async fn report(&self, sid: &str, status: &str);
+    async fn report(&self, receipt: Receipt<'_>);
 }

@@ -34,7 +34,8 @@ fn message(r: MessageResource) -> ProviderMessage {
         sid: r.sid,
         status: r.status,
         error_code: r.error_code,
-        error_message: r.error_message,
+        // Twilio's own words may name the recipient's number.
+        error_message: r.error_message.map(|m| crate::redact::external_text(&m)),
         body: r.body,
     }
 }

@@ -8,15 +8,13 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 
 use super::{
     entities::{conversation as conv, message},
     messages::INBOUND,
-    page_token::Cursor,
 };
 
 /// What a new message changes in its conversation.
@@ -113,36 +111,6 @@ pub async fn subtract_unread(
         .exec(db)
         .await?;
     Ok(())
-}
-
-/// A page of conversations of the inbox (`archived` false) or the archive, most
-/// recently active first.
-pub async fn page(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-    archived: bool,
-    after: Option<&Cursor>,
-    limit: u64,
-) -> Result<Vec<conv::Model>, DbErr> {
-    let mut q = conv::Entity::find()
-        .filter(conv::Column::UserId.eq(user_id))
-        .filter(conv::Column::Archived.eq(archived));
-    if let Some(c) = after {
-        q = q.filter(
-            Condition::any()
-                .add(conv::Column::LastMessageAt.lt(c.at))
-                .add(
-                    Condition::all()
-                        .add(conv::Column::LastMessageAt.eq(c.at))
-                        .add(conv::Column::ContactId.lt(c.id.as_str())),
-                ),
-        );
-    }
-    q.order_by_desc(conv::Column::LastMessageAt)
-        .order_by_desc(conv::Column::ContactId)
-        .limit(limit)
-        .all(db)
-        .await
 }
 
 /// Archives or unarchives a conversation. Returns whether it changed (false when it

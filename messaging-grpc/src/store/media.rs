@@ -182,10 +182,40 @@ fn held(claim: &ClaimedMedia) -> sea_orm::Condition {
         .add(media::Column::Attempts.eq(claim.attempt))
 }
 
-/// A media item by id, whoever owns it: only for the gateway's signed URLs, whose
-/// token already names the item.
-pub async fn find_any(db: &impl ConnectionTrait, id: &str) -> Result<Option<media::Model>, DbErr> {
-    media::Entity::find_by_id(id.to_owned()).one(db).await
+/// A media item by id, whoever owns it, only if it is `direction` (outbound) and
+/// linked from at least one of its owner's messages of that direction: what the
+/// gateway's signed URLs may serve (the token named it; an inbound photo or an upload
+/// never sent is never served to Twilio).
+pub async fn find_attached_any(
+    db: &impl ConnectionTrait,
+    id: &str,
+    direction: &str,
+) -> Result<Option<media::Model>, DbErr> {
+    use super::entities::message;
+    let Some(row) = media::Entity::find_by_id(id.to_owned())
+        .filter(media::Column::Direction.eq(direction))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let linked: Vec<String> = message_media::Entity::find()
+        .filter(message_media::Column::MediaId.eq(id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| l.message_id)
+        .collect();
+    if linked.is_empty() {
+        return Ok(None);
+    }
+    let sent = message::Entity::find()
+        .filter(message::Column::Id.is_in(linked))
+        .filter(message::Column::UserId.eq(row.user_id.as_str()))
+        .filter(message::Column::Direction.eq(direction))
+        .one(db)
+        .await?;
+    Ok(sent.map(|_| row))
 }
 
 /// Of the media linked from these messages, the user's that no other message links

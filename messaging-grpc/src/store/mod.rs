@@ -12,6 +12,7 @@ pub mod events;
 pub mod ingest;
 pub mod legacy_numbers;
 pub mod media;
+pub mod message_batch;
 pub mod messages;
 pub mod numbers;
 pub mod opt_outs;
@@ -19,6 +20,7 @@ pub mod outbox;
 mod owned;
 pub mod pacing;
 pub mod page_token;
+pub mod pages;
 pub mod pipeline;
 pub mod process_lock;
 pub mod retention;
@@ -86,6 +88,15 @@ impl Store {
         E: From<DbErr> + Send + 'static,
     {
         self.pipeline.write_keeping(write, keep).await
+    }
+
+    /// Writes a new message in the write pipeline's next batch, as a set with the
+    /// batch's other new messages ([`message_batch`]); returns once it committed.
+    pub async fn write_message(
+        &self,
+        write: message_batch::NewMessage,
+    ) -> Result<message_batch::MessageOutcome, DbErr> {
+        self.pipeline.write_message(write).await
     }
 
     /// Stops the write pipeline (shutdown, after the servers drained): queued and

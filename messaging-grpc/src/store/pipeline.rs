@@ -1,11 +1,18 @@
 //! The write pipeline: group commit for every durable write of the process.
 //!
 //! A request does its CPU work (validation, read-only lookups, encryption) on its own
-//! task, then hands the pipeline a prepared write: a closure that runs statements on a
-//! transaction. One task owns the write connection; it takes every write pending (up
-//! to [`MAX_BATCH`]), runs them one after another in ONE transaction — each inside its
-//! own savepoint, so a write that fails is rolled back alone and its caller gets its
-//! own error — commits once, and only then answers the callers. The commit is the
+//! task, then hands the pipeline a prepared write: either data — a new message
+//! ([`NewMessage`], the hot path of sends and inbound messages) — or a closure that
+//! runs statements on a transaction (every other write). One task owns the write
+//! connection; it takes every write pending (up to [`MAX_BATCH`]) and runs them in ONE
+//! transaction: the batch's new messages together as a set
+//! ([`super::message_batch`]: one statement per table for all of them), then each
+//! closure inside its own savepoint, so a write that fails is rolled back alone and its
+//! caller gets its own error. If the messages' set statements fail, they are rolled
+//! back and run one by one, each in its own savepoint, so one bad message fails alone.
+//! It commits once, and only then answers the callers. Writes of one batch are all
+//! concurrent (none of their callers has been answered), so applying the messages
+//! before the closures is one valid order of them. The commit is the
 //! acknowledgement: nobody hears "done" before the fsync (SQLite keeps
 //! `synchronous=FULL`), but one fsync now covers a whole batch instead of one write.
 //!
@@ -22,6 +29,9 @@
 use std::{future::Future, panic::AssertUnwindSafe, pin::Pin, time::Instant};
 
 use futures_util::FutureExt as _;
+
+use super::message_batch::{self, MessageOutcome, NewMessage};
+
 use sea_orm::{
     ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait as _,
@@ -98,10 +108,44 @@ fn pipeline_error(why: &str) -> DbErr {
     DbErr::Conn(RuntimeErr::Internal(format!("write pipeline: {why}")))
 }
 
+/// A new message waiting for the writer, and where its outcome goes.
+struct MessageJob {
+    write: NewMessage,
+    result: Option<Result<MessageOutcome, DbErr>>,
+    reply: oneshot::Sender<Result<MessageOutcome, DbErr>>,
+}
+
+impl MessageJob {
+    fn answer(self, batch_failed: Option<&str>) {
+        let result = match (self.result, batch_failed) {
+            // Lost with the batch; a conflict may have been with a row of this batch too.
+            (Some(Ok(_)), Some(why)) => Err(pipeline_error(why)),
+            (Some(result), _) => result,
+            (None, why) => Err(pipeline_error(why.unwrap_or("the write was not run"))),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+/// One queued write: data or a closure.
+enum Pending {
+    Message(Box<MessageJob>),
+    Job(Box<dyn Job>),
+}
+
+impl Pending {
+    fn answer(self, batch_failed: Option<&str>) {
+        match self {
+            Self::Message(m) => m.answer(batch_failed),
+            Self::Job(j) => j.answer(batch_failed),
+        }
+    }
+}
+
 /// Handle to the process's write pipeline; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct WritePipeline {
-    jobs: mpsc::Sender<Box<dyn Job>>,
+    jobs: mpsc::Sender<Pending>,
     stop: CancellationToken,
 }
 
@@ -147,12 +191,34 @@ impl WritePipeline {
             kept: false,
             reply,
         };
-        if self.jobs.send(Box::new(job)).await.is_err() {
+        if self.jobs.send(Pending::Job(Box::new(job))).await.is_err() {
             return Err(pipeline_error("stopped (shutting down)").into());
         }
         answer
             .await
             .unwrap_or_else(|_| Err(pipeline_error("stopped before answering").into()))
+    }
+
+    /// Writes a new message in the next batch (with the batch's other new messages,
+    /// as a set) and returns its outcome once that batch committed.
+    pub async fn write_message(&self, write: NewMessage) -> Result<MessageOutcome, DbErr> {
+        let (reply, answer) = oneshot::channel();
+        let job = MessageJob {
+            write,
+            result: None,
+            reply,
+        };
+        if self
+            .jobs
+            .send(Pending::Message(Box::new(job)))
+            .await
+            .is_err()
+        {
+            return Err(pipeline_error("stopped (shutting down)"));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(pipeline_error("stopped before answering")))
     }
 
     /// Stops the writer after the batch it is running: writes still queued are
@@ -164,12 +230,8 @@ impl WritePipeline {
 }
 
 /// The writer: batch, run, commit, answer — until every handle is dropped.
-async fn run(
-    writer: DatabaseConnection,
-    mut rx: mpsc::Receiver<Box<dyn Job>>,
-    stop: CancellationToken,
-) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+async fn run(writer: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, stop: CancellationToken) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     loop {
         let received = tokio::select! {
             biased;
@@ -181,12 +243,23 @@ async fn run(
         }
         let started = Instant::now();
         let size = batch.len();
-        let failed = run_batch(&writer, &mut batch).await.err();
+        let mut messages = Vec::new();
+        let mut jobs = Vec::new();
+        for pending in batch.drain(..) {
+            match pending {
+                Pending::Message(m) => messages.push(m),
+                Pending::Job(j) => jobs.push(j),
+            }
+        }
+        let failed = run_batch(&writer, &mut messages, &mut jobs).await.err();
         let why = failed.as_ref().map(|e| {
             tracing::warn!(error = %e, writes = size, "write batch failed; none of it committed");
             "the batch did not commit"
         });
-        for job in batch.drain(..) {
+        for message in messages {
+            message.answer(why);
+        }
+        for job in jobs {
             job.answer(why);
         }
         crate::metrics::write_committed(started.elapsed().as_secs_f64(), size);
@@ -194,14 +267,18 @@ async fn run(
     // Stopped (or every handle dropped): refuse what is still queued, so no caller
     // waits forever and none hears "done" for a write that was not committed.
     rx.close();
-    while let Ok(job) = rx.try_recv() {
-        job.answer(Some("stopped (shutting down)"));
+    while let Ok(pending) = rx.try_recv() {
+        pending.answer(Some("stopped (shutting down)"));
     }
 }
 
-/// Runs every job of `batch` in one transaction, each in its own savepoint, and
-/// commits. An error means nothing was committed.
-async fn run_batch(writer: &DatabaseConnection, batch: &mut [Box<dyn Job>]) -> Result<(), DbErr> {
+/// Runs the batch's new messages as a set, then every job in its own savepoint, in
+/// one transaction, and commits. An error means nothing was committed.
+async fn run_batch(
+    writer: &DatabaseConnection,
+    messages: &mut [Box<MessageJob>],
+    batch: &mut [Box<dyn Job>],
+) -> Result<(), DbErr> {
     // IMMEDIATE on SQLite: take the write lock at BEGIN (other processes' tools may
     // hold it briefly; the busy timeout covers that).
     let txn = writer
@@ -210,11 +287,70 @@ async fn run_batch(writer: &DatabaseConnection, batch: &mut [Box<dyn Job>]) -> R
             ..Default::default()
         })
         .await?;
-    match run_jobs(&txn, batch).await {
+    let ran = match run_messages(&txn, messages).await {
+        Ok(()) => run_jobs(&txn, batch).await,
+        Err(err) => Err(err),
+    };
+    match ran {
         Ok(()) => txn.commit().await,
         Err(err) => {
             txn.rollback().await.ok();
             Err(err)
+        }
+    }
+}
+
+/// The new messages as one set inside a savepoint; if that fails (or panics), rolled
+/// back and run one by one, each in its own savepoint, so only a bad one fails. An
+/// error here is a savepoint command failing: the batch cannot commit.
+async fn run_messages(
+    txn: &DatabaseTransaction,
+    messages: &mut [Box<MessageJob>],
+) -> Result<(), DbErr> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let writes: Vec<NewMessage> = messages.iter().map(|m| m.write.clone()).collect();
+    savepoint(txn, "SAVEPOINT w").await?;
+    match guarded(message_batch::apply(txn, &writes)).await {
+        Ok(outcomes) => {
+            savepoint(txn, "RELEASE SAVEPOINT w").await?;
+            for (m, outcome) in messages.iter_mut().zip(outcomes) {
+                m.result = Some(Ok(outcome));
+            }
+            return Ok(());
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, writes = writes.len(), "message set failed; writing each alone");
+            savepoint(txn, "ROLLBACK TO SAVEPOINT w").await?;
+            savepoint(txn, "RELEASE SAVEPOINT w").await?;
+        }
+    }
+    for m in messages.iter_mut() {
+        savepoint(txn, "SAVEPOINT w").await?;
+        let one = std::slice::from_ref(&m.write);
+        match guarded(message_batch::apply(txn, one)).await {
+            Ok(mut outcome) => {
+                savepoint(txn, "RELEASE SAVEPOINT w").await?;
+                m.result = outcome.pop().map(Ok);
+            }
+            Err(err) => {
+                savepoint(txn, "ROLLBACK TO SAVEPOINT w").await?;
+                savepoint(txn, "RELEASE SAVEPOINT w").await?;
+                m.result = Some(Err(err));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `write`'s result, a panic in it turned into an error (rolled back like one).
+async fn guarded<T>(write: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbErr> {
+    match AssertUnwindSafe(write).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::error!("a message write panicked; rolled back");
+            Err(pipeline_error("the write failed"))
         }
     }
 }

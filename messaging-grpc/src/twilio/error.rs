@@ -36,6 +36,9 @@ impl TwilioError {
                 None,
             ),
         };
+        // Twilio echoes the number it refused: masked here, before the text can reach
+        // an error column or a log line.
+        let message = crate::redact::external_text(&message);
         Self::Api {
             status,
             code,
@@ -47,10 +50,13 @@ impl TwilioError {
 
     pub(super) fn from_reqwest(err: reqwest::Error) -> Self {
         // A connect error means no byte of the request left; anything later is unknown.
-        if err.is_connect() {
-            Self::Connect(err.to_string())
+        let connect = err.is_connect();
+        // The URL names numbers (a list's `To=`/`From=`) and message SIDs: dropped.
+        let text = crate::redact::external_text(&err.without_url().to_string());
+        if connect {
+            Self::Connect(text)
         } else {
-            Self::NoAnswer(err.to_string())
+            Self::NoAnswer(text)
         }
     }
 }

@@ -1,6 +1,6 @@
 //! deploy/ without a container engine: the compose file, the Kubernetes manifests,
-//! the Dockerfile and the Railway files are loaded and checked against the README's
-//! configuration table and the configured ports; every secret is referenced (compose
+//! the Dockerfile and the Railway files are loaded and checked against the
+//! configuration table (docs/configuration.md) and the configured ports; every secret is referenced (compose
 //! interpolation, `secretKeyRef`), never written into the files.
 
 use std::{
@@ -20,16 +20,12 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// Every variable named in the first column of the README's configuration table.
+/// Every variable named in the first column of the configuration table
+/// (docs/configuration.md).
 fn documented_variables() -> BTreeSet<String> {
-    let readme = read("README.md");
-    let start = readme
-        .find("\n## Configuration")
-        .expect("a Configuration section");
-    let section = &readme[start + 1..];
-    let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
+    let page = read("docs/configuration.md");
     let mut vars = BTreeSet::new();
-    for line in section[..end].lines().filter(|l| l.starts_with("| `")) {
+    for line in page.lines().filter(|l| l.starts_with("| `")) {
         let cell = line.split('|').nth(1).unwrap_or_default();
         for (i, part) in cell.split('`').enumerate() {
             if i % 2 == 1 && is_variable_name(part) {
@@ -134,7 +130,7 @@ fn compose_file_sets_documented_variables_ports_and_references_secrets() {
             if ours {
                 assert!(
                     documented.contains(&var),
-                    "compose service {name} sets {var}, which the README's configuration table does not list"
+                    "compose service {name} sets {var}, which the configuration table (docs/configuration.md) does not list"
                 );
             }
             if is_secret(&var) {
@@ -243,7 +239,7 @@ fn kubernetes_manifests_set_documented_variables_ports_probes_and_reference_secr
             let k = str_of(k);
             assert!(
                 documented.contains(&k),
-                "ConfigMap sets {k}, not in the README"
+                "ConfigMap sets {k}, not in docs/configuration.md"
             );
             assert!(!is_secret(&k), "ConfigMap holds the secret {k}");
         }
@@ -267,7 +263,7 @@ fn kubernetes_manifests_set_documented_variables_ports_probes_and_reference_secr
             let var = str_of(&e["name"]);
             assert!(
                 documented.contains(&var),
-                "{dname} sets {var}, which the README's configuration table does not list"
+                "{dname} sets {var}, which the configuration table (docs/configuration.md) does not list"
             );
             if is_secret(&var) {
                 assert!(
@@ -291,19 +287,33 @@ fn kubernetes_manifests_set_documented_variables_ports_probes_and_reference_secr
             ("GATEWAY_HTTP_ADDR", http_port)
         };
         assert_eq!(port_of(&env[addr_var]), port, "{dname} {addr_var}");
-        assert_eq!(container_ports, vec![port], "{dname} containerPort");
+        // The core's probes go to its metrics port (the kubelet's gRPC probe cannot
+        // speak TLS); the gateway's to its own.
+        let probed = if dname == "messaging-core" {
+            let metrics = port_of(&env["MESSAGING_METRICS_ADDR"]);
+            assert_eq!(
+                container_ports,
+                vec![port, metrics],
+                "{dname} containerPort"
+            );
+            metrics
+        } else {
+            assert_eq!(container_ports, vec![port], "{dname} containerPort");
+            port
+        };
         for probe in ["readinessProbe", "livenessProbe"] {
             let p = &c[probe];
-            let probe_port = if dname == "messaging-core" {
-                get(p, &["grpc", "port"]).as_u64()
-            } else {
-                get(p, &["httpGet", "port"]).as_u64()
-            };
-            assert_eq!(probe_port, Some(u64::from(port)), "{dname} {probe}");
+            assert!(
+                p.get("grpc").is_none(),
+                "{dname} {probe}: a gRPC probe cannot reach a TLS port"
+            );
+            let probe_port = get(p, &["httpGet", "port"]).as_u64();
+            assert_eq!(probe_port, Some(u64::from(probed)), "{dname} {probe}");
         }
         if dname == "webhook-gateway" {
             assert_eq!(port_of(&env["MESSAGING_CORE_URL"]), grpc_port);
         }
+        let service_port = |p: &Value| p["targetPort"].as_u64() == Some(u64::from(port));
         // A Service, a PodDisruptionBudget and an autoscaler for each Deployment.
         let labels = get(d, &["spec", "selector", "matchLabels"]);
         let service = docs
@@ -315,7 +325,7 @@ fn kubernetes_manifests_set_documented_variables_ports_probes_and_reference_secr
                 container_ports.contains(&(p["targetPort"].as_u64().unwrap() as u16)),
                 "Service of {dname} targets a port the container does not open"
             );
-            if dname == "messaging-core" {
+            if dname == "messaging-core" && service_port(p) {
                 core_service_port = p["port"].as_u64();
             }
         }
@@ -325,6 +335,110 @@ fn kubernetes_manifests_set_documented_variables_ports_probes_and_reference_secr
             && get(h, &["spec", "scaleTargetRef", "name"]).as_str() == Some(dname)));
     }
     assert_eq!(core_service_port, Some(u64::from(grpc_port)));
+}
+
+/// The Deployment `dname`'s container, its plain env values, and where each of its
+/// volumes (by name) is mounted, with the Secret behind it.
+fn container_of<'a>(
+    docs: &'a [Value],
+    dname: &str,
+) -> (&'a Value, HashMap<String, String>, Vec<(String, String)>) {
+    let d = docs
+        .iter()
+        .find(|d| kind(d) == "Deployment" && name(d) == dname)
+        .unwrap_or_else(|| panic!("no Deployment {dname}"));
+    let pod = get(d, &["spec", "template", "spec"]);
+    let c = &seq(&pod["containers"])[0];
+    let env = seq(&c["env"])
+        .iter()
+        .filter_map(|e| Some((str_of(&e["name"]), str_of(e.get("value")?))))
+        .collect();
+    let secret_of = |volume: &str| {
+        seq(&pod["volumes"])
+            .iter()
+            .find(|v| str_of(&v["name"]) == volume)
+            .and_then(|v| get(v, &["secret", "secretName"]).as_str())
+            .map(str::to_owned)
+    };
+    let mounts = seq(&c["volumeMounts"])
+        .iter()
+        .filter_map(|m| {
+            let secret = secret_of(&str_of(&m["name"]))?;
+            Some((str_of(&m["mountPath"]), secret))
+        })
+        .collect();
+    (c, env, mounts)
+}
+
+/// The Secret mounted where `path` is, if `path` is under a mounted Secret.
+fn secret_behind(mounts: &[(String, String)], path: &str) -> Option<String> {
+    mounts
+        .iter()
+        .find(|(dir, _)| path.starts_with(&format!("{}/", dir.trim_end_matches('/'))))
+        .map(|(_, secret)| secret.clone())
+}
+
+#[test]
+fn kubernetes_gateway_reaches_the_core_over_mutual_tls() {
+    let docs = manifests();
+    let (_, core_env, core_mounts) = container_of(&docs, "messaging-core");
+    for var in [
+        "MESSAGING_GRPC_TLS_CERT",
+        "MESSAGING_GRPC_TLS_KEY",
+        "MESSAGING_GRPC_TLS_CLIENT_CA",
+    ] {
+        let path = core_env
+            .get(var)
+            .unwrap_or_else(|| panic!("the core sets no {var}: its gRPC port is plaintext"));
+        assert!(
+            secret_behind(&core_mounts, path).is_some(),
+            "the core's {var} ({path}) is not in a mounted Secret"
+        );
+    }
+    let (_, gw_env, gw_mounts) = container_of(&docs, "webhook-gateway");
+    let core_url = &gw_env["MESSAGING_CORE_URL"];
+    assert!(
+        core_url.starts_with("https://"),
+        "the gateway calls the core in plaintext: {core_url}"
+    );
+    // The name the gateway checks the core's certificate for is the core's Service.
+    let host = core_url
+        .trim_start_matches("https://")
+        .split(':')
+        .next()
+        .unwrap();
+    let service_names: Vec<&str> = docs
+        .iter()
+        .filter(|d| kind(d) == "Service")
+        .map(name)
+        .collect();
+    assert!(service_names.contains(&host), "{host} is not a Service");
+    for var in [
+        "GATEWAY_CORE_TLS_CA",
+        "GATEWAY_CORE_TLS_CERT",
+        "GATEWAY_CORE_TLS_KEY",
+    ] {
+        let path = gw_env
+            .get(var)
+            .unwrap_or_else(|| panic!("the gateway sets no {var}"));
+        assert!(
+            secret_behind(&gw_mounts, path).is_some(),
+            "the gateway's {var} ({path}) is not in a mounted Secret"
+        );
+    }
+    // Each side has its own key: the gateway never holds the core's.
+    assert_ne!(
+        secret_behind(&core_mounts, &core_env["MESSAGING_GRPC_TLS_KEY"]),
+        secret_behind(&gw_mounts, &gw_env["GATEWAY_CORE_TLS_KEY"])
+    );
+    // The Service no longer declares cleartext HTTP/2.
+    let core_service = docs
+        .iter()
+        .find(|d| kind(d) == "Service" && name(d) == "messaging-core")
+        .unwrap();
+    for p in seq(get(core_service, &["spec", "ports"])) {
+        assert_ne!(p["appProtocol"].as_str(), Some("kubernetes.io/h2c"));
+    }
 }
 
 #[test]

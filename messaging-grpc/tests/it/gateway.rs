@@ -240,7 +240,8 @@ backend_tests! {
             .await
             .unwrap();
         assert_eq!(listed.messages.len(), 1);
-        assert_eq!((listed.messages[0].from.as_str(), listed.messages[0].to.as_str()), (BOB, "+15005550099"));
+        // The sender masked (no user key to seal it with), our own number in clear.
+        assert_eq!((listed.messages[0].from.as_str(), listed.messages[0].to.as_str()), ("+*******0100", "+15005550099"));
         server.stop().await;
     }
 

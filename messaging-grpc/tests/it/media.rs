@@ -29,7 +29,7 @@ pub(crate) fn png(len: usize, seed: u8) -> Vec<u8> {
     b
 }
 
-fn jpeg(len: usize) -> Vec<u8> {
+pub(crate) fn jpeg(len: usize) -> Vec<u8> {
     let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0];
     b.extend((0..len.saturating_sub(11)).map(|i| (i % 251) as u8));
     b
@@ -101,7 +101,7 @@ pub(crate) async fn send_mms(
         .into_inner())
 }
 
-fn mms(ids: &[&str], urls: &[&str]) -> pb::SendMmsRequest {
+pub(crate) fn mms(ids: &[&str], urls: &[&str]) -> pb::SendMmsRequest {
     pb::SendMmsRequest {
         from: OWN.into(),
         to: BOB.into(),
@@ -114,7 +114,7 @@ fn mms(ids: &[&str], urls: &[&str]) -> pb::SendMmsRequest {
 }
 
 /// Core + gateway, the core's GATEWAY_PUBLIC_URL pointing at the gateway; a fake Twilio.
-async fn stack(
+pub(crate) async fn stack(
     backend: &Backend,
     extra: &[(&'static str, &str)],
 ) -> (FakeTwilio, TestServer, Gateway) {

@@ -30,8 +30,14 @@ use crate::helpers::*;
 const OWN: &str = "+12025550180";
 const BOB: &str = "+12025550143";
 const CAROL: &str = "+13125550176";
-/// Blocked and unblocked over REST: in the request path, so in the request log.
+/// Twilio refuses it (21211), naming it in its error text.
+const REFUSED: &str = "+15005550001";
+/// Writes to a number nobody owns (unroutable).
 const DAVE: &str = "+13125550199";
+/// The path of an inbound media URL whose download fails (reqwest's error names the URL).
+const FAILING_PATH: &str = "SCAN-failing-path-3e1a";
+/// Blocked and unblocked over REST: in the request path, so in the request log.
+const ERIN: &str = "+13125550142";
 const SMS_BODY: &str = "SCAN-sms-body-4f1d the vault code is 1234";
 const MMS_BODY: &str = "SCAN-mms-body-8a2c look at this";
 const INBOUND_BODY: &str = "SCAN-inbound-body-77e0 photo attached";
@@ -252,6 +258,18 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
         fake.messages().len() == 2
     })
     .await;
+    // A send Twilio refuses with 21211, its text naming the number: the error column
+    // and the logs get it masked.
+    let refused = http_client
+        .post(format!("{gateway}/api/messages/send"))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({"from": OWN, "to": REFUSED, "body": "to nowhere"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 200);
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    let refused_contact = refused["message"]["contactId"].as_str().unwrap().to_owned();
 
     // Twilio reports them delivered, through the gateway's signed status webhook.
     for m in fake.messages() {
@@ -270,6 +288,43 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
             show_log()
         );
     }
+
+    // A message to a number nobody owns, and an inbound MMS whose download fails.
+    let form = pairs(&[
+        ("MessageSid", "SM0000000000000000000000000000sc02"),
+        ("AccountSid", twilio_fake::ACCOUNT_SID),
+        ("From", DAVE),
+        ("To", "+12025550999"),
+        ("Body", "anyone?"),
+        ("NumMedia", "0"),
+    ]);
+    let url = format!("{gateway}/webhook/sms");
+    assert_eq!(
+        twilio_post(&http_client, &url, &form).await,
+        200,
+        "{}",
+        show_log()
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let failing_url = format!("http://127.0.0.1:{closed_port}/{FAILING_PATH}/x.png");
+    let form = pairs(&[
+        ("MessageSid", "SM0000000000000000000000000000sc03"),
+        ("AccountSid", twilio_fake::ACCOUNT_SID),
+        ("From", CAROL),
+        ("To", OWN),
+        ("Body", "a photo that cannot be fetched"),
+        ("NumMedia", "1"),
+        ("MediaUrl0", &failing_url),
+        ("MediaContentType0", "image/png"),
+    ]);
+    assert_eq!(
+        twilio_post(&http_client, &url, &form).await,
+        200,
+        "{}",
+        show_log()
+    );
 
     // An inbound MMS whose image is copied from "Twilio".
     let form = pairs(&[
@@ -315,11 +370,31 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
         page.matches("\"delivered\"").count() >= 2
     })
     .await;
+    wait_until("the refused send failed, its number masked", 20, || async {
+        let page = http_client
+            .get(format!(
+                "{gateway}/api/messages/conversations/{refused_contact}"
+            ))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        page.contains("\"failed\"") && page.contains("+*******0001")
+    })
+    .await;
+    wait_until("the failing download was tried", 20, || async {
+        std::fs::read_to_string(&stderr_path)
+            .is_ok_and(|l| l.contains("inbound media download failed"))
+    })
+    .await;
     // A number in a request path (unblocking one): the request log masks it.
     let blocked = http_client
         .post(format!("{gateway}/api/blocked-numbers"))
         .bearer_auth(&alice)
-        .json(&serde_json::json!({"number": DAVE}))
+        .json(&serde_json::json!({"number": ERIN}))
         .send()
         .await
         .unwrap();
@@ -327,7 +402,7 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
     let unblocked = http_client
         .delete(format!(
             "{gateway}/api/blocked-numbers/%2B{}",
-            DAVE.trim_start_matches('+')
+            ERIN.trim_start_matches('+')
         ))
         .bearer_auth(&alice)
         .send()
@@ -382,7 +457,10 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
         ("the Twilio auth token", twilio_fake::AUTH_TOKEN.into()),
         ("a contact number", digits(BOB)),
         ("a contact number", digits(CAROL)),
-        ("a blocked number", digits(DAVE)),
+        ("a number Twilio refused", digits(REFUSED)),
+        ("an unroutable sender", digits(DAVE)),
+        ("a failing media URL's path", FAILING_PATH.into()),
+        ("a blocked number", digits(ERIN)),
     ];
     // Stored data holds our own number by design (routing); nothing else may show it.
     let stored = everywhere.clone();

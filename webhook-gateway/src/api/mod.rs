@@ -9,7 +9,7 @@ mod conversations;
 pub(crate) mod credentials;
 mod error;
 mod events;
-mod extract;
+pub(crate) mod extract;
 mod json;
 mod mailbox;
 mod media;

@@ -41,12 +41,7 @@ fn app_shutting_down(extra: &[(&str, &str)], shutdown: CancellationToken) -> Rou
             .map(|(_, v)| (*v).to_owned())
     };
     let config = GatewayConfig::from_vars(&get).unwrap();
-    let core = Core::new(
-        &config.core_url,
-        config.service_token.clone(),
-        config.core_timeout,
-    )
-    .unwrap();
+    let core = Core::from_config(&config).unwrap();
     router(config, core, shutdown)
 }
 

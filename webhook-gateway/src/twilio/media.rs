@@ -23,7 +23,7 @@ pub(crate) async fn serve(State(twilio): State<Arc<Twilio>>, uri: Uri) -> Respon
     };
     match twilio
         .core
-        .serve_media(&media_id, &TraceParent::current(None))
+        .serve_media(token, &media_id, &TraceParent::current(None))
         .await
     {
         Ok(Some((content_type, bytes))) => image(&content_type, bytes),
