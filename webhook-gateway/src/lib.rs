@@ -14,9 +14,9 @@ mod core;
 mod core_tls;
 mod dev;
 mod error;
-mod log_mask;
 #[doc(hidden)]
 pub mod fuzz_support;
+mod log_mask;
 pub mod metrics;
 mod plain;
 mod rate_limit;
@@ -31,8 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{CorsOrigins, GatewayConfig};
 pub use dev::{
-    DevBackend, DevConsole, DevError, DevToken, PhoneMessage, PhoneReply, PhoneView,
-    WebhookAnswer,
+    DevBackend, DevConsole, DevError, DevToken, PhoneMessage, PhoneReply, PhoneView, WebhookAnswer,
 };
 pub use error::GatewayError;
 pub use metrics::metrics_endpoint;

@@ -39,7 +39,10 @@ impl Gateway {
     /// server's bounds (the per-source cap has its own test).
     fn start() -> Self {
         Self::start_with(&[
-            ("GATEWAY_READ_TIMEOUT_SECS", &HEADER_TIMEOUT_SECS.to_string()),
+            (
+                "GATEWAY_READ_TIMEOUT_SECS",
+                &HEADER_TIMEOUT_SECS.to_string(),
+            ),
             ("GATEWAY_MAX_CONNECTIONS_PER_SOURCE", "100000"),
         ])
     }
@@ -84,7 +87,8 @@ impl Gateway {
 
     /// A connection from another loopback address (another source).
     fn connect_from(&self, source: &str) -> TcpStream {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         let from: SocketAddr = format!("{source}:0").parse().unwrap();
         socket.bind(&from.into()).unwrap();
         socket.connect(&self.addr.into()).unwrap();
@@ -346,7 +350,11 @@ fn connections_past_the_limit_wait_for_a_free_slot() {
 /// Sends `headers` and then up to `body_bytes` of body in 64 KB writes, as a client
 /// that does not wait for an answer would; returns the status answered and how much of
 /// the body the gateway let in before closing (what the kernel buffers included).
-fn post_without_waiting(mut s: TcpStream, headers: &str, body_bytes: usize) -> (u16, usize, TcpStream) {
+fn post_without_waiting(
+    mut s: TcpStream,
+    headers: &str,
+    body_bytes: usize,
+) -> (u16, usize, TcpStream) {
     s.write_all(headers.as_bytes()).unwrap();
     let status = Gateway::status_on(&mut s);
     let chunk = vec![b'x'; 64 * 1024];
@@ -370,11 +378,16 @@ fn post_without_waiting(mut s: TcpStream, headers: &str, body_bytes: usize) -> (
 fn uploads_with_bad_credentials_are_refused_before_their_bodies_are_read() {
     let gw = Gateway::start_with(&[("GATEWAY_READ_TIMEOUT_SECS", "20")]);
     let before = gw.rss_kb();
-    let jwt_shaped = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLW5vYm9keS0wMTIzNDU2Nzg5";
+    let jwt_shaped =
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLW5vYm9keS0wMTIzNDU2Nzg5";
     let workers: Vec<_> = (0..60)
         .map(|i| {
             let s = gw.connect();
-            let token = if i % 2 == 0 { "not-a-token" } else { jwt_shaped };
+            let token = if i % 2 == 0 {
+                "not-a-token"
+            } else {
+                jwt_shaped
+            };
             let headers = format!(
                 "POST /api/media HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
                  Content-Type: image/png\r\nContent-Length: {}\r\n\r\n",
@@ -383,7 +396,8 @@ fn uploads_with_bad_credentials_are_refused_before_their_bodies_are_read() {
             thread::spawn(move || post_without_waiting(s, &headers, 4 * 1024 * 1024))
         })
         .collect();
-    let done: Vec<(u16, usize, TcpStream)> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let done: Vec<(u16, usize, TcpStream)> =
+        workers.into_iter().map(|w| w.join().unwrap()).collect();
     let grown = gw.rss_kb().saturating_sub(before);
     let let_in: usize = done.iter().map(|(_, sent, _)| sent).sum();
     println!(
@@ -447,7 +461,10 @@ fn one_source_cannot_take_every_connection() {
     let mut answer = String::new();
     let _ = over.read_to_string(&mut answer);
     assert_eq!(status_of(&answer), 429, "{answer}");
-    assert!(answer.contains("GATEWAY_MAX_CONNECTIONS_PER_SOURCE"), "{answer}");
+    assert!(
+        answer.contains("GATEWAY_MAX_CONNECTIONS_PER_SOURCE"),
+        "{answer}"
+    );
     // Another source is served.
     assert_eq!(gw.get("/healthz").0, 200);
     // A slot given back is free again.
@@ -495,7 +512,10 @@ fn a_flood_of_webhooks_not_signed_by_twilio_holds_no_memory() {
     let statuses: Vec<u16> = workers.into_iter().map(|w| w.join().unwrap()).collect();
     let grown = gw.rss_kb().saturating_sub(before);
     println!("60 webhooks not signed by Twilio: gateway RSS +{grown} kB; answers {statuses:?}");
-    assert!(statuses.iter().all(|s| matches!(s, 403 | 429)), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| matches!(s, 403 | 429)),
+        "{statuses:?}"
+    );
     assert!(grown < 32 * 1024, "RSS grew by {grown} kB");
     gw.assert_healthy("a flood of forged webhooks");
 }

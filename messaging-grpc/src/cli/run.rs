@@ -199,7 +199,8 @@ fn dev_console(
     if matches!(config.sms_provider, crate::config::ProviderConfig::Console) {
         let receipts: Arc<dyn StatusSink> = WebhookReceipts::new(config, gateway)?;
         app.provider = Arc::new(
-            ConsoleProvider::new(Some(receipts), CONSOLE_DELIVERY_DELAY).with_phones(phones.clone()),
+            ConsoleProvider::new(Some(receipts), CONSOLE_DELIVERY_DELAY)
+                .with_phones(phones.clone()),
         );
     }
     let backend = Console::new(config, app.admin.clone(), phones, gateway)?;

@@ -75,7 +75,10 @@ impl LocalTwilio {
                 to,
                 body,
                 media,
-            } => ("/webhook/sms".to_owned(), self.inbound_form(from, to, body, media)),
+            } => (
+                "/webhook/sms".to_owned(),
+                self.inbound_form(from, to, body, media),
+            ),
             Simulated::Status {
                 sid,
                 status,

@@ -126,7 +126,11 @@ async fn only_this_machine_may_use_the_console() {
         let resp = dev.http.get(&url).send().await.unwrap();
         assert_eq!(resp.status(), 403, "{url}");
         let health = dev.http.get(format!("http://{ip}:{port}/healthz")).send();
-        assert_eq!(health.await.unwrap().status(), 200, "the rest still answers");
+        assert_eq!(
+            health.await.unwrap().status(),
+            200,
+            "the rest still answers"
+        );
     } else {
         eprintln!("no non-loopback address on this machine: that case is not exercised");
     }
@@ -150,7 +154,11 @@ async fn bad_requests_name_their_field() {
     let dev = Dev::start().await;
     let cases = [
         ("/dev/api/tokens", json!({"userId": ""}), "userId"),
-        ("/dev/api/tokens", json!({"userId": "a", "role": "admin"}), "role"),
+        (
+            "/dev/api/tokens",
+            json!({"userId": "a", "role": "admin"}),
+            "role",
+        ),
         (
             "/dev/api/phones/14155550100/reply",
             json!({"to": "+16285550100", "body": "x"}),
@@ -180,7 +188,11 @@ async fn bad_requests_name_their_field() {
     for (path, body, field) in cases {
         let (status, text) = dev.post_dev(path, body.clone()).await;
         let answer: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!((status, answer["field"].as_str()), (400, Some(field)), "{path} {body}: {text}");
+        assert_eq!(
+            (status, answer["field"].as_str()),
+            (400, Some(field)),
+            "{path} {body}: {text}"
+        );
     }
     // Not JSON: refused before anything is done (another site's form could not send it).
     let form = dev
@@ -204,7 +216,10 @@ async fn the_phone_round_trips_through_the_real_gateway() {
     let (token, own) = dev.user("alice").await;
     assert_eq!(own, "+16285550100", "the first dev number");
     let (_, bobs_user_number) = dev.user("bob").await;
-    assert_ne!(bobs_user_number, own, "each user gets a number of their own");
+    assert_ne!(
+        bobs_user_number, own,
+        "each user gets a number of their own"
+    );
     let (again, same) = dev.user("alice").await;
     assert_eq!(same, own, "a user keeps their number");
     assert_ne!(again, "");
@@ -271,7 +286,10 @@ async fn the_phone_round_trips_through_the_real_gateway() {
     assert!(resp.text().await.unwrap().contains("<Response/>"));
     let page = dev.get(&token, "/api/messages/conversations").await;
     let c = &page["conversations"][0];
-    assert_eq!((c["unreadCount"].as_u64(), c["lastMessage"]["body"].as_str()), (Some(1), Some("Hi back")));
+    assert_eq!(
+        (c["unreadCount"].as_u64(), c["lastMessage"]["body"].as_str()),
+        (Some(1), Some("Hi back"))
+    );
 
     // A delivery failure, reported as Twilio reports it.
     let armed = dev
@@ -292,7 +310,10 @@ async fn the_phone_round_trips_through_the_real_gateway() {
     assert_eq!(m["errorCode"], 30003);
     let view = dev.phone(BOB).await;
     let last = view["messages"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!((last["status"].as_str(), last["errorCode"].as_i64()), (Some("undelivered"), Some(30003)));
+    assert_eq!(
+        (last["status"].as_str(), last["errorCode"].as_i64()),
+        (Some("undelivered"), Some(30003))
+    );
     assert_eq!(view["nextDeliveryErrorCode"], Value::Null, "used once");
 
     // A refusal at create time never reaches the phone.
@@ -309,13 +330,19 @@ async fn the_phone_round_trips_through_the_real_gateway() {
     })
     .await;
     assert_eq!(m["errorCode"], 21610);
-    assert_eq!(dev.phone(BOB).await["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        dev.phone(BOB).await["messages"].as_array().unwrap().len(),
+        2
+    );
 
     // An image from the phone: served by the gateway, copied by the core for real.
     let image = png::striped(32, [200, 30, 30], [255, 255, 255]);
     let uploaded: Value = dev
         .http
-        .post(dev.url(&format!("/dev/api/phones/{}/media", BOB.replace('+', "%2B"))))
+        .post(dev.url(&format!(
+            "/dev/api/phones/{}/media",
+            BOB.replace('+', "%2B")
+        )))
         .header("content-type", "image/png")
         .body(image.clone())
         .send()

@@ -283,7 +283,11 @@ fn two_dev_stacks_run_side_by_side() {
     let (mut second, urls2) = start_dev(two.path(), grpc2, http2);
     assert_eq!((urls1.len(), urls2.len()), (2, 2), "{urls1:?} {urls2:?}");
     let all: std::collections::HashSet<_> = urls1.iter().chain(&urls2).collect();
-    assert_eq!(all.len(), 4, "four distinct metrics URLs: {urls1:?} {urls2:?}");
+    assert_eq!(
+        all.len(),
+        4,
+        "four distinct metrics URLs: {urls1:?} {urls2:?}"
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         for (http, child_dir) in [(http1, one.path()), (http2, two.path())] {

@@ -74,7 +74,14 @@ async fn schemathesis_finds_nothing_the_document_does_not_say() {
             .args(["--header", &format!("Authorization: Bearer {token}")])
             .args(["--checks", "all"])
             .args(["--phases", "examples,coverage,fuzzing,stateful"])
-            .args(["--max-examples", &max_examples, "--seed", &seed, "--workers", "1"])
+            .args([
+                "--max-examples",
+                &max_examples,
+                "--seed",
+                &seed,
+                "--workers",
+                "1",
+            ])
             // Under the gateway's per-source limit (50/s), so 429s stay rare.
             .args(["--rate-limit", "40/s"])
             .args(["--request-timeout", "10"])

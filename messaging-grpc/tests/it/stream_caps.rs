@@ -14,7 +14,10 @@ use tonic::Code;
 
 use crate::{gateway::gateway_on, helpers::*};
 
-async fn watch(server: &TestServer, token: &str) -> Result<tonic::Streaming<pb::Event>, tonic::Status> {
+async fn watch(
+    server: &TestServer,
+    token: &str,
+) -> Result<tonic::Streaming<pb::Event>, tonic::Status> {
     let mut client =
         pb::messaging_service_client::MessagingServiceClient::new(server.channel().await);
     let req = authed(pb::WatchEventsRequest { since_cursor: None }, token);
@@ -34,7 +37,9 @@ async fn a_users_watch_streams_are_capped_on_the_core() {
     let refused = watch(&server, &alice).await.unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(
-        refused.message().contains("MESSAGING_MAX_WATCH_STREAMS_PER_USER"),
+        refused
+            .message()
+            .contains("MESSAGING_MAX_WATCH_STREAMS_PER_USER"),
         "{refused:?}"
     );
     // Another user is not affected.
@@ -72,7 +77,10 @@ async fn a_users_event_streams_are_capped_on_the_gateway() {
     let alice = server.token("alice");
     let first = open_sse(&http, &base, &alice).await;
     let second = open_sse(&http, &base, &alice).await;
-    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
     let third = open_sse(&http, &base, &alice).await;
     assert_eq!(third.status(), 429);
     let body: serde_json::Value = third.json().await.unwrap();
@@ -84,7 +92,10 @@ async fn a_users_event_streams_are_capped_on_the_gateway() {
             .contains("GATEWAY_MAX_EVENT_STREAMS_PER_USER"),
         "{body}"
     );
-    assert_eq!(open_sse(&http, &base, &server.token("bob")).await.status(), 200);
+    assert_eq!(
+        open_sse(&http, &base, &server.token("bob")).await.status(),
+        200
+    );
     drop(first);
     wait_until("a closed SSE stream's slot is given back", 10, || async {
         open_sse(&http, &base, &alice).await.status() == 200
@@ -126,7 +137,9 @@ async fn an_upload_with_a_refused_token_is_answered_on_its_headers() {
     assert!(answer.contains("signature"), "the core's reason: {answer}");
     // A good token still uploads (the check lets it through to the handler).
     let png = {
-        let mut b = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+        let mut b = vec![
+            0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
+        ];
         b.resize(64 * 1024, 7);
         b
     };

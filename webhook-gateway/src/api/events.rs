@@ -27,10 +27,10 @@ use crate::error::GatewayError;
 
 use super::{
     Api,
-    stream_slots::StreamSlot,
     error::ErrorBody,
     extract::CallerContext,
     json::{Event, SseEnvelope},
+    stream_slots::StreamSlot,
 };
 
 /// The caller's events, live, as `text/event-stream`.

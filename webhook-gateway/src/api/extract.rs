@@ -90,8 +90,7 @@ pub struct BodyTime {
 impl BodyTime {
     /// How long to wait for the next piece of a body begun at `started`.
     fn next_wait(&self, started: Instant) -> Duration {
-        self.idle
-            .min(self.whole.saturating_sub(started.elapsed()))
+        self.idle.min(self.whole.saturating_sub(started.elapsed()))
     }
 }
 
@@ -142,7 +141,8 @@ pub async fn read_body(
 /// rather than a reset connection. Past that, the connection is simply closed.
 async fn drain(body: &mut Body, limit: usize, time: BodyTime, started: Instant) {
     let mut left = limit;
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout(time.next_wait(started), body.frame()).await
+    while let Ok(Some(Ok(frame))) =
+        tokio::time::timeout(time.next_wait(started), body.frame()).await
     {
         let n = frame.data_ref().map_or(0, |d| d.len());
         match left.checked_sub(n) {

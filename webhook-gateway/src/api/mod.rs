@@ -365,10 +365,7 @@ fn with_fresh_examples(doc: &serde_json::Value) -> serde_json::Value {
         .format("%Y-%m-%dT%H:00:00Z")
         .to_string();
     let schemas = &mut doc["components"]["schemas"];
-    for (schema, field) in [
-        ("SendSmsBody", "sendAt"),
-        ("MuteBody", "until"),
-    ] {
+    for (schema, field) in [("SendSmsBody", "sendAt"), ("MuteBody", "until")] {
         if let Some(p) = schemas[schema]["properties"].get_mut(field) {
             p["example"] = tomorrow.clone().into();
         }
@@ -389,8 +386,9 @@ pub fn router(api: Arc<Api>, cors: &CorsOrigins) -> Router {
             get(move || {
                 // Built per request (it is fetched rarely): its time examples are
                 // relative to now.
-                let document =
-                    Bytes::from(serde_json::to_vec_pretty(&with_fresh_examples(&doc)).unwrap_or_default());
+                let document = Bytes::from(
+                    serde_json::to_vec_pretty(&with_fresh_examples(&doc)).unwrap_or_default(),
+                );
                 async move {
                     (
                         [(

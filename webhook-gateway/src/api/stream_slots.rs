@@ -80,7 +80,11 @@ mod tests {
         let _b = slots.acquire("alice").unwrap();
         let refused = slots.acquire("alice").err().unwrap();
         assert_eq!(refused.status().as_u16(), 429);
-        assert!(refused.to_string().contains("GATEWAY_MAX_EVENT_STREAMS_PER_USER"));
+        assert!(
+            refused
+                .to_string()
+                .contains("GATEWAY_MAX_EVENT_STREAMS_PER_USER")
+        );
         assert!(slots.acquire("bob").is_ok(), "another user");
         drop(a);
         assert!(slots.acquire("alice").is_ok());

@@ -59,11 +59,7 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("static/dom.js"),
     ),
-    (
-        "icon.svg",
-        "image/svg+xml",
-        include_str!("static/icon.svg"),
-    ),
+    ("icon.svg", "image/svg+xml", include_str!("static/icon.svg")),
 ];
 
 fn answer(content_type: &'static str, contents: &'static str) -> Response {
@@ -114,8 +110,14 @@ mod tests {
             assert!(!contents.contains("<script>"), "{name}: inline script");
             assert!(!contents.contains("<style"), "{name}: inline style");
             assert!(!contents.contains(" style=\""), "{name}: style attribute");
-            assert!(!has_handler_attribute(contents), "{name}: inline event handler");
-            assert!(!contents.contains("innerHTML"), "{name}: text only, never markup");
+            assert!(
+                !has_handler_attribute(contents),
+                "{name}: inline event handler"
+            );
+            assert!(
+                !contents.contains("innerHTML"),
+                "{name}: text only, never markup"
+            );
             assert!(!contents.contains("eval("), "{name}");
         }
         // Each `./x.js` a module imports and each `/dev/assets/x` the page links is served.

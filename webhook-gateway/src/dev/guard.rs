@@ -100,7 +100,12 @@ mod tests {
 
     #[test]
     fn a_local_browser_or_fetcher_passes() {
-        for host in ["127.0.0.1:3003", "localhost:3003", "[::1]:3003", "localhost"] {
+        for host in [
+            "127.0.0.1:3003",
+            "localhost:3003",
+            "[::1]:3003",
+            "localhost",
+        ] {
             assert_eq!(refusal(LOCAL, &headers(&[("host", host)])), None, "{host}");
         }
         let same_site = headers(&[
@@ -124,8 +129,14 @@ mod tests {
         assert!(refusal(None, &host).is_some(), "no peer known");
         let cases: &[&[(&str, &str)]] = &[
             // A tunnel (ngrok) connects from loopback with the public name and XFF.
-            &[("host", "abc.ngrok.app"), ("x-forwarded-for", "203.0.113.9")],
-            &[("host", "127.0.0.1:3003"), ("x-forwarded-for", "203.0.113.9")],
+            &[
+                ("host", "abc.ngrok.app"),
+                ("x-forwarded-for", "203.0.113.9"),
+            ],
+            &[
+                ("host", "127.0.0.1:3003"),
+                ("x-forwarded-for", "203.0.113.9"),
+            ],
             &[("host", "127.0.0.1:3003"), ("forwarded", "for=203.0.113.9")],
             // DNS rebinding: a page's own name, resolved to 127.0.0.1.
             &[("host", "evil.example:3003")],
@@ -133,7 +144,10 @@ mod tests {
             &[("host", "[::1]x")],
             &[],
             // Another site's page calling through the browser.
-            &[("host", "127.0.0.1:3003"), ("origin", "https://evil.example")],
+            &[
+                ("host", "127.0.0.1:3003"),
+                ("origin", "https://evil.example"),
+            ],
             &[("host", "127.0.0.1:3003"), ("origin", "null")],
             &[("host", "127.0.0.1:3003"), ("sec-fetch-site", "cross-site")],
         ];

@@ -202,7 +202,10 @@ pub(super) async fn next_delivery(
             "must be a Twilio error code (five digits, e.g. 30003 or 30007)",
         ));
     }
-    console.backend.fail_next_delivery(&n, req.error_code).await?;
+    console
+        .backend
+        .fail_next_delivery(&n, req.error_code)
+        .await?;
     Ok(fresh(Json(serde_json::json!({
         "number": n,
         "errorCode": req.error_code,
@@ -227,9 +230,8 @@ pub(super) async fn upload_image(
         ));
     }
     let bytes = extract::read_body(&headers, body, phone_media::MAX_IMAGE_BYTES, IDLE).await?;
-    let content_type = phone_media::sniff(&bytes).ok_or_else(|| {
-        GatewayError::invalid("file", "must be a JPEG, PNG or GIF image")
-    })?;
+    let content_type = phone_media::sniff(&bytes)
+        .ok_or_else(|| GatewayError::invalid("file", "must be a JPEG, PNG or GIF image"))?;
     let url = console.images.add(content_type, bytes).ok_or_else(|| {
         GatewayError::refused(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -248,7 +250,10 @@ pub(super) async fn phone_image(
 ) -> Response {
     match console.images.get(&id) {
         Some(image) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static(image.content_type))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(image.content_type),
+            )],
             image.bytes,
         )
             .into_response(),

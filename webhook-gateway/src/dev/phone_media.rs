@@ -116,7 +116,10 @@ mod tests {
         let images = PhoneImages::new("0.0.0.0:3003".parse().unwrap());
         let png = Bytes::from_static(b"\x89PNG\r\n\x1a\nrest");
         let url = images.add("image/png", png.clone()).unwrap();
-        assert!(url.starts_with("http://127.0.0.1:3003/dev/phone-media/"), "{url}");
+        assert!(
+            url.starts_with("http://127.0.0.1:3003/dev/phone-media/"),
+            "{url}"
+        );
         assert_eq!(images.content_type_of(&url), Some("image/png"));
         assert_eq!(images.content_type_of("http://elsewhere/x"), None);
         let big = Bytes::from(vec![0u8; MAX_IMAGE_BYTES]);

@@ -254,15 +254,29 @@ async fn re_split_signed_webhooks_are_refused_by_name() {
     let sm2 = "SM00000000000000000000000000000002";
     for (form, field) in [
         (
-            vec![("AccountSid", AC), ("MessageSid", SM), ("MessageSid", sm2), ("MessageStatus", "sent")],
+            vec![
+                ("AccountSid", AC),
+                ("MessageSid", SM),
+                ("MessageSid", sm2),
+                ("MessageStatus", "sent"),
+            ],
             "MessageSid:",
         ),
         (
-            vec![("AccountSid", AC), ("MessageSid", SM), ("SmsSid", sm2), ("MessageStatus", "sent")],
+            vec![
+                ("AccountSid", AC),
+                ("MessageSid", SM),
+                ("SmsSid", sm2),
+                ("MessageStatus", "sent"),
+            ],
             "SmsSid:",
         ),
         (
-            vec![("AccountSid", AC), ("MessageSid", SM), ("MessageStatus", "teleported")],
+            vec![
+                ("AccountSid", AC),
+                ("MessageSid", SM),
+                ("MessageStatus", "teleported"),
+            ],
             "MessageStatus:",
         ),
     ] {

@@ -55,7 +55,10 @@ impl InboundWebhook {
             let content_type = p.required(&format!("MediaContentType{i}"))?;
             media.push((url.to_owned(), content_type.to_owned()));
         }
-        if let Some(extra) = p.names().find(|n| media_index(n).is_some_and(|i| i >= num_media)) {
+        if let Some(extra) = p
+            .names()
+            .find(|n| media_index(n).is_some_and(|i| i >= num_media))
+        {
             return Err(bad(extra, format!("is beyond NumMedia ({num_media})")));
         }
         Ok(Self {
@@ -330,7 +333,10 @@ mod tests {
         }
         // `MessageStatus` moved into the SID (the signature stays valid): refused.
         let f = form(&[
-            ("MessageSid", "SM0123456789abcdef0123456789abcdefMessageStatusdelivered"),
+            (
+                "MessageSid",
+                "SM0123456789abcdef0123456789abcdefMessageStatusdelivered",
+            ),
             ("AccountSid", AC),
             ("SmsStatus", "delivered"),
         ]);

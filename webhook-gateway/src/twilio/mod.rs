@@ -6,8 +6,8 @@
 //! not retry a 429, so refusing a signed webhook would lose the message or status.
 
 pub mod form;
-mod params;
 mod media;
+mod params;
 pub mod signature;
 mod verify;
 mod webhooks;

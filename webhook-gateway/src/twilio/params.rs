@@ -173,7 +173,10 @@ mod tests {
         assert!(!is_sid(&format!("AC{hex}"), &["SM", "MM"]));
         assert!(!is_sid(&format!("SM{hex}0"), &["SM"]), "too long");
         assert!(!is_sid("SM0123", &["SM"]), "too short");
-        assert!(!is_sid(&format!("SM{}", "g".repeat(32)), &["SM"]), "not hex");
+        assert!(
+            !is_sid(&format!("SM{}", "g".repeat(32)), &["SM"]),
+            "not hex"
+        );
         assert!(!is_sid(&format!("SM{hex}NumMedia0"), &["SM"]), "re-split");
     }
 
