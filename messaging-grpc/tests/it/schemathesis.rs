@@ -55,6 +55,18 @@ async fn schemathesis_finds_nothing_the_document_does_not_say() {
     // `st` keeps a cache folder where it runs: not in the source tree.
     let scratch = tempfile::tempdir().unwrap();
     let cwd = scratch.path().to_owned();
+    // The suite's own run is small and fixed; a deeper one at another seed by hand:
+    // SCHEMATHESIS_SEED=4242 SCHEMATHESIS_MAX_EXAMPLES=200 cargo nextest run … schemathesis
+    let setting = |var: &str, default: &str| {
+        std::env::var(var)
+            .ok()
+            .filter(|v| v.parse::<u64>().is_ok())
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let (seed, max_examples) = (
+        setting("SCHEMATHESIS_SEED", "17"),
+        setting("SCHEMATHESIS_MAX_EXAMPLES", "25"),
+    );
     let run = tokio::task::spawn_blocking(move || {
         Command::new("st")
             .current_dir(cwd)
@@ -62,7 +74,14 @@ async fn schemathesis_finds_nothing_the_document_does_not_say() {
             .args(["--header", &format!("Authorization: Bearer {token}")])
             .args(["--checks", "all"])
             .args(["--phases", "examples,coverage,fuzzing,stateful"])
-            .args(["--max-examples", "25", "--seed", "17", "--workers", "1"])
+            .args([
+                "--max-examples",
+                &max_examples,
+                "--seed",
+                &seed,
+                "--workers",
+                "1",
+            ])
             // Under the gateway's per-source limit (50/s), so 429s stay rare.
             .args(["--rate-limit", "40/s"])
             .args(["--request-timeout", "10"])
