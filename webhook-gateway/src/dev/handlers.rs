@@ -22,6 +22,11 @@ use crate::{api::extract, error::GatewayError};
 const JSON_LIMIT: usize = 64 * 1024;
 /// How long a client may pause while sending a body.
 const IDLE: Duration = Duration::from_secs(10);
+/// The console's bodies: pauses of at most IDLE, the whole body within a minute.
+const DEV_BODY_TIME: extract::BodyTime = extract::BodyTime {
+    idle: IDLE,
+    whole: Duration::from_secs(60),
+};
 /// Longest reply body (Twilio's limit for an inbound message is 1600 characters).
 const MAX_BODY_CHARS: usize = 1600;
 
@@ -51,7 +56,7 @@ async fn json_body<T: serde::de::DeserializeOwned + Default>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, GatewayError> {
-    let raw = extract::read_body(headers, body, JSON_LIMIT, IDLE).await?;
+    let raw = extract::read_body(headers, body, JSON_LIMIT, DEV_BODY_TIME).await?;
     extract::json(headers, &raw, false)
 }
 
@@ -229,7 +234,8 @@ pub(super) async fn upload_image(
             "expected the image itself, with Content-Type image/jpeg, image/png or image/gif",
         ));
     }
-    let bytes = extract::read_body(&headers, body, phone_media::MAX_IMAGE_BYTES, IDLE).await?;
+    let bytes =
+        extract::read_body(&headers, body, phone_media::MAX_IMAGE_BYTES, DEV_BODY_TIME).await?;
     let content_type = phone_media::sniff(&bytes)
         .ok_or_else(|| GatewayError::invalid("file", "must be a JPEG, PNG or GIF image"))?;
     let url = console.images.add(content_type, bytes).ok_or_else(|| {
