@@ -196,7 +196,18 @@ impl Messaging {
         let keys = self.records.keys().key_set(user_id, true).await?;
         // Ownership of `from`, opt-out and block are checked by the writer, in the
         // batch that writes the message (no reads before it).
-        let write = self.prepare(&keys, user_id, &req)?;
+        let write = match self.prepare(&keys, user_id, &req) {
+            Ok(write) => write,
+            // Nothing can be sealed (a shredded user): a number that is no longer the
+            // caller's is the answer that says what to fix, as it was before.
+            Err(e) => {
+                let db = self.records.store().conn();
+                if !store::numbers::is_owned_by(db, &req.from, user_id).await? {
+                    return Err(refusal(Refusal::NotOwner, &req));
+                }
+                return Err(e);
+            }
+        };
         let (row, name_ct) = match self.records.write_message(write).await? {
             Written::Committed(row, name_ct) => (*row, name_ct),
             Written::Refused(why) => return Err(refusal(why, &req)),

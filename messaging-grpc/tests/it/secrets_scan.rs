@@ -291,7 +291,7 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
 
     // A message to a number nobody owns, and an inbound MMS whose download fails.
     let form = pairs(&[
-        ("MessageSid", "SM0000000000000000000000000000sc02"),
+        ("MessageSid", "SM00000000000000000000000000005c02"),
         ("AccountSid", twilio_fake::ACCOUNT_SID),
         ("From", DAVE),
         ("To", "+12025550999"),
@@ -310,7 +310,7 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
     drop(closed);
     let failing_url = format!("http://127.0.0.1:{closed_port}/{FAILING_PATH}/x.png");
     let form = pairs(&[
-        ("MessageSid", "SM0000000000000000000000000000sc03"),
+        ("MessageSid", "SM00000000000000000000000000005c03"),
         ("AccountSid", twilio_fake::ACCOUNT_SID),
         ("From", CAROL),
         ("To", OWN),
@@ -473,7 +473,7 @@ async fn no_secret_in_logs_database_media_or_spans_after_a_full_scenario() {
         "the logs were captured at debug level"
     );
     assert!(
-        String::from_utf8_lossy(&stderr).contains("/api/blocked-numbers/%2B*******0199"),
+        String::from_utf8_lossy(&stderr).contains("/api/blocked-numbers/%2B*******0142"),
         "the request log of the unblock was captured, masked"
     );
     assert_clean("stdout", &stdout, &everywhere);
