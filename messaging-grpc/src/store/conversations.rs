@@ -7,71 +7,14 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, ExprTrait, OnConflict},
+    sea_query::{Expr, ExprTrait},
 };
 
 use super::{
     entities::{conversation as conv, message},
     messages::INBOUND,
 };
-
-/// What a new message changes in its conversation.
-pub struct MessageWritten<'a> {
-    pub user_id: &'a str,
-    pub contact_id: &'a str,
-    pub owner_e164: &'a str,
-    pub message_id: &'a str,
-    pub at: DateTime<Utc>,
-    /// 1 for an unread inbound message, 0 otherwise.
-    pub unread_delta: i64,
-}
-
-/// Upserts the conversation for a new message. The last message only moves forward in
-/// time, so writes committed out of order (clock skew between replicas) keep the newest.
-/// Returns the row as it now is (one statement: the unread count and mute state the
-/// message's event carries come back with the upsert, not from another read).
-pub async fn record_message(
-    db: &impl ConnectionTrait,
-    m: MessageWritten<'_>,
-) -> Result<conv::Model, DbErr> {
-    let row = conv::ActiveModel {
-        user_id: Set(m.user_id.to_owned()),
-        contact_id: Set(m.contact_id.to_owned()),
-        owner_e164: Set(m.owner_e164.to_owned()),
-        last_message_id: Set(m.message_id.to_owned()),
-        last_message_at: Set(m.at),
-        unread_count: Set(m.unread_delta),
-        updated_at: Set(m.at),
-        archived: Set(false),
-        muted: Set(false),
-        muted_until: Set(None),
-    };
-    let newer = "excluded.last_message_at >= conversations.last_message_at";
-    let pick = |col: &str| {
-        Expr::cust(format!(
-            "CASE WHEN {newer} THEN excluded.{col} ELSE conversations.{col} END"
-        ))
-    };
-    conv::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([conv::Column::UserId, conv::Column::ContactId])
-                .values([
-                    (conv::Column::OwnerE164, pick("owner_e164")),
-                    (conv::Column::LastMessageId, pick("last_message_id")),
-                    (conv::Column::LastMessageAt, pick("last_message_at")),
-                    (
-                        conv::Column::UnreadCount,
-                        Expr::cust("conversations.unread_count + excluded.unread_count"),
-                    ),
-                    (conv::Column::UpdatedAt, pick("updated_at")),
-                ])
-                .to_owned(),
-        )
-        .exec_with_returning(db)
-        .await
-}
 
 /// Reads the conversation row and, on PostgreSQL, locks it until the transaction ends.
 pub async fn lock(

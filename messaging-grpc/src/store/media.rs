@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, Statement, Value, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Statement, Value, sea_query::Expr,
 };
 
 use super::entities::{media, message_media};
@@ -40,27 +40,6 @@ pub async fn find_many(
     ids: Vec<String>,
 ) -> Result<Vec<media::Model>, DbErr> {
     owned::find_many::<media::Entity>(db, user_id, ids).await
-}
-
-/// Links media to a message, in order. `_any`: link rows carry no user id; the
-/// caller writes them in the transaction that writes the user's message.
-pub async fn link_any(
-    db: &impl ConnectionTrait,
-    rows: Vec<message_media::Model>,
-) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let models = rows.into_iter().map(|r| message_media::ActiveModel {
-        message_id: Set(r.message_id),
-        position: Set(r.position),
-        media_id: Set(r.media_id),
-        url_ct: Set(r.url_ct),
-    });
-    message_media::Entity::insert_many(models)
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
 }
 
 /// The media links of some messages. `_any`: link rows carry no user id (they hang

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    QueryFilter, Statement, Value, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, Statement,
+    Value, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -14,26 +14,6 @@ use super::{
     entities::{message, outbox},
     now,
 };
-
-/// Queues `message_id` for immediate dispatch.
-pub async fn enqueue(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-    message_id: &str,
-) -> Result<(), DbErr> {
-    outbox::Entity::insert(outbox::ActiveModel {
-        message_id: Set(message_id.to_owned()),
-        user_id: Set(user_id.to_owned()),
-        attempts: Set(0),
-        next_attempt_at: Set(now()),
-        claimed_until: Set(None),
-        last_error: Set(None),
-        claim_token: Set(None),
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
-}
 
 /// A claimed job. `token` fences every outcome write: a dispatcher whose lease ran
 /// out (and was claimed by another) can no longer change the job or its message.

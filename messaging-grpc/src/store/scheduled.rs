@@ -2,31 +2,9 @@
 //! The dispatcher's claim only takes due jobs, so the job simply waits in the table
 //! (surviving restarts) until then.
 
-use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 
 use super::entities::outbox;
-
-/// Queues `message_id` for dispatch at `due`.
-pub async fn enqueue_at(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-    message_id: &str,
-    due: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    outbox::Entity::insert(outbox::ActiveModel {
-        message_id: Set(message_id.to_owned()),
-        user_id: Set(user_id.to_owned()),
-        attempts: Set(0),
-        next_attempt_at: Set(due),
-        claimed_until: Set(None),
-        last_error: Set(None),
-        claim_token: Set(None),
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
-}
 
 /// Removes the jobs of the user's messages with these ids (a canceled or deleted
 /// scheduled message must never be claimed).
