@@ -166,4 +166,3 @@ async fn delete_objects(media: &Media, keys: &[String]) -> u64 {
     }
     media.delete_objects(keys).await
 }
-
