@@ -1,10 +1,9 @@
-//! The crate's one error type, and its single mapping to gRPC status codes.
+//! The crate's one error type (and `CryptoError`, the crypto module's, which it wraps),
+//! and its single mapping to gRPC status codes.
 
 use sea_orm::DbErr;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
-
-use crate::crypto::CryptoError;
 
 /// Errors of the domain, store and crypto layers.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +39,22 @@ pub enum Error {
     MediaStore(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+/// Everything that can go wrong in `crate::crypto`. None of the variants carries key or
+/// plaintext material.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("ciphertext is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("ciphertext failed authentication (tampered, moved to another row, or wrong key)")]
+    Authentication,
+    #[error("master key `{0}` is not configured")]
+    UnknownMasterKey(String),
+    #[error("operating system random generator failed")]
+    Random,
+    #[error("plaintext is too large to encrypt")]
+    TooLarge,
 }
 
 impl Error {

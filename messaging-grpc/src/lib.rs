@@ -20,6 +20,7 @@ pub mod media;
 pub mod messaging;
 pub mod metrics;
 pub mod phone;
+pub mod probes;
 pub mod provider;
 pub mod realtime;
 pub mod redact;

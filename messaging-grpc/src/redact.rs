@@ -5,6 +5,9 @@
 //! puts the full request URL (a media path, a `To=` query) into its errors; either
 //! would put in clear at rest what the store keeps sealed.
 
+/// What a secret prints as (configuration dumps, settings' `Debug`).
+pub const REDACTED: &str = "[REDACTED]";
+
 /// Fewest digits a run must have to count as a phone number (E.164 numbers have 7 to
 /// 15; Twilio error codes have 5 and stay readable).
 const MIN_NUMBER_DIGITS: usize = 7;

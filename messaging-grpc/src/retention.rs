@@ -166,24 +166,3 @@ async fn delete_objects(media: &Media, keys: &[String]) -> u64 {
     }
     media.delete_objects(keys).await
 }
-
-/// MESSAGE_RETENTION_DAYS and its tuning; `None` when unset (keep forever).
-pub fn settings(
-    get: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<RetentionSettings>, crate::config::ConfigError> {
-    if get("MESSAGE_RETENTION_DAYS").is_none() {
-        return Ok(None);
-    }
-    let days = crate::config::number(get, "MESSAGE_RETENTION_DAYS", 0, 1, 36_500)?;
-    Ok(Some(RetentionSettings {
-        max_age: Duration::from_secs(days * 86_400),
-        interval: Duration::from_millis(crate::config::number(
-            get,
-            "MESSAGE_RETENTION_INTERVAL_MS",
-            3_600_000,
-            10,
-            86_400_000,
-        )?),
-        batch: crate::config::number(get, "MESSAGE_RETENTION_BATCH", 500, 1, 10_000)?,
-    }))
-}

@@ -12,6 +12,7 @@ mod config;
 mod conn_limit;
 mod core;
 mod core_tls;
+mod credentials;
 mod dev;
 mod error;
 #[doc(hidden)]

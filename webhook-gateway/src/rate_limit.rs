@@ -115,7 +115,7 @@ pub(crate) async fn limit(
         // Over the budget, a request whose credentials cannot be good still learns that
         // its token is the problem (401), not to retry later (429).
         if matches!(face, Face::Rest)
-            && let Err(refusal) = crate::api::credentials::precheck(&req)
+            && let Err(refusal) = crate::credentials::precheck(&req)
         {
             return refusal.into_response();
         }

@@ -2,6 +2,7 @@
 
 pub mod admin_client;
 pub mod dev_console;
+pub mod dev_identity;
 pub mod export;
 pub mod health;
 pub mod keys;

@@ -11,17 +11,16 @@ use webhook_gateway::GatewayConfig;
 use crate::{
     App, Config, Mode,
     auth::{JwtIssuer, Role},
-    cli::dev_console::{Console, WebhookReceipts},
+    cli::{
+        dev_console::{Console, WebhookReceipts},
+        dev_identity::{dev_twilio_identity, env},
+    },
     config::JwtKeyConfig,
-    dev_secrets::DevSecrets,
     provider::{ConsoleProvider, PhoneLog, StatusSink},
 };
 
 /// How long after a send the console provider reports the message delivered.
 const CONSOLE_DELIVERY_DELAY: Duration = Duration::from_secs(1);
-
-/// The Twilio account the dev gateway accepts when no TWILIO_ACCOUNT_SID is set.
-pub const DEV_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 
 pub fn dev_token(
     config: &Config,
@@ -205,28 +204,6 @@ fn dev_console(
     }
     let backend = Console::new(config, app.admin.clone(), phones, gateway)?;
     Ok(webhook_gateway::DevConsole::new(Arc::new(backend), gateway))
-}
-
-/// Reads a variable of the process environment (trimmed, non-empty).
-pub fn env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
-/// Twilio account SID and webhook auth token of the local stack: the environment's
-/// when set, otherwise the dev account and a token generated in the data folder (what
-/// `messaging webhook …` signs with).
-pub fn dev_twilio_identity(config: &Config) -> anyhow::Result<(String, String)> {
-    let account = env("TWILIO_ACCOUNT_SID").unwrap_or_else(|| DEV_ACCOUNT_SID.to_owned());
-    let token = match env("TWILIO_AUTH_TOKEN") {
-        Some(t) => t.split(',').next().unwrap_or_default().trim().to_owned(),
-        None => DevSecrets::new(&config.data_dir)
-            .twilio_auth_token()
-            .map_err(anyhow::Error::msg)?,
-    };
-    Ok((account, token))
 }
 
 /// The gateway's settings for the local stack: the environment's values where set,

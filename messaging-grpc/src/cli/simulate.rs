@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use webhook_gateway::signature;
 
-use crate::{Config, Mode, cli::run::dev_twilio_identity, provider::Receipt};
+use crate::{Config, Mode, cli::dev_identity::dev_twilio_identity, provider::Receipt};
 
 /// A webhook to simulate.
 pub enum Simulated {

@@ -12,11 +12,12 @@ use secrecy::{ExposeSecret, SecretBox};
 mod delivery;
 mod media;
 mod redacted;
+mod retention;
 mod schedule;
 mod tls;
 
 pub use delivery::{EventSettings, ProviderConfig, TwilioCredentials};
-pub use redacted::{REDACTED, url_without_password};
+pub use redacted::url_without_password;
 pub use tls::GrpcTls;
 
 use crate::{
@@ -257,7 +258,7 @@ impl Config {
                 Some("off") => None,
                 _ => Some(addr("MESSAGING_METRICS_ADDR", "127.0.0.1:9464")?),
             },
-            retention: crate::retention::settings(&get)?,
+            retention: retention::retention(&get)?,
         };
         config.validate()?;
         Ok(config)

@@ -8,8 +8,7 @@ use secrecy::ExposeSecret;
 
 use super::{Config, JwtKeyConfig};
 
-/// What a secret prints as.
-pub const REDACTED: &str = "[REDACTED]";
+use crate::redact::REDACTED;
 
 /// `url` with the password of its user-info (`postgres://user:pw@host/db`) and any
 /// `password=` query parameter replaced by [`REDACTED`].

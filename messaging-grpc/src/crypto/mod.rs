@@ -25,23 +25,10 @@ pub use rotation::{KeyStatus, MasterKeyUse, Rotation};
 pub use user_keys::{Cleartext, KeySet, UserKeys};
 pub use wrap::{unwrap_dek, wrap_dek};
 
-use zeroize::{Zeroize, ZeroizeOnDrop};
+/// Defined with the crate's error (which wraps it), so that `error` needs nothing of `crypto`.
+pub use crate::error::CryptoError;
 
-/// Everything that can go wrong in this module. None of the variants carries key or
-/// plaintext material.
-#[derive(Debug, thiserror::Error)]
-pub enum CryptoError {
-    #[error("ciphertext is malformed: {0}")]
-    Malformed(&'static str),
-    #[error("ciphertext failed authentication (tampered, moved to another row, or wrong key)")]
-    Authentication,
-    #[error("master key `{0}` is not configured")]
-    UnknownMasterKey(String),
-    #[error("operating system random generator failed")]
-    Random,
-    #[error("plaintext is too large to encrypt")]
-    TooLarge,
-}
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// A 256-bit data key. Zeroized when dropped; never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]

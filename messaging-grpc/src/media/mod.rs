@@ -44,7 +44,7 @@ const S3_SECRETS: &[&str] = &["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 
 impl std::fmt::Debug for MediaSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redacted = crate::config::REDACTED;
+        let redacted = crate::redact::REDACTED;
         let s3: Vec<(&str, &str)> = self
             .s3_options
             .iter()

@@ -1,14 +1,13 @@
 //! The core's metrics: names and labels in one place (what the README lists), the
-//! gRPC layer, the provider wrapper and the gauges read at scrape time. Values go
+//! gRPC layer and the provider wrapper (the gauges read at scrape time are `crate::probes`:
+//! they read the store, which records these). Values go
 //! through the `metrics` facade; with no metrics address configured nothing records
 //! them. Labels are bounded sets (methods, codes, outcomes): never ids, numbers or
 //! content.
 
 mod grpc;
-mod probes;
 
 pub use grpc::GrpcMetricsLayer;
-pub use probes::CoreProbes;
 
 /// Prefix of every metric of the core (its endpoint shows only these).
 pub const PREFIX: &str = "messaging_";

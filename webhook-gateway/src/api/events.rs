@@ -73,7 +73,7 @@ pub async fn watch(
     let events = client.watch_events(call).await?.into_inner();
     // The core accepted the token: its subject is whose stream this is. Over the
     // user's share, the core stream just opened is dropped (closed) with the answer.
-    let user = super::credentials::subject(&ctx.authorization).unwrap_or_default();
+    let user = crate::credentials::subject(&ctx.authorization).unwrap_or_default();
     let slot = api.streams.acquire(&user)?;
     // The stream ends when the client leaves (hyper drops the body), the core ends it,
     // an event cannot be read or shown, or the gateway stops; the client then

@@ -6,7 +6,6 @@
 mod blocked;
 mod contacts;
 mod conversations;
-pub(crate) mod credentials;
 mod error;
 mod events;
 pub(crate) mod extract;

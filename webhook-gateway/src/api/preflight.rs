@@ -4,7 +4,7 @@
 //! posting 4 MB to `/api/media` with a bad token must cost the gateway nothing, not
 //! 60 buffers of 4 MB.
 //!
-//! How: first the token's shape ([`super::credentials::precheck`]: no token, not a
+//! How: first the token's shape ([`crate::credentials::precheck`]: no token, not a
 //! JWT, expired — refused on the spot); then the core's own verdict, by opening an
 //! `UploadMedia` stream and ending it at once. The core authenticates every call in
 //! its interceptor before the handler runs, so a bad token is UNAUTHENTICATED and a
@@ -24,7 +24,8 @@ use axum::{
 };
 use hyper::{HeaderMap, Method, header};
 
-use super::{Api, credentials};
+use super::Api;
+use crate::credentials;
 use crate::trace::{self, TraceParent};
 
 /// Bodies up to this size are read before the core sees the token (JSON requests);
