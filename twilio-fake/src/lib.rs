@@ -19,6 +19,11 @@
 //!   `DateSent` filter; it filters `To`/`From`, lists newest `date_sent` first, and pages
 //!   by `PageSize` (default 50, at most 1000) with relative `next_page_uri`s carrying a
 //!   `PageToken` (`Page` is only echoed, as Twilio says it is "simply for client state").
+//! - A create takes time ([`FakeTwilio::set_create_latency`]: fixed or a range; default
+//!   none) and, like Twilio's, is not aborted when the caller hangs up: a client that
+//!   times out still finds the message created when the latency is over.
+//! - The list shows a new message only [`FakeTwilio::set_list_lag`] after its create
+//!   completed (default 0); a fetch by SID finds it at once.
 
 mod list;
 mod model;
@@ -50,13 +55,57 @@ pub enum Scripted {
         code: i64,
         message: String,
     },
-    /// Succeed after this delay.
+    /// Succeed after this delay (instead of the create latency). The create completes
+    /// even if the caller hung up meanwhile, as Twilio's does.
     Slow(Duration),
     /// Close the connection without answering; nothing is created.
     Drop,
     /// Create the message, then close the connection without answering (the caller
     /// cannot know it was sent). For a list read, the same as [`Scripted::Drop`].
     CreateThenDrop,
+}
+
+/// How long a create takes before the fake answers it (and the message exists).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Latency {
+    /// Answered at once.
+    #[default]
+    None,
+    Fixed(Duration),
+    /// Uniformly spread between the two bounds.
+    Range(Duration, Duration),
+}
+
+impl Latency {
+    /// `150` (milliseconds) or `100-300`; `0` is none.
+    pub fn parse_millis(spec: &str) -> Option<Self> {
+        let ms = |v: &str| v.trim().parse::<u64>().ok().map(Duration::from_millis);
+        Some(match spec.split_once('-') {
+            Some((lo, hi)) => {
+                let (lo, hi) = (ms(lo)?, ms(hi)?);
+                if lo > hi {
+                    return None;
+                }
+                Self::Range(lo, hi)
+            }
+            None => match ms(spec)? {
+                Duration::ZERO => Self::None,
+                d => Self::Fixed(d),
+            },
+        })
+    }
+
+    /// One create's latency.
+    pub(crate) fn sample(self) -> Duration {
+        match self {
+            Self::None => Duration::ZERO,
+            Self::Fixed(d) => d,
+            Self::Range(lo, hi) => {
+                let span = (hi - lo).as_nanos() as u64;
+                lo + Duration::from_nanos(routes::random_u64() % span.max(1))
+            }
+        }
+    }
 }
 
 /// One request as received.
@@ -127,6 +176,10 @@ pub(crate) struct State {
     /// While set, every Messages API call answers this status and does nothing (a
     /// Twilio incident), however many requests come.
     pub outage: Option<u16>,
+    /// How long each create takes (unless scripted).
+    pub create_latency: Latency,
+    /// How long after its create completed a message shows in the list.
+    pub list_lag: Duration,
 }
 
 impl State {
@@ -138,13 +191,16 @@ impl State {
         }
     }
 
-    /// Takes a newly created message into the queue.
+    /// Takes a newly created message into the queue: its create completed now (its
+    /// `date_created` is when the request arrived).
     pub fn enqueue(&mut self, mut m: FakeMessage) {
+        let now = Utc::now();
         m.release_at = if self.held {
             None
         } else {
-            Some(m.created_at + chrono_duration(self.queue_hold))
+            Some(now.max(m.created_at) + chrono_duration(self.queue_hold))
         };
+        m.listed_at = now + chrono_duration(self.list_lag);
         self.messages.push(m);
     }
 }
@@ -244,6 +300,24 @@ impl FakeTwilio {
             m.release_at = if hold { None } else { Some(now) };
         }
         state.tick();
+    }
+
+    /// How long each create takes before it is answered and the message exists
+    /// (scripted steps aside; [`Scripted::Slow`] replaces it for one create). The create
+    /// completes even when the caller hung up first, as Twilio's does. Default: none.
+    pub fn set_create_latency(&self, latency: Latency) {
+        self.shared.lock().create_latency = latency;
+    }
+
+    /// How long after its create completed a message first shows in the list
+    /// (`GET …/Messages.json`), as Twilio's list trails its creates. Default: zero.
+    pub fn set_list_lag(&self, lag: Duration) {
+        self.shared.lock().list_lag = lag;
+    }
+
+    /// How many messages were created (cheaper than [`Self::messages`] for polling).
+    pub fn created_count(&self) -> usize {
+        self.shared.lock().messages.len()
     }
 
     /// Every request received so far.

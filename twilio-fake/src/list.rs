@@ -220,10 +220,12 @@ pub(crate) fn page(
         )
     };
     let base = format!("/2010-04-01/Accounts/{account_sid}/Messages.json");
+    // The list trails the creates: a message shows only once its lag is over.
+    let now = Utc::now();
     let mut found: Vec<(Key, &FakeMessage)> = messages
         .iter()
         .enumerate()
-        .filter(|(_, m)| q.matches(m))
+        .filter(|(_, m)| m.listed_at <= now && q.matches(m))
         .map(|(i, m)| (key(i, m), m))
         .collect();
     found.sort_by_key(|(k, _)| std::cmp::Reverse(*k));

@@ -24,6 +24,8 @@ pub struct FakeMessage {
     pub updated_at: DateTime<Utc>,
     /// When a `queued` message leaves the queue (`None`: held until released).
     pub(crate) release_at: Option<DateTime<Utc>>,
+    /// When the list first shows it (its create completed, plus the list's lag).
+    pub(crate) listed_at: DateTime<Utc>,
 }
 
 impl FakeMessage {

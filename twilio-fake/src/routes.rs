@@ -92,7 +92,7 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Resul
         ));
     }
     match (method.clone(), rest) {
-        (Method::POST, "Messages.json") => create(&shared, &form).await,
+        (Method::POST, "Messages.json") => create(&shared, form).await,
         (Method::GET, "Messages.json") => list(&shared, &query).await,
         (Method::GET | Method::DELETE, media)
             if media.starts_with("Messages/") && media.contains("/Media/") =>
@@ -203,28 +203,48 @@ async fn scripted(step: Option<Scripted>) -> Option<Result<Resp, Dropped>> {
     None
 }
 
-async fn create(shared: &Shared, form: &[(String, String)]) -> Result<Resp, Dropped> {
-    let step = shared.lock().script.pop_front();
+async fn create(shared: &Arc<Shared>, form: Vec<(String, String)>) -> Result<Resp, Dropped> {
+    let (step, latency) = {
+        let mut state = shared.lock();
+        (state.script.pop_front(), state.create_latency)
+    };
+    let latency = match &step {
+        Some(Scripted::Slow(delay)) => *delay,
+        _ => latency.sample(),
+    };
     if let Some(Scripted::CreateThenDrop) = step {
-        if let Ok(m) = validate(shared, form) {
+        if let Ok(m) = validate(shared, &form) {
+            tokio::time::sleep(latency).await;
             shared.lock().enqueue(m);
         }
         return Err(Dropped);
     }
-    if let Some(answer) = scripted(step).await {
-        return answer;
-    }
-    match validate(shared, form) {
-        // Twilio answers a create with the message as created: queued, not yet sent.
-        Ok(m) => {
-            let json = m.to_json();
-            shared.lock().enqueue(m);
-            Ok(json_resp(StatusCode::CREATED, json))
+    if !matches!(step, None | Some(Scripted::Slow(_))) {
+        tokio::time::sleep(latency).await;
+        if let Some(answer) = scripted(step).await {
+            return answer;
         }
-        Err((code, message)) => Ok(json_resp(
+    }
+    // Twilio does not abort a create when the caller hangs up: the create runs on its
+    // own task, which finishes (and stores the message) whether or not this answer is
+    // still awaited. `date_created` is the request's arrival.
+    let validated = validate(shared, &form);
+    let shared = shared.clone();
+    let created = tokio::spawn(async move {
+        tokio::time::sleep(latency).await;
+        let m = validated?;
+        let json = m.to_json();
+        shared.lock().enqueue(m);
+        Ok::<_, (i64, String)>(json)
+    });
+    match created.await {
+        // Twilio answers a create with the message as created: queued, not yet sent.
+        Ok(Ok(json)) => Ok(json_resp(StatusCode::CREATED, json)),
+        Ok(Err((code, message))) => Ok(json_resp(
             StatusCode::BAD_REQUEST,
             error_body(400, code, &message),
         )),
+        Err(_) => Err(Dropped),
     }
 }
 
@@ -280,16 +300,27 @@ fn validate(shared: &Shared, form: &[(String, String)]) -> Result<FakeMessage, (
         date_sent: None,
         updated_at: now,
         release_at: None,
+        listed_at: now,
     })
 }
 
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Unique enough for SIDs in tests, without a random crate.
 fn rand_u128() -> u128 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(1);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let t = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128;
     (t << 64) | u128::from(n)
+}
+
+/// Spread enough for latency ranges (splitmix64 of a counter and the clock).
+pub(crate) fn random_u64() -> u64 {
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+    let mut z = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ t;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 async fn list(shared: &Shared, query: &[(String, String)]) -> Result<Resp, Dropped> {
