@@ -227,7 +227,7 @@ impl Graph {
                     continue;
                 };
                 let absolute = match absolute.first().and_then(|n| root_exports.get(n)) {
-                    Some(full) if !modules.contains(&absolute[..1].to_vec()) => full.clone(),
+                    Some(full) if !modules.contains(&absolute[..1]) => full.clone(),
                     _ => absolute,
                 };
                 let Some(target) = (1..=absolute.len())

@@ -1,6 +1,8 @@
 //! The fake's timing, as Twilio's: a create takes its latency, completes although the
 //! caller hung up, and shows in the list only after the list's lag.
 
+#![allow(clippy::unwrap_used)] // a test: a failed call is the failure
+
 use std::time::{Duration, Instant};
 
 use twilio_fake::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Latency, Scripted};
