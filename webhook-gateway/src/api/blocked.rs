@@ -1,5 +1,7 @@
 //! `GET|POST /api/blocked-numbers`, `DELETE /api/blocked-numbers/{number}`.
 
+pub(super) mod json;
+
 use std::sync::Arc;
 
 use axum::{
@@ -12,11 +14,11 @@ use hyper::HeaderMap;
 
 use crate::error::GatewayError;
 
+use self::json::{BlockBody, BlockedNumber, BlockedNumberPage, Unblocked};
 use super::{
     Api,
     error::ErrorBody,
     extract::{self, CallerContext, Id},
-    json::{BlockBody, BlockedNumber, BlockedNumberPage, Unblocked},
 };
 
 /// The caller's blocked numbers, most recently blocked first.

@@ -1,5 +1,7 @@
 //! `PUT /api/contacts/{contactId}/name`.
 
+pub(super) mod json;
+
 use std::sync::Arc;
 
 use axum::{Json, body::Body, extract::State};
@@ -8,11 +10,11 @@ use hyper::HeaderMap;
 
 use crate::error::GatewayError;
 
+use self::json::{Contact, ContactNameBody};
 use super::{
     Api,
     error::ErrorBody,
     extract::{self, CallerContext, Id},
-    json::{Contact, ContactNameBody},
 };
 
 /// Name a contact.

@@ -1,6 +1,8 @@
 //! `GET /api/messages/conversations[/{contactId}]` and
 //! `PUT /api/messages/conversations/{contactId}/read`.
 
+pub(super) mod json;
+
 use std::sync::Arc;
 
 use axum::{
@@ -13,11 +15,13 @@ use hyper::HeaderMap;
 
 use crate::error::GatewayError;
 
+use self::json::{
+    ConversationMessages, ConversationPage, ConversationRead, MarkConversationReadBody,
+};
 use super::{
     Api,
     error::ErrorBody,
     extract::{self, CallerContext, Id},
-    json::{ConversationMessages, ConversationPage, ConversationRead, MarkConversationReadBody},
 };
 
 /// The caller's conversations, most recently active first.

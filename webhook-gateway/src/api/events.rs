@@ -3,6 +3,8 @@
 //! cursor: a client that reconnects with `Last-Event-ID` (what EventSource-style
 //! clients do by themselves) resumes without a gap or a duplicate.
 
+pub(super) mod json;
+
 use std::{
     convert::Infallible,
     future::Future,
@@ -25,13 +27,8 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::error::GatewayError;
 
-use super::{
-    Api,
-    error::ErrorBody,
-    extract::CallerContext,
-    json::{Event, SseEnvelope},
-    stream_slots::StreamSlot,
-};
+use self::json::{Event, SseEnvelope};
+use super::{Api, error::ErrorBody, extract::CallerContext, stream_slots::StreamSlot};
 
 /// The caller's events, live, as `text/event-stream`.
 ///

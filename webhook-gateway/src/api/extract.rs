@@ -314,7 +314,7 @@ pub fn idempotency_key(headers: &HeaderMap, body: Option<String>) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::json::SendSmsBody;
+    use crate::api::messages::json::SendSmsBody;
 
     fn headers(ct: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

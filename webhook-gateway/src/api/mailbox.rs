@@ -1,6 +1,8 @@
 //! Conversation state: `PUT|DELETE /api/messages/conversations/{contactId}/archive`,
 //! `PUT|DELETE …/mute`, and `DELETE /api/messages/conversations/{contactId}`.
 
+pub(super) mod json;
+
 use std::sync::Arc;
 
 use axum::{Json, body::Body, extract::State};
@@ -9,11 +11,12 @@ use hyper::HeaderMap;
 
 use crate::error::GatewayError;
 
+use self::json::{DeletedConversation, MuteBody};
 use super::{
     Api,
+    conversations::json::Conversation,
     error::ErrorBody,
     extract::{self, CallerContext, Id},
-    json::{Conversation, DeletedConversation, MuteBody},
 };
 
 /// Archive a conversation.

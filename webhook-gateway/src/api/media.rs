@@ -3,6 +3,8 @@
 //! Both buffer the image (5 MB at most) on this side: a slow client then never holds
 //! a core call open, and an upload that breaks off never reaches the core.
 
+pub(super) mod json;
+
 use std::{convert::Infallible, sync::Arc};
 
 use axum::{
@@ -22,11 +24,11 @@ use utoipa::ToSchema;
 
 use crate::error::GatewayError;
 
+use self::json::Media;
 use super::{
     Api,
     error::ErrorBody,
     extract::{self, CallerContext, Id},
-    json::Media,
 };
 
 /// Room for multipart boundaries and part headers around the file itself.

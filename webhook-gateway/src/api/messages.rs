@@ -1,6 +1,8 @@
 //! `POST /api/messages/send`, `POST /api/messages/send-mms`, `PUT /api/messages/{id}/read`,
 //! `POST /api/messages/{id}/cancel`, `DELETE /api/messages/{id}`.
 
+pub(super) mod json;
+
 use std::sync::Arc;
 
 use axum::{Json, body::Body, extract::State};
@@ -9,11 +11,11 @@ use hyper::HeaderMap;
 
 use crate::error::GatewayError;
 
+use self::json::{DeletedMessage, Message, SendMmsBody, SendResponse, SendSmsBody};
 use super::{
     Api,
     error::ErrorBody,
     extract::{self, CallerContext, Id},
-    json::{DeletedMessage, Message, SendMmsBody, SendResponse, SendSmsBody},
 };
 
 /// Queue an SMS.

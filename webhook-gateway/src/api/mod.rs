@@ -44,7 +44,7 @@ pub mod bench {
     use commpro_messaging_api::v1 as pb;
     use hyper::{HeaderMap, header};
 
-    use super::json::{ConversationMessages, SendSmsBody};
+    use super::{conversations::json::ConversationMessages, messages::json::SendSmsBody};
 
     /// Parses a `POST /api/messages/send` body as the handler does.
     pub fn parse_send(body: &[u8]) -> bool {
@@ -71,8 +71,12 @@ pub mod bench {
 pub mod fuzz {
     use hyper::{HeaderMap, StatusCode, header};
 
-    use super::json::{
-        BlockBody, ContactNameBody, MarkConversationReadBody, MuteBody, SendMmsBody, SendSmsBody,
+    use super::{
+        blocked::json::BlockBody,
+        contacts::json::ContactNameBody,
+        conversations::json::MarkConversationReadBody,
+        mailbox::json::MuteBody,
+        messages::json::{SendMmsBody, SendSmsBody},
     };
     use crate::error::GatewayError;
 
@@ -160,7 +164,7 @@ Errors are `{error, code, field?}`.",
     ),
     modifiers(&BearerAuth),
     // The `data` of every SSE event; named by `SseEnvelope` rather than referenced.
-    components(schemas(json::Event)),
+    components(schemas(events::json::Event)),
     tags(
         (name = "messages", description = "Sending (now or scheduled), canceling, searching, deleting, and marking one message read"),
         (name = "conversations", description = "Conversations: read state, archive, mute, delete"),

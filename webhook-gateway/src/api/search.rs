@@ -1,5 +1,7 @@
 //! `GET /api/messages/search`: SearchMessages over the blind index.
 
+pub(super) mod json;
+
 use std::sync::Arc;
 
 use axum::{
@@ -11,11 +13,11 @@ use hyper::HeaderMap;
 
 use crate::error::GatewayError;
 
+use self::json::SearchResults;
 use super::{
     Api,
     error::ErrorBody,
     extract::{self, CallerContext},
-    json::SearchResults,
 };
 
 /// Search the caller's messages.
