@@ -75,6 +75,14 @@ impl From<tonic::Status> for GatewayError {
     }
 }
 
+/// A conversion that cannot fail (a REST shape's `From` of the core's answer), so
+/// `TryFrom` and `From` shapes are rendered alike (`api/call.rs`).
+impl From<std::convert::Infallible> for GatewayError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 /// Who is answered: the same core status means something else to each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Face {

@@ -17,6 +17,7 @@ use crate::error::GatewayError;
 use self::json::{BlockBody, BlockedNumber, BlockedNumberPage, Unblocked};
 use super::{
     Api,
+    call::core_call,
     error::ErrorBody,
     extract::{self, CallerContext, Id},
 };
@@ -39,20 +40,17 @@ use super::{
 pub async fn list(
     State(api): State<Arc<Api>>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    ctx: CallerContext,
 ) -> Result<Json<BlockedNumberPage>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
     let (page_size, page_token) = extract::page(query.as_deref())?;
-    let (mut client, call) = api.core.messaging(
-        pb::ListBlockedNumbersRequest {
+    core_call!(
+        api,
+        ctx,
+        list_blocked_numbers(pb::ListBlockedNumbersRequest {
             page_size,
             page_token,
-        },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let page = client.list_blocked_numbers(call).await?.into_inner();
-    Ok(Json(BlockedNumberPage::try_from(page)?))
+        })
+    )
 }
 
 /// Block a number.
@@ -75,18 +73,16 @@ pub async fn list(
 )]
 pub async fn block(
     State(api): State<Arc<Api>>,
+    ctx: CallerContext,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<BlockedNumber>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
     let req: BlockBody = extract::json_body(&api, &headers, body, false).await?;
-    let (mut client, call) = api.core.messaging(
-        pb::BlockNumberRequest { number: req.number },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let blocked = client.block_number(call).await?.into_inner();
-    Ok(Json(BlockedNumber::try_from(blocked)?))
+    core_call!(
+        api,
+        ctx,
+        block_number(pb::BlockNumberRequest { number: req.number })
+    )
 }
 
 /// Unblock a number.
@@ -105,17 +101,11 @@ pub async fn block(
 pub async fn unblock(
     State(api): State<Arc<Api>>,
     Id(number): Id,
-    headers: HeaderMap,
+    ctx: CallerContext,
 ) -> Result<Json<Unblocked>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
-    let (mut client, call) = api.core.messaging(
-        pb::UnblockNumberRequest { number },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let done = client.unblock_number(call).await?.into_inner();
-    Ok(Json(Unblocked {
-        number: done.number,
-        contact_id: done.contact_id,
-    }))
+    core_call!(
+        api,
+        ctx,
+        unblock_number(pb::UnblockNumberRequest { number })
+    )
 }

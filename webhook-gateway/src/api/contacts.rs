@@ -13,6 +13,7 @@ use crate::error::GatewayError;
 use self::json::{Contact, ContactNameBody};
 use super::{
     Api,
+    call::core_call,
     error::ErrorBody,
     extract::{self, CallerContext, Id},
 };
@@ -39,20 +40,18 @@ use super::{
 pub async fn set_name(
     State(api): State<Arc<Api>>,
     Id(contact_id): Id,
+    ctx: CallerContext,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Contact>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
     let req: ContactNameBody = extract::json_body(&api, &headers, body, false).await?;
     let name = req.name.unwrap_or_default();
     check_name(&name)?;
-    let (mut client, call) = api.core.messaging(
-        pb::SetContactNameRequest { contact_id, name },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let contact = client.set_contact_name(call).await?.into_inner();
-    Ok(Json(Contact::try_from(contact)?))
+    core_call!(
+        api,
+        ctx,
+        set_contact_name(pb::SetContactNameRequest { contact_id, name })
+    )
 }
 
 /// What the document's schema says of `name`, as sent: at most 100 characters and no

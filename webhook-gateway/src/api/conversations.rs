@@ -20,6 +20,7 @@ use self::json::{
 };
 use super::{
     Api,
+    call::core_call,
     error::ErrorBody,
     extract::{self, CallerContext, Id},
 };
@@ -45,22 +46,19 @@ use super::{
 pub async fn list(
     State(api): State<Arc<Api>>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    ctx: CallerContext,
 ) -> Result<Json<ConversationPage>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
     let (page_size, page_token) = extract::page(query.as_deref())?;
     let archived = extract::flag(query.as_deref(), "archived")?;
-    let (mut client, call) = api.core.messaging(
-        pb::ListConversationsRequest {
+    core_call!(
+        api,
+        ctx,
+        list_conversations(pb::ListConversationsRequest {
             page_size,
             page_token,
             archived,
-        },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let page = client.list_conversations(call).await?.into_inner();
-    Ok(Json(ConversationPage::try_from(page)?))
+        })
+    )
 }
 
 /// One conversation's messages, newest first, decrypted.
@@ -84,21 +82,18 @@ pub async fn get(
     State(api): State<Arc<Api>>,
     Id(contact_id): Id,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    ctx: CallerContext,
 ) -> Result<Json<ConversationMessages>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
     let (page_size, page_token) = extract::page(query.as_deref())?;
-    let (mut client, call) = api.core.messaging(
-        pb::GetConversationRequest {
+    core_call!(
+        api,
+        ctx,
+        get_conversation(pb::GetConversationRequest {
             contact_id,
             page_size,
             page_token,
-        },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let page = client.get_conversation(call).await?.into_inner();
-    Ok(Json(ConversationMessages::try_from(page)?))
+        })
+    )
 }
 
 /// Mark a conversation read: all of it, or up to a message.
@@ -123,22 +118,20 @@ pub async fn get(
 pub async fn mark_read(
     State(api): State<Arc<Api>>,
     Id(contact_id): Id,
+    ctx: CallerContext,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ConversationRead>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
     let req: MarkConversationReadBody = extract::json_body(&api, &headers, body, true).await?;
-    let (mut client, call) = api.core.messaging(
-        pb::MarkConversationReadRequest {
-            contact_id: contact_id.clone(),
-            up_to_message_id: req.up_to_message_id.unwrap_or_default(),
-        },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let left = client.mark_conversation_read(call).await?.into_inner();
-    Ok(Json(ConversationRead {
-        contact_id,
-        unread_count: left.unread_count,
-    }))
+    let request = pb::MarkConversationReadRequest {
+        contact_id: contact_id.clone(),
+        up_to_message_id: req.up_to_message_id.unwrap_or_default(),
+    };
+    // The core's answer is only the count; the contact is the one asked about.
+    core_call!(api, ctx, mark_conversation_read(request), |left| {
+        ConversationRead {
+            contact_id,
+            unread_count: left.unread_count,
+        }
+    })
 }

@@ -57,9 +57,9 @@ use super::{Api, error::ErrorBody, extract::CallerContext, stream_slots::StreamS
 pub async fn watch(
     State(api): State<Arc<Api>>,
     RawQuery(query): RawQuery,
+    ctx: CallerContext,
     headers: HeaderMap,
 ) -> Result<Response, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
     let since_cursor = since_cursor(query.as_deref(), &headers)?;
     let (mut client, call) = api.core.watch(
         pb::WatchEventsRequest { since_cursor },

@@ -14,6 +14,7 @@ use crate::error::GatewayError;
 use self::json::{DeletedConversation, MuteBody};
 use super::{
     Api,
+    call::core_call,
     conversations::json::Conversation,
     error::ErrorBody,
     extract::{self, CallerContext, Id},
@@ -38,16 +39,13 @@ use super::{
 pub async fn archive(
     State(api): State<Arc<Api>>,
     Id(contact_id): Id,
-    headers: HeaderMap,
+    ctx: CallerContext,
 ) -> Result<Json<Conversation>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
-    let (mut client, call) = api.core.messaging(
-        pb::ArchiveConversationRequest { contact_id },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let conv = client.archive_conversation(call).await?.into_inner();
-    Ok(Json(Conversation::try_from(conv)?))
+    core_call!(
+        api,
+        ctx,
+        archive_conversation(pb::ArchiveConversationRequest { contact_id })
+    )
 }
 
 /// Unarchive a conversation: back in the default list.
@@ -65,16 +63,13 @@ pub async fn archive(
 pub async fn unarchive(
     State(api): State<Arc<Api>>,
     Id(contact_id): Id,
-    headers: HeaderMap,
+    ctx: CallerContext,
 ) -> Result<Json<Conversation>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
-    let (mut client, call) = api.core.messaging(
-        pb::UnarchiveConversationRequest { contact_id },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let conv = client.unarchive_conversation(call).await?.into_inner();
-    Ok(Json(Conversation::try_from(conv)?))
+    core_call!(
+        api,
+        ctx,
+        unarchive_conversation(pb::UnarchiveConversationRequest { contact_id })
+    )
 }
 
 /// Mute a conversation, until a time or until unmuted.
@@ -99,21 +94,17 @@ pub async fn unarchive(
 pub async fn mute(
     State(api): State<Arc<Api>>,
     Id(contact_id): Id,
+    ctx: CallerContext,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Conversation>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
     let req: MuteBody = extract::json_body(&api, &headers, body, true).await?;
-    let (mut client, call) = api.core.messaging(
-        pb::MuteConversationRequest {
-            contact_id,
-            until: extract::time("until", req.until.as_deref())?,
-        },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let conv = client.mute_conversation(call).await?.into_inner();
-    Ok(Json(Conversation::try_from(conv)?))
+    let until = extract::time("until", req.until.as_deref())?;
+    core_call!(
+        api,
+        ctx,
+        mute_conversation(pb::MuteConversationRequest { contact_id, until })
+    )
 }
 
 /// Unmute a conversation.
@@ -131,16 +122,13 @@ pub async fn mute(
 pub async fn unmute(
     State(api): State<Arc<Api>>,
     Id(contact_id): Id,
-    headers: HeaderMap,
+    ctx: CallerContext,
 ) -> Result<Json<Conversation>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
-    let (mut client, call) = api.core.messaging(
-        pb::UnmuteConversationRequest { contact_id },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let conv = client.unmute_conversation(call).await?.into_inner();
-    Ok(Json(Conversation::try_from(conv)?))
+    core_call!(
+        api,
+        ctx,
+        unmute_conversation(pb::UnmuteConversationRequest { contact_id })
+    )
 }
 
 /// Delete a conversation and all its messages.
@@ -163,17 +151,11 @@ pub async fn unmute(
 pub async fn delete(
     State(api): State<Arc<Api>>,
     Id(contact_id): Id,
-    headers: HeaderMap,
+    ctx: CallerContext,
 ) -> Result<Json<DeletedConversation>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
-    let (mut client, call) = api.core.messaging(
-        pb::DeleteConversationRequest { contact_id },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let d = client.delete_conversation(call).await?.into_inner();
-    Ok(Json(DeletedConversation {
-        contact_id: d.contact_id,
-        deleted_messages: d.deleted_messages,
-    }))
+    core_call!(
+        api,
+        ctx,
+        delete_conversation(pb::DeleteConversationRequest { contact_id })
+    )
 }

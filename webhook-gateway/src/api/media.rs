@@ -77,10 +77,10 @@ pub struct UploadForm {
 )]
 pub async fn upload(
     State(api): State<Arc<Api>>,
+    ctx: CallerContext,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
     let Some(ct) = extract::content_type(&headers) else {
         return Err(GatewayError::unsupported_media_type(
             "expected multipart/form-data or the image's Content-Type",
@@ -200,9 +200,8 @@ async fn file_part(
 pub async fn get(
     State(api): State<Arc<Api>>,
     Id(media_id): Id,
-    headers: HeaderMap,
+    ctx: CallerContext,
 ) -> Result<Response, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
     let (mut client, call) = api.core.messaging(
         pb::GetMediaRequest { media_id },
         &ctx.authorization,

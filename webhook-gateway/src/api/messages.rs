@@ -14,6 +14,7 @@ use crate::error::GatewayError;
 use self::json::{DeletedMessage, Message, SendMmsBody, SendResponse, SendSmsBody};
 use super::{
     Api,
+    call::core_call,
     error::ErrorBody,
     extract::{self, CallerContext, Id},
 };
@@ -42,10 +43,10 @@ use super::{
 )]
 pub async fn send(
     State(api): State<Arc<Api>>,
+    ctx: CallerContext,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<SendResponse>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
     let req: SendSmsBody = extract::json_body(&api, &headers, body, false).await?;
     let msg = pb::SendSmsRequest {
         send_at: extract::time("sendAt", req.send_at.as_deref())?,
@@ -54,9 +55,7 @@ pub async fn send(
         body: req.body,
         idempotency_key: extract::idempotency_key(&headers, req.idempotency_key)?,
     };
-    let (mut client, call) = api.core.messaging(msg, &ctx.authorization, &ctx.trace);
-    let message = client.send_sms(call).await?.into_inner();
-    Ok(Json(SendResponse::try_from(message)?))
+    core_call!(api, ctx, send_sms(msg))
 }
 
 /// Queue an MMS.
@@ -82,10 +81,10 @@ pub async fn send(
 )]
 pub async fn send_mms(
     State(api): State<Arc<Api>>,
+    ctx: CallerContext,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<SendResponse>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
     let req: SendMmsBody = extract::json_body(&api, &headers, body, false).await?;
     let msg = pb::SendMmsRequest {
         send_at: extract::time("sendAt", req.send_at.as_deref())?,
@@ -96,9 +95,7 @@ pub async fn send_mms(
         media_urls: req.media_urls.into_iter().map(|m| m.0).collect(),
         idempotency_key: extract::idempotency_key(&headers, req.idempotency_key)?,
     };
-    let (mut client, call) = api.core.messaging(msg, &ctx.authorization, &ctx.trace);
-    let message = client.send_mms(call).await?.into_inner();
-    Ok(Json(SendResponse::try_from(message)?))
+    core_call!(api, ctx, send_mms(msg))
 }
 
 /// Mark one inbound message read.
@@ -118,16 +115,9 @@ pub async fn send_mms(
 pub async fn mark_read(
     State(api): State<Arc<Api>>,
     Id(message_id): Id,
-    headers: HeaderMap,
+    ctx: CallerContext,
 ) -> Result<Json<Message>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
-    let (mut client, call) = api.core.messaging(
-        pb::MarkReadRequest { message_id },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let message = client.mark_read(call).await?.into_inner();
-    Ok(Json(Message::try_from(message)?))
+    core_call!(api, ctx, mark_read(pb::MarkReadRequest { message_id }))
 }
 
 /// Cancel a scheduled message.
@@ -149,16 +139,13 @@ pub async fn mark_read(
 pub async fn cancel(
     State(api): State<Arc<Api>>,
     Id(message_id): Id,
-    headers: HeaderMap,
+    ctx: CallerContext,
 ) -> Result<Json<Message>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
-    let (mut client, call) = api.core.messaging(
-        pb::CancelScheduledRequest { message_id },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let message = client.cancel_scheduled(call).await?.into_inner();
-    Ok(Json(Message::try_from(message)?))
+    core_call!(
+        api,
+        ctx,
+        cancel_scheduled(pb::CancelScheduledRequest { message_id })
+    )
 }
 
 /// Delete a message.
@@ -181,18 +168,11 @@ pub async fn cancel(
 pub async fn delete(
     State(api): State<Arc<Api>>,
     Id(message_id): Id,
-    headers: HeaderMap,
+    ctx: CallerContext,
 ) -> Result<Json<DeletedMessage>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
-    let (mut client, call) = api.core.messaging(
-        pb::DeleteMessageRequest { message_id },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let d = client.delete_message(call).await?.into_inner();
-    Ok(Json(DeletedMessage {
-        message_id: d.message_id,
-        contact_id: d.contact_id,
-        unread_count: d.unread_count,
-    }))
+    core_call!(
+        api,
+        ctx,
+        delete_message(pb::DeleteMessageRequest { message_id })
+    )
 }

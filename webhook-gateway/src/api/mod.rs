@@ -4,6 +4,7 @@
 //! (utoipa-axum), so `/api/openapi.json` cannot list a route the server lacks.
 
 mod blocked;
+mod call;
 mod contacts;
 mod conversations;
 mod error;

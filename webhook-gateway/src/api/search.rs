@@ -9,13 +9,13 @@ use axum::{
     extract::{RawQuery, State},
 };
 use commpro_messaging_api::v1 as pb;
-use hyper::HeaderMap;
 
 use crate::error::GatewayError;
 
 use self::json::SearchResults;
 use super::{
     Api,
+    call::core_call,
     error::ErrorBody,
     extract::{self, CallerContext},
 };
@@ -46,20 +46,17 @@ use super::{
 pub async fn search(
     State(api): State<Arc<Api>>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    ctx: CallerContext,
 ) -> Result<Json<SearchResults>, GatewayError> {
-    let ctx = CallerContext::from_headers(&headers)?;
     let (page_size, page_token) = extract::page(query.as_deref())?;
-    let (mut client, call) = api.core.messaging(
-        pb::SearchMessagesRequest {
+    core_call!(
+        api,
+        ctx,
+        search_messages(pb::SearchMessagesRequest {
             query: extract::query_value(query.as_deref(), "q").unwrap_or_default(),
             contact_id: extract::query_value(query.as_deref(), "contactId").unwrap_or_default(),
             page_size,
             page_token,
-        },
-        &ctx.authorization,
-        &ctx.trace,
-    );
-    let page = client.search_messages(call).await?.into_inner();
-    Ok(Json(SearchResults::try_from(page)?))
+        })
+    )
 }
