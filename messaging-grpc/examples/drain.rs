@@ -1,14 +1,18 @@
 //! Outbox drain: how fast a queued backlog reaches Twilio (the Rust `twilio-fake` on
-//! loopback) when pacing allows it.
+//! loopback, answering each create after Twilio's latency).
 //!
-//! cargo run --release -p messaging-grpc --example drain -- [messages] [senders] [concurrency] [database-url] 2>/dev/null
+//! cargo run --release -p messaging-grpc --example drain -- [--messages N] [--senders N]
+//!     [--latency-ms 150|100-300] [--pacing open|default] [--max-in-flight N]
+//!     [--database-url URL] 2>/dev/null
 //!
-//! Defaults: 10,000 messages over 100 senders (one user each), the production
-//! dispatcher concurrency (8), a temporary SQLite file with synchronous=FULL. The
-//! backlog is queued first through the real send path (encrypted, committed), then
-//! the server starts with its dispatcher and the clock runs until the fake holds every
-//! message. Pacing is opened wide (PACING_SENDER_SPS / PACING_ACCOUNT_SPS) so the
-//! figure is the dispatcher's, not Twilio's per-sender limit.
+//! Defaults: 10,000 messages over 100 senders (one user each), a create latency of
+//! 150 ms, pacing opened wide (PACING_SENDER_SPS / PACING_ACCOUNT_SPS at 100,000, so
+//! the figure is the dispatcher's), the production in-flight cap, a temporary SQLite
+//! file with synchronous=FULL. `--pacing default` keeps the production pacing (1 MPS
+//! per long code, 100 for the account): 100 senders should then run at 100 MPS. The
+//! backlog is queued first through the real send path (encrypted, committed), then the
+//! server starts with its dispatcher and the clock runs until the fake holds every
+//! message.
 
 use std::{
     collections::HashMap,
@@ -18,16 +22,31 @@ use std::{
 use messaging_grpc::{App, Config, Mode, messaging::SendSms};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use twilio_fake::FakeTwilio;
+use twilio_fake::{FakeTwilio, Latency};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let arg =
-        |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
-    let (count, senders, concurrency) = (arg(1, 10_000), arg(2, 100), arg(3, 8));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let number = |name: &str, default: usize| -> anyhow::Result<usize> {
+        flag(name).map_or(Ok(default), |v| {
+            v.parse()
+                .map_err(|_| anyhow::anyhow!("{name}: not a number: {v}"))
+        })
+    };
+    let (count, senders) = (number("--messages", 10_000)?, number("--senders", 100)?);
+    let latency_spec = flag("--latency-ms").unwrap_or_else(|| "150".into());
+    let latency = Latency::parse_millis(&latency_spec)
+        .ok_or_else(|| anyhow::anyhow!("--latency-ms: 150 or 100-300, not {latency_spec}"))?;
+    let pacing = flag("--pacing").unwrap_or_else(|| "open".into());
+    let max_in_flight = flag("--max-in-flight");
     let dir = tempfile::tempdir()?;
-    let database_url = args.get(4).cloned().unwrap_or_else(|| {
+    let database_url = flag("--database-url").unwrap_or_else(|| {
         format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("drain.db").display()
@@ -36,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
     messaging_grpc::telemetry::init().map_err(anyhow::Error::msg)?;
 
     let fake = FakeTwilio::start().await?;
+    fake.set_create_latency(latency);
     let vars: HashMap<String, String> = [
         ("DATABASE_URL", database_url.as_str()),
         ("MESSAGING_DATA_DIR", &dir.path().display().to_string()),
@@ -52,14 +72,22 @@ async fn main() -> anyhow::Result<()> {
             "drain-media-url-secret-at-least-32-characters",
         ),
         ("GATEWAY_PUBLIC_URL", "https://gateway.example.test"),
-        ("PACING_SENDER_SPS", "100000"),
-        ("PACING_ACCOUNT_SPS", "100000"),
-        ("OUTBOX_CONCURRENCY", &concurrency.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let mut vars = vars;
+    match pacing.as_str() {
+        "open" => {
+            vars.insert("PACING_SENDER_SPS".into(), "100000".into());
+            vars.insert("PACING_ACCOUNT_SPS".into(), "100000".into());
+        }
+        "default" => {}
+        other => anyhow::bail!("--pacing: open or default, not {other}"),
+    }
+    if let Some(cap) = &max_in_flight {
+        vars.insert("OUTBOX_MAX_IN_FLIGHT".into(), cap.clone());
+    }
     vars.insert(
         "MESSAGING_MASTER_KEYS".into(),
         format!("d1:{}", base64_key()),
@@ -106,7 +134,8 @@ async fn main() -> anyhow::Result<()> {
     server.await??;
     let creates = fake.create_requests().len();
     println!(
-        "drain: {count} messages over {senders} senders, concurrency {concurrency}, {backend}",
+        "drain: {count} messages over {senders} senders, create latency {latency_spec} ms, pacing {pacing}, max in flight {cap}, {backend}",
+        cap = max_in_flight.as_deref().unwrap_or("default"),
         backend = database_url.split(':').next().unwrap_or("?")
     );
     println!(

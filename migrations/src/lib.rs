@@ -18,6 +18,7 @@ mod m20261126_200003_conversation_state;
 mod m20261126_200004_contacts;
 mod m20261126_200005_search_backfill;
 mod m20261127_000001_sealed_contact_numbers;
+mod m20261202_000001_unknown_outcomes;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_200004_contacts::Migration),
             Box::new(m20261126_200005_search_backfill::Migration),
             Box::new(m20261127_000001_sealed_contact_numbers::Migration),
+            Box::new(m20261202_000001_unknown_outcomes::Migration),
         ]
     }
 }

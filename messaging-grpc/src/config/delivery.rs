@@ -147,7 +147,23 @@ pub(super) fn dispatch(
         },
         lease: secs("OUTBOX_LEASE_SECS", d.lease, 1, 3600)?,
         poll_interval: millis("OUTBOX_POLL_MS", d.poll_interval, 10, 60_000)?,
-        concurrency: number(get, "OUTBOX_CONCURRENCY", d.concurrency as u64, 1, 256)? as usize,
+        max_in_flight: match get("OUTBOX_CONCURRENCY") {
+            // Renamed: a fixed count was the wrong knob (in flight is sized by latency).
+            Some(_) => {
+                return Err(err(
+                    "OUTBOX_CONCURRENCY",
+                    "was replaced by OUTBOX_MAX_IN_FLIGHT (the cap; sends in flight follow pacing × Twilio's latency)",
+                ));
+            }
+            None => number(
+                get,
+                "OUTBOX_MAX_IN_FLIGHT",
+                d.max_in_flight as u64,
+                1,
+                10_000,
+            )? as usize,
+        },
+        unknown_settle: secs("OUTBOX_UNKNOWN_SETTLE_SECS", d.unknown_settle, 1, 3_600)?,
         validity: secs("MESSAGE_VALIDITY_SECS", d.validity, 1, 36_000)?,
         max_inline_wait: Duration::from_millis(number(
             get,
@@ -174,6 +190,18 @@ pub(super) fn check_lease(
         ProviderConfig::Console => Duration::from_secs(1),
         ProviderConfig::Twilio(t) => t.timeout,
     };
+    // A create we stopped waiting for may still finish at Twilio: a look-up is
+    // trusted only past our timeout (the default, 60 s, adds Twilio's list lag).
+    let settle_needed = call + Duration::from_secs(1);
+    if settings.unknown_settle < settle_needed {
+        return Err(err(
+            "OUTBOX_UNKNOWN_SETTLE_SECS",
+            format!(
+                "must be at least {} s (TWILIO_TIMEOUT_SECS + 1 s: a create may finish after we stop waiting)",
+                settle_needed.as_secs_f64().ceil()
+            ),
+        ));
+    }
     let needed = settings.max_inline_wait + call + Duration::from_secs(1);
     if settings.lease < needed {
         return Err(err(
@@ -275,4 +303,48 @@ pub(super) fn events(get: &impl Fn(&str) -> Option<String>) -> Result<EventSetti
             ..defaults
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| vars.get(k).cloned()
+    }
+
+    #[test]
+    fn the_old_fixed_concurrency_is_refused_by_name() {
+        let e = dispatch(&with(&[("OUTBOX_CONCURRENCY", "8")])).unwrap_err();
+        assert_eq!(e.var, "OUTBOX_CONCURRENCY");
+        assert!(e.reason.contains("OUTBOX_MAX_IN_FLIGHT"), "{}", e.reason);
+        let d = dispatch(&with(&[("OUTBOX_MAX_IN_FLIGHT", "1500")])).unwrap();
+        assert_eq!(d.max_in_flight, 1500);
+        assert_eq!(dispatch(&with(&[])).unwrap().max_in_flight, 800);
+    }
+
+    #[test]
+    fn a_settle_time_shorter_than_twilios_timeout_is_refused() {
+        let d = dispatch(&with(&[("OUTBOX_UNKNOWN_SETTLE_SECS", "10")])).unwrap();
+        let twilio = |secs| {
+            provider(&with(&[
+                ("SMS_PROVIDER", "twilio"),
+                ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000001"),
+                ("TWILIO_AUTH_TOKEN", "token-0123456789abcdef0123456789ab"),
+                ("TWILIO_TIMEOUT_SECS", secs),
+            ]))
+            .unwrap()
+        };
+        let e = check_lease(&d, &twilio("15")).unwrap_err();
+        assert_eq!(e.var, "OUTBOX_UNKNOWN_SETTLE_SECS");
+        assert!(e.reason.contains("16 s"), "{}", e.reason);
+        check_lease(&d, &twilio("9")).unwrap();
+        check_lease(&dispatch(&with(&[])).unwrap(), &twilio("15")).unwrap();
+    }
 }

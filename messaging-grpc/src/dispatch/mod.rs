@@ -7,6 +7,7 @@
 //! is marked SENDING (committed) before the provider call, so after a crash or a
 //! timeout its outcome is looked up at the provider before any resend.
 
+mod in_flight;
 mod outbox;
 mod pacing;
 mod reconcile;
@@ -34,8 +35,12 @@ pub struct DispatchSettings {
     pub lease: Duration,
     /// Poll period when no new message wakes the dispatcher.
     pub poll_interval: Duration,
-    /// Jobs handled at once.
-    pub concurrency: usize,
+    /// Most sends in flight at once (`OUTBOX_MAX_IN_FLIGHT`). Below it, the number in
+    /// flight follows what pacing allows times the provider's observed latency.
+    pub max_in_flight: usize,
+    /// An unknown send outcome is settled by look-ups only this long after the create
+    /// started (past the provider's processing time and its list lag).
+    pub unknown_settle: Duration,
     /// A message not handed over within this time after it was queued fails.
     pub validity: Duration,
     /// Longest pacing wait slept through in a dispatcher slot; a longer one releases
@@ -58,7 +63,8 @@ impl Default for DispatchSettings {
             pacing: PacingConfig::default(),
             lease: Duration::from_secs(120),
             poll_interval: Duration::from_secs(1),
-            concurrency: 8,
+            max_in_flight: 800,
+            unknown_settle: Duration::from_secs(60),
             validity: Duration::from_secs(4 * 3600),
             max_inline_wait: Duration::from_millis(100),
             reconcile_after: Duration::from_secs(15 * 60),
@@ -74,6 +80,7 @@ pub(crate) struct Inner {
     provider: Arc<dyn SmsProvider>,
     settings: DispatchSettings,
     pacer: Pacer,
+    in_flight: in_flight::InFlight,
 }
 
 /// Runs the dispatcher and the reconciliation job until `shutdown`.
@@ -91,6 +98,7 @@ impl Dispatcher {
                 provider,
                 settings,
                 pacer,
+                in_flight: in_flight::InFlight::default(),
             }),
         }
     }
@@ -101,11 +109,13 @@ impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
         let inner = self.inner;
         let signal = inner.outbox.waker();
-        let slots = Arc::new(Semaphore::new(inner.settings.concurrency.max(1)));
+        let cap = inner.settings.max_in_flight.max(1);
+        let slots = Arc::new(Semaphore::new(cap));
         let mut tasks = JoinSet::new();
         let reconciler = tokio::spawn(reconcile::run_periodic(inner.clone(), shutdown.clone()));
         tracing::info!(
             provider = inner.provider.name(),
+            max_in_flight = cap,
             "outbox dispatcher started"
         );
 
@@ -113,10 +123,17 @@ impl Dispatcher {
             while let Some(ended) = tasks.try_join_next() {
                 log_panic(ended);
             }
-            let free = slots.available_permits();
-            if free == 0 {
-                // Every slot is busy: the next finished send frees one, so a backlog
-                // drains at the speed of sends, not of the poll.
+            let busy = cap - slots.available_permits();
+            let target = inner
+                .in_flight
+                .target(inner.settings.pacing.account_sps, cap);
+            metrics::gauge!("messaging_dispatch_in_flight_target").set(target as f64);
+            metrics::gauge!("messaging_dispatch_in_flight").set(busy as f64);
+            let free = target.saturating_sub(busy);
+            // Refill in batches: a claim for every freed slot would be one claim
+            // query per send. A finished send wakes us, so a backlog drains at the
+            // speed of sends, not of the poll.
+            if busy > 0 && free < (target / 16).max(1) {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     Some(ended) = tasks.join_next() => log_panic(ended),

@@ -74,16 +74,18 @@ impl Outbox {
             .await
     }
 
-    /// Extends our lease right before calling the provider; false when it is lost
-    /// (then the provider must not be called: another dispatcher owns the job).
-    pub async fn renew(&self, job: &Claimed, lease: Duration) -> Result<bool, Error> {
+    /// Extends our lease right before calling the provider again for a SENDING
+    /// message (look-ups settled that the earlier create did not happen), and notes
+    /// that a new create starts now. False when the lease is lost (then the provider
+    /// must not be called: another dispatcher owns the job).
+    pub async fn start_resend(&self, job: &Claimed, lease: Duration) -> Result<bool, Error> {
         let claimed = job.clone();
         let held = self
             .records
             .store()
             .write(move |txn| {
                 Box::pin(async move {
-                    Ok::<_, Error>(store::outbox::renew_held(txn, &claimed, lease).await?)
+                    Ok::<_, Error>(store::outbox::start_create_held(txn, &claimed, lease).await?)
                 })
             })
             .await?;
@@ -91,6 +93,27 @@ impl Outbox {
             lease_lost(job);
         }
         Ok(held)
+    }
+
+    /// A look-up for an unknown outcome found nothing, too early to trust: the job
+    /// comes back at `next` for another look-up (not counted as an attempt).
+    pub async fn note_empty_lookup(&self, job: &Claimed, next: DateTime<Utc>) -> Result<(), Error> {
+        let claimed = job.clone();
+        let held = self
+            .records
+            .store()
+            .write(move |txn| {
+                Box::pin(async move {
+                    Ok::<_, Error>(
+                        store::outbox::note_empty_lookup_held(txn, &claimed, next).await?,
+                    )
+                })
+            })
+            .await?;
+        if !held {
+            lease_lost(job);
+        }
+        Ok(())
     }
 
     /// Lets go of a job whose sender is paced out, without counting an attempt.
@@ -180,7 +203,7 @@ impl Outbox {
             .store()
             .write(move |txn| {
                 Box::pin(async move {
-                    if !store::outbox::renew_held(txn, &claimed, lease).await? {
+                    if !store::outbox::start_create_held(txn, &claimed, lease).await? {
                         return Ok::<_, Error>(Err(()));
                     }
                     let (user_id, id) = (&claimed.user_id, &claimed.message_id);
@@ -228,6 +251,11 @@ impl Outbox {
             })
             .await?;
         if event.is_none() {
+            // Adopted meanwhile (a status callback or a look-up recorded another SID):
+            // this answer is a second message at the provider for one of ours.
+            self.records
+                .note_possible_duplicate(user_id, id, &accepted.sid)
+                .await?;
             tracing::warn!(message_id = %id, "message changed while being handed over; provider answer not recorded");
             return Ok(());
         }

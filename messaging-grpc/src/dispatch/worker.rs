@@ -76,6 +76,10 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
                     if d.status(user, id).await? != Some(MessageStatus::Sending) {
                         return Ok(());
                     }
+                    if let Some(next) = lookup_not_trusted_yet(inner, job, &item) {
+                        tracing::info!(message_id = %id, looked = job.empty_lookups + 1, "unknown outcome: provider does not list it yet; looking again before any resend");
+                        return d.note_empty_lookup(job, next).await;
+                    }
                     tracing::info!(message_id = %id, "unknown outcome reconciled: provider does not have it; sending")
                 }
                 // Lookups keep failing (e.g. a key that may create but not list): the
@@ -109,7 +113,7 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
     let lease = inner.settings.lease;
     let ours = match status {
         MessageStatus::Queued => d.mark_sending(job, lease).await?,
-        _ => d.renew(job, lease).await?,
+        _ => d.start_resend(job, lease).await?,
     };
     if !ours {
         return Ok(()); // lease lost or message changed: whoever has it owns it now
@@ -120,7 +124,36 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
             "destroyed content reached send"
         )));
     };
-    send(inner, job, &item, body, validity_left).await
+    // After an unknown outcome the message stays SENDING whatever this attempt says.
+    let after_unknown = status == MessageStatus::Sending;
+    send(inner, job, &item, body, validity_left, after_unknown).await
+}
+
+/// Look-ups an unknown outcome needs before a resend: a create still running at the
+/// provider, or listed only after its lag, is missed by one early look.
+const TRUSTED_LOOKUPS: u32 = 2;
+
+/// When an empty look-up for `job` cannot be trusted yet, the time of the next one.
+/// It can be trusted once it is the [`TRUSTED_LOOKUPS`]th empty look-up and the
+/// settle time has passed since the create started (past the provider's own
+/// processing and its list lag).
+fn lookup_not_trusted_yet(
+    inner: &Inner,
+    job: &Claimed,
+    item: &DispatchItem,
+) -> Option<chrono::DateTime<Utc>> {
+    let settle = chrono::Duration::from_std(inner.settings.unknown_settle).unwrap_or_default();
+    // Rows marked SENDING before create times were kept: the mark is the start.
+    let started = job.create_started_at.unwrap_or(item.row.updated_at);
+    let settled_at = started + settle;
+    let now = store::now();
+    if job.empty_lookups + 1 >= TRUSTED_LOOKUPS && now >= settled_at {
+        return None;
+    }
+    // The next look at the settle time, and never sooner than a gap after this one
+    // (two looks in one instant are one look).
+    let gap = (settle / 4).clamp(chrono::Duration::seconds(1), chrono::Duration::seconds(15));
+    Some(settled_at.max(now + gap))
 }
 
 /// Prefix of the error of a message whose send outcome could not be confirmed;
@@ -219,6 +252,7 @@ async fn send(
     item: &DispatchItem,
     body: &str,
     validity_left: Duration,
+    after_unknown: bool,
 ) -> Result<(), Error> {
     let d = &inner.outbox;
     let Some(to) = item.to.as_deref() else {
@@ -235,7 +269,10 @@ async fn send(
         media_urls: &item.media_urls,
         validity_left: Some(validity_left),
     };
-    match inner.provider.send(&out).await {
+    let started = std::time::Instant::now();
+    let answer = inner.provider.send(&out).await;
+    inner.in_flight.observe(started.elapsed());
+    match answer {
         Ok(accepted) => {
             tracing::info!(message_id = %job.message_id, sid = %accepted.sid, to = %Masked(out.to), "handed to provider");
             d.record_handed_over(job, MessageStatus::Sending, &accepted)
@@ -249,11 +286,15 @@ async fn send(
             reason,
             retry_after,
         }) => {
+            // Refused before anything was created (429, refused connection, 401/403)
+            // — but an earlier attempt's outcome is still unknown: stays SENDING, so
+            // the next attempt looks the provider up again before it sends.
+            let certainly_not_sent = !after_unknown;
             retry(
                 inner,
                 job,
                 MessageStatus::Sending,
-                true,
+                certainly_not_sent,
                 &reason,
                 retry_after,
             )

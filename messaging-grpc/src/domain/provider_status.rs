@@ -173,14 +173,25 @@ impl Records {
         Ok(())
     }
 
-    /// Records `sid` on our message `id` if its send outcome is unknown (SENDING, no
-    /// SID yet: Twilio took it but its answer never reached us) — SENT, job done.
-    /// `false` when the message is not in that state (nothing changed).
+    /// Records `sid` on our message `id` if it has no SID yet and is not final
+    /// (SENDING or QUEUED: Twilio took it but its answer never reached us) — SENT, job
+    /// done. `false` when the message is not in that state (nothing changed); a
+    /// message with another SID keeps it, and `sid` is kept as a duplicate send.
     pub async fn adopt_sid(&self, id: &str, sid: &str) -> Result<bool, Error> {
         let Some(row) = store::messages::find_any(self.store.conn(), id).await? else {
             return Ok(false);
         };
-        if row.provider_sid.is_some() || row.status != MessageStatus::Sending.as_str() {
+        if let Some(ours) = &row.provider_sid {
+            if ours != sid {
+                self.record_duplicate(&row.user_id, id, sid).await?;
+            }
+            return Ok(false);
+        }
+        // Any state before the provider's answer: SENDING (answer lost) or QUEUED (an
+        // attempt after the lost one was refused and put it back). The callback is the
+        // provider's word that it has the message: it must never be sent again.
+        let current = MessageStatus::parse(&row.status)?;
+        if !matches!(current, MessageStatus::Sending | MessageStatus::Queued) {
             return Ok(false);
         }
         let change = StatusChange {
@@ -194,8 +205,7 @@ impl Records {
             .store
             .write(move |txn| {
                 Box::pin(async move {
-                    let sending = MessageStatus::Sending;
-                    let event = change_status_in(txn, &user_id, &id, sending, change).await?;
+                    let event = change_status_in(txn, &user_id, &id, current, change).await?;
                     if event.is_some() {
                         store::outbox::remove_any(txn, &id).await?;
                     }
@@ -208,6 +218,46 @@ impl Records {
         };
         self.announce(&row.user_id, cursor);
         Ok(true)
+    }
+
+    /// A provider answer for `id` could not be recorded because the message changed:
+    /// if it now carries another SID, `sid` is a second provider message for it.
+    pub async fn note_possible_duplicate(
+        &self,
+        user_id: &str,
+        id: &str,
+        sid: &str,
+    ) -> Result<(), Error> {
+        let row = store::messages::find(self.store.conn(), user_id, id).await?;
+        if let Some(row) = row
+            && row.provider_sid.as_deref().is_some_and(|ours| ours != sid)
+        {
+            self.record_duplicate(user_id, id, sid).await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the SID of a second provider message for one of ours and counts it
+    /// (`messaging_duplicate_sends_total`): a double send reached the provider.
+    async fn record_duplicate(&self, user_id: &str, id: &str, sid: &str) -> Result<(), Error> {
+        let (user, message_id, second) = (user_id.to_owned(), id.to_owned(), sid.to_owned());
+        let new = self
+            .store
+            .write(move |txn| {
+                Box::pin(async move {
+                    let at = store::now();
+                    Ok::<_, Error>(
+                        store::duplicate_sends::record(txn, &user, &message_id, &second, at)
+                            .await?,
+                    )
+                })
+            })
+            .await?;
+        if new {
+            metrics::counter!("messaging_duplicate_sends_total").increment(1);
+            tracing::error!(message_id = %id, sid = %sid, "a second provider message exists for one of ours (double send); its SID is kept in duplicate_sends");
+        }
+        Ok(())
     }
 
     /// Whether one of our messages already carries this provider SID.

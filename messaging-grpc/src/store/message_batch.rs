@@ -448,6 +448,8 @@ async fn dependents(
                 claimed_until: None,
                 last_error: None,
                 claim_token: None,
+                create_started_at: None,
+                empty_lookups: 0,
             }
             .into_active_model()
             .reset_all()

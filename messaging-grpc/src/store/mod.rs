@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod contacts;
 pub mod conversations;
+pub mod duplicate_sends;
 pub mod entities;
 pub mod events;
 pub mod ingest;

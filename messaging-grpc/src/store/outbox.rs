@@ -24,6 +24,10 @@ pub struct Claimed {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub token: String,
+    /// When the last create at the provider was started, if one was.
+    pub create_started_at: Option<DateTime<Utc>>,
+    /// Look-ups since that create that did not find it.
+    pub empty_lookups: u32,
 }
 
 /// Claims up to `limit` due jobs for `lease`, skipping jobs from the senders in
@@ -45,7 +49,7 @@ pub async fn claim_any(
     let (sql, mut values): (String, Vec<Value>) = match backend {
         DatabaseBackend::Postgres => (
             format!(
-                "UPDATE outbox SET claimed_until = now() + $1 * interval '1 millisecond',                    claim_token = $2                  WHERE message_id IN (                   SELECT o.message_id FROM outbox o                    WHERE o.next_attempt_at <= now()                      AND (o.claimed_until IS NULL OR o.claimed_until < now()){skip}                    ORDER BY o.next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)                  RETURNING message_id, user_id, attempts, last_error"
+                "UPDATE outbox SET claimed_until = clock_timestamp() + $1 * interval '1 millisecond',                    claim_token = $2                  WHERE message_id IN (                   SELECT o.message_id FROM outbox o                    WHERE o.next_attempt_at <= clock_timestamp()                      AND (o.claimed_until IS NULL OR o.claimed_until < clock_timestamp()){skip}                    ORDER BY o.next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)                  RETURNING message_id, user_id, attempts, last_error, create_started_at, empty_lookups"
             ),
             vec![
                 (lease.as_millis() as i64).into(),
@@ -58,7 +62,7 @@ pub async fn claim_any(
             let until = at + chrono::Duration::from_std(lease).unwrap_or_default();
             (
                 format!(
-                    "UPDATE outbox SET claimed_until = ?, claim_token = ?                      WHERE message_id IN (                       SELECT o.message_id FROM outbox o                        WHERE o.next_attempt_at <= ?                          AND (o.claimed_until IS NULL OR o.claimed_until < ?){skip}                        ORDER BY o.next_attempt_at LIMIT ?)                      RETURNING message_id, user_id, attempts, last_error"
+                    "UPDATE outbox SET claimed_until = ?, claim_token = ?                      WHERE message_id IN (                       SELECT o.message_id FROM outbox o                        WHERE o.next_attempt_at <= ?                          AND (o.claimed_until IS NULL OR o.claimed_until < ?){skip}                        ORDER BY o.next_attempt_at LIMIT ?)                      RETURNING message_id, user_id, attempts, last_error, create_started_at, empty_lookups"
                 ),
                 vec![
                     until.into(),
@@ -92,6 +96,8 @@ pub async fn claim_any(
                 attempts: r.try_get::<i32>("", "attempts")?.max(0) as u32,
                 last_error: r.try_get("", "last_error")?,
                 token: token.clone(),
+                create_started_at: r.try_get("", "create_started_at")?,
+                empty_lookups: r.try_get::<i32>("", "empty_lookups")?.max(0) as u32,
             })
         })
         .collect()
@@ -119,27 +125,65 @@ pub async fn renew_held(
     job: &Claimed,
     lease: Duration,
 ) -> Result<bool, DbErr> {
+    extend_held(db, job, lease, false).await
+}
+
+/// [`renew_held`], and notes that a create at the provider starts now: an unknown
+/// outcome of it is settled by look-ups counted from this moment.
+pub async fn start_create_held(
+    db: &impl ConnectionTrait,
+    job: &Claimed,
+    lease: Duration,
+) -> Result<bool, DbErr> {
+    extend_held(db, job, lease, true).await
+}
+
+async fn extend_held(
+    db: &impl ConnectionTrait,
+    job: &Claimed,
+    lease: Duration,
+    start_create: bool,
+) -> Result<bool, DbErr> {
     let backend = db.get_database_backend();
-    let (sql, values): (&str, Vec<Value>) = match backend {
-        DatabaseBackend::Postgres => (
-            "UPDATE outbox SET claimed_until = now() + $1 * interval '1 millisecond'              WHERE message_id = $2 AND claim_token = $3 AND claimed_until > now()",
-            vec![
-                (lease.as_millis() as i64).into(),
-                job.message_id.clone().into(),
-                job.token.clone().into(),
-            ],
-        ),
+    let (sql, values): (String, Vec<Value>) = match backend {
+        DatabaseBackend::Postgres => {
+            // clock_timestamp(): inside a batch transaction now() is the batch's start.
+            let create = if start_create {
+                ", create_started_at = clock_timestamp(), empty_lookups = 0"
+            } else {
+                ""
+            };
+            (
+                format!(
+                    "UPDATE outbox SET claimed_until = clock_timestamp() + $1 * interval '1 millisecond'{create}                      WHERE message_id = $2 AND claim_token = $3 AND claimed_until > clock_timestamp()"
+                ),
+                vec![
+                    (lease.as_millis() as i64).into(),
+                    job.message_id.clone().into(),
+                    job.token.clone().into(),
+                ],
+            )
+        }
         _ => {
             let at = super::now();
             let until = at + chrono::Duration::from_std(lease).unwrap_or_default();
+            let mut values: Vec<Value> = vec![until.into()];
+            let create = if start_create {
+                values.push(at.into());
+                ", create_started_at = ?, empty_lookups = 0"
+            } else {
+                ""
+            };
+            values.extend([
+                job.message_id.clone().into(),
+                job.token.clone().into(),
+                at.into(),
+            ]);
             (
-                "UPDATE outbox SET claimed_until = ?                  WHERE message_id = ? AND claim_token = ? AND claimed_until > ?",
-                vec![
-                    until.into(),
-                    job.message_id.clone().into(),
-                    job.token.clone().into(),
-                    at.into(),
-                ],
+                format!(
+                    "UPDATE outbox SET claimed_until = ?{create}                      WHERE message_id = ? AND claim_token = ? AND claimed_until > ?"
+                ),
+                values,
             )
         }
     };
@@ -147,6 +191,36 @@ pub async fn renew_held(
         .execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A look-up for the job's unknown outcome found nothing: counted, and the job comes
+/// back at `next_attempt_at` for the next look-up (not an attempt). False when the
+/// claim is no longer ours.
+pub async fn note_empty_lookup_held(
+    db: &impl ConnectionTrait,
+    job: &Claimed,
+    next_attempt_at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let done = outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::EmptyLookups,
+            // (ExprTrait named here: imported, its `max` shadows `Ord::max` above.)
+            sea_orm::sea_query::ExprTrait::add(Expr::col(outbox::Column::EmptyLookups), 1),
+        )
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(next_attempt_at))
+        .col_expr(
+            outbox::Column::ClaimedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::ClaimToken,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(outbox::Column::MessageId.eq(job.message_id.as_str()))
+        .filter(outbox::Column::ClaimToken.eq(job.token.as_str()))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected == 1)
 }
 
 /// The earliest `next_attempt_at` among jobs nobody holds a lease on (`idx_outbox_due`).

@@ -154,6 +154,9 @@ pub fn twilio_vars(fake: &twilio_fake::FakeTwilio) -> HashMap<&'static str, Stri
             "https://gateway.example.test".to_owned(),
         ),
         ("TWILIO_TIMEOUT_SECS", "2".to_owned()),
+        // Resends after an unknown outcome wait this long after the create (60 s in
+        // production): the tests of unknown outcomes would each take minutes.
+        ("OUTBOX_UNKNOWN_SETTLE_SECS", "4".to_owned()),
         ("OUTBOX_POLL_MS", "20".to_owned()),
         ("OUTBOX_RETRY_BASE_MS", "20".to_owned()),
         ("OUTBOX_RETRY_MAX_SECS", "1".to_owned()),

@@ -49,4 +49,5 @@ mod singleton;
 mod stream_caps;
 mod token_lifetime;
 mod twilio_client;
+mod unknown_outcomes;
 mod unread;

@@ -13,6 +13,11 @@ pub struct Model {
     pub last_error: Option<String>,
     /// Who holds the lease: outcome writes are conditional on it.
     pub claim_token: Option<String>,
+    /// When the last create at the provider was started (an unknown outcome is
+    /// looked up only once Twilio had time to finish it and list it).
+    pub create_started_at: Option<DateTimeUtc>,
+    /// Look-ups since that create that found nothing.
+    pub empty_lookups: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,189 @@
+//! Sends whose outcome is unknown (no answer, a timeout, a 5xx) against a fake Twilio
+//! that behaves like Twilio: a create finishes although we hung up, its list shows a
+//! new message only after a lag. None of them may reach Twilio twice.
+
+use std::{collections::HashMap, time::Duration};
+
+use commpro_messaging_api::v1::MessageStatus;
+use twilio_fake::{FakeTwilio, Latency, Scripted};
+
+use crate::{backend_tests, helpers::*};
+
+const FROM: &str = "+15005550006";
+const TO: &str = "+14155550100";
+
+async fn setup(backend: &Backend, extra: &[(&'static str, &str)]) -> (FakeTwilio, TestServer) {
+    let fake = FakeTwilio::start().await.unwrap();
+    let mut vars = twilio_vars(&fake);
+    vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let server = TestServer::start_with(backend, vars).await;
+    server.assign(FROM, "alice").await;
+    (fake, server)
+}
+
+/// Signs and posts a status callback for `sid` to our `/webhook/status?mid=<id>`
+/// through a real gateway, as Twilio would.
+async fn callback(server: &TestServer, message_id: &str, sid: &str) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = crate::gateway::gateway_on(listener, &format!("http://{}", server.addr), &[]).await;
+    let path = format!("/webhook/status?mid={message_id}");
+    let (status, _, _) = gw
+        .post(&path, &crate::gateway::status_form(sid, "sent", None))
+        .await;
+    assert_eq!(status, 200);
+}
+
+backend_tests! {
+    async fn a_create_twilio_finishes_after_our_timeout_is_not_sent_twice(backend: Backend) {
+        // We stop waiting after TWILIO_TIMEOUT_SECS=2; Twilio finishes the create 5 s
+        // in and lists it 1 s later. Before, the look-up ran once, ~1 s after the
+        // timeout, found nothing and sent again: two messages at Twilio. The settle
+        // time (the setting under test) covers Twilio's processing and its list lag.
+        let (fake, server) = setup(&backend, &[("OUTBOX_UNKNOWN_SETTLE_SECS", "8")]).await;
+        fake.set_list_lag(Duration::from_secs(1));
+        fake.script([Scripted::Slow(Duration::from_secs(5))]);
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "slow twilio").await.unwrap();
+        let sent = alice.wait_status(&m, MessageStatus::Sent, 30).await;
+        assert_eq!(fake.created_count(), 1, "one SendSms, one message at Twilio");
+        assert_eq!(fake.create_requests().len(), 1);
+        assert_eq!(sent.provider_sid, fake.messages()[0].sid, "the late create was adopted");
+        let lookups = fake.list_requests().len();
+        assert!(lookups >= 2, "looked up more than once before deciding: {lookups}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_refused_resend_after_an_unknown_outcome_looks_twilio_up_again() {
+    // A 5xx leaves the outcome unknown; after trusted look-ups the resend gets a 429
+    // (certainly not created). Before, the 429 put the message back to QUEUED and the
+    // next attempt sent without asking Twilio; the unknown outcome must stay until a
+    // look-up settles it.
+    let (fake, server) = setup(&Backend::Sqlite, &[]).await;
+    fake.script([
+        Scripted::ServerError(500),
+        Scripted::TooManyRequests { retry_after: None },
+    ]);
+    let mut alice = server.user("alice").await;
+    let m = alice.send(FROM, TO, "unknown, then refused").await.unwrap();
+    alice.wait_status(&m, MessageStatus::Sent, 40).await;
+    let requests = fake.requests();
+    let posts: Vec<_> = requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.method == "POST")
+        .collect();
+    assert_eq!(
+        posts.len(),
+        3,
+        "500, 429, then the create that went through"
+    );
+    let (refused, last) = (posts[1].0, posts[2].0);
+    let looked = requests[refused..last]
+        .iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert!(
+        looked >= 1,
+        "Twilio was looked up between the 429 and the next create"
+    );
+    assert_eq!(fake.created_count(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_status_callback_with_our_id_adopts_a_queued_message() {
+    // Twilio is unreachable for our creates (QUEUED between attempts), yet a callback
+    // carrying our id arrives: Twilio has the message (an earlier create's answer was
+    // lost). It is adopted from QUEUED and never sent again.
+    let (fake, server) = setup(&Backend::Sqlite, &[]).await;
+    fake.go_down();
+    let mut alice = server.user("alice").await;
+    let m = alice.send(FROM, TO, "adopted while queued").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sid = "SM0123456789abcdef0123456789abcdef";
+    callback(&server, &m.id, sid).await;
+    let adopted = alice.wait_status(&m, MessageStatus::Sent, 10).await;
+    assert_eq!(adopted.provider_sid, sid);
+    let store = server.store().await;
+    assert_eq!(
+        messaging_grpc::store::outbox::pending_any(store.conn())
+            .await
+            .unwrap(),
+        0,
+        "job settled"
+    );
+    fake.come_back().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fake.created_count(), 0, "never sent after the adoption");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_create_for_one_message_keeps_its_sid() {
+    // A message already SENT with one SID; a callback for it with another SID is a
+    // second message at Twilio for one of ours: kept in duplicate_sends, first SID stays.
+    let (_fake, server) = setup(&Backend::Sqlite, &[]).await;
+    let mut alice = server.user("alice").await;
+    let m = alice.send(FROM, TO, "sent once, we hope").await.unwrap();
+    let sent = alice.wait_status(&m, MessageStatus::Sent, 10).await;
+    let second = "SMffffffffffffffffffffffffffffffff";
+    callback(&server, &m.id, second).await;
+    callback(&server, &m.id, second).await; // Twilio retries: kept once
+    let store = server.store().await;
+    let kept = messaging_grpc::store::duplicate_sends::for_message_any(store.conn(), &m.id)
+        .await
+        .unwrap();
+    assert_eq!(kept, vec![second.to_owned()]);
+    let now = alice.message(&m.contact_id, &m.id).await;
+    assert_eq!(
+        now.provider_sid, sent.provider_sid,
+        "the first SID stays the message's"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn creates_in_flight_grow_with_twilios_latency() {
+    // Twilio answers each create after 300 ms. Eight sends in flight (the old fixed
+    // count) is at most ~27 creates a second; in flight sized by latency keeps far
+    // more creates open at once (production cap; pacing open as in every delivery test).
+    let fake = FakeTwilio::start().await.unwrap();
+    fake.set_create_latency(Latency::Fixed(Duration::from_millis(300)));
+    let server = TestServer::start_custom(&Backend::Sqlite, twilio_vars(&fake), |app| {
+        app.dispatch.enabled = false;
+    })
+    .await;
+    server.assign(FROM, "alice").await;
+    let mut alice = server.user("alice").await;
+    let mut queued = Vec::new();
+    for i in 0..300 {
+        let to = format!("+1415555{:04}", i);
+        queued.push(
+            alice
+                .send(FROM, &to, &format!("backlog {i}"))
+                .await
+                .unwrap(),
+        );
+    }
+    let server = server.restart(HashMap::new(), |_| {}).await;
+    let mut alice = server.user("alice").await;
+    for m in &queued {
+        alice.wait_status(m, MessageStatus::Sent, 60).await;
+    }
+    assert_eq!(fake.created_count(), 300);
+    // Creates open at once: the most requests that arrived within one latency.
+    let mut at: Vec<_> = fake.create_requests().iter().map(|r| r.at).collect();
+    at.sort();
+    let window = Duration::from_millis(300);
+    let open = (0..at.len())
+        .map(|i| at[i..].iter().take_while(|t| **t - at[i] < window).count())
+        .max()
+        .unwrap();
+    assert!(
+        open >= 40,
+        "at most {open} creates in flight at 300 ms latency"
+    );
+    server.stop().await;
+}
