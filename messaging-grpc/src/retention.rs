@@ -124,8 +124,15 @@ async fn message_batch(
         txn.rollback().await?;
         return Ok(None);
     }
-    // A scheduled message waits for its send time, however long ago it was written.
-    let keep = [MessageStatus::Scheduled.as_str()];
+    // Nothing not yet handed to the provider is deleted, however long ago it was
+    // written: a scheduled message waits for its send time, and once due (QUEUED) or
+    // being sent (SENDING) its outbox job must run — deleting it would drop an
+    // acknowledged send.
+    let keep = [
+        MessageStatus::Scheduled.as_str(),
+        MessageStatus::Queued.as_str(),
+        MessageStatus::Sending.as_str(),
+    ];
     let rows = store::retention::oldest_any(&txn, before, &keep, batch).await?;
     if rows.is_empty() {
         txn.commit().await?;

@@ -244,6 +244,19 @@ pub async fn serve(
         .await;
     let store_watch = watch_store(app.store().clone(), health.clone(), shutdown.clone());
     tasks.spawn("database health watch", store_watch);
+    // A dead writer refuses every durable write while reads still work: rather than
+    // stay up half-broken, stop serving and exit non-zero (an orchestrator restarts us).
+    let writer_died = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (store, died, stop) = (app.store().clone(), writer_died.clone(), shutdown.clone());
+    tasks.spawn("write pipeline watch", async move {
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = store.writer_died() => {
+                died.store(true, std::sync::atomic::Ordering::SeqCst);
+                stop.cancel();
+            }
+        }
+    });
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -328,6 +341,9 @@ pub async fn serve(
     // Requests and tasks are done: the writes they queued are answered; stop the
     // write pipeline (anything still queued is refused, not silently dropped).
     app.store().stop_writes();
+    if writer_died.load(std::sync::atomic::Ordering::SeqCst) {
+        anyhow::bail!("the write pipeline's writer ended; exiting so the process is restarted");
+    }
     Ok(served?)
 }
 

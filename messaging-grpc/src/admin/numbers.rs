@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::{Admin, actions};
 use crate::{
-    domain::PageRequest,
+    domain::{MessageStatus, PageRequest},
     error::Error,
     phone::parse_own_number,
     store::{
@@ -96,7 +96,13 @@ impl Admin {
         let released = store::numbers::release_any(&txn, &number)
             .await?
             .ok_or(Error::NotFound("number"))?;
-        let queued = store::outbox::hurry_sender(&txn, &released.user_id, &number).await?;
+        let queued = store::outbox::hurry_sender(
+            &txn,
+            &released.user_id,
+            &number,
+            MessageStatus::Scheduled.as_str(),
+        )
+        .await?;
         store::audit::insert(
             &txn,
             NewAuditEvent {

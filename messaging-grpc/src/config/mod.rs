@@ -248,7 +248,11 @@ impl Config {
             dispatch,
             events: delivery::events(&get)?,
             media: media_settings,
-            schedule: schedule::schedule(&get)?,
+            schedule: schedule::bounded_by_retention(
+                &get,
+                schedule::schedule(&get)?,
+                retention::retention(&get)?.as_ref(),
+            )?,
             twilio_api_base: get("TWILIO_API_BASE")
                 .unwrap_or_else(|| "https://api.twilio.com".into()),
             gateway_public_url: get("GATEWAY_PUBLIC_URL")

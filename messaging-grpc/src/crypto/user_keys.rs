@@ -277,17 +277,27 @@ impl UserKeys {
         let dek = DataKey::generate()?;
         let master = self.masters.active();
         let wrapped = wrap::wrap_dek(master, user_id, version, &dek)?;
-        let inserted = store::user_keys::insert_if_absent(
-            self.store.conn(),
-            store::user_keys::NewKey {
-                user_id,
-                version,
-                wrapped_dek: wrapped,
-                master_key_id: master.id(),
-                algorithm: WRAP_ALGORITHM,
-            },
-        )
-        .await?;
+        let (user, master_id) = (user_id.to_owned(), master.id().to_owned());
+        // Through the write pipeline, as every write (SQLite has one writer).
+        let inserted = self
+            .store
+            .write(move |txn| {
+                Box::pin(async move {
+                    store::user_keys::insert_if_absent(
+                        txn,
+                        store::user_keys::NewKey {
+                            user_id: &user,
+                            version,
+                            wrapped_dek: wrapped,
+                            master_key_id: &master_id,
+                            algorithm: WRAP_ALGORITHM,
+                        },
+                    )
+                    .await
+                    .map_err(Error::from)
+                })
+            })
+            .await?;
         Ok(inserted)
     }
 }

@@ -7,6 +7,7 @@
 //! is marked SENDING (committed) before the provider call, so after a crash or a
 //! timeout its outcome is looked up at the provider before any resend.
 
+mod heartbeat;
 mod in_flight;
 mod outbox;
 mod pacing;
@@ -20,7 +21,7 @@ use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::retry::RetryPolicy;
-pub use outbox::{DispatchItem, Outbox, TWILIO_UNSUBSCRIBED};
+pub use outbox::{DispatchItem, Mark, Outbox, TWILIO_UNSUBSCRIBED};
 pub use pacing::{LocalPacer, Pacer, PacingConfig, SharedPacer, Slot};
 
 use crate::{provider::SmsProvider, store};
@@ -61,7 +62,8 @@ impl Default for DispatchSettings {
             enabled: true,
             retry: RetryPolicy::default(),
             pacing: PacingConfig::default(),
-            lease: Duration::from_secs(120),
+            // Short, because the heartbeat renews it while we live (dispatch/heartbeat.rs).
+            lease: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
             max_in_flight: 800,
             unknown_settle: Duration::from_secs(60),
@@ -81,6 +83,7 @@ pub(crate) struct Inner {
     settings: DispatchSettings,
     pacer: Pacer,
     in_flight: in_flight::InFlight,
+    held: heartbeat::Held,
 }
 
 /// Runs the dispatcher and the reconciliation job until `shutdown`.
@@ -99,6 +102,7 @@ impl Dispatcher {
                 settings,
                 pacer,
                 in_flight: in_flight::InFlight::default(),
+                held: heartbeat::Held::default(),
             }),
         }
     }
@@ -112,7 +116,20 @@ impl Dispatcher {
         let cap = inner.settings.max_in_flight.max(1);
         let slots = Arc::new(Semaphore::new(cap));
         let mut tasks = JoinSet::new();
+        match inner.outbox.release_dead_claims().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                jobs = n,
+                "claims of the previous process released (SQLite: one process)"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing the previous process's claims failed; they end with their lease")
+            }
+        }
         let reconciler = tokio::spawn(reconcile::run_periodic(inner.clone(), shutdown.clone()));
+        // Beats on through the shutdown grace: sends still in flight keep their claims.
+        let beat_stop = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat::run(inner.clone(), beat_stop.clone()));
         tracing::info!(
             provider = inner.provider.name(),
             max_in_flight = cap,
@@ -142,13 +159,18 @@ impl Dispatcher {
             }
             let claimed = claim(&inner, free).await;
             let idle = claimed.is_empty();
+            if let Some(first) = claimed.first() {
+                inner.held.claimed(&first.token, claimed.len());
+            }
             for job in claimed {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
                 };
                 let (inner, shutdown) = (inner.clone(), shutdown.clone());
                 tasks.spawn(async move {
+                    let token = job.token.clone();
                     worker::process(&inner, job, &shutdown).await;
+                    inner.held.done(&token);
                     drop(permit);
                 });
             }
@@ -178,6 +200,8 @@ impl Dispatcher {
             );
             tasks.abort_all();
         }
+        beat_stop.cancel();
+        heartbeat.abort();
         // The reconciler stops at the shutdown signal; a pass in progress gets the grace.
         let stop_reconciler = reconciler.abort_handle();
         match tokio::time::timeout(grace, reconciler).await {

@@ -56,6 +56,35 @@ impl Outbox {
         &self.records
     }
 
+    /// The heartbeat: extends the leases of the jobs we hold under `tokens`.
+    pub async fn renew_tokens(&self, tokens: Vec<String>, lease: Duration) -> Result<u64, Error> {
+        self.records
+            .store()
+            .write(move |txn| {
+                Box::pin(async move {
+                    Ok::<_, Error>(store::outbox::renew_tokens_any(txn, &tokens, lease).await?)
+                })
+            })
+            .await
+    }
+
+    /// SQLite at start-up: a dead process's claims end now (see
+    /// [`store::outbox::release_all_sqlite`]); nothing on PostgreSQL, where other
+    /// replicas may hold live claims (theirs end by the heartbeat stopping).
+    pub async fn release_dead_claims(&self) -> Result<u64, Error> {
+        if self.records.store().backend() == sea_orm::DatabaseBackend::Postgres {
+            return Ok(0);
+        }
+        self.records
+            .store()
+            .write(move |txn| {
+                Box::pin(
+                    async move { Ok::<_, Error>(store::outbox::release_all_sqlite(txn).await?) },
+                )
+            })
+            .await
+    }
+
     /// Claims due jobs for `lease`, skipping the senders in `paced_out`.
     pub async fn claim(
         &self,
@@ -74,25 +103,27 @@ impl Outbox {
             .await
     }
 
-    /// Extends our lease right before calling the provider again for a SENDING
-    /// message (look-ups settled that the earlier create did not happen), and notes
-    /// that a new create starts now. False when the lease is lost (then the provider
-    /// must not be called: another dispatcher owns the job).
-    pub async fn start_resend(&self, job: &Claimed, lease: Duration) -> Result<bool, Error> {
+    /// A scheduled message's job claimed before its send time (its number was
+    /// released and assigned again, say): back to wait for `at`, nothing sent.
+    pub async fn wait_until(&self, job: &Claimed, at: DateTime<Utc>) -> Result<(), Error> {
         let claimed = job.clone();
         let held = self
             .records
             .store()
             .write(move |txn| {
                 Box::pin(async move {
-                    Ok::<_, Error>(store::outbox::start_create_held(txn, &claimed, lease).await?)
+                    let error = claimed.last_error.as_deref();
+                    Ok::<_, Error>(
+                        store::outbox::reschedule_held(txn, &claimed, claimed.attempts, at, error)
+                            .await?,
+                    )
                 })
             })
             .await?;
         if !held {
             lease_lost(job);
         }
-        Ok(held)
+        Ok(())
     }
 
     /// A look-up for an unknown outcome found nothing, too early to trust: the job
@@ -189,35 +220,71 @@ impl Outbox {
     }
 
     /// QUEUED → SENDING, committed before the provider is called, with our lease
-    /// renewed in the same transaction: from here on, a crash leaves an "outcome
-    /// unknown" mark that forces reconciliation. False when the lease is lost or the
-    /// message changed meanwhile (the provider must not be called).
-    pub async fn mark_sending(&self, job: &Claimed, lease: Duration) -> Result<bool, Error> {
+    /// renewed and the sender's ownership checked in the same transaction: from here
+    /// on, a crash leaves an "outcome unknown" mark that forces reconciliation, and a
+    /// number released (and given to someone else) while the message waited for its
+    /// pacing slot is caught here, not before the wait.
+    pub async fn mark_sending(
+        &self,
+        job: &Claimed,
+        owner_e164: &str,
+        lease: Duration,
+    ) -> Result<Mark, Error> {
+        self.start_create(job, owner_e164, lease, Some(MessageStatus::Queued))
+            .await
+    }
+
+    /// For a SENDING message whose earlier create look-ups settled as not sent: our
+    /// lease renewed, a new create noted as starting now, ownership checked — one
+    /// transaction.
+    pub async fn start_resend(
+        &self,
+        job: &Claimed,
+        owner_e164: &str,
+        lease: Duration,
+    ) -> Result<Mark, Error> {
+        self.start_create(job, owner_e164, lease, None).await
+    }
+
+    async fn start_create(
+        &self,
+        job: &Claimed,
+        owner_e164: &str,
+        lease: Duration,
+        from_queued: Option<MessageStatus>,
+    ) -> Result<Mark, Error> {
         let change = StatusChange {
             status: Some(MessageStatus::Sending.as_str().into()),
             ..Default::default()
         };
-        let claimed = job.clone();
-        let event = self
+        let (claimed, owner) = (job.clone(), owner_e164.to_owned());
+        let marked = self
             .records
             .store()
             .write(move |txn| {
                 Box::pin(async move {
                     if !store::outbox::start_create_held(txn, &claimed, lease).await? {
-                        return Ok::<_, Error>(Err(()));
+                        return Ok::<_, Error>((Mark::LeaseLost, None));
                     }
                     let (user_id, id) = (&claimed.user_id, &claimed.message_id);
-                    let queued = MessageStatus::Queued;
-                    Ok(Ok(change_status_in(txn, user_id, id, queued, change).await?))
+                    if !store::numbers::is_owned_by(txn, &owner, user_id).await? {
+                        return Ok((Mark::Released, None));
+                    }
+                    let Some(queued) = from_queued else {
+                        return Ok((Mark::Sending, None));
+                    };
+                    match change_status_in(txn, user_id, id, queued, change).await? {
+                        Some(event) => Ok((Mark::Sending, Some(event))),
+                        None => Ok((Mark::Changed, None)),
+                    }
                 })
             })
             .await?;
-        let Ok(event) = event else {
-            lease_lost(job);
-            return Ok(false);
-        };
-        self.announce(&job.user_id, event);
-        Ok(event.is_some())
+        match marked {
+            (Mark::LeaseLost, _) => lease_lost(job),
+            (_, event) => self.announce(&job.user_id, event),
+        }
+        Ok(marked.0)
     }
 
     /// The provider accepted the message: SENT with its SID, job done. Recorded even
@@ -445,6 +512,19 @@ impl Outbox {
             self.records.announce(user_id, cursor);
         }
     }
+}
+
+/// What the write that starts a create found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// SENDING, lease renewed: call the provider.
+    Sending,
+    /// The lease ran out (another dispatcher may own the job): do nothing.
+    LeaseLost,
+    /// The message changed meanwhile (adopted, canceled): do nothing.
+    Changed,
+    /// The sender is no longer the user's: fail the message, do not send.
+    Released,
 }
 
 /// Another dispatcher owns the job now (our lease ran out): it decides, we stop.

@@ -7,9 +7,9 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{DispatchItem, Inner, Slot, TWILIO_UNSUBSCRIBED, reconcile};
+use super::{DispatchItem, Inner, Mark, Slot, TWILIO_UNSUBSCRIBED, reconcile};
 use crate::{
-    domain::{Body, MessageStatus},
+    domain::{Body, MessageStatus, OUTCOME_UNKNOWN},
     error::Error,
     phone::Masked,
     provider::{Outgoing, SendError},
@@ -52,6 +52,12 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
     };
     let mut status = MessageStatus::parse(&item.row.status)?;
     if status == MessageStatus::Scheduled {
+        // Claimed before its time (its job was made due early): it waits for it.
+        if let Some(at) = item.row.send_at
+            && at > store::now()
+        {
+            return d.wait_until(job, at).await;
+        }
         // Due: QUEUED (committed), then sent like any other message.
         if !d.release_scheduled(user, id).await? {
             return Ok(());
@@ -111,12 +117,22 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
     }
     // Right before the call: the lease must still be ours, renewed for the call.
     let lease = inner.settings.lease;
-    let ours = match status {
-        MessageStatus::Queued => d.mark_sending(job, lease).await?,
-        _ => d.start_resend(job, lease).await?,
+    let owner = &item.row.owner_e164;
+    let mark = match status {
+        MessageStatus::Queued => d.mark_sending(job, owner, lease).await?,
+        _ => d.start_resend(job, owner, lease).await?,
     };
-    if !ours {
-        return Ok(()); // lease lost or message changed: whoever has it owns it now
+    match mark {
+        Mark::Sending => {}
+        // Lease lost or message changed: whoever has it owns it now.
+        Mark::LeaseLost | Mark::Changed => return Ok(()),
+        Mark::Released => {
+            let why = format!(
+                "from: {} is no longer assigned to this user (released)",
+                Masked(owner)
+            );
+            return d.record_send_failed(job, status, None, &why).await;
+        }
     }
     let Body::Text(body) = &item.body else {
         // refusal() fails destroyed content; never panic in the dispatcher over it.
@@ -155,10 +171,6 @@ fn lookup_not_trusted_yet(
     let gap = (settle / 4).clamp(chrono::Duration::seconds(1), chrono::Duration::seconds(15));
     Some(settled_at.max(now + gap))
 }
-
-/// Prefix of the error of a message whose send outcome could not be confirmed;
-/// operators find such messages by it.
-pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
 
 /// What is left of the message's validity window; `None` once it is over.
 fn validity_left(inner: &Inner, item: &DispatchItem) -> Option<Duration> {

@@ -29,7 +29,7 @@ pub use names::MAX_NAME_CHARS;
 pub use number_sealing::{LegacySealed, SEAL_BATCH};
 pub use paging::PageRequest;
 pub use provider_status::{StatusOutcome, StatusReport};
-pub use status::{Direction, MessageStatus};
+pub use status::{Direction, MessageStatus, OUTCOME_UNKNOWN};
 pub use view::{Body, MessageView};
 pub use write::{MessageWrite, Written, new_row};
 

@@ -190,14 +190,23 @@ impl Records {
         // Any state before the provider's answer: SENDING (answer lost) or QUEUED (an
         // attempt after the lost one was refused and put it back). The callback is the
         // provider's word that it has the message: it must never be sent again.
+        // Also FAILED as "outcome unknown" (never confirmed within the validity
+        // window): the provider had it after all, and its callback corrects us.
         let current = MessageStatus::parse(&row.status)?;
-        if !matches!(current, MessageStatus::Sending | MessageStatus::Queued) {
+        let unconfirmed = current == MessageStatus::Failed
+            && row
+                .error_message
+                .as_deref()
+                .is_some_and(|e| e.starts_with(super::OUTCOME_UNKNOWN));
+        if !(matches!(current, MessageStatus::Sending | MessageStatus::Queued) || unconfirmed) {
             return Ok(false);
         }
         let change = StatusChange {
             status: Some(MessageStatus::Sent.as_str().to_owned()),
             provider_sid: Some(sid.to_owned()),
             sent_at: Some(store::now()),
+            // The "outcome unknown" reason no longer holds.
+            error_message: unconfirmed.then(String::new),
             ..Default::default()
         };
         let (user_id, id) = (row.user_id.clone(), id.to_owned());

@@ -112,6 +112,11 @@ impl MessageStatus {
     }
 }
 
+/// Prefix of the error of a message failed because its send outcome could not be
+/// confirmed; operators find such messages by it, and a later word from the provider
+/// (a status callback carrying our id) corrects it.
+pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
+
 #[cfg(test)]
 mod tests {
     use super::*;

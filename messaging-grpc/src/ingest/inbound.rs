@@ -94,15 +94,18 @@ impl Ingest {
             // digits tell an operator enough; Twilio holds the full number under the
             // SID). `to` is one of our own numbers, kept in clear for routing.
             let from = Masked(&v.from).to_string();
-            store::ingest::record_unroutable_any(
-                db,
-                &s.message_sid,
-                &s.account_sid,
-                &from,
-                &v.to,
-                n,
-            )
-            .await?;
+            let (sid, account, to) = (s.message_sid.clone(), s.account_sid.clone(), v.to.clone());
+            // Through the write pipeline, as every write (SQLite has one writer).
+            self.records
+                .store()
+                .write(move |txn| {
+                    Box::pin(async move {
+                        store::ingest::record_unroutable_any(txn, &sid, &account, &from, &to, n)
+                            .await
+                            .map_err(Error::from)
+                    })
+                })
+                .await?;
             return Ok(Inbound::Unroutable);
         };
         // The owner's keys, read once for every seal and index below. Whether the

@@ -66,6 +66,9 @@ impl Ingest {
 /// How long a parked callback waits for its SID before it is dropped: a callback
 /// for a message that is not ours (another service on the same account) never finds one.
 const PARKED_RETENTION: chrono::Duration = chrono::Duration::days(2);
+/// How long an unroutable inbound record (a message to a number nobody owns) is kept
+/// for operators (`messaging` ListUnroutable) before it is dropped.
+const UNROUTABLE_RETENTION: chrono::Duration = chrono::Duration::days(30);
 
 impl Ingest {
     /// Drops parked callbacks past [`PARKED_RETENTION`] every `interval`, until `shutdown`.
@@ -75,7 +78,6 @@ impl Ingest {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(interval) => {}
             }
-            let db = self.records.store().conn();
             // One replica at a time (the others skip this round).
             let lease = match store::singleton::try_job(self.records.store(), "prune-parked").await
             {
@@ -86,7 +88,22 @@ impl Ingest {
                     continue;
                 }
             };
-            let pruned = store::ingest::prune_parked_any(db, store::now() - PARKED_RETENTION).await;
+            // Through the write pipeline like every other write (SQLite has one writer).
+            let pruned = self
+                .records
+                .store()
+                .write(|txn| {
+                    Box::pin(async move {
+                        let now = store::now();
+                        let parked =
+                            store::ingest::prune_parked_any(txn, now - PARKED_RETENTION).await?;
+                        let unroutable =
+                            store::ingest::prune_unroutable_any(txn, now - UNROUTABLE_RETENTION)
+                                .await?;
+                        Ok::<_, Error>(parked + unroutable)
+                    })
+                })
+                .await;
             if let Err(e) = lease.release().await {
                 tracing::warn!(error = %e, "releasing the parked-status pruning lock failed");
             }
@@ -94,7 +111,7 @@ impl Ingest {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     dropped = n,
-                    "parked status callbacks without a message dropped"
+                    "old parked status callbacks and unroutable inbound records dropped"
                 ),
                 Err(e) => tracing::warn!(error = %e, "pruning parked status callbacks failed"),
             }

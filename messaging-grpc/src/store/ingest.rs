@@ -111,3 +111,16 @@ pub async fn prune_parked_any(
         .await?
         .rows_affected)
 }
+
+/// Drops unroutable inbound records older than `before` (operators had their time
+/// to look). `_any`: they carry no user.
+pub async fn prune_unroutable_any(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    Ok(unroutable::Entity::delete_many()
+        .filter(unroutable::Column::ReceivedAt.lt(before))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

@@ -59,7 +59,14 @@ impl Store {
         let db = Database::connect(options(url, 8, 32)?).await?;
         // The pipeline's own connection: on SQLite the one writer of the file, so
         // group commit never waits for the write lock.
-        let writer = Database::connect(options(url, 1, 1)?).await?;
+        let mut writer = options(url, 1, 1)?;
+        if !url.starts_with("sqlite:") {
+            // One blocked row (an operator's open transaction, a stuck replica) must
+            // not stall every write of this replica: a statement waiting longer than
+            // this for a lock fails its batch, whose callers get UNAVAILABLE and retry.
+            writer.map_sqlx_postgres_opts(|o| o.options([("lock_timeout", WRITER_LOCK_TIMEOUT)]));
+        }
+        let writer = Database::connect(writer).await?;
         Ok(Self {
             db,
             pipeline: WritePipeline::start(writer),
@@ -106,6 +113,9 @@ impl Store {
         self.pipeline.stop();
     }
 }
+
+/// PostgreSQL's `lock_timeout` on the write pipeline's connection.
+const WRITER_LOCK_TIMEOUT: &str = "5s";
 
 /// Pool options for `url`: `sqlite_max` / `postgres_max` connections.
 fn options(url: &str, sqlite_max: u32, postgres_max: u32) -> Result<ConnectOptions, DbErr> {
@@ -164,8 +174,18 @@ impl Store {
     }
 
     /// Checks the database answers (readiness).
+    /// The database answers and the write pipeline runs (a replica that can read but
+    /// not write is not ready).
     pub async fn ping(&self) -> Result<(), DbErr> {
+        if !self.pipeline.is_alive() {
+            return Err(DbErr::Custom("the write pipeline's writer ended".into()));
+        }
         self.db.ping().await
+    }
+
+    /// Resolves when the write pipeline's writer ends without being stopped.
+    pub async fn writer_died(&self) {
+        self.pipeline.died().await;
     }
 
     /// Connections of the pool: `(open, idle, max)` (metrics).

@@ -223,6 +223,65 @@ pub async fn note_empty_lookup_held(
     Ok(done.rows_affected == 1)
 }
 
+/// Extends the lease of every job still held under one of `tokens` (the claims of a
+/// live dispatcher: its heartbeat). A dead dispatcher stops renewing, so its claims
+/// end within one lease and another replica takes the jobs over. Returns the jobs
+/// renewed.
+pub async fn renew_tokens_any(
+    db: &impl ConnectionTrait,
+    tokens: &[String],
+    lease: Duration,
+) -> Result<u64, DbErr> {
+    if tokens.is_empty() {
+        return Ok(0);
+    }
+    let backend = db.get_database_backend();
+    let (sql, mut values): (String, Vec<Value>) = match backend {
+        DatabaseBackend::Postgres => {
+            let marks: Vec<String> = (0..tokens.len()).map(|i| format!("${}", i + 2)).collect();
+            (
+                format!(
+                    "UPDATE outbox SET claimed_until = clock_timestamp() + $1 * interval '1 millisecond'                      WHERE claim_token IN ({})",
+                    marks.join(", ")
+                ),
+                vec![(lease.as_millis() as i64).into()],
+            )
+        }
+        _ => {
+            let until = super::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+            let marks = vec!["?"; tokens.len()].join(", ");
+            (
+                format!("UPDATE outbox SET claimed_until = ? WHERE claim_token IN ({marks})"),
+                vec![until.into()],
+            )
+        }
+    };
+    values.extend(tokens.iter().map(|t| t.clone().into()));
+    let done = db
+        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Ends every claim (SQLite at start-up only: the file lock proves no other process
+/// serves this database, so every claim is a dead process's and its jobs are due
+/// now, not when the lease would have ended). Returns the jobs released.
+pub async fn release_all_sqlite(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    let done = outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::ClaimedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::ClaimToken,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(outbox::Column::ClaimToken.is_not_null())
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected)
+}
+
 /// The earliest `next_attempt_at` among jobs nobody holds a lease on (`idx_outbox_due`).
 /// `_any`: the dispatcher serves every user.
 pub async fn next_due_any(
@@ -313,11 +372,13 @@ pub async fn remove_any(db: &impl ConnectionTrait, message_id: &str) -> Result<(
 }
 
 /// Makes the jobs of the user's messages from `owner_e164` due now, so a released
-/// number's queue is failed at once rather than at each job's next retry.
+/// number's queue is failed at once rather than at each job's next retry — but for
+/// messages in the `scheduled` status, which keep their send time.
 pub async fn hurry_sender(
     db: &impl ConnectionTrait,
     user_id: &str,
     owner_e164: &str,
+    scheduled: &str,
 ) -> Result<u64, DbErr> {
     use sea_orm::sea_query::Query;
     let of_sender = Query::select()
@@ -325,6 +386,9 @@ pub async fn hurry_sender(
         .from(message::Entity)
         .and_where(message::Column::UserId.eq(user_id))
         .and_where(message::Column::OwnerE164.eq(owner_e164))
+        // A scheduled message waits for its time (and fails then if the number is
+        // still not the user's): only what is due anyway is hurried.
+        .and_where(message::Column::Status.ne(scheduled))
         .to_owned();
     let done = outbox::Entity::update_many()
         .col_expr(outbox::Column::NextAttemptAt, Expr::value(now()))

@@ -147,6 +147,9 @@ impl Pending {
 pub struct WritePipeline {
     jobs: mpsc::Sender<Pending>,
     stop: CancellationToken,
+    /// Cancelled when the writer task ended without being stopped (a panic outside a
+    /// write's guard): every durable write would be refused from then on.
+    died: CancellationToken,
 }
 
 impl WritePipeline {
@@ -154,9 +157,30 @@ impl WritePipeline {
     /// for SQLite a pool of exactly one).
     pub fn start(writer: DatabaseConnection) -> Self {
         let (jobs, rx) = mpsc::channel(QUEUE);
-        let stop = CancellationToken::new();
-        tokio::spawn(run(writer, rx, stop.clone()));
-        Self { jobs, stop }
+        let (stop, died) = (CancellationToken::new(), CancellationToken::new());
+        let writer = tokio::spawn(run(writer, rx, stop.clone()));
+        let (stopped, dead) = (stop.clone(), died.clone());
+        tokio::spawn(async move {
+            // A normal end is a stop or every handle dropped (nobody left to write);
+            // a panic outside a write's guard is a death.
+            if let Err(e) = writer.await
+                && !stopped.is_cancelled()
+            {
+                tracing::error!(error = %e, "the write pipeline's writer died; no write can commit");
+                dead.cancel();
+            }
+        });
+        Self { jobs, stop, died }
+    }
+
+    /// False once the writer ended without being stopped.
+    pub fn is_alive(&self) -> bool {
+        !self.died.is_cancelled()
+    }
+
+    /// Resolves when the writer ends without being stopped.
+    pub async fn died(&self) {
+        self.died.cancelled().await;
     }
 
     /// Runs `write` in the next batch and returns its result once the batch

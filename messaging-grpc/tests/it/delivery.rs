@@ -710,9 +710,9 @@ async fn console_provider_reports_sent_then_delivered() {
 
 /// Hands the message to the real provider, then never returns: the process "dies"
 /// between Twilio's answer and our write.
-struct HangAfterSend {
-    inner: Arc<dyn SmsProvider>,
-    hung: Arc<tokio::sync::Notify>,
+pub(crate) struct HangAfterSend {
+    pub(crate) inner: Arc<dyn SmsProvider>,
+    pub(crate) hung: Arc<tokio::sync::Notify>,
 }
 
 #[async_trait::async_trait]

@@ -160,7 +160,6 @@ pub fn twilio_vars(fake: &twilio_fake::FakeTwilio) -> HashMap<&'static str, Stri
         ("OUTBOX_POLL_MS", "20".to_owned()),
         ("OUTBOX_RETRY_BASE_MS", "20".to_owned()),
         ("OUTBOX_RETRY_MAX_SECS", "1".to_owned()),
-        ("OUTBOX_LEASE_SECS", "4".to_owned()),
         ("OUTBOX_SHUTDOWN_GRACE_MS", "200".to_owned()),
         ("PACING_SENDER_SPS", "100000".to_owned()),
         ("PACING_ACCOUNT_SPS", "100000".to_owned()),

@@ -24,13 +24,17 @@ async fn setup(backend: &Backend, extra: &[(&'static str, &str)]) -> (FakeTwilio
 /// Signs and posts a status callback for `sid` to our `/webhook/status?mid=<id>`
 /// through a real gateway, as Twilio would.
 async fn callback(server: &TestServer, message_id: &str, sid: &str) {
+    callback_with(server, message_id, sid, "sent").await;
+}
+
+async fn callback_with(server: &TestServer, message_id: &str, sid: &str, status: &str) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gw = crate::gateway::gateway_on(listener, &format!("http://{}", server.addr), &[]).await;
     let path = format!("/webhook/status?mid={message_id}");
-    let (status, _, _) = gw
-        .post(&path, &crate::gateway::status_form(sid, "sent", None))
+    let (code, _, _) = gw
+        .post(&path, &crate::gateway::status_form(sid, status, None))
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(code, 200);
 }
 
 backend_tests! {
@@ -185,5 +189,39 @@ async fn creates_in_flight_grow_with_twilios_latency() {
         open >= 40,
         "at most {open} creates in flight at 300 ms latency"
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivered_callback_corrects_an_outcome_unknown_failure() {
+    // The answer was lost and Twilio could not be asked (403 on every list) within
+    // the validity window: FAILED, "outcome unknown". Twilio had it after all, and its
+    // callback (carrying our id) says delivered: the message is corrected, not left failed.
+    let (fake, server) = setup(&Backend::Sqlite, &[("MESSAGE_VALIDITY_SECS", "3")]).await;
+    fake.script([Scripted::CreateThenDrop]);
+    let refused = || Scripted::Error {
+        status: 403,
+        code: 20003,
+        message: "Permission denied".into(),
+    };
+    fake.script_list((0..200).map(|_| refused()));
+    let mut alice = server.user("alice").await;
+    let m = alice.send(FROM, TO, "did it go?").await.unwrap();
+    let failed = alice.wait_status(&m, MessageStatus::Failed, 15).await;
+    assert!(
+        failed.error_message.starts_with("outcome unknown"),
+        "{}",
+        failed.error_message
+    );
+    let sid = fake.messages()[0].sid.clone();
+    callback_with(&server, &m.id, &sid, "delivered").await;
+    let delivered = alice.wait_status(&m, MessageStatus::Delivered, 10).await;
+    assert_eq!(delivered.provider_sid, sid);
+    assert!(
+        delivered.error_message.is_empty(),
+        "{}",
+        delivered.error_message
+    );
+    assert_eq!(fake.created_count(), 1);
     server.stop().await;
 }

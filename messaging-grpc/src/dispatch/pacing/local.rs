@@ -50,12 +50,27 @@ impl LocalPacer {
         if state.senders.len() > 10_000 {
             state.senders.retain(|_, t| *t > now);
         }
-        state.senders.insert(
-            sender.to_owned(),
-            now + Duration::from_secs_f64(segments / self.config.sender_rate(sender)),
-        );
-        state.account = Some(now + Duration::from_secs_f64(segments / self.config.account_sps));
+        let sender_step = Duration::from_secs_f64(segments / self.config.sender_rate(sender));
+        let account_step = Duration::from_secs_f64(segments / self.config.account_sps);
+        state
+            .senders
+            .insert(sender.to_owned(), advance(sender_free, now, sender_step));
+        state.account = Some(advance(account_free, now, account_step));
         Ok(())
+    }
+}
+
+/// A clock's next free instant after booking `step` at `now`. A caller a little late
+/// for its slot (it slept, then asked again) books from the slot, not from now:
+/// booking from now would lose that lateness at every send, and 100 long codes at
+/// 1 MPS ran at 88 MPS. A clock idle for longer than a quarter step starts from now, so
+/// any span of k sends at Twilio is at least k steps minus a quarter step (no burst).
+fn advance(free: Instant, now: Instant, step: Duration) -> Instant {
+    let late = now.saturating_duration_since(free);
+    if late <= step / 4 {
+        free + step
+    } else {
+        now + step
     }
 }
 
