@@ -24,6 +24,15 @@ pub enum StatusOutcome {
     UnknownStatus,
 }
 
+/// What one attempt to adopt a SID found.
+enum Adopt {
+    Adopted,
+    /// Not in a state a callback may adopt (or gone): nothing changed.
+    NotAdoptable,
+    /// Changed between our read and our write: read again.
+    Changed,
+}
+
 /// A status report about a provider SID.
 #[derive(Clone, Debug)]
 pub struct StatusReport<'a> {
@@ -178,14 +187,27 @@ impl Records {
     /// done. `false` when the message is not in that state (nothing changed); a
     /// message with another SID keeps it, and `sid` is kept as a duplicate send.
     pub async fn adopt_sid(&self, id: &str, sid: &str) -> Result<bool, Error> {
+        // The dispatcher may be changing the message meanwhile (QUEUED ⇄ SENDING on a
+        // refused attempt): a lost compare-and-set reads again and decides again.
+        for _ in 0..5 {
+            match self.try_adopt_sid(id, sid).await? {
+                Adopt::Adopted => return Ok(true),
+                Adopt::NotAdoptable => return Ok(false),
+                Adopt::Changed => continue,
+            }
+        }
+        Ok(false)
+    }
+
+    async fn try_adopt_sid(&self, id: &str, sid: &str) -> Result<Adopt, Error> {
         let Some(row) = store::messages::find_any(self.store.conn(), id).await? else {
-            return Ok(false);
+            return Ok(Adopt::NotAdoptable);
         };
         if let Some(ours) = &row.provider_sid {
             if ours != sid {
                 self.record_duplicate(&row.user_id, id, sid).await?;
             }
-            return Ok(false);
+            return Ok(Adopt::NotAdoptable);
         }
         // Any state before the provider's answer: SENDING (answer lost) or QUEUED (an
         // attempt after the lost one was refused and put it back). The callback is the
@@ -199,7 +221,7 @@ impl Records {
                 .as_deref()
                 .is_some_and(|e| e.starts_with(super::OUTCOME_UNKNOWN));
         if !(matches!(current, MessageStatus::Sending | MessageStatus::Queued) || unconfirmed) {
-            return Ok(false);
+            return Ok(Adopt::NotAdoptable);
         }
         let change = StatusChange {
             status: Some(MessageStatus::Sent.as_str().to_owned()),
@@ -223,10 +245,10 @@ impl Records {
             })
             .await?;
         let Some(cursor) = event else {
-            return Ok(false);
+            return Ok(Adopt::Changed);
         };
         self.announce(&row.user_id, cursor);
-        Ok(true)
+        Ok(Adopt::Adopted)
     }
 
     /// A provider answer for `id` could not be recorded because the message changed:
