@@ -4,8 +4,8 @@ use commpro_messaging_api::v1::{self as pb, messaging_admin_server::MessagingAdm
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status};
 
-use super::convert;
-use crate::{admin::Admin, auth::caller, phone::Masked};
+use super::{call::as_caller, convert};
+use crate::{admin::Admin, phone::Masked};
 
 pub struct AdminApi {
     admin: Admin,
@@ -27,41 +27,44 @@ impl MessagingAdmin for AdminApi {
         &self,
         req: Request<pb::ExportUserRequest>,
     ) -> Result<Response<Self::ExportUserStream>, Status> {
-        let admin = caller(&req)?;
-        let r = req.into_inner();
-        let stream = self
-            .admin
-            .export_user(&admin.user_id, &r.user_id, r.include_media)
-            .await?
-            .map(|item| item.and_then(convert::export_item).map_err(Status::from));
-        Ok(Response::new(Box::pin(stream)))
+        as_caller(req, |admin, r| async move {
+            let stream = self
+                .admin
+                .export_user(&admin.user_id, &r.user_id, r.include_media)
+                .await?
+                .map(|item| item.and_then(convert::export_item).map_err(Status::from));
+            Ok(Box::pin(stream) as Self::ExportUserStream)
+        })
+        .await
     }
 
     async fn assign_number(
         &self,
         req: Request<pb::AssignNumberRequest>,
     ) -> Result<Response<pb::PhoneNumber>, Status> {
-        let admin = caller(&req)?;
-        let r = req.into_inner();
-        let row = self
-            .admin
-            .assign_number(&admin.user_id, &r.number, &r.user_id)
-            .await?;
-        tracing::info!(admin = %admin.user_id, number = %Masked(&row.e164), user_id = %row.user_id, "number assigned");
-        Ok(Response::new(convert::phone_number(row)))
+        as_caller(req, |admin, r| async move {
+            let row = self
+                .admin
+                .assign_number(&admin.user_id, &r.number, &r.user_id)
+                .await?;
+            tracing::info!(admin = %admin.user_id, number = %Masked(&row.e164), user_id = %row.user_id, "number assigned");
+            Ok(convert::phone_number(row))
+        })
+        .await
     }
 
     async fn release_number(
         &self,
         req: Request<pb::ReleaseNumberRequest>,
     ) -> Result<Response<pb::ReleaseNumberResponse>, Status> {
-        let admin = caller(&req)?;
-        let r = req.into_inner();
-        let row = self.admin.release_number(&admin.user_id, &r.number).await?;
-        tracing::info!(admin = %admin.user_id, number = %Masked(&row.e164), user_id = %row.user_id, "number released");
-        Ok(Response::new(pb::ReleaseNumberResponse {
-            released: Some(convert::phone_number(row)),
-        }))
+        as_caller(req, |admin, r| async move {
+            let row = self.admin.release_number(&admin.user_id, &r.number).await?;
+            tracing::info!(admin = %admin.user_id, number = %Masked(&row.e164), user_id = %row.user_id, "number released");
+            Ok(pb::ReleaseNumberResponse {
+                released: Some(convert::phone_number(row)),
+            })
+        })
+        .await
     }
 
     async fn list_unroutable(
@@ -110,23 +113,24 @@ impl MessagingAdmin for AdminApi {
         &self,
         req: Request<pb::RotateMasterKeyRequest>,
     ) -> Result<Response<pb::RotateMasterKeyResponse>, Status> {
-        let admin = caller(&req)?;
-        let r = req.into_inner();
-        let rotation = self
-            .admin
-            .rotate_master_key(&admin.user_id, r.max_keys)
-            .await?;
-        Ok(Response::new(pb::RotateMasterKeyResponse {
-            remaining: rotation
-                .status
-                .remaining()
-                .into_iter()
-                .map(convert::master_key_use)
-                .collect(),
-            active_master_key_id: rotation.status.active,
-            rewrapped: rotation.rewrapped,
-            skipped: rotation.skipped,
-        }))
+        as_caller(req, |admin, r| async move {
+            let rotation = self
+                .admin
+                .rotate_master_key(&admin.user_id, r.max_keys)
+                .await?;
+            Ok(pb::RotateMasterKeyResponse {
+                remaining: rotation
+                    .status
+                    .remaining()
+                    .into_iter()
+                    .map(convert::master_key_use)
+                    .collect(),
+                active_master_key_id: rotation.status.active,
+                rewrapped: rotation.rewrapped,
+                skipped: rotation.skipped,
+            })
+        })
+        .await
     }
 
     async fn key_status(
@@ -149,36 +153,39 @@ impl MessagingAdmin for AdminApi {
         &self,
         req: Request<pb::RotateUserKeyRequest>,
     ) -> Result<Response<pb::RotateUserKeyResponse>, Status> {
-        let admin = caller(&req)?;
-        let r = req.into_inner();
-        let version = self
-            .admin
-            .rotate_user_key(&admin.user_id, &r.user_id)
-            .await?;
-        Ok(Response::new(pb::RotateUserKeyResponse {
-            user_id: r.user_id,
-            key_version: version,
-        }))
+        as_caller(req, |admin, r| async move {
+            let version = self
+                .admin
+                .rotate_user_key(&admin.user_id, &r.user_id)
+                .await?;
+            Ok(pb::RotateUserKeyResponse {
+                user_id: r.user_id,
+                key_version: version,
+            })
+        })
+        .await
     }
 
     async fn shred_user(
         &self,
         req: Request<pb::ShredUserRequest>,
     ) -> Result<Response<pb::ShredUserResponse>, Status> {
-        let admin = caller(&req)?;
-        let r = req.into_inner();
-        let done = self
-            .admin
-            .shred_user(&admin.user_id, &r.user_id, &r.confirm_user_id)
-            .await?;
-        Ok(Response::new(pb::ShredUserResponse {
-            user_id: r.user_id,
-            destroyed_key_versions: u32::try_from(done.destroyed_key_versions).unwrap_or(u32::MAX),
-            messages: done.messages,
-            media: done.media,
-            media_objects_deleted: done.media_objects_deleted,
-            released_numbers: done.released_numbers,
-        }))
+        as_caller(req, |admin, r| async move {
+            let done = self
+                .admin
+                .shred_user(&admin.user_id, &r.user_id, &r.confirm_user_id)
+                .await?;
+            Ok(pb::ShredUserResponse {
+                user_id: r.user_id,
+                destroyed_key_versions: u32::try_from(done.destroyed_key_versions)
+                    .unwrap_or(u32::MAX),
+                messages: done.messages,
+                media: done.media,
+                media_objects_deleted: done.media_objects_deleted,
+                released_numbers: done.released_numbers,
+            })
+        })
+        .await
     }
 
     async fn list_audit_events(

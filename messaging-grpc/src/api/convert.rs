@@ -82,6 +82,11 @@ pub fn message(m: MessageView) -> Result<pb::Message, Error> {
 }
 
 /// A media item as the API shows it.
+/// A page's messages.
+pub fn messages(ms: Vec<MessageView>) -> Result<Vec<pb::Message>, Error> {
+    ms.into_iter().map(message).collect()
+}
+
 pub fn media(m: crate::store::entities::media::Model) -> pb::Media {
     let (state, content) = match m.status.as_str() {
         crate::store::media::READY => (pb::MediaState::Ready, pb::ContentState::Available),
@@ -182,6 +187,11 @@ pub fn conversation(c: ConversationSummary) -> Result<pb::Conversation, Error> {
         muted_until: c.muted_until.map(timestamp),
         contact_name: c.contact_name.unwrap_or_default(),
     })
+}
+
+/// A page's conversations.
+pub fn conversations(cs: Vec<ConversationSummary>) -> Result<Vec<pb::Conversation>, Error> {
+    cs.into_iter().map(conversation).collect()
 }
 
 pub fn blocked(b: Blocked) -> pb::BlockedNumber {

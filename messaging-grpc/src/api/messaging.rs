@@ -7,13 +7,27 @@ use tonic::{Request, Response, Status, Streaming};
 use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 
-use super::convert;
+use super::{call::as_caller, convert};
 use crate::{
     auth::caller,
     error::Error,
     media::MAX_MEDIA_BYTES,
     messaging::{Messaging, SendMms, SendSms, WatchSettings, WatchSlots},
 };
+
+/// The send request of a `SendSmsRequest` or a `SendMmsRequest` (the same fields; a
+/// macro, since they are two types).
+macro_rules! send_request {
+    ($r:ident) => {
+        SendSms {
+            send_at: convert::time_in("send_at", $r.send_at)?,
+            from: $r.from,
+            to: $r.to,
+            body: $r.body,
+            idempotency_key: $r.idempotency_key,
+        }
+    };
+}
 
 pub struct MessagingApi {
     messaging: Messaging,
@@ -77,36 +91,26 @@ impl MessagingService for MessagingApi {
         &self,
         req: Request<pb::SendSmsRequest>,
     ) -> Result<Response<pb::Message>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let send = SendSms {
-            send_at: convert::time_in("send_at", r.send_at)?,
-            from: r.from,
-            to: r.to,
-            body: r.body,
-            idempotency_key: r.idempotency_key,
-        };
-        let sent = self.messaging.send_sms(&user.user_id, send).await?;
-        Ok(Response::new(convert::message(sent)?))
+        as_caller(req, |user, r| async move {
+            let send = send_request!(r);
+            convert::message(self.messaging.send_sms(&user.user_id, send).await?)
+        })
+        .await
     }
 
     async fn send_mms(
         &self,
         req: Request<pb::SendMmsRequest>,
     ) -> Result<Response<pb::Message>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let send = SendMms {
-            send_at: convert::time_in("send_at", r.send_at)?,
-            from: r.from,
-            to: r.to,
-            body: r.body,
-            media_ids: r.media_ids,
-            media_urls: r.media_urls,
-            idempotency_key: r.idempotency_key,
-        };
-        let sent = self.messaging.send_mms(&user.user_id, send).await?;
-        Ok(Response::new(convert::message(sent)?))
+        as_caller(req, |user, r| async move {
+            let send = SendMms {
+                media_ids: r.media_ids,
+                media_urls: r.media_urls,
+                message: send_request!(r),
+            };
+            convert::message(self.messaging.send_mms(&user.user_id, send).await?)
+        })
+        .await
     }
 
     async fn upload_media(
@@ -164,268 +168,268 @@ impl MessagingService for MessagingApi {
         &self,
         req: Request<pb::GetMediaRequest>,
     ) -> Result<Response<Self::GetMediaStream>, Status> {
-        let user = caller(&req)?;
-        let (row, bytes) = self
-            .messaging
-            .media()
-            .get(&user.user_id, &req.into_inner().media_id)
-            .await?;
-        let chunks: Vec<_> = convert::media_chunks(&row, bytes)
-            .into_iter()
-            .map(Ok)
-            .collect();
-        Ok(Response::new(tokio_stream::iter(chunks)))
+        as_caller(req, |user, r| async move {
+            let (row, bytes) = self
+                .messaging
+                .media()
+                .get(&user.user_id, &r.media_id)
+                .await?;
+            let chunks: Vec<_> = convert::media_chunks(&row, bytes)
+                .into_iter()
+                .map(Ok)
+                .collect();
+            Ok(tokio_stream::iter(chunks))
+        })
+        .await
     }
 
     async fn list_conversations(
         &self,
         req: Request<pb::ListConversationsRequest>,
     ) -> Result<Response<pb::ListConversationsResponse>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let page = self
-            .messaging
-            .list_conversations(&user.user_id, r.page_size, &r.page_token, r.archived)
-            .await?;
-        Ok(Response::new(pb::ListConversationsResponse {
-            conversations: page
-                .conversations
-                .into_iter()
-                .map(convert::conversation)
-                .collect::<Result<_, _>>()?,
-            next_page_token: page.next_page_token,
-        }))
+        as_caller(req, |user, r| async move {
+            let page = self
+                .messaging
+                .list_conversations(&user.user_id, r.page_size, &r.page_token, r.archived)
+                .await?;
+            Ok(pb::ListConversationsResponse {
+                conversations: convert::conversations(page.conversations)?,
+                next_page_token: page.next_page_token,
+            })
+        })
+        .await
     }
 
     async fn get_conversation(
         &self,
         req: Request<pb::GetConversationRequest>,
     ) -> Result<Response<pb::GetConversationResponse>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let page = self
-            .messaging
-            .get_conversation(&user.user_id, &r.contact_id, r.page_size, &r.page_token)
-            .await?;
-        Ok(Response::new(pb::GetConversationResponse {
-            contact_id: page.contact_id,
-            contact_number: page.contact_number,
-            contact_name: page.contact_name.unwrap_or_default(),
-            messages: page
-                .messages
-                .into_iter()
-                .map(convert::message)
-                .collect::<Result<_, _>>()?,
-            next_page_token: page.next_page_token,
-        }))
+        as_caller(req, |user, r| async move {
+            let page = self
+                .messaging
+                .get_conversation(&user.user_id, &r.contact_id, r.page_size, &r.page_token)
+                .await?;
+            Ok(pb::GetConversationResponse {
+                contact_id: page.contact_id,
+                contact_number: page.contact_number,
+                contact_name: page.contact_name.unwrap_or_default(),
+                messages: convert::messages(page.messages)?,
+                next_page_token: page.next_page_token,
+            })
+        })
+        .await
     }
 
     async fn mark_read(
         &self,
         req: Request<pb::MarkReadRequest>,
     ) -> Result<Response<pb::Message>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let read = self
-            .messaging
-            .mark_read(&user.user_id, &r.message_id)
-            .await?;
-        Ok(Response::new(convert::message(read)?))
+        as_caller(req, |user, r| async move {
+            convert::message(
+                self.messaging
+                    .mark_read(&user.user_id, &r.message_id)
+                    .await?,
+            )
+        })
+        .await
     }
 
     async fn mark_conversation_read(
         &self,
         req: Request<pb::MarkConversationReadRequest>,
     ) -> Result<Response<pb::MarkConversationReadResponse>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let up_to = (!r.up_to_message_id.is_empty()).then_some(r.up_to_message_id.as_str());
-        let unread_count = self
-            .messaging
-            .mark_conversation_read(&user.user_id, &r.contact_id, up_to)
-            .await?;
-        Ok(Response::new(pb::MarkConversationReadResponse {
-            unread_count,
-        }))
+        as_caller(req, |user, r| async move {
+            let up_to = (!r.up_to_message_id.is_empty()).then_some(r.up_to_message_id.as_str());
+            let unread_count = self
+                .messaging
+                .mark_conversation_read(&user.user_id, &r.contact_id, up_to)
+                .await?;
+            Ok(pb::MarkConversationReadResponse { unread_count })
+        })
+        .await
     }
 
     async fn cancel_scheduled(
         &self,
         req: Request<pb::CancelScheduledRequest>,
     ) -> Result<Response<pb::Message>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let canceled = self
-            .messaging
-            .cancel_scheduled(&user.user_id, &r.message_id)
-            .await?;
-        Ok(Response::new(convert::message(canceled)?))
+        as_caller(req, |user, r| async move {
+            let canceled = self
+                .messaging
+                .cancel_scheduled(&user.user_id, &r.message_id)
+                .await?;
+            convert::message(canceled)
+        })
+        .await
     }
 
     async fn search_messages(
         &self,
         req: Request<pb::SearchMessagesRequest>,
     ) -> Result<Response<pb::SearchMessagesResponse>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let page = self
-            .messaging
-            .search_messages(
-                &user.user_id,
-                &r.query,
-                &r.contact_id,
-                r.page_size,
-                &r.page_token,
-            )
-            .await?;
-        Ok(Response::new(pb::SearchMessagesResponse {
-            messages: page
-                .messages
-                .into_iter()
-                .map(convert::message)
-                .collect::<Result<_, _>>()?,
-            next_page_token: page.next_page_token,
-        }))
+        as_caller(req, |user, r| async move {
+            let page = self
+                .messaging
+                .search_messages(
+                    &user.user_id,
+                    &r.query,
+                    &r.contact_id,
+                    r.page_size,
+                    &r.page_token,
+                )
+                .await?;
+            Ok(pb::SearchMessagesResponse {
+                messages: convert::messages(page.messages)?,
+                next_page_token: page.next_page_token,
+            })
+        })
+        .await
     }
 
     async fn archive_conversation(
         &self,
         req: Request<pb::ArchiveConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let conv = self
-            .messaging
-            .set_archived(&user.user_id, &r.contact_id, true)
-            .await?;
-        Ok(Response::new(convert::conversation(conv)?))
+        as_caller(req, |user, r| async move {
+            let conv = self
+                .messaging
+                .set_archived(&user.user_id, &r.contact_id, true)
+                .await?;
+            convert::conversation(conv)
+        })
+        .await
     }
 
     async fn unarchive_conversation(
         &self,
         req: Request<pb::UnarchiveConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let conv = self
-            .messaging
-            .set_archived(&user.user_id, &r.contact_id, false)
-            .await?;
-        Ok(Response::new(convert::conversation(conv)?))
+        as_caller(req, |user, r| async move {
+            let conv = self
+                .messaging
+                .set_archived(&user.user_id, &r.contact_id, false)
+                .await?;
+            convert::conversation(conv)
+        })
+        .await
     }
 
     async fn mute_conversation(
         &self,
         req: Request<pb::MuteConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let until = convert::time_in("until", r.until)?;
-        let conv = self
-            .messaging
-            .mute(&user.user_id, &r.contact_id, until)
-            .await?;
-        Ok(Response::new(convert::conversation(conv)?))
+        as_caller(req, |user, r| async move {
+            let until = convert::time_in("until", r.until)?;
+            let conv = self
+                .messaging
+                .mute(&user.user_id, &r.contact_id, until)
+                .await?;
+            convert::conversation(conv)
+        })
+        .await
     }
 
     async fn unmute_conversation(
         &self,
         req: Request<pb::UnmuteConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let conv = self.messaging.unmute(&user.user_id, &r.contact_id).await?;
-        Ok(Response::new(convert::conversation(conv)?))
+        as_caller(req, |user, r| async move {
+            convert::conversation(self.messaging.unmute(&user.user_id, &r.contact_id).await?)
+        })
+        .await
     }
 
     async fn block_number(
         &self,
         req: Request<pb::BlockNumberRequest>,
     ) -> Result<Response<pb::BlockedNumber>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let blocked = self
-            .messaging
-            .block_number(&user.user_id, &r.number)
-            .await?;
-        Ok(Response::new(convert::blocked(blocked)))
+        as_caller(req, |user, r| async move {
+            let blocked = self
+                .messaging
+                .block_number(&user.user_id, &r.number)
+                .await?;
+            Ok(convert::blocked(blocked))
+        })
+        .await
     }
 
     async fn unblock_number(
         &self,
         req: Request<pb::UnblockNumberRequest>,
     ) -> Result<Response<pb::UnblockNumberResponse>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let (number, contact_id) = self
-            .messaging
-            .unblock_number(&user.user_id, &r.number)
-            .await?;
-        Ok(Response::new(pb::UnblockNumberResponse {
-            number,
-            contact_id,
-        }))
+        as_caller(req, |user, r| async move {
+            let (number, contact_id) = self
+                .messaging
+                .unblock_number(&user.user_id, &r.number)
+                .await?;
+            Ok(pb::UnblockNumberResponse { number, contact_id })
+        })
+        .await
     }
 
     async fn list_blocked_numbers(
         &self,
         req: Request<pb::ListBlockedNumbersRequest>,
     ) -> Result<Response<pb::ListBlockedNumbersResponse>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let page = self
-            .messaging
-            .list_blocked(&user.user_id, r.page_size, &r.page_token)
-            .await?;
-        Ok(Response::new(pb::ListBlockedNumbersResponse {
-            blocked_numbers: page.blocked.into_iter().map(convert::blocked).collect(),
-            next_page_token: page.next_page_token,
-        }))
+        as_caller(req, |user, r| async move {
+            let page = self
+                .messaging
+                .list_blocked(&user.user_id, r.page_size, &r.page_token)
+                .await?;
+            Ok(pb::ListBlockedNumbersResponse {
+                blocked_numbers: page.blocked.into_iter().map(convert::blocked).collect(),
+                next_page_token: page.next_page_token,
+            })
+        })
+        .await
     }
 
     async fn delete_message(
         &self,
         req: Request<pb::DeleteMessageRequest>,
     ) -> Result<Response<pb::DeleteMessageResponse>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let d = self
-            .messaging
-            .delete_message(&user.user_id, &r.message_id)
-            .await?;
-        Ok(Response::new(pb::DeleteMessageResponse {
-            message_id: d.message_id,
-            contact_id: d.contact_id,
-            unread_count: d.unread_count,
-        }))
+        as_caller(req, |user, r| async move {
+            let d = self
+                .messaging
+                .delete_message(&user.user_id, &r.message_id)
+                .await?;
+            Ok(pb::DeleteMessageResponse {
+                message_id: d.message_id,
+                contact_id: d.contact_id,
+                unread_count: d.unread_count,
+            })
+        })
+        .await
     }
 
     async fn delete_conversation(
         &self,
         req: Request<pb::DeleteConversationRequest>,
     ) -> Result<Response<pb::DeleteConversationResponse>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let deleted_messages = self
-            .messaging
-            .delete_conversation(&user.user_id, &r.contact_id)
-            .await?;
-        Ok(Response::new(pb::DeleteConversationResponse {
-            contact_id: r.contact_id,
-            deleted_messages,
-        }))
+        as_caller(req, |user, r| async move {
+            let deleted_messages = self
+                .messaging
+                .delete_conversation(&user.user_id, &r.contact_id)
+                .await?;
+            Ok(pb::DeleteConversationResponse {
+                contact_id: r.contact_id,
+                deleted_messages,
+            })
+        })
+        .await
     }
 
     async fn set_contact_name(
         &self,
         req: Request<pb::SetContactNameRequest>,
     ) -> Result<Response<pb::Contact>, Status> {
-        let user = caller(&req)?;
-        let r = req.into_inner();
-        let contact = self
-            .messaging
-            .set_contact_name(&user.user_id, &r.contact_id, &r.name)
-            .await?;
-        Ok(Response::new(convert::contact(contact)))
+        as_caller(req, |user, r| async move {
+            let contact = self
+                .messaging
+                .set_contact_name(&user.user_id, &r.contact_id, &r.name)
+                .await?;
+            Ok(convert::contact(contact))
+        })
+        .await
     }
 }

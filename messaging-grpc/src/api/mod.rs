@@ -1,6 +1,8 @@
-//! gRPC handlers: take the caller from the request, call the service, convert.
+//! gRPC handlers: take the caller from the request, call the service, convert (the
+//! shape every handler shares is `call.rs`).
 
 mod admin;
+mod call;
 mod convert;
 mod ingest;
 mod messaging;

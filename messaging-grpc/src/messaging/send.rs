@@ -34,15 +34,12 @@ pub struct SendSms {
     pub send_at: Option<DateTime<Utc>>,
 }
 
-/// An MMS request as the caller gave it.
+/// An MMS request as the caller gave it: a send request (whose body may be empty)
+/// with its media.
 pub struct SendMms {
-    pub from: String,
-    pub to: String,
-    pub body: String,
+    pub message: SendSms,
     pub media_ids: Vec<String>,
     pub media_urls: Vec<String>,
-    pub idempotency_key: String,
-    pub send_at: Option<DateTime<Utc>>,
 }
 
 /// One media item of an outbound message.
@@ -98,14 +95,7 @@ impl SendMms {
             }
             media.push(MediaItem::Url(u));
         }
-        let sms = SendSms {
-            from: self.from,
-            to: self.to,
-            body: self.body,
-            idempotency_key: self.idempotency_key,
-            send_at: self.send_at,
-        };
-        let mut valid = sms.validate_with(false)?;
+        let mut valid = self.message.validate_with(false)?;
         valid.media = media;
         Ok(valid)
     }
