@@ -5,7 +5,7 @@
 //! what this test did. Its own process, since the metrics recorder is global.
 
 #[allow(dead_code, unused_imports, unused_macros)]
-#[path = "it/helpers.rs"]
+#[path = "it/helpers/mod.rs"]
 mod helpers;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
