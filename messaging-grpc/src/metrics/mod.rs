@@ -42,6 +42,13 @@ pub fn write_committed(seconds: f64, messages: usize) {
     metrics::histogram!("messaging_write_batch_size").record(messages as f64);
 }
 
+/// The SQLite checkpointer's last pass: pages in the WAL, and copied back.
+pub fn wal_checkpoint(log: i64, checkpointed: i64) {
+    metrics::gauge!("messaging_sqlite_wal_pages", "state" => "log").set(log as f64);
+    metrics::gauge!("messaging_sqlite_wal_pages", "state" => "checkpointed")
+        .set(checkpointed as f64);
+}
+
 /// A key-cache look-up.
 pub fn key_cache(hit: bool) {
     let result = if hit { "hit" } else { "miss" };
