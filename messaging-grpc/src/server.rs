@@ -212,6 +212,8 @@ pub async fn serve(
         .clone()
         .run_index_backfill(Duration::from_secs(60), shutdown.clone());
     tasks.spawn("search index backfill", backfill);
+    let indexer = app.outbox.records().clone().run_indexer(shutdown.clone());
+    tasks.spawn("search indexer", indexer);
     let pruner = run_pruner(
         app.store().clone(),
         app.events.retention,

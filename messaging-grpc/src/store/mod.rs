@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod checkpoint;
+mod chunks;
 pub mod contacts;
 pub mod conversations;
 pub mod duplicate_sends;

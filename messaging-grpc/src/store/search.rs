@@ -1,18 +1,116 @@
 //! `search_terms`: the blind index of message bodies (keyed hashes of words, never
 //! words), and the search over it.
+//!
+//! A new message's terms are first written as ONE row of `search_pending` (appended,
+//! in the transaction that writes the message), and the indexer ([`index_pending`])
+//! moves them into `search_terms` in bulk, sorted. Written straight into the index,
+//! each word dirtied a page of it at random — about half of what a send cost the
+//! writer (BENCHMARKS.md, "Store engine, second steps"); sorted in bulk, messages with
+//! common words share pages. A search reads both, so a message is found as soon as it
+//! is committed, indexed or not.
 
 use sea_orm::{
+    ActiveModelTrait as _,
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel as _, QueryFilter,
+    QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, Query},
 };
 
 use super::{
-    entities::{message, search_term},
+    chunks::chunks,
+    entities::{message, search_pending, search_term},
     messages::older_than,
     page_token::Cursor,
 };
+
+/// Bytes of one term (a keyed hash cut short; the crypto layer makes them, and the
+/// domain layer checks the two lengths agree).
+pub const TERM_LEN: usize = 16;
+
+/// A message's terms as its `search_pending` row: the terms end to end.
+pub fn pending(user_id: &str, message_id: &str, terms: &[Vec<u8>]) -> search_pending::Model {
+    debug_assert!(
+        terms.iter().all(|t| t.len() == TERM_LEN),
+        "a term is {TERM_LEN} bytes"
+    );
+    search_pending::Model {
+        message_id: message_id.to_owned(),
+        user_id: user_id.to_owned(),
+        terms: terms.concat(),
+    }
+}
+
+/// Moves up to `limit` messages' pending terms into the index (oldest first), sorted
+/// so that messages sharing words write the same index pages; returns how many
+/// messages it moved. Runs as one write (its caller's transaction): the terms are in
+/// exactly one of the two tables at any commit.
+pub async fn index_pending(db: &impl ConnectionTrait, limit: u64) -> Result<usize, DbErr> {
+    let rows = search_pending::Entity::find()
+        .order_by_asc(search_pending::Column::MessageId)
+        .limit(limit)
+        .all(db)
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut terms: Vec<search_term::Model> = rows
+        .iter()
+        .flat_map(|r| {
+            r.terms.chunks_exact(TERM_LEN).map(|t| search_term::Model {
+                user_id: r.user_id.clone(),
+                term: t.to_vec(),
+                message_id: r.message_id.clone(),
+            })
+        })
+        .collect();
+    terms.sort_by(|a, b| {
+        (&a.user_id, &a.term, &a.message_id).cmp(&(&b.user_id, &b.term, &b.message_id))
+    });
+    // Two words with one 128-bit term are the same term: keep one row.
+    terms.dedup();
+    let terms: Vec<_> = terms
+        .into_iter()
+        .map(|t| t.into_active_model().reset_all())
+        .collect();
+    for chunk in chunks(terms, 3) {
+        search_term::Entity::insert_many(chunk)
+            .on_conflict_do_nothing()
+            .exec_without_returning(db)
+            .await?;
+    }
+    let ids: Vec<String> = rows.into_iter().map(|r| r.message_id).collect();
+    let moved = ids.len();
+    for chunk in chunks(ids, 1) {
+        search_pending::Entity::delete_many()
+            .filter(search_pending::Column::MessageId.is_in(chunk))
+            .exec(db)
+            .await?;
+    }
+    Ok(moved)
+}
+
+/// The user's messages still in `search_pending` that hold a term of every word.
+async fn pending_matches(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    words: &[Vec<Vec<u8>>],
+) -> Result<Vec<String>, DbErr> {
+    let rows = search_pending::Entity::find()
+        .filter(search_pending::Column::UserId.eq(user_id))
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| {
+            let has = |term: &Vec<u8>| r.terms.chunks_exact(TERM_LEN).any(|t| t == term.as_slice());
+            words
+                .iter()
+                .all(|alternatives| alternatives.iter().any(has))
+        })
+        .map(|r| r.message_id)
+        .collect())
+}
 
 /// Indexes a message under `terms` (in the transaction that writes the message).
 pub async fn insert(
@@ -46,6 +144,11 @@ pub async fn delete_for(
     if message_ids.is_empty() {
         return Ok(());
     }
+    search_pending::Entity::delete_many()
+        .filter(search_pending::Column::UserId.eq(user_id))
+        .filter(search_pending::Column::MessageId.is_in(message_ids.clone()))
+        .exec(db)
+        .await?;
     search_term::Entity::delete_many()
         .filter(search_term::Column::UserId.eq(user_id))
         .filter(search_term::Column::MessageId.is_in(message_ids))
@@ -92,6 +195,10 @@ pub async fn search(
             )
             .to_owned();
         matches = matches.add(message::Column::Id.in_subquery(with_all_words));
+        let pending = pending_matches(db, q.user_id, q.words).await?;
+        if !pending.is_empty() {
+            matches = matches.add(message::Column::Id.is_in(pending));
+        }
     }
     if !q.contact_ids.is_empty() {
         matches = matches.add(message::Column::ContactId.is_in(q.contact_ids.iter().cloned()));

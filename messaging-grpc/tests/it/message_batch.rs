@@ -83,7 +83,7 @@ fn inbound(user: &str, contact: &str, key: Option<&str>) -> NewMessage {
         enqueue: false,
         opt_out: None,
         event_kind: "message_received",
-        search_terms: vec![contact.as_bytes().to_vec(), b"hello".to_vec()],
+        search_terms: vec![term(contact), term("hello")],
         unarchive: true,
         contact: SealedNumber {
             lookup: vec![contact.as_bytes().to_vec()],
@@ -94,6 +94,27 @@ fn inbound(user: &str, contact: &str, key: Option<&str>) -> NewMessage {
         check_sender: false,
         inherit_block: true,
     }
+}
+
+/// A stand-in search term for `word` (terms are 16 bytes, as the crypto layer makes them).
+fn term(word: &str) -> Vec<u8> {
+    let mut t = word.as_bytes().to_vec();
+    t.resize(store::search::TERM_LEN, b'.');
+    t
+}
+
+/// Terms of these messages in `search_pending` and `search_terms` together.
+async fn terms(store: &Store, filter: &str) -> i64 {
+    let pending = count(store, &format!(
+        "SELECT CAST(COALESCE(SUM(LENGTH(terms)), 0) AS BIGINT) FROM search_pending WHERE {filter}"
+    ))
+    .await;
+    let indexed = count(
+        store,
+        &format!("SELECT COUNT(*) FROM search_terms WHERE {filter}"),
+    )
+    .await;
+    pending / store::search::TERM_LEN as i64 + indexed
 }
 
 /// Holds the writer until the returned semaphore gets a permit.
@@ -191,7 +212,7 @@ crate::backend_tests! {
         assert_ne!(other_user.contact_id, first.contact_id);
         // Nothing of the conflicting message: no row, job, terms or event.
         assert_eq!(count(store, "SELECT COUNT(*) FROM messages").await, 3);
-        assert_eq!(count(store, "SELECT COUNT(*) FROM search_terms").await, 6);
+        assert_eq!(terms(store, "TRUE").await, 6);
         assert_eq!(count(store, "SELECT COUNT(*) FROM events").await, 3);
         assert_eq!(count(store, "SELECT COUNT(*) FROM contacts").await, 3);
         assert_eq!(
@@ -307,8 +328,60 @@ crate::backend_tests! {
         assert_eq!(count(store, "SELECT COUNT(*) FROM messages").await, 4);
         assert_eq!(count(store, "SELECT COUNT(*) FROM outbox").await, 1);
         assert_eq!(count(store, "SELECT COUNT(*) FROM contacts").await, 3);
-        let dave_terms = format!("SELECT COUNT(*) FROM search_terms WHERE message_id = '{}'", kept.id);
-        assert_eq!(count(store, &dave_terms).await, 0);
+        assert_eq!(terms(store, &format!("message_id = '{}'", kept.id)).await, 0);
         assert_eq!(count(store, "SELECT COUNT(*) FROM events").await, 3);
+    }
+
+    async fn pending_terms_are_found_then_moved_into_the_index(backend: Backend) {
+        let t = open(&backend).await;
+        let store = &t.store;
+        let mut pizza = inbound("u1", "alice", None);
+        pizza.search_terms = vec![term("pizza"), term("tonight")];
+        let mut other = inbound("u2", "alice", None);
+        other.search_terms = vec![term("pizza")];
+        let outcomes = in_one_batch(store, vec![pizza, other, inbound("u1", "bob", None)]).await;
+        let (first, _) = committed(&outcomes[0]);
+        let (bobs, _) = committed(&outcomes[2]);
+        let find = |words: Vec<Vec<Vec<u8>>>| async move {
+            let q = store::search::SearchQuery {
+                user_id: "u1",
+                words: &words,
+                contact_ids: &[],
+                within: None,
+                after: None,
+                limit: 10,
+            };
+            let rows = store::search::search(store.conn(), q).await.unwrap();
+            rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        };
+        // Committed, not indexed yet: found through its pending row, every word needed,
+        // any of a word's alternatives (key versions) enough, another user's not.
+        assert_eq!(count(store, "SELECT COUNT(*) FROM search_terms").await, 0);
+        assert_eq!(find(vec![vec![term("pizza")], vec![term("tonight")]]).await, std::slice::from_ref(&first.id));
+        assert_eq!(find(vec![vec![term("old"), term("tonight")]]).await, std::slice::from_ref(&first.id));
+        assert!(find(vec![vec![term("pizza")], vec![term("never")]]).await.is_empty());
+        // Moved in one write, oldest first, up to the limit; the rest on the next pass.
+        let moved = store.write(|txn| Box::pin(store::search::index_pending(txn, 2))).await.unwrap();
+        assert_eq!(moved, 2);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM search_pending").await, 1);
+        let moved = store.write(|txn| Box::pin(store::search::index_pending(txn, 2))).await.unwrap();
+        assert_eq!(moved, 1);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM search_pending").await, 0);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM search_terms").await, 5);
+        assert_eq!(find(vec![vec![term("pizza")], vec![term("tonight")]]).await, std::slice::from_ref(&first.id));
+        assert_eq!(find(vec![vec![term("hello")]]).await, std::slice::from_ref(&bobs.id));
+        let moved = store.write(|txn| Box::pin(store::search::index_pending(txn, 2))).await.unwrap();
+        assert_eq!(moved, 0);
+        // A deleted message leaves no term in either table.
+        let mut late = inbound("u1", "carol", None);
+        late.search_terms = vec![term("late")];
+        let late = committed(&in_one_batch(store, vec![late]).await[0]).0.clone();
+        let ids = vec![late.id.clone(), bobs.id.clone()];
+        store
+            .write(move |txn| Box::pin(async move { store::search::delete_for(txn, "u1", ids).await }))
+            .await
+            .unwrap();
+        assert_eq!(terms(store, &format!("message_id IN ('{}', '{}')", late.id, bobs.id)).await, 0);
+        assert_eq!(terms(store, "TRUE").await, 3);
     }
 }

@@ -11,6 +11,7 @@ pub mod opt_out;
 pub mod outbox;
 pub mod parked_status;
 pub mod phone_number;
+pub mod search_pending;
 pub mod search_term;
 pub mod unroutable;
 pub mod user_event_seq;

@@ -131,7 +131,12 @@ backend_tests! {
         assert_eq!(alice.unread(&contact).await, 3);
         let mut events = watch(&server, "alice").await;
         let delete = |id: &str| pb::DeleteMessageRequest { message_id: id.into() };
-        let terms_of = |id: &str| format!("SELECT COUNT(*) AS n FROM search_terms WHERE message_id = '{id}'");
+        let terms_of = |id: &str| {
+            format!(
+                "SELECT (SELECT COUNT(*) FROM search_terms WHERE message_id = '{id}') \
+                 + (SELECT COUNT(*) FROM search_pending WHERE message_id = '{id}') AS n"
+            )
+        };
         assert!(count(&server, &terms_of(&two.id)).await > 0);
 
         // An unread one in the middle: gone, counted out.
@@ -180,6 +185,7 @@ backend_tests! {
         assert!(search(&mut alice, "zebra", "").await.unwrap().is_empty());
         assert_eq!(count(&server, "SELECT COUNT(*) AS n FROM messages WHERE user_id = 'alice'").await, 0);
         assert_eq!(count(&server, "SELECT COUNT(*) AS n FROM search_terms WHERE user_id = 'alice'").await, 0);
+        assert_eq!(count(&server, "SELECT COUNT(*) AS n FROM search_pending WHERE user_id = 'alice'").await, 0);
         assert!(alice.get(&contact, 10, "").await.unwrap().messages.is_empty());
         let d = call!(alice, delete_conversation, pb::DeleteConversationRequest { contact_id: contact.clone() }).unwrap();
         assert_eq!(d.deleted_messages, 0, "a retry finds nothing left");
