@@ -162,8 +162,9 @@ struct SqliteTuning {
     autocheckpoint_pages: u32,
 }
 
-/// The write pipeline's connection: a larger cache (16 MiB; 32 MiB measured no faster), and a checkpoint of its own only
-/// when the checkpointer fell far behind.
+/// The write pipeline's connection: a larger cache (16 MiB: with 32 MiB and a 1 GiB
+/// map sends were no faster), and a checkpoint of its own only when the checkpointer
+/// fell far behind.
 const WRITER: SqliteTuning = SqliteTuning {
     cache_kib: 16 * 1024,
     autocheckpoint_pages: checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
