@@ -35,6 +35,18 @@ pub enum Written {
     Conflict,
 }
 
+impl Written {
+    /// What to answer when a write's conflict names a row the caller then cannot
+    /// find: the row it lost to was deleted in between (DeleteMessage, retention), so
+    /// the unique key is free again and a retry writes anew — UNAVAILABLE, not an
+    /// internal error.
+    pub fn lost_race(what: &str) -> Error {
+        Error::Unavailable(sea_orm::DbErr::Custom(format!(
+            "{what}: the row it conflicted with is gone; retry"
+        )))
+    }
+}
+
 impl Records {
     /// Writes `w` in the write pipeline and returns once it committed, then wakes
     /// the user's event streams.
@@ -115,5 +127,22 @@ pub fn new_row(
         // Indexed in the transaction that writes it (blocked ones are never indexed).
         search_indexed: true,
         contact_number_ct: Some(contact_number_ct),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A caller whose write lost to a row that is gone again must retry, not give up.
+    #[test]
+    fn a_lost_race_is_retryable() {
+        let status = tonic::Status::from(Written::lost_race("send"));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(
+            !status.message().contains("conflicted"),
+            "{}",
+            status.message()
+        );
     }
 }

@@ -126,7 +126,7 @@ impl Ingest {
                 let done = self.find_by_sid(&owner, &v.sms.message_sid).await?;
                 return done
                     .map(|d| Inbound::Duplicate(Box::new(d)))
-                    .ok_or_else(|| Error::Internal(anyhow::anyhow!("inbound insert conflicted")));
+                    .ok_or_else(|| Written::lost_race("inbound insert"));
             }
         };
         if !new_media.is_empty() {

@@ -204,12 +204,11 @@ impl Messaging {
             // A concurrent request with the same key committed first: return its message.
             Written::Conflict => {
                 return match &req.idempotency_key {
-                    Some(key) => self.replay(user_id, key, &req).await?.ok_or_else(|| {
-                        Error::Internal(anyhow::anyhow!("idempotent send lost its first write"))
-                    }),
-                    None => Err(Error::Internal(anyhow::anyhow!(
-                        "message id collision on insert"
-                    ))),
+                    Some(key) => self
+                        .replay(user_id, key, &req)
+                        .await?
+                        .ok_or_else(|| Written::lost_race("idempotent send")),
+                    None => Err(Written::lost_race("send")),
                 };
             }
         };
