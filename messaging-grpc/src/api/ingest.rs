@@ -88,10 +88,7 @@ impl MessagingIngest for IngestApi {
             StatusOutcome::Applied => pb::StatusOutcome::Applied,
             StatusOutcome::Ignored => pb::StatusOutcome::Ignored,
             StatusOutcome::Parked | StatusOutcome::UnknownSid => pb::StatusOutcome::Parked,
-            StatusOutcome::UnknownStatus => {
-                tracing::warn!(status = %r.status, "status callback with a status value we do not know; ignored");
-                pb::StatusOutcome::UnknownStatus
-            }
+            StatusOutcome::UnknownStatus => pb::StatusOutcome::UnknownStatus,
         };
         Ok(Response::new(pb::RecordStatusResponse {
             outcome: outcome as i32,

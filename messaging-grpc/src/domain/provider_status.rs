@@ -157,7 +157,12 @@ impl Records {
     /// Applies and removes the statuses parked for `sid` (callbacks that overtook the
     /// transaction recording the SID).
     pub async fn apply_parked(&self, sid: &str) -> Result<(), Error> {
-        let parked = store::ingest::parked_for_any(self.store.conn(), sid).await?;
+        // A status this version does not know stays parked (kept aside), unapplied.
+        let parked: Vec<_> = store::ingest::parked_for_any(self.store.conn(), sid)
+            .await?
+            .into_iter()
+            .filter(|p| MessageStatus::from_twilio(&p.status).is_some())
+            .collect();
         if parked.is_empty() {
             return Ok(());
         }

@@ -26,6 +26,14 @@ impl Ingest {
         ours: Option<&str>,
     ) -> Result<StatusOutcome, Error> {
         let outcome = self.records.apply_provider_status(report.clone()).await?;
+        if outcome == StatusOutcome::UnknownStatus {
+            // A status Twilio added after this version: kept aside (parked, pruned with
+            // the other parked rows) for an operator to see, never applied or dropped
+            // silently.
+            self.park(&report).await?;
+            tracing::warn!(sid = %report.sid, status = %report.status, "status callback with a status value we do not know; kept aside in parked_statuses");
+            return Ok(outcome);
+        }
         if outcome != StatusOutcome::UnknownSid {
             return Ok(outcome);
         }
@@ -37,6 +45,22 @@ impl Ingest {
             self.records.apply_parked(report.sid).await?;
             return Ok(StatusOutcome::Applied);
         }
+        self.park(&report).await?;
+        // Park, then look again: if the send transaction committed the SID meanwhile,
+        // it may have drained the parked rows before ours landed. Both sides write then
+        // read, so at least one of them sees the other.
+        if self.records.sid_is_recorded(report.sid).await? {
+            self.records.apply_parked(report.sid).await?;
+            return Ok(StatusOutcome::Applied);
+        }
+        tracing::info!(sid = %report.sid, status = %report.status, "status callback parked until the SID is recorded");
+        Ok(StatusOutcome::Parked)
+    }
+}
+
+impl Ingest {
+    /// Stores the callback in `parked_statuses`.
+    async fn park(&self, report: &StatusReport<'_>) -> Result<(), Error> {
         let code = report.error_code.and_then(|c| i32::try_from(c).ok());
         let (sid, status) = (report.sid.to_owned(), report.status.to_owned());
         let error_message = report.error_message.map(str::to_owned);
@@ -50,16 +74,7 @@ impl Ingest {
                     )
                 })
             })
-            .await?;
-        // Park, then look again: if the send transaction committed the SID meanwhile,
-        // it may have drained the parked rows before ours landed. Both sides write then
-        // read, so at least one of them sees the other.
-        if self.records.sid_is_recorded(report.sid).await? {
-            self.records.apply_parked(report.sid).await?;
-            return Ok(StatusOutcome::Applied);
-        }
-        tracing::info!(sid = %report.sid, status = %report.status, "status callback parked until the SID is recorded");
-        Ok(StatusOutcome::Parked)
+            .await
     }
 }
 

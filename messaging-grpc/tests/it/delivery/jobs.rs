@@ -1,6 +1,6 @@
 //! What becomes of a queued job besides Twilio's answer: STOP per sender number, a
-//! released number, the validity window, an expired claim, a parked callback, and a
-//! missing master key (retryable, not data loss).
+//! released number, the validity window, an expired claim, a parked callback, a status
+//! Twilio added later (kept aside), and a missing master key (retryable, not data loss).
 
 use super::*;
 
@@ -98,6 +98,36 @@ backend_tests! {
         ingest::unpark_any(db, sid, read).await.unwrap();
         let left: Vec<String> = ingest::parked_for_any(db, sid).await.unwrap().into_iter().map(|p| p.status).collect();
         assert_eq!(left, ["delivered"], "not lost with the ones applied");
+        server.stop().await;
+    }
+
+    async fn a_status_twilio_added_later_is_kept_aside_not_applied(backend: Backend) {
+        use messaging_grpc::store::ingest;
+        let (_fake, server) = setup(&backend, &[]).await;
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "to be reported oddly").await.unwrap();
+        alice.wait_status(&m, MessageStatus::Sent, 10).await;
+        let store = server.store().await;
+        let row = messaging_grpc::store::messages::find(store.conn(), "alice", &m.id).await.unwrap().unwrap();
+        let sid = row.provider_sid.clone().unwrap();
+        let gateway = messaging_grpc::auth::JwtIssuer::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE)
+            .issue("webhook-gateway", &[messaging_grpc::auth::Role::Gateway], Duration::from_secs(600))
+            .unwrap();
+        let mut ingest = pb::messaging_ingest_client::MessagingIngestClient::new(server.channel().await);
+        let report = |status: &str| {
+            authed(pb::RecordStatusRequest { message_sid: sid.clone(), status: status.into(), ..Default::default() }, &gateway)
+        };
+        let answer = ingest.record_status(report("brand_new")).await.unwrap().into_inner();
+        assert_eq!(answer.outcome, pb::StatusOutcome::UnknownStatus as i32);
+        let kept: Vec<String> = ingest::parked_for_any(store.conn(), &sid).await.unwrap().into_iter().map(|p| p.status).collect();
+        assert_eq!(kept, ["brand_new"], "kept aside for an operator");
+        let row = messaging_grpc::store::messages::find(store.conn(), "alice", &m.id).await.unwrap().unwrap();
+        assert_eq!(row.status, "sent", "not applied");
+        // Known statuses still apply, and the odd one stays aside.
+        let answer = ingest.record_status(report("delivered")).await.unwrap().into_inner();
+        assert_eq!(answer.outcome, pb::StatusOutcome::Applied as i32);
+        alice.wait_status(&m, MessageStatus::Delivered, 10).await;
+        assert_eq!(ingest::parked_for_any(store.conn(), &sid).await.unwrap().len(), 1);
         server.stop().await;
     }
 
