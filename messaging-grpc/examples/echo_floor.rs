@@ -6,16 +6,12 @@
 
 #[path = "common/echo.rs"]
 mod echo;
-
-use tokio::net::TcpListener;
+#[path = "common/floor.rs"]
+mod floor;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:0".into());
-    let listener = TcpListener::bind(&addr).await?;
-    println!("listening on {}", listener.local_addr()?);
+    let listener = floor::listen().await?;
     // The same socket option the core sets on accepted connections (TCP_NODELAY).
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()

@@ -9,7 +9,9 @@ use std::convert::Infallible;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, body::Bytes, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+
+#[path = "common/floor.rs"]
+mod floor;
 
 async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     // Read the body as the gateway does, so a POST's upload is part of the floor.
@@ -19,11 +21,7 @@ async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:0".into());
-    let listener = TcpListener::bind(&addr).await?;
-    println!("listening on {}", listener.local_addr()?);
+    let listener = floor::listen().await?;
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;

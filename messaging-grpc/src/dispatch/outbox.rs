@@ -351,7 +351,7 @@ impl Outbox {
         code: Option<i64>,
         reason: &str,
     ) -> Result<(), Error> {
-        let (user_id, id) = (job.user_id.as_str(), job.message_id.as_str());
+        let id = job.message_id.as_str();
         let change = StatusChange {
             status: Some(MessageStatus::Failed.as_str().into()),
             error_code: code.and_then(|c| i32::try_from(c).ok()),
@@ -386,12 +386,9 @@ impl Outbox {
                 })
             })
             .await?;
-        let Ok(event) = event else {
-            lease_lost(job);
-            return Ok(());
-        };
-        self.announce(user_id, event);
-        tracing::warn!(message_id = %id, code, "message failed");
+        if self.settle(job, event) {
+            tracing::warn!(message_id = %id, code, "message failed");
+        }
         Ok(())
     }
 
@@ -440,11 +437,7 @@ impl Outbox {
                 })
             })
             .await?;
-        let Ok(event) = event else {
-            lease_lost(job);
-            return Ok(());
-        };
-        self.announce(&job.user_id, event);
+        self.settle(job, event);
         Ok(())
     }
 
@@ -505,6 +498,21 @@ impl Outbox {
     pub async fn sender_is_owned(&self, job: &Claimed, owner_e164: &str) -> Result<bool, Error> {
         let db = self.records.store().conn();
         Ok(store::numbers::is_owned_by(db, owner_e164, &job.user_id).await?)
+    }
+
+    /// A held job's write is over: its event, if any, is announced and true returned;
+    /// `Err`: our lease was lost and nothing changed (logged), false.
+    fn settle(&self, job: &Claimed, event: Result<Option<i64>, ()>) -> bool {
+        match event {
+            Ok(event) => {
+                self.announce(&job.user_id, event);
+                true
+            }
+            Err(()) => {
+                lease_lost(job);
+                false
+            }
+        }
     }
 
     fn announce(&self, user_id: &str, event: Option<i64>) {

@@ -42,20 +42,9 @@ impl Messaging {
         let sealed = self.records.seal_number(&keys, user_id, &number)?;
         let txn = self.records.store().begin_write().await?;
         let contact = store::contacts::get_or_create(&txn, user_id, &sealed).await?;
-        let mut cursor = None;
-        if store::contacts::set_blocked(&txn, user_id, &contact.id, Some(store::now())).await? {
-            let event = NewEvent {
-                kind: events::NUMBER_BLOCKED,
-                contact_id: Some(&contact.id),
-                ..Default::default()
-            };
-            cursor = Some(events::append(&txn, user_id, event).await?);
-        }
-        txn.commit().await?;
-        if let Some(cursor) = cursor {
-            self.records.announce(user_id, cursor);
-            tracing::info!(number = %Masked(&number), "number blocked");
-        }
+        let blocked_at = Some(store::now());
+        self.set_blocked(txn, user_id, &contact.id, &number, blocked_at)
+            .await?;
         let contact = store::contacts::find(self.records.store().conn(), user_id, &contact.id)
             .await?
             .ok_or(Error::NotFound("number"))?;
@@ -81,11 +70,31 @@ impl Messaging {
             .await?
             .ok_or(Error::NotFound("number"))?;
         let txn = self.records.store().begin_write().await?;
+        self.set_blocked(txn, user_id, &contact.id, &number, None)
+            .await?;
+        Ok((number, contact.id))
+    }
+
+    /// Blocks (`blocked_at`) or unblocks (`None`) the contact in `txn` and commits it;
+    /// a change (not a retry) is announced as its event (`number_blocked`,
+    /// `number_unblocked`) and logged.
+    async fn set_blocked(
+        &self,
+        txn: sea_orm::DatabaseTransaction,
+        user_id: &str,
+        contact_id: &str,
+        number: &str,
+        blocked_at: Option<DateTime<Utc>>,
+    ) -> Result<(), Error> {
         let mut cursor = None;
-        if store::contacts::set_blocked(&txn, user_id, &contact.id, None).await? {
+        if store::contacts::set_blocked(&txn, user_id, contact_id, blocked_at).await? {
+            let kind = match blocked_at {
+                Some(_) => events::NUMBER_BLOCKED,
+                None => events::NUMBER_UNBLOCKED,
+            };
             let event = NewEvent {
-                kind: events::NUMBER_UNBLOCKED,
-                contact_id: Some(&contact.id),
+                kind,
+                contact_id: Some(contact_id),
                 ..Default::default()
             };
             cursor = Some(events::append(&txn, user_id, event).await?);
@@ -93,9 +102,12 @@ impl Messaging {
         txn.commit().await?;
         if let Some(cursor) = cursor {
             self.records.announce(user_id, cursor);
-            tracing::info!(number = %Masked(&number), "number unblocked");
+            match blocked_at {
+                Some(_) => tracing::info!(number = %Masked(number), "number blocked"),
+                None => tracing::info!(number = %Masked(number), "number unblocked"),
+            }
         }
-        Ok((number, contact.id))
+        Ok(())
     }
 
     /// The caller's blocked numbers, most recently blocked first.

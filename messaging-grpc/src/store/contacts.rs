@@ -64,23 +64,7 @@ pub async fn find_by_number(
         .await
 }
 
-/// The user's contact with this id.
-pub async fn find(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-    id: &str,
-) -> Result<Option<contact::Model>, DbErr> {
-    owned::find::<contact::Entity>(db, user_id, id).await
-}
-
-/// Several of the user's contact rows at once (a page's worth).
-pub async fn find_many(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-    ids: Vec<String>,
-) -> Result<Vec<contact::Model>, DbErr> {
-    owned::find_many::<contact::Entity>(db, user_id, ids).await
-}
+owned::lookups!(contact, "contact");
 
 /// Sets (sealed) or removes the contact's name.
 pub async fn set_name(

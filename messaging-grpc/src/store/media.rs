@@ -24,23 +24,7 @@ pub async fn insert(db: &impl ConnectionTrait, row: media::Model) -> Result<(), 
     Ok(())
 }
 
-/// The user's media with this id.
-pub async fn find(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-    id: &str,
-) -> Result<Option<media::Model>, DbErr> {
-    owned::find::<media::Entity>(db, user_id, id).await
-}
-
-/// Several of the user's media rows at once (a page's worth).
-pub async fn find_many(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-    ids: Vec<String>,
-) -> Result<Vec<media::Model>, DbErr> {
-    owned::find_many::<media::Entity>(db, user_id, ids).await
-}
+owned::lookups!(media, "media");
 
 /// The media links of some messages. `_any`: link rows carry no user id (they hang
 /// off a message), so callers pass ids of messages they already read scoped to a user.

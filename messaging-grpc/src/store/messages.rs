@@ -19,34 +19,14 @@ pub async fn insert(db: &impl ConnectionTrait, row: message::ActiveModel) -> Res
     Ok(())
 }
 
-/// The user's message with this id.
-pub async fn find(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-    id: &str,
-) -> Result<Option<message::Model>, DbErr> {
-    owned::find::<message::Entity>(db, user_id, id).await
-}
-
-/// Several of the user's message rows at once (a page's worth).
-pub async fn find_many(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-    ids: Vec<String>,
-) -> Result<Vec<message::Model>, DbErr> {
-    owned::find_many::<message::Entity>(db, user_id, ids).await
-}
+owned::lookups!(message, "message");
 
 pub async fn find_by_provider_sid(
     db: &impl ConnectionTrait,
     user_id: &str,
     sid: &str,
 ) -> Result<Option<message::Model>, DbErr> {
-    message::Entity::find()
-        .filter(message::Column::UserId.eq(user_id))
-        .filter(message::Column::ProviderSid.eq(sid))
-        .one(db)
-        .await
+    owned::find_by::<message::Entity>(db, user_id, message::Column::ProviderSid, sid).await
 }
 
 pub async fn find_by_idempotency_key(
@@ -54,11 +34,7 @@ pub async fn find_by_idempotency_key(
     user_id: &str,
     key: &str,
 ) -> Result<Option<message::Model>, DbErr> {
-    message::Entity::find()
-        .filter(message::Column::UserId.eq(user_id))
-        .filter(message::Column::IdempotencyKey.eq(key))
-        .one(db)
-        .await
+    owned::find_by::<message::Entity>(db, user_id, message::Column::IdempotencyKey, key).await
 }
 
 /// A page of a conversation, newest first, strictly after `after` in that order.

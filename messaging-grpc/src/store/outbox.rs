@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, Statement,
-    Value, sea_query::Expr,
+    UpdateMany, Value, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -201,25 +201,14 @@ pub async fn note_empty_lookup_held(
     job: &Claimed,
     next_attempt_at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let done = outbox::Entity::update_many()
+    let update = outbox::Entity::update_many()
         .col_expr(
             outbox::Column::EmptyLookups,
             // (ExprTrait named here: imported, its `max` shadows `Ord::max` above.)
             sea_orm::sea_query::ExprTrait::add(Expr::col(outbox::Column::EmptyLookups), 1),
         )
-        .col_expr(outbox::Column::NextAttemptAt, Expr::value(next_attempt_at))
-        .col_expr(
-            outbox::Column::ClaimedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            outbox::Column::ClaimToken,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(outbox::Column::MessageId.eq(job.message_id.as_str()))
-        .filter(outbox::Column::ClaimToken.eq(job.token.as_str()))
-        .exec(db)
-        .await?;
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(next_attempt_at));
+    let done = held(unclaim(update), job).exec(db).await?;
     Ok(done.rows_affected == 1)
 }
 
@@ -267,15 +256,7 @@ pub async fn renew_tokens_any(
 /// serves this database, so every claim is a dead process's and its jobs are due
 /// now, not when the lease would have ended). Returns the jobs released.
 pub async fn release_all_sqlite(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
-    let done = outbox::Entity::update_many()
-        .col_expr(
-            outbox::Column::ClaimedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            outbox::Column::ClaimToken,
-            Expr::value(Option::<String>::None),
-        )
+    let done = unclaim(outbox::Entity::update_many())
         .filter(outbox::Column::ClaimToken.is_not_null())
         .exec(db)
         .await?;
@@ -311,42 +292,21 @@ pub async fn reschedule_held(
     next_attempt_at: DateTime<Utc>,
     last_error: Option<&str>,
 ) -> Result<bool, DbErr> {
-    let done = outbox::Entity::update_many()
+    let update = outbox::Entity::update_many()
         .col_expr(outbox::Column::Attempts, Expr::value(attempts as i32))
-        .col_expr(outbox::Column::NextAttemptAt, Expr::value(next_attempt_at))
-        .col_expr(
-            outbox::Column::ClaimedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            outbox::Column::ClaimToken,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            outbox::Column::LastError,
-            Expr::value(last_error.map(|e| truncate(e, 500))),
-        )
-        .filter(outbox::Column::MessageId.eq(job.message_id.as_str()))
-        .filter(outbox::Column::ClaimToken.eq(job.token.as_str()))
-        .exec(db)
-        .await?;
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(next_attempt_at));
+    let update = unclaim(update).col_expr(
+        outbox::Column::LastError,
+        Expr::value(last_error.map(|e| truncate(e, 500))),
+    );
+    let done = held(update, job).exec(db).await?;
     Ok(done.rows_affected == 1)
 }
 
 /// Lets go of a held job without counting an attempt (its sender is paced out):
 /// another claim takes it when it is due. False when the claim is no longer ours.
 pub async fn release_held(db: &impl ConnectionTrait, job: &Claimed) -> Result<bool, DbErr> {
-    let done = outbox::Entity::update_many()
-        .col_expr(
-            outbox::Column::ClaimedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            outbox::Column::ClaimToken,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(outbox::Column::MessageId.eq(job.message_id.as_str()))
-        .filter(outbox::Column::ClaimToken.eq(job.token.as_str()))
+    let done = held(unclaim(outbox::Entity::update_many()), job)
         .exec(db)
         .await?;
     Ok(done.rows_affected == 1)
@@ -354,11 +314,7 @@ pub async fn release_held(db: &impl ConnectionTrait, job: &Claimed) -> Result<bo
 
 /// Removes a finished job that we hold. False when the claim is no longer ours.
 pub async fn remove_held(db: &impl ConnectionTrait, job: &Claimed) -> Result<bool, DbErr> {
-    let done = outbox::Entity::delete_many()
-        .filter(outbox::Column::MessageId.eq(job.message_id.as_str()))
-        .filter(outbox::Column::ClaimToken.eq(job.token.as_str()))
-        .exec(db)
-        .await?;
+    let done = held(outbox::Entity::delete_many(), job).exec(db).await?;
     Ok(done.rows_affected == 1)
 }
 
@@ -407,4 +363,25 @@ pub async fn pending_any(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
 
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
+}
+
+/// `update`, also ending the claim: no lease, no token (the job is anyone's when due).
+fn unclaim(update: UpdateMany<outbox::Entity>) -> UpdateMany<outbox::Entity> {
+    update
+        .col_expr(
+            outbox::Column::ClaimedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::ClaimToken,
+            Expr::value(Option::<String>::None),
+        )
+}
+
+/// `query` on `job` only while its claim is ours: its token fences the write, so a
+/// dispatcher whose lease ran out changes nothing.
+fn held<Q: QueryFilter>(query: Q, job: &Claimed) -> Q {
+    query
+        .filter(outbox::Column::MessageId.eq(job.message_id.as_str()))
+        .filter(outbox::Column::ClaimToken.eq(job.token.as_str()))
 }

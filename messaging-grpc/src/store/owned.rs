@@ -43,6 +43,47 @@ pub async fn find_many<E: UserOwned>(
         .collect())
 }
 
+/// The user's row whose `column` is `value` (a unique column of the user's rows, such
+/// as a message's provider SID or idempotency key); another user's is not found.
+pub async fn find_by<E: UserOwned>(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    column: E::Column,
+    value: &str,
+) -> Result<Option<E::Model>, DbErr> {
+    E::find()
+        .filter(E::USER_ID.eq(user_id))
+        .filter(column.eq(value))
+        .one(db)
+        .await
+}
+
+/// A table module's `find` and `find_many` (the user's row by id; several at once), over
+/// [`find`] and [`find_many`] for `$module::Entity`, so each module names its own.
+macro_rules! lookups {
+    ($module:ident, $what:literal) => {
+        #[doc = concat!("The user's ", $what, " with this id.")]
+        pub async fn find(
+            db: &impl sea_orm::ConnectionTrait,
+            user_id: &str,
+            id: &str,
+        ) -> Result<Option<$module::Model>, sea_orm::DbErr> {
+            super::owned::find::<$module::Entity>(db, user_id, id).await
+        }
+
+        #[doc = concat!("Several of the user's ", $what, " rows at once (a page's worth).")]
+        pub async fn find_many(
+            db: &impl sea_orm::ConnectionTrait,
+            user_id: &str,
+            ids: Vec<String>,
+        ) -> Result<Vec<$module::Model>, sea_orm::DbErr> {
+            super::owned::find_many::<$module::Entity>(db, user_id, ids).await
+        }
+    };
+}
+
+pub(super) use lookups;
+
 impl UserOwned for contact::Entity {
     const ID: contact::Column = contact::Column::Id;
     const USER_ID: contact::Column = contact::Column::UserId;

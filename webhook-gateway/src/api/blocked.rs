@@ -17,26 +17,23 @@ use crate::error::GatewayError;
 use self::json::{BlockBody, BlockedNumber, BlockedNumberPage, Unblocked};
 use super::{
     Api,
-    call::core_call,
+    call::{core_call, paged_path},
     error::ErrorBody,
     extract::{self, CallerContext, Id},
 };
 
-/// The caller's blocked numbers, most recently blocked first.
-#[utoipa::path(
+paged_path! {
     get,
     path = "/api/blocked-numbers",
     operation_id = "listBlockedNumbers",
     tag = "blocked numbers",
-    params(
-        ("pageSize" = Option<u32>, Query, description = "Absent or 0: 50; larger than 200 is served as 200"),
-        ("pageToken" = Option<String>, Query, max_length = 512, pattern = "^[A-Za-z0-9_-]*$", description = "Opaque: the `nextPageToken` of the previous page of this same listing (anything else is a 400 naming `pageToken`); absent or empty: the first page"),
-    ),
+    params(),
+    page_size = "Absent or 0: 50; larger than 200 is served as 200",
     responses(
         (status = 200, description = "One page of blocked numbers", body = BlockedNumberPage),
         (status = 400, description = "`pageSize` or `pageToken` is invalid", body = ErrorBody),
     ),
-)]
+/// The caller's blocked numbers, most recently blocked first.
 pub async fn list(
     State(api): State<Arc<Api>>,
     RawQuery(query): RawQuery,
@@ -51,6 +48,7 @@ pub async fn list(
             page_token,
         })
     )
+}
 }
 
 /// Block a number.

@@ -36,3 +36,33 @@ macro_rules! core_call {
 }
 
 pub(crate) use core_call;
+
+/// `#[utoipa::path]` for a paged listing, on the handler that follows: `params` first,
+/// then `pageSize` (`page_size`: its default and largest) and `pageToken`, the two
+/// [`extract::page`] reads, so every listing documents its page the same way.
+///
+/// [`extract::page`]: super::extract::page
+macro_rules! paged_path {
+    (
+        $method:ident, path = $path:tt, operation_id = $op:tt, tag = $tag:tt,
+        params($($param:tt),* $(,)?), page_size = $size:tt,
+        responses($($response:tt),* $(,)?),
+        $($handler:tt)*
+    ) => {
+        #[utoipa::path(
+            $method,
+            path = $path,
+            operation_id = $op,
+            tag = $tag,
+            params(
+                $($param,)*
+                ("pageSize" = Option<u32>, Query, description = $size),
+                ("pageToken" = Option<String>, Query, max_length = 512, pattern = "^[A-Za-z0-9_-]*$", description = "Opaque: the `nextPageToken` of the previous page of this same listing (anything else is a 400 naming `pageToken`); absent or empty: the first page"),
+            ),
+            responses($($response,)*),
+        )]
+        $($handler)*
+    };
+}
+
+pub(crate) use paged_path;

@@ -20,29 +20,27 @@ use self::json::{
 };
 use super::{
     Api,
-    call::core_call,
+    call::{core_call, paged_path},
     error::ErrorBody,
     extract::{self, CallerContext, Id},
 };
 
-/// The caller's conversations, most recently active first.
-///
-/// The inbox by default; `archived=true` lists the archived conversations instead.
-#[utoipa::path(
+paged_path! {
     get,
     path = "/api/messages/conversations",
     operation_id = "listConversations",
     tag = "conversations",
     params(
         ("archived" = Option<bool>, Query, description = "true: the archived conversations"),
-        ("pageSize" = Option<u32>, Query, description = "Absent or 0: 20; larger than 100 is served as 100"),
-        ("pageToken" = Option<String>, Query, max_length = 512, pattern = "^[A-Za-z0-9_-]*$", description = "Opaque: the `nextPageToken` of the previous page of this same listing (anything else is a 400 naming `pageToken`); absent or empty: the first page"),
     ),
+    page_size = "Absent or 0: 20; larger than 100 is served as 100",
     responses(
         (status = 200, description = "One page of conversations", body = ConversationPage),
         (status = 400, description = "`archived`, `pageSize` or `pageToken` is invalid", body = ErrorBody),
     ),
-)]
+/// The caller's conversations, most recently active first.
+///
+/// The inbox by default; `archived=true` lists the archived conversations instead.
 pub async fn list(
     State(api): State<Arc<Api>>,
     RawQuery(query): RawQuery,
@@ -60,24 +58,23 @@ pub async fn list(
         })
     )
 }
+}
 
-/// One conversation's messages, newest first, decrypted.
-#[utoipa::path(
+paged_path! {
     get,
     path = "/api/messages/conversations/{contactId}",
     operation_id = "getConversation",
     tag = "conversations",
     params(
         ("contactId" = String, Path, description = "The contact's id (`contactId` of a conversation or message)"),
-        ("pageSize" = Option<u32>, Query, description = "Absent or 0: 50; larger than 200 is served as 200"),
-        ("pageToken" = Option<String>, Query, max_length = 512, pattern = "^[A-Za-z0-9_-]*$", description = "Opaque: the `nextPageToken` of the previous page of this same listing (anything else is a 400 naming `pageToken`); absent or empty: the first page"),
     ),
+    page_size = "Absent or 0: 50; larger than 200 is served as 200",
     responses(
         (status = 200, description = "One page of messages", body = ConversationMessages),
         (status = 400, description = "`pageSize` or `pageToken` is invalid", body = ErrorBody),
         (status = 404, description = "No such contact for this caller", body = ErrorBody),
     ),
-)]
+/// One conversation's messages, newest first, decrypted.
 pub async fn get(
     State(api): State<Arc<Api>>,
     Id(contact_id): Id,
@@ -94,6 +91,7 @@ pub async fn get(
             page_token,
         })
     )
+}
 }
 
 /// Mark a conversation read: all of it, or up to a message.

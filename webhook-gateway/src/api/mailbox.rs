@@ -20,56 +20,58 @@ use super::{
     extract::{self, CallerContext, Id},
 };
 
-/// Archive a conversation.
-///
-/// It leaves the default conversation list (`?archived=true` lists it) until it is
-/// unarchived or a new inbound message brings it back. Archiving an archived
-/// conversation changes nothing.
-#[utoipa::path(
-    put,
-    path = "/api/messages/conversations/{contactId}/archive",
-    operation_id = "archiveConversation",
-    tag = "conversations",
-    params(("contactId" = String, Path, description = "The contact's id")),
-    responses(
-        (status = 200, description = "The conversation, archived", body = Conversation),
-        (status = 404, description = "No such conversation for this caller", body = ErrorBody),
-    ),
-)]
-pub async fn archive(
-    State(api): State<Arc<Api>>,
-    Id(contact_id): Id,
-    ctx: CallerContext,
-) -> Result<Json<Conversation>, GatewayError> {
-    core_call!(
-        api,
-        ctx,
-        archive_conversation(pb::ArchiveConversationRequest { contact_id })
-    )
+/// A route on one contact's conversation that takes nothing but the path's `contactId`:
+/// its `#[utoipa::path]` (a 404 when the caller has no such conversation, and any
+/// other refusals listed) and its handler, the one core call `$rpc($request)`.
+macro_rules! contact_route {
+    (
+        $(#[doc = $doc:tt])*
+        $method:ident $path:tt, operation_id = $op:tt,
+        $name:ident -> $shape:ident: $ok:tt,
+        404: $not_found:tt $(, $status:tt: $why:tt)*;
+        $rpc:ident($request:ident)
+    ) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(
+            $method,
+            path = $path,
+            operation_id = $op,
+            tag = "conversations",
+            params(("contactId" = String, Path, description = "The contact's id")),
+            responses(
+                (status = 200, description = $ok, body = $shape),
+                (status = 404, description = $not_found, body = ErrorBody),
+                $((status = $status, description = $why, body = ErrorBody),)*
+            ),
+        )]
+        pub async fn $name(
+            State(api): State<Arc<Api>>,
+            Id(contact_id): Id,
+            ctx: CallerContext,
+        ) -> Result<Json<$shape>, GatewayError> {
+            core_call!(api, ctx, $rpc(pb::$request { contact_id }))
+        }
+    };
 }
 
-/// Unarchive a conversation: back in the default list.
-#[utoipa::path(
-    delete,
-    path = "/api/messages/conversations/{contactId}/archive",
-    operation_id = "unarchiveConversation",
-    tag = "conversations",
-    params(("contactId" = String, Path, description = "The contact's id")),
-    responses(
-        (status = 200, description = "The conversation, not archived", body = Conversation),
-        (status = 404, description = "No such conversation for this caller", body = ErrorBody),
-    ),
-)]
-pub async fn unarchive(
-    State(api): State<Arc<Api>>,
-    Id(contact_id): Id,
-    ctx: CallerContext,
-) -> Result<Json<Conversation>, GatewayError> {
-    core_call!(
-        api,
-        ctx,
-        unarchive_conversation(pb::UnarchiveConversationRequest { contact_id })
-    )
+contact_route! {
+    /// Archive a conversation.
+    ///
+    /// It leaves the default conversation list (`?archived=true` lists it) until it is
+    /// unarchived or a new inbound message brings it back. Archiving an archived
+    /// conversation changes nothing.
+    put "/api/messages/conversations/{contactId}/archive", operation_id = "archiveConversation",
+    archive -> Conversation: "The conversation, archived",
+    404: "No such conversation for this caller";
+    archive_conversation(ArchiveConversationRequest)
+}
+
+contact_route! {
+    /// Unarchive a conversation: back in the default list.
+    delete "/api/messages/conversations/{contactId}/archive", operation_id = "unarchiveConversation",
+    unarchive -> Conversation: "The conversation, not archived",
+    404: "No such conversation for this caller";
+    unarchive_conversation(UnarchiveConversationRequest)
 }
 
 /// Mute a conversation, until a time or until unmuted.
@@ -107,55 +109,23 @@ pub async fn mute(
     )
 }
 
-/// Unmute a conversation.
-#[utoipa::path(
-    delete,
-    path = "/api/messages/conversations/{contactId}/mute",
-    operation_id = "unmuteConversation",
-    tag = "conversations",
-    params(("contactId" = String, Path, description = "The contact's id")),
-    responses(
-        (status = 200, description = "The conversation, not muted", body = Conversation),
-        (status = 404, description = "No such conversation for this caller", body = ErrorBody),
-    ),
-)]
-pub async fn unmute(
-    State(api): State<Arc<Api>>,
-    Id(contact_id): Id,
-    ctx: CallerContext,
-) -> Result<Json<Conversation>, GatewayError> {
-    core_call!(
-        api,
-        ctx,
-        unmute_conversation(pb::UnmuteConversationRequest { contact_id })
-    )
+contact_route! {
+    /// Unmute a conversation.
+    delete "/api/messages/conversations/{contactId}/mute", operation_id = "unmuteConversation",
+    unmute -> Conversation: "The conversation, not muted",
+    404: "No such conversation for this caller";
+    unmute_conversation(UnmuteConversationRequest)
 }
 
-/// Delete a conversation and all its messages.
-///
-/// Messages, their media and search terms are removed; the contact stays (its name,
-/// block and STOP state). A message still being sent makes it a 409. Retrying
-/// answers `deletedMessages: 0`.
-#[utoipa::path(
-    delete,
-    path = "/api/messages/conversations/{contactId}",
-    operation_id = "deleteConversation",
-    tag = "conversations",
-    params(("contactId" = String, Path, description = "The contact's id")),
-    responses(
-        (status = 200, description = "Deleted", body = DeletedConversation),
-        (status = 404, description = "No such contact for this caller", body = ErrorBody),
-        (status = 409, description = "A message of the conversation is being sent", body = ErrorBody),
-    ),
-)]
-pub async fn delete(
-    State(api): State<Arc<Api>>,
-    Id(contact_id): Id,
-    ctx: CallerContext,
-) -> Result<Json<DeletedConversation>, GatewayError> {
-    core_call!(
-        api,
-        ctx,
-        delete_conversation(pb::DeleteConversationRequest { contact_id })
-    )
+contact_route! {
+    /// Delete a conversation and all its messages.
+    ///
+    /// Messages, their media and search terms are removed; the contact stays (its name,
+    /// block and STOP state). A message still being sent makes it a 409. Retrying
+    /// answers `deletedMessages: 0`.
+    delete "/api/messages/conversations/{contactId}", operation_id = "deleteConversation",
+    delete -> DeletedConversation: "Deleted",
+    404: "No such contact for this caller",
+    409: "A message of the conversation is being sent";
+    delete_conversation(DeleteConversationRequest)
 }

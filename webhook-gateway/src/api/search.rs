@@ -15,18 +15,12 @@ use crate::error::GatewayError;
 use self::json::SearchResults;
 use super::{
     Api,
-    call::core_call,
+    call::{core_call, paged_path},
     error::ErrorBody,
     extract::{self, CallerContext},
 };
 
-/// Search the caller's messages.
-///
-/// Every word of `q` must appear in a message (whole words; case and accents do not
-/// matter). A `q` that looks like a phone number also finds the messages of the
-/// conversations with that number. Bodies stay encrypted at rest: words are indexed
-/// as keyed hashes.
-#[utoipa::path(
+paged_path! {
     get,
     path = "/api/messages/search",
     operation_id = "searchMessages",
@@ -34,15 +28,19 @@ use super::{
     params(
         ("q" = String, Query, min_length = 1, max_length = 200, description = "Words to find (1 to 200 characters, at most 10 words, at least one letter or digit)"),
         ("contactId" = Option<String>, Query, description = "Only this conversation"),
-        ("pageSize" = Option<u32>, Query, description = "Absent or 0: 50; larger than 200 is served as 200"),
-        ("pageToken" = Option<String>, Query, max_length = 512, pattern = "^[A-Za-z0-9_-]*$", description = "Opaque: the `nextPageToken` of the previous page of this same listing (anything else is a 400 naming `pageToken`); absent or empty: the first page"),
     ),
+    page_size = "Absent or 0: 50; larger than 200 is served as 200",
     responses(
         (status = 200, description = "Matching messages, newest first, decrypted", body = SearchResults),
         (status = 400, description = "`q`, `pageSize` or `pageToken` is invalid", body = ErrorBody),
         (status = 404, description = "`contactId` is not a contact of this caller", body = ErrorBody),
     ),
-)]
+/// Search the caller's messages.
+///
+/// Every word of `q` must appear in a message (whole words; case and accents do not
+/// matter). A `q` that looks like a phone number also finds the messages of the
+/// conversations with that number. Bodies stay encrypted at rest: words are indexed
+/// as keyed hashes.
 pub async fn search(
     State(api): State<Arc<Api>>,
     RawQuery(query): RawQuery,
@@ -59,4 +57,5 @@ pub async fn search(
             page_token,
         })
     )
+}
 }
