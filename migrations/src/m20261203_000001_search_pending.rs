@@ -35,6 +35,15 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // The messages whose terms were still pending go back to the backfill, which
+        // indexes them again from their bodies: no message becomes unsearchable.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "UPDATE messages SET search_indexed = false \
+                 WHERE id IN (SELECT message_id FROM search_pending)",
+            )
+            .await?;
         manager
             .drop_table(Table::drop().table(SearchPending::Table).to_owned())
             .await

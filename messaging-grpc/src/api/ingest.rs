@@ -72,8 +72,22 @@ impl MessagingIngest for IngestApi {
         req: Request<pb::RecordStatusRequest>,
     ) -> Result<Response<pb::RecordStatusResponse>, Status> {
         let r = req.into_inner();
-        if r.message_sid.is_empty() || !r.message_sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(Error::invalid("message_sid", "must be letters and digits").into());
+        if r.message_sid.is_empty()
+            || r.message_sid.len() > 64
+            || !r.message_sid.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(Error::invalid("message_sid", "must be 1-64 letters and digits").into());
+        }
+        // What Twilio's status words look like: an unknown one is parked, so refuse what
+        // Twilio would never send rather than store it.
+        if r.status.is_empty()
+            || r.status.len() > 32
+            || !r
+                .status
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_')
+        {
+            return Err(Error::invalid("status", "must be 1-32 lowercase letters or '_'").into());
         }
         // Twilio's words may name a number; masked before they are parked or stored.
         let error_message = crate::redact::external_text(&r.error_message);

@@ -13,8 +13,9 @@
 //! for a lock and never blocks the writer or a reader; it copies what no open read
 //! still needs. The writer keeps a high `wal_autocheckpoint` ([`WRITER_AUTOCHECKPOINT_PAGES`])
 //! as the safety net: if this task stops or falls behind, the writer checkpoints itself
-//! at that size, so the WAL stays bounded either way, and `journal_size_limit`
-//! truncates the file after such a run.
+//! at that size, and `journal_size_limit` truncates the file after a reset. Both are
+//! PASSIVE: a read that keeps an old snapshot open holds the WAL from resetting (as it
+//! did before this task), which the `messaging_sqlite_wal_pages` gauge shows.
 
 use std::time::Duration;
 
@@ -66,7 +67,10 @@ pub async fn run(conn: DatabaseConnection, stop: CancellationToken) {
         match passive(&conn).await {
             Ok(done) => {
                 failing = false;
-                crate::metrics::wal_checkpoint(done.log, done.checkpointed);
+                // -1: the writer was checkpointing itself at that moment (busy).
+                if done.log >= 0 {
+                    crate::metrics::wal_checkpoint(done.log, done.checkpointed);
+                }
             }
             Err(e) if !failing => {
                 failing = true;

@@ -12,8 +12,9 @@
 use sea_orm::{
     ActiveModelTrait as _,
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel as _, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    FromQueryResult as _, IntoActiveModel as _, QueryFilter, QueryOrder, QuerySelect, Statement,
+    Value,
     sea_query::{Expr, ExprTrait, Query},
 };
 
@@ -46,11 +47,36 @@ pub fn pending(user_id: &str, message_id: &str, terms: &[Vec<u8>]) -> search_pen
 /// messages it moved. Runs as one write (its caller's transaction): the terms are in
 /// exactly one of the two tables at any commit.
 pub async fn index_pending(db: &impl ConnectionTrait, limit: u64) -> Result<usize, DbErr> {
-    let rows = search_pending::Entity::find()
-        .order_by_asc(search_pending::Column::MessageId)
-        .limit(limit)
-        .all(db)
-        .await?;
+    // Taken out first (DELETE … RETURNING), so only rows that still exist get terms: a
+    // message deleted meanwhile (its pending row gone with it) leaves none behind. On
+    // PostgreSQL, rows a concurrent delete holds are skipped, never waited for inside
+    // the pipeline's batch.
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => {
+            "DELETE FROM search_pending WHERE message_id IN \
+             (SELECT message_id FROM search_pending ORDER BY message_id LIMIT $1 \
+              FOR UPDATE SKIP LOCKED) \
+             RETURNING message_id, user_id, terms"
+        }
+        _ => {
+            "DELETE FROM search_pending WHERE message_id IN \
+             (SELECT message_id FROM search_pending ORDER BY message_id LIMIT ?) \
+             RETURNING message_id, user_id, terms"
+        }
+    };
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [Value::BigInt(Some(
+                i64::try_from(limit).unwrap_or(i64::MAX),
+            ))],
+        ))
+        .await?
+        .iter()
+        .map(|row| search_pending::Model::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -79,15 +105,7 @@ pub async fn index_pending(db: &impl ConnectionTrait, limit: u64) -> Result<usiz
             .exec_without_returning(db)
             .await?;
     }
-    let ids: Vec<String> = rows.into_iter().map(|r| r.message_id).collect();
-    let moved = ids.len();
-    for chunk in chunks(ids, 1) {
-        search_pending::Entity::delete_many()
-            .filter(search_pending::Column::MessageId.is_in(chunk))
-            .exec(db)
-            .await?;
-    }
-    Ok(moved)
+    Ok(rows.len())
 }
 
 /// The user's messages still in `search_pending` that hold a term of every word.

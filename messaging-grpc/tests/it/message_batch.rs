@@ -384,4 +384,34 @@ crate::backend_tests! {
         assert_eq!(terms(store, &format!("message_id IN ('{}', '{}')", late.id, bobs.id)).await, 0);
         assert_eq!(terms(store, "TRUE").await, 3);
     }
+
+    async fn a_message_deleted_while_the_indexer_runs_leaves_no_terms(backend: Backend) {
+        // SQLite has one writer at a time: the indexer and a delete cannot overlap there.
+        if matches!(backend, Backend::Sqlite) {
+            return;
+        }
+        use sea_orm::TransactionTrait as _;
+        let t = open(&backend).await;
+        let store = &t.store;
+        let mut doomed = inbound("u1", "alice", None);
+        doomed.search_terms = vec![term("doomed")];
+        let mut kept = inbound("u1", "bob", None);
+        kept.search_terms = vec![term("kept")];
+        let outcomes = in_one_batch(store, vec![doomed, kept]).await;
+        let doomed = committed(&outcomes[0]).0.id.clone();
+        // A delete holds the doomed message's pending row while the indexer runs.
+        let txn = store.conn().begin().await.unwrap();
+        store::search::delete_for(&txn, "u1", vec![doomed.clone()]).await.unwrap();
+        let moved = tokio::time::timeout(
+            Duration::from_secs(3),
+            store.write(|txn| Box::pin(store::search::index_pending(txn, 10))),
+        )
+        .await
+        .expect("the indexer skips a row a delete holds instead of waiting for it")
+        .unwrap();
+        assert_eq!(moved, 1, "the other message moved");
+        txn.commit().await.unwrap();
+        assert_eq!(terms(store, &format!("message_id = '{doomed}'")).await, 0);
+        assert_eq!(terms(store, "TRUE").await, 1);
+    }
 }

@@ -119,6 +119,12 @@ backend_tests! {
         };
         let answer = ingest.record_status(report("brand_new")).await.unwrap().into_inner();
         assert_eq!(answer.outcome, pb::StatusOutcome::UnknownStatus as i32);
+        // What Twilio would never send is refused, not stored.
+        for odd in ["Delivered!", &"x".repeat(33), ""] {
+            let err = ingest.record_status(report(odd)).await.unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{odd}");
+            assert!(err.message().starts_with("status"), "{}", err.message());
+        }
         let kept: Vec<String> = ingest::parked_for_any(store.conn(), &sid).await.unwrap().into_iter().map(|p| p.status).collect();
         assert_eq!(kept, ["brand_new"], "kept aside for an operator");
         let row = messaging_grpc::store::messages::find(store.conn(), "alice", &m.id).await.unwrap().unwrap();
