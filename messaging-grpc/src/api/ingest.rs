@@ -43,7 +43,7 @@ impl MessagingIngest for IngestApi {
         };
         let (outcome, message_id) = match self.ingest.record_inbound(inbound).await? {
             Inbound::Stored(m) => (pb::InboundOutcome::Stored, m.row.id),
-            Inbound::Duplicate(m) => (pb::InboundOutcome::Duplicate, m.row.id),
+            Inbound::Duplicate(row) => (pb::InboundOutcome::Duplicate, row.id),
             Inbound::Unroutable => (pb::InboundOutcome::Unroutable, String::new()),
         };
         Ok(Response::new(pb::RecordInboundResponse {

@@ -36,8 +36,9 @@ pub struct InboundSms {
 pub enum Inbound {
     /// Stored now.
     Stored(Box<MessageView>),
-    /// Already stored by an earlier delivery of the same webhook.
-    Duplicate(Box<MessageView>),
+    /// Already stored by an earlier delivery of the same webhook (possibly for the
+    /// number's previous owner): the stored row.
+    Duplicate(Box<message::Model>),
     /// Nobody owns the `to` number: recorded for operators.
     Unroutable,
 }
@@ -122,10 +123,15 @@ impl Ingest {
                 )));
             }
             // The same webhook delivered again (or twice at once): stored already.
+            // SIDs are Twilio's, unique across users: a delivery that arrives after the
+            // number was given to another user is the same message, stored under the
+            // previous owner (answering "retry" would make Twilio retry for ever).
             Written::Conflict => {
-                let done = self.find_by_sid(&owner, &v.sms.message_sid).await?;
+                let db = self.records.store().conn();
+                let done =
+                    store::messages::find_by_provider_sid_any(db, &v.sms.message_sid).await?;
                 return done
-                    .map(|d| Inbound::Duplicate(Box::new(d)))
+                    .map(|row| Inbound::Duplicate(Box::new(row)))
                     .ok_or_else(|| Written::lost_race("inbound insert"));
             }
         };
@@ -211,13 +217,5 @@ impl Ingest {
             check_sender: false,
             inherit_block: true,
         })
-    }
-
-    async fn find_by_sid(&self, user_id: &str, sid: &str) -> Result<Option<MessageView>, Error> {
-        let db = self.records.store().conn();
-        match store::messages::find_by_provider_sid(db, user_id, sid).await? {
-            Some(row) => Ok(Some(self.records.view(user_id, row).await?)),
-            None => Ok(None),
-        }
     }
 }

@@ -40,6 +40,25 @@ backend_tests! {
         server.stop().await;
     }
 
+    async fn a_webhook_redelivered_after_the_number_changed_hands_is_a_duplicate(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        server.assign(OWN, "alice").await;
+        let first = server.inbound("SM0000000000000000000000000000bb02", BOB, OWN, "for alice").await;
+        server
+            .admin()
+            .await
+            .call(|c, r| Box::pin(c.release_number(r)), commpro_messaging_api::v1::ReleaseNumberRequest { number: OWN.into() })
+            .await
+            .unwrap();
+        server.assign(OWN, "carol").await;
+        // Twilio retries the same delivery: stored once, under alice, nothing for carol.
+        let again = server.inbound("SM0000000000000000000000000000bb02", BOB, OWN, "for alice").await;
+        assert_eq!(again.id, first.id);
+        assert!(server.user("carol").await.list(10, "").await.unwrap().conversations.is_empty());
+        assert_eq!(server.user("alice").await.list(10, "").await.unwrap().conversations.len(), 1);
+        server.stop().await;
+    }
+
     async fn duplicate_message_sid_is_stored_once(backend: Backend) {
         let server = TestServer::start(&backend).await;
         server.assign(OWN, "alice").await;

@@ -254,12 +254,14 @@ impl TestServer {
             })
             .await
             .expect("inbound stored");
-        let (Inbound::Stored(view) | Inbound::Duplicate(view)) = stored else {
-            panic!("inbound was unroutable")
+        let (id, contact_id) = match stored {
+            Inbound::Stored(view) => (view.row.id, view.row.contact_id),
+            Inbound::Duplicate(row) => (row.id, row.contact_id),
+            Inbound::Unroutable => panic!("inbound was unroutable"),
         };
         pb::Message {
-            id: view.row.id,
-            contact_id: view.row.contact_id,
+            id,
+            contact_id,
             ..Default::default()
         }
     }
