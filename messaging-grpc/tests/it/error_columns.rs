@@ -7,10 +7,7 @@
 use std::time::Duration;
 
 use commpro_messaging_api::v1::{self as pb, MessageStatus};
-use messaging_grpc::{
-    auth::{JwtIssuer, Role},
-    ingest::{Inbound, InboundSms},
-};
+use messaging_grpc::ingest::{Inbound, InboundSms};
 use twilio_fake::{FakeTwilio, Scripted};
 
 use crate::helpers::*;
@@ -143,13 +140,7 @@ async fn no_number_or_url_in_clear_in_error_columns() {
     assert_eq!(row.to, NOBODYS, "our own number stays usable for routing");
 
     // parked_statuses: a callback for a SID not written yet, whose text names a number.
-    let gateway = JwtIssuer::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE)
-        .issue(
-            "webhook-gateway",
-            &[Role::Gateway],
-            Duration::from_secs(600),
-        )
-        .unwrap();
+    let gateway = server.gateway_token();
     let mut ingest =
         pb::messaging_ingest_client::MessagingIngestClient::new(server.channel().await);
     ingest

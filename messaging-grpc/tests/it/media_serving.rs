@@ -5,10 +5,7 @@
 use std::time::Duration;
 
 use commpro_messaging_api::v1::{self as pb, MediaState, MessageStatus};
-use messaging_grpc::{
-    auth::{JwtIssuer, Role},
-    ingest::{Inbound, InboundSms},
-};
+use messaging_grpc::ingest::{Inbound, InboundSms};
 use tonic::Code;
 
 use crate::{
@@ -26,13 +23,7 @@ async fn serve_by_id(
     media_id: &str,
     token: &str,
 ) -> Result<Vec<u8>, tonic::Status> {
-    let gateway = JwtIssuer::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE)
-        .issue(
-            "webhook-gateway",
-            &[Role::Gateway],
-            Duration::from_secs(600),
-        )
-        .unwrap();
+    let gateway = server.gateway_token();
     let mut c = pb::messaging_ingest_client::MessagingIngestClient::new(server.channel().await);
     let mut stream = c
         .serve_media(authed(

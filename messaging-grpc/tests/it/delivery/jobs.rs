@@ -110,9 +110,7 @@ backend_tests! {
         let store = server.store().await;
         let row = messaging_grpc::store::messages::find(store.conn(), "alice", &m.id).await.unwrap().unwrap();
         let sid = row.provider_sid.clone().unwrap();
-        let gateway = messaging_grpc::auth::JwtIssuer::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE)
-            .issue("webhook-gateway", &[messaging_grpc::auth::Role::Gateway], Duration::from_secs(600))
-            .unwrap();
+        let gateway = server.gateway_token();
         let mut ingest = pb::messaging_ingest_client::MessagingIngestClient::new(server.channel().await);
         let report = |status: &str| {
             authed(pb::RecordStatusRequest { message_sid: sid.clone(), status: status.into(), ..Default::default() }, &gateway)

@@ -210,6 +210,17 @@ impl TestServer {
             .unwrap()
     }
 
+    /// A token as the webhook gateway holds it (MessagingIngest).
+    pub fn gateway_token(&self) -> String {
+        self.issuer
+            .issue(
+                "webhook-gateway",
+                &[Role::Gateway],
+                Duration::from_secs(600),
+            )
+            .unwrap()
+    }
+
     /// A client acting as `user`.
     pub async fn user(&self, user: &str) -> UserClient {
         UserClient {
