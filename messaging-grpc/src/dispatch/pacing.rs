@@ -47,6 +47,18 @@ impl PacingConfig {
             .copied()
             .unwrap_or(self.sender_sps)
     }
+
+    /// How long a booked slot stays good for `segments` of `sender`: a quarter of the
+    /// sender's hold, and never under 50 ms. A slot is booked before the SENDING mark
+    /// commits (a long wait must be able to give the job back untouched); when the mark
+    /// waited behind other writes for longer than this, the send would reach Twilio that
+    /// much closer to the sender's next one, which was booked on time, so the
+    /// dispatcher books again at the present (seen on CI: a mark held 3 s on a loaded
+    /// PostgreSQL writer let four sends of one 0.5/s sender arrive within 3 s).
+    pub fn slot_good_for(&self, sender: &str, segments: u32) -> Duration {
+        let hold = f64::from(segments.max(1)) / self.sender_rate(sender);
+        Duration::from_secs_f64(hold / 4.0).max(Duration::from_millis(50))
+    }
 }
 
 /// What asking for a slot got.
@@ -90,6 +102,14 @@ impl Pacer {
         }
     }
 
+    /// The rates this pacer books with.
+    pub fn config(&self) -> &PacingConfig {
+        match self {
+            Self::Local(p) => p.config(),
+            Self::Shared(p) => p.config(),
+        }
+    }
+
     /// Senders whose next slot is more than `beyond` away (at most `max`, the furthest
     /// out first): claims skip their jobs.
     pub async fn paced_out(&self, beyond: Duration, max: usize) -> Result<Vec<String>, Error> {
@@ -108,5 +128,26 @@ impl Pacer {
             }
             Self::Shared(p) => p.next_free().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_stays_good_for_a_quarter_of_the_senders_hold_and_at_least_50_ms() {
+        let config = PacingConfig {
+            overrides: HashMap::from([("12345".to_owned(), 100.0)]),
+            ..PacingConfig::default()
+        };
+        let ms = |d: Duration| d.as_millis();
+        // A long code at 1/s: 250 ms; a 3-segment message holds it 3 s, so 750 ms.
+        assert_eq!(ms(config.slot_good_for("+15005550006", 1)), 250);
+        assert_eq!(ms(config.slot_good_for("+15005550006", 3)), 750);
+        // A short code at 100/s would get 2.5 ms: the floor keeps it at 50 ms.
+        assert_eq!(ms(config.slot_good_for("12345", 1)), 50);
+        // Zero segments count as one, as the booking does.
+        assert_eq!(ms(config.slot_good_for("+15005550006", 0)), 250);
     }
 }

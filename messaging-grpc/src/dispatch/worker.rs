@@ -2,7 +2,7 @@
 //! the claim (`job.token`): once our lease is lost, nothing we do changes the job,
 //! and the provider is never called without a freshly renewed lease.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
@@ -112,9 +112,9 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
     let Some(validity_left) = validity_left else {
         return expire(inner, job, status).await;
     };
-    if !paced(inner, job, &item, validity_left, shutdown).await? {
+    let Some(booked_at) = paced(inner, job, &item, validity_left, shutdown).await? else {
         return Ok(());
-    }
+    };
     // Right before the call: the lease must still be ours, renewed for the call.
     let lease = inner.settings.lease;
     let owner = &item.row.owner_e164;
@@ -140,9 +140,34 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
             "destroyed content reached send"
         )));
     };
+    let segments = u32::try_from(item.row.segments).unwrap_or(1);
+    let mut validity_left = validity_left;
+    if booked_at.elapsed() > inner.pacer.config().slot_good_for(owner, segments) {
+        // The mark waited behind other writes: the slot is stale (see slot_good_for).
+        crate::metrics::slot_rebooked();
+        rebook(inner, owner, segments).await?;
+        let Some(left) = self::validity_left(inner, &item) else {
+            // Marked SENDING but never sent: expired, not an unknown outcome.
+            return expire(inner, job, MessageStatus::Sending).await;
+        };
+        validity_left = left;
+    }
     // After an unknown outcome the message stays SENDING whatever this attempt says.
     let after_unknown = status == MessageStatus::Sending;
     send(inner, job, &item, body, validity_left, after_unknown).await
+}
+
+/// Books `sender`'s slot again at the present, after the SENDING mark, sleeping through
+/// any wait: the message is ours and marked, and the claim filter keeps few of one
+/// sender's jobs in hand, so the wait is about one interval. Not cut short by shutdown:
+/// the shutdown grace bounds it, and a send abandoned here would cost a reconcile.
+async fn rebook(inner: &Inner, sender: &str, segments: u32) -> Result<(), Error> {
+    loop {
+        match inner.pacer.try_acquire(sender, segments).await? {
+            Slot::Booked => return Ok(()),
+            Slot::Wait(wait) => tokio::time::sleep(wait).await,
+        }
+    }
 }
 
 /// Look-ups an unknown outcome needs before a resend: a create still running at the
@@ -221,14 +246,15 @@ async fn refusal(
 
 /// Takes the sender's next pacing slot. A short wait is slept through; a longer one
 /// releases the job (its sender is skipped by claims until due), so a paced-out
-/// sender never holds a dispatcher slot. False when the job was let go.
+/// sender never holds a dispatcher slot. The instant it booked; `None` when the job
+/// was let go.
 async fn paced(
     inner: &Inner,
     job: &Claimed,
     item: &DispatchItem,
     validity_left: Duration,
     shutdown: &CancellationToken,
-) -> Result<bool, Error> {
+) -> Result<Option<Instant>, Error> {
     let segments = u32::try_from(item.row.segments).unwrap_or(1);
     loop {
         let wait = match inner
@@ -236,23 +262,23 @@ async fn paced(
             .try_acquire(&item.row.owner_e164, segments)
             .await?
         {
-            Slot::Booked => return Ok(true),
+            Slot::Booked => return Ok(Some(Instant::now())),
             Slot::Wait(wait) => wait,
         };
         if wait >= validity_left {
             let status = MessageStatus::parse(&item.row.status)?;
             expire(inner, job, status).await?;
-            return Ok(false);
+            return Ok(None);
         }
         if wait > inner.settings.max_inline_wait {
             inner.outbox.release(job).await?;
-            return Ok(false);
+            return Ok(None);
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = shutdown.cancelled() => {
                 inner.outbox.release(job).await?;
-                return Ok(false);
+                return Ok(None);
             }
         }
     }
@@ -281,7 +307,7 @@ async fn send(
         media_urls: &item.media_urls,
         validity_left: Some(validity_left),
     };
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let answer = inner.provider.send(&out).await;
     inner.in_flight.observe(started.elapsed());
     match answer {

@@ -55,6 +55,11 @@ pub fn key_cache(hit: bool) {
     metrics::counter!("messaging_key_cache_total", "result" => result).increment(1);
 }
 
+/// A pacing slot went stale while the SENDING mark committed and was booked again.
+pub fn slot_rebooked() {
+    metrics::counter!("messaging_pacing_rebooked_total").increment(1);
+}
+
 /// An inbound media copy attempt ended: `copied`, `retry` or `failed`.
 pub fn media_copy(outcome: &'static str) {
     metrics::counter!("messaging_media_copies_total", "outcome" => outcome).increment(1);

@@ -54,14 +54,14 @@ const SENDER_SPS: &str = "0.5";
 const INTERVAL: Duration = Duration::from_secs(2);
 /// What the arrivals of one sender at the fake may fall short of the pacing, over any
 /// run of its messages: k sends after one, at least k intervals minus this. Slots are
-/// exact by the database's clock (`pacing` tests); between its slot and the wire each
-/// send commits SENDING (behind the user's other writes) and makes an HTTP request,
-/// and on two cores loaded by other builds that delay was seen to vary by 1.65 s, and
-/// by 1.82 s once SENDING commits through the write pipeline's batches. The allowance
-/// (one interval plus a half) does not grow with k, so over a sender's 12 messages (22 s
-/// of slots) it is small, while two dispatchers pacing on their own would take half
-/// that time; for a single pair it says nothing, by design.
-const TOLERANCE: Duration = Duration::from_millis(2500);
+/// exact by the database's clock (`pacing` tests); a slot that went stale while the
+/// SENDING mark committed (more than a quarter of the interval, 0.5 s here) is booked
+/// again before the call, so what is left is that quarter plus the time the call takes
+/// to reach the fake on a loaded machine (allowed 0.75 s). Before the re-booking, a
+/// mark held 3 s by CI's PostgreSQL writer let four sends of one sender arrive within
+/// 3 s. The allowance does not grow with k: two dispatchers pacing on their own would
+/// fall short by about half of a sender's 22 s of slots.
+const TOLERANCE: Duration = Duration::from_millis(1250);
 
 fn sender(n: usize) -> String {
     format!("+1201555{n:04}")

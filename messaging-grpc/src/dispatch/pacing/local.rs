@@ -35,6 +35,10 @@ impl LocalPacer {
         }
     }
 
+    pub fn config(&self) -> &PacingConfig {
+        &self.config
+    }
+
     /// Books `segments` for `sender` at `now` if both the sender's and the account's
     /// clocks allow it; otherwise books nothing and says how long to wait.
     pub fn try_acquire(&self, sender: &str, segments: u32, now: Instant) -> Result<(), Duration> {

@@ -21,6 +21,10 @@ impl SharedPacer {
         Self { store, config }
     }
 
+    pub fn config(&self) -> &PacingConfig {
+        &self.config
+    }
+
     /// Books `segments` for `sender` now, or says how long to wait (see [`super::Pacer`]).
     pub async fn try_acquire(&self, sender: &str, segments: u32) -> Result<Slot, Error> {
         let segments = f64::from(segments.max(1));
