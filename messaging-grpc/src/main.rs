@@ -179,7 +179,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Dev => cli::run::dev().await,
         Command::Migrate => {
             let config = Config::from_env(Mode::Dev)?;
-            let store = Store::connect(&config.database_url)
+            let store = Store::connect_with_writers(&config.database_url, config.database_writers)
                 .await
                 .context("connecting to the database")?;
             store.migrate().await.context("applying migrations")?;

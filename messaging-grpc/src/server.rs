@@ -62,7 +62,7 @@ pub struct App {
 impl App {
     /// Connects to the database, applies migrations and sets up encryption.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let store = Store::connect(&config.database_url)
+        let store = Store::connect_with_writers(&config.database_url, config.database_writers)
             .await
             .map_err(|e| anyhow::anyhow!("connecting to the database: {e}"))?;
         store

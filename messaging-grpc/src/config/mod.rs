@@ -54,6 +54,8 @@ pub struct Config {
     pub core_url: String,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// PostgreSQL: the write pipeline's connections (DATABASE_WRITERS); SQLite has one.
+    pub database_writers: usize,
     pub master_keys: Arc<MasterKeyRing>,
     pub cipher: Algorithm,
     pub key_cache_size: NonZeroUsize,
@@ -234,6 +236,13 @@ impl Config {
             core_url: get("MESSAGING_CORE_URL").unwrap_or_else(|| "http://127.0.0.1:50051".into()),
             data_dir,
             database_url,
+            database_writers: number(
+                &get,
+                "DATABASE_WRITERS",
+                crate::store::POSTGRES_WRITERS as u64,
+                1,
+                64,
+            )? as usize,
             master_keys: Arc::new(master_keys),
             cipher: get("MESSAGING_CIPHER")
                 .map(|v| v.parse().map_err(|e: String| err("MESSAGING_CIPHER", e)))

@@ -281,7 +281,7 @@ impl UserKeys {
         // Through the write pipeline, as every write (SQLite has one writer).
         let inserted = self
             .store
-            .write(move |txn| {
+            .write_for(user_id, move |txn| {
                 Box::pin(async move {
                     store::user_keys::insert_if_absent(
                         txn,

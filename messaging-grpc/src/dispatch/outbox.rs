@@ -110,7 +110,7 @@ impl Outbox {
         let held = self
             .records
             .store()
-            .write(move |txn| {
+            .write_for(&job.user_id, move |txn| {
                 Box::pin(async move {
                     let error = claimed.last_error.as_deref();
                     Ok::<_, Error>(
@@ -133,7 +133,7 @@ impl Outbox {
         let held = self
             .records
             .store()
-            .write(move |txn| {
+            .write_for(&job.user_id, move |txn| {
                 Box::pin(async move {
                     Ok::<_, Error>(
                         store::outbox::note_empty_lookup_held(txn, &claimed, next).await?,
@@ -153,7 +153,7 @@ impl Outbox {
         let released = self
             .records
             .store()
-            .write(move |txn| {
+            .write_for(&job.user_id, move |txn| {
                 Box::pin(async move {
                     Ok::<_, Error>(store::outbox::release_held(txn, &claimed).await?)
                 })
@@ -261,7 +261,7 @@ impl Outbox {
         let marked = self
             .records
             .store()
-            .write(move |txn| {
+            .write_for(&job.user_id, move |txn| {
                 Box::pin(async move {
                     if !store::outbox::start_create_held(txn, &claimed, lease).await? {
                         return Ok::<_, Error>((Mark::LeaseLost, None));
@@ -309,7 +309,7 @@ impl Outbox {
         let event = self
             .records
             .store()
-            .write(move |txn| {
+            .write_for(user_id, move |txn| {
                 Box::pin(async move {
                     // Whoever holds the job now would only reconcile it: the answer settles it.
                     store::outbox::remove_any(txn, &message_id).await?;
@@ -368,7 +368,7 @@ impl Outbox {
         let event = self
             .records
             .store()
-            .write(move |txn| {
+            .write_for(&job.user_id, move |txn| {
                 Box::pin(async move {
                     if !store::outbox::remove_held(txn, &claimed).await? {
                         return Ok::<_, Error>(Err(()));
@@ -408,7 +408,7 @@ impl Outbox {
         let event = self
             .records
             .store()
-            .write(move |txn| {
+            .write_for(&job.user_id, move |txn| {
                 Box::pin(async move {
                     let error = Some(last_error.as_str());
                     let held = store::outbox::reschedule_held(
@@ -455,7 +455,7 @@ impl Outbox {
         let removed = self
             .records
             .store()
-            .write(move |txn| {
+            .write_for(&job.user_id, move |txn| {
                 Box::pin(
                     async move { Ok::<_, Error>(store::outbox::remove_held(txn, &claimed).await?) },
                 )
@@ -482,12 +482,12 @@ impl Outbox {
 
     /// Notes that reconciliation looked at a message (it waits a while before the next look).
     pub async fn touch(&self, user_id: &str, id: &str) -> Result<(), Error> {
-        let (user_id, id) = (user_id.to_owned(), id.to_owned());
+        let (user, id) = (user_id.to_owned(), id.to_owned());
         self.records
             .store()
-            .write(move |txn| {
+            .write_for(user_id, move |txn| {
                 Box::pin(async move {
-                    Ok::<_, Error>(store::messages::touch(txn, &user_id, &id, store::now()).await?)
+                    Ok::<_, Error>(store::messages::touch(txn, &user, &id, store::now()).await?)
                 })
             })
             .await

@@ -88,7 +88,7 @@ impl Records {
         let (user, message_id) = (user_id.to_owned(), id.to_owned());
         let event = self
             .store
-            .write(move |txn| {
+            .write_for(user_id, move |txn| {
                 Box::pin(async move {
                     let event = change_status_in(txn, &user, &message_id, expected, change).await?;
                     if event.is_some() && unschedule {
@@ -136,7 +136,7 @@ impl Records {
             let (user_id, id) = (row.user_id.clone(), row.id.clone());
             let event = self
                 .store
-                .write(move |txn| {
+                .write_for(&row.user_id, move |txn| {
                     Box::pin(
                         async move { change_status_in(txn, &user_id, &id, current, change).await },
                     )
@@ -239,7 +239,7 @@ impl Records {
         let (user_id, id) = (row.user_id.clone(), id.to_owned());
         let event = self
             .store
-            .write(move |txn| {
+            .write_for(&row.user_id, move |txn| {
                 Box::pin(async move {
                     let event = change_status_in(txn, &user_id, &id, current, change).await?;
                     if event.is_some() {
@@ -279,7 +279,7 @@ impl Records {
         let (user, message_id, second) = (user_id.to_owned(), id.to_owned(), sid.to_owned());
         let new = self
             .store
-            .write(move |txn| {
+            .write_for(user_id, move |txn| {
                 Box::pin(async move {
                     let at = store::now();
                     Ok::<_, Error>(

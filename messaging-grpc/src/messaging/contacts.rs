@@ -51,7 +51,7 @@ impl Messaging {
         let cursor = self
             .records
             .store()
-            .write(move |txn| {
+            .write_for(user_id, move |txn| {
                 Box::pin(async move {
                     store::contacts::set_name(txn, &user, &contact_id, sealed).await?;
                     let event = NewEvent {

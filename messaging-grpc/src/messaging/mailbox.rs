@@ -27,7 +27,9 @@ impl Messaging {
         let cursor = self
             .records
             .store()
-            .write(move |txn| Box::pin(archive_in(txn, user, contact, archived)))
+            .write_for(user_id, move |txn| {
+                Box::pin(archive_in(txn, user, contact, archived))
+            })
             .await?;
         if let Some(cursor) = cursor {
             self.records.announce(user_id, cursor);
@@ -76,7 +78,9 @@ impl Messaging {
         let cursor = self
             .records
             .store()
-            .write(move |txn| Box::pin(mute_in(txn, user, contact, muted, until)))
+            .write_for(user_id, move |txn| {
+                Box::pin(mute_in(txn, user, contact, muted, until))
+            })
             .await?;
         if let Some(cursor) = cursor {
             self.records.announce(user_id, cursor);

@@ -26,7 +26,7 @@ impl Messaging {
             let cursor = self
                 .records
                 .store()
-                .write(move |txn| Box::pin(mark_read_in(txn, user, row)))
+                .write_for(user_id, move |txn| Box::pin(mark_read_in(txn, user, row)))
                 .await?;
             if let Some(cursor) = cursor {
                 self.records.announce(user_id, cursor);
@@ -72,7 +72,9 @@ impl Messaging {
         let (left, cursor) = self
             .records
             .store()
-            .write(move |txn| Box::pin(mark_conversation_read_in(txn, user, contact_id, horizon)))
+            .write_for(user_id, move |txn| {
+                Box::pin(mark_conversation_read_in(txn, user, contact_id, horizon))
+            })
             .await?;
         if let Some(cursor) = cursor {
             self.records.announce(user_id, cursor);

@@ -61,21 +61,34 @@ pub struct Store {
 impl Store {
     /// Connects to `sqlite://path` or `postgres://…`. For SQLite the file and its folder
     /// are created, WAL is on and commits are fsynced (`synchronous=FULL`): a message we
-    /// acknowledged survives a power cut.
+    /// acknowledged survives a power cut. PostgreSQL gets [`POSTGRES_WRITERS`] writers.
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        Self::connect_with_writers(url, POSTGRES_WRITERS).await
+    }
+
+    /// [`Self::connect`] with `postgres_writers` write connections on PostgreSQL
+    /// (`DATABASE_WRITERS`; at least 1). SQLite always has one: the file has one
+    /// write lock.
+    pub async fn connect_with_writers(url: &str, postgres_writers: usize) -> Result<Self, DbErr> {
         let db = Database::connect(options(url, 8, 32, READER)?).await?;
-        // The pipeline's own connection: on SQLite the one writer of the file, so
+        // The pipeline's own connections: on SQLite the one writer of the file, so
         // group commit never waits for the write lock.
         // Its page cache holds the pages of the indexes a batch touches at random
         // (search terms, blind-indexed contacts) instead of reading them again.
-        let mut writer = options(url, 1, 1, WRITER)?;
-        if !url.starts_with("sqlite:") {
-            // One blocked row (an operator's open transaction, a stuck replica) must
-            // not stall every write of this replica: a statement waiting longer than
-            // this for a lock fails its batch, whose callers get UNAVAILABLE and retry.
-            writer.map_sqlx_postgres_opts(|o| o.options([("lock_timeout", WRITER_LOCK_TIMEOUT)]));
+        let sqlite = url.starts_with("sqlite:");
+        let count = if sqlite { 1 } else { postgres_writers.max(1) };
+        let mut writers = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut writer = options(url, 1, 1, WRITER)?;
+            if !sqlite {
+                // One blocked row (an operator's open transaction, a stuck replica) must
+                // not stall every write of this replica: a statement waiting longer than
+                // this for a lock fails its write, whose caller gets UNAVAILABLE and retries.
+                writer
+                    .map_sqlx_postgres_opts(|o| o.options([("lock_timeout", WRITER_LOCK_TIMEOUT)]));
+            }
+            writers.push(Database::connect(writer).await?);
         }
-        let writer = Database::connect(writer).await?;
         let checkpointer = if url.starts_with("sqlite:") {
             let conn = Database::connect(options(url, 1, 1, READER)?).await?;
             let stop = CancellationToken::new();
@@ -86,7 +99,7 @@ impl Store {
         };
         Ok(Self {
             db,
-            pipeline: WritePipeline::start(writer),
+            pipeline: WritePipeline::start(writers),
             checkpointer,
         })
     }
@@ -99,21 +112,29 @@ impl Store {
         T: Send + 'static,
         E: From<DbErr> + Send + 'static,
     {
-        self.pipeline.write(write).await
+        self.pipeline.write(None, write).await
     }
 
-    /// [`Self::write`] where `keep` decides whether an `Ok` result's changes stay.
-    pub async fn write_keeping<F, T, E>(
-        &self,
-        write: F,
-        keep: fn(&Result<T, E>) -> bool,
-    ) -> Result<T, E>
+    /// [`Self::write`] for a write of `user_id`'s rows: on PostgreSQL it runs on that
+    /// user's writer, in parallel with other users' (see [`pipeline`]). Any write may
+    /// use either; this one only spreads the load.
+    pub async fn write_for<F, T, E>(&self, user_id: &str, write: F) -> Result<T, E>
     where
         F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxnFuture<'c, Result<T, E>> + Send + 'static,
         T: Send + 'static,
         E: From<DbErr> + Send + 'static,
     {
-        self.pipeline.write_keeping(write, keep).await
+        self.pipeline.write(Some(user_id), write).await
+    }
+
+    /// Which of the pipeline's writers takes `user_id`'s writes, of [`Self::writers`].
+    pub fn writer_of(&self, user_id: &str) -> usize {
+        self.pipeline.writer_of(Some(user_id))
+    }
+
+    /// The write pipeline's writers (SQLite: 1).
+    pub fn writers(&self) -> usize {
+        self.pipeline.writers()
     }
 
     /// Writes a new message in the write pipeline's next batch, as a set with the
@@ -139,7 +160,12 @@ impl Store {
     }
 }
 
-/// PostgreSQL's `lock_timeout` on the write pipeline's connection.
+/// Write connections per replica on PostgreSQL (`DATABASE_WRITERS`): the pipeline's
+/// writers, writes routed by user (see [`pipeline`]). One connection spends most of a
+/// batch waiting for round trips; four kept a two-core machine's PostgreSQL busy.
+pub const POSTGRES_WRITERS: usize = 4;
+
+/// PostgreSQL's `lock_timeout` on the write pipeline's connections.
 const WRITER_LOCK_TIMEOUT: &str = "5s";
 
 /// SQLite reads the first 64 MiB of the file through a memory map (no copy out of the

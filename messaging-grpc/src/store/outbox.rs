@@ -229,8 +229,16 @@ pub async fn renew_tokens_any(
         DatabaseBackend::Postgres => {
             let marks: Vec<String> = (0..tokens.len()).map(|i| format!("${}", i + 2)).collect();
             (
+                // SKIP LOCKED: a row locked now is being written by its user's writer
+                // (SENDING renews the lease itself; an outcome ends the claim). Waiting
+                // for it could close a cycle with that writer's batch, which holds
+                // that row and wants another this statement locked (the pipeline's
+                // writers are routed by user; this write is no one user's), and a
+                // lease lasts three beats, so one skipped beat costs nothing.
                 format!(
-                    "UPDATE outbox SET claimed_until = clock_timestamp() + $1 * interval '1 millisecond'                      WHERE claim_token IN ({})",
+                    "UPDATE outbox SET claimed_until = clock_timestamp() + $1 * interval '1 millisecond' \
+                     WHERE message_id IN (SELECT message_id FROM outbox \
+                     WHERE claim_token IN ({}) FOR UPDATE SKIP LOCKED)",
                     marks.join(", ")
                 ),
                 vec![(lease.as_millis() as i64).into()],

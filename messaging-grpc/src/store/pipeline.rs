@@ -145,7 +145,8 @@ impl Pending {
 /// Handle to the process's write pipeline; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct WritePipeline {
-    jobs: mpsc::Sender<Pending>,
+    /// One queue per writer ("lane"); a user's writes always take the same one.
+    lanes: std::sync::Arc<[mpsc::Sender<Pending>]>,
     stop: CancellationToken,
     /// Cancelled when the writer task ended without being stopped (a panic outside a
     /// write's guard): every durable write would be refused from then on.
@@ -153,24 +154,61 @@ pub struct WritePipeline {
 }
 
 impl WritePipeline {
-    /// Starts the writer task on `writer` (a connection no one else writes through,
-    /// for SQLite a pool of exactly one).
-    pub fn start(writer: DatabaseConnection) -> Self {
-        let (jobs, rx) = mpsc::channel(QUEUE);
+    /// Starts one writer task per connection of `writers` (each a connection no one
+    /// else writes through; SQLite: exactly one, the file's one writer). With several
+    /// (PostgreSQL), writes are routed by user ([`Self::write_for`]): batches of
+    /// different writers never hold the same user's rows, so they run in parallel
+    /// instead of queueing behind one connection's round trips, and cannot deadlock
+    /// over a user's rows. Writes not routed by user go to the first writer.
+    pub fn start(writers: Vec<DatabaseConnection>) -> Self {
+        assert!(!writers.is_empty(), "the write pipeline needs a writer");
         let (stop, died) = (CancellationToken::new(), CancellationToken::new());
-        let writer = tokio::spawn(run(writer, rx, stop.clone()));
-        let (stopped, dead) = (stop.clone(), died.clone());
-        tokio::spawn(async move {
-            // A normal end is a stop or every handle dropped (nobody left to write);
-            // a panic outside a write's guard is a death.
-            if let Err(e) = writer.await
-                && !stopped.is_cancelled()
-            {
-                tracing::error!(error = %e, "the write pipeline's writer died; no write can commit");
-                dead.cancel();
+        let mut lanes = Vec::with_capacity(writers.len());
+        for writer in writers {
+            let (jobs, rx) = mpsc::channel(QUEUE);
+            lanes.push(jobs);
+            let writer = tokio::spawn(run(writer, rx, stop.clone()));
+            let (stopped, dead) = (stop.clone(), died.clone());
+            tokio::spawn(async move {
+                // A normal end is a stop or every handle dropped (nobody left to write);
+                // a panic outside a write's guard is a death (of the whole pipeline: a
+                // user whose lane is gone could not write).
+                if let Err(e) = writer.await
+                    && !stopped.is_cancelled()
+                {
+                    tracing::error!(error = %e, "the write pipeline's writer died; no write can commit");
+                    dead.cancel();
+                }
+            });
+        }
+        Self {
+            lanes: lanes.into(),
+            stop,
+            died,
+        }
+    }
+
+    /// Which writer takes `user_id`'s writes (0 for writes of no one user).
+    pub fn writer_of(&self, user_id: Option<&str>) -> usize {
+        let n = self.lanes.len();
+        match user_id {
+            Some(user) if n > 1 => {
+                use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
+                // A fixed hasher: the lane of a user must not change while it runs.
+                let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(user);
+                usize::try_from(hash % n as u64).unwrap_or(0)
             }
-        });
-        Self { jobs, stop, died }
+            _ => 0,
+        }
+    }
+
+    /// The number of writers.
+    pub fn writers(&self) -> usize {
+        self.lanes.len()
+    }
+
+    fn lane(&self, user_id: Option<&str>) -> &mpsc::Sender<Pending> {
+        &self.lanes[self.writer_of(user_id)]
     }
 
     /// False once the writer ended without being stopped.
@@ -183,15 +221,16 @@ impl WritePipeline {
         self.died.cancelled().await;
     }
 
-    /// Runs `write` in the next batch and returns its result once the batch
+    /// Runs `write` in the next batch of `user_id`'s writer (the first writer for
+    /// `None`: writes of no one user) and returns its result once the batch
     /// committed. An `Err` from `write` rolls back its own changes only.
-    pub async fn write<F, T, E>(&self, write: F) -> Result<T, E>
+    pub async fn write<F, T, E>(&self, user_id: Option<&str>, write: F) -> Result<T, E>
     where
         F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxnFuture<'c, Result<T, E>> + Send + 'static,
         T: Send + 'static,
         E: From<DbErr> + Send + 'static,
     {
-        self.write_keeping(write, Result::is_ok).await
+        self.write_keeping(user_id, write, Result::is_ok).await
     }
 
     /// Like [`Self::write`], but `keep` decides whether the write's changes stay: an
@@ -199,6 +238,7 @@ impl WritePipeline {
     /// — on PostgreSQL a failed statement must be, before anything else can run.
     pub async fn write_keeping<F, T, E>(
         &self,
+        user_id: Option<&str>,
         write: F,
         keep: fn(&Result<T, E>) -> bool,
     ) -> Result<T, E>
@@ -215,7 +255,8 @@ impl WritePipeline {
             kept: false,
             reply,
         };
-        if self.jobs.send(Pending::Job(Box::new(job))).await.is_err() {
+        let lane = self.lane(user_id);
+        if lane.send(Pending::Job(Box::new(job))).await.is_err() {
             return Err(pipeline_error("stopped (shutting down)").into());
         }
         answer
@@ -232,12 +273,8 @@ impl WritePipeline {
             result: None,
             reply,
         };
-        if self
-            .jobs
-            .send(Pending::Message(Box::new(job)))
-            .await
-            .is_err()
-        {
+        let lane = self.lane(Some(&job.write.row.user_id));
+        if lane.send(Pending::Message(Box::new(job))).await.is_err() {
             return Err(pipeline_error("stopped (shutting down)"));
         }
         answer

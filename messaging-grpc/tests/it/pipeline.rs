@@ -3,6 +3,8 @@
 //! panicking write is a failed write, and a stopped pipeline answers every caller
 //! (refusing what it did not commit). Batches are forced by holding the writer with
 //! a first write that waits, so the others queue behind it and run as one batch.
+//! On PostgreSQL the pipeline has several writers, routed by user: a held writer
+//! holds its own users' writes only.
 
 use std::{sync::Arc, time::Duration};
 
@@ -210,4 +212,99 @@ crate::backend_tests! {
         let refused = insert_parent(&store, 1000).await.expect_err("stopped");
         assert!(refused.to_string().contains("shutting down"), "{refused}");
     }
+}
+
+/// Holds the writer of `user`'s writes until the returned semaphore gets a permit.
+async fn hold_writer_of(
+    store: &Store,
+    user: &str,
+) -> (Arc<Semaphore>, tokio::task::JoinHandle<()>) {
+    let gate = Arc::new(Semaphore::new(0));
+    let running = Arc::new(Semaphore::new(0));
+    let (g, r, s, user) = (
+        gate.clone(),
+        running.clone(),
+        store.clone(),
+        user.to_owned(),
+    );
+    let holder = tokio::spawn(async move {
+        let _ = s
+            .write_for(&user, move |_txn| {
+                Box::pin(async move {
+                    r.add_permits(1);
+                    let _permit = g.acquire().await;
+                    Ok::<_, DbErr>(())
+                })
+            })
+            .await;
+    });
+    let _ = running.acquire().await.unwrap();
+    (gate, holder)
+}
+
+async fn insert_parent_for(store: &Store, user: &str, id: i64) -> Result<(), DbErr> {
+    let stmt = sql(store, format!("INSERT INTO parent (id) VALUES ({id})"));
+    store
+        .write_for(user, move |txn| {
+            Box::pin(async move { txn.execute_raw(stmt).await.map(|_| ()) })
+        })
+        .await
+}
+
+#[tokio::test]
+async fn sqlite_has_one_writer_for_everyone() {
+    let t = open(&Backend::Sqlite).await;
+    assert_eq!(t.store.writers(), 1);
+    assert!((0..50).all(|i| t.store.writer_of(&format!("user-{i}")) == 0));
+}
+
+#[tokio::test]
+async fn on_postgresql_a_held_writer_holds_only_its_own_users_writes() {
+    let Some(server) = Backend::postgres() else {
+        return;
+    };
+    let t = open(&server).await;
+    let store = t.store.clone();
+    assert_eq!(store.writers(), messaging_grpc::store::POSTGRES_WRITERS);
+    let users: Vec<String> = (0..64).map(|i| format!("user-{i}")).collect();
+    let used: std::collections::HashSet<usize> = users.iter().map(|u| store.writer_of(u)).collect();
+    assert_eq!(
+        used.len(),
+        store.writers(),
+        "64 users spread over every writer"
+    );
+    let held = &users[0];
+    let same = users[1..]
+        .iter()
+        .find(|u| store.writer_of(u) == store.writer_of(held))
+        .unwrap();
+    let other = users
+        .iter()
+        .find(|u| store.writer_of(u) != store.writer_of(held))
+        .unwrap();
+    // The same user always gets the same writer.
+    assert_eq!(store.writer_of(held), store.writer_of(&held.clone()));
+
+    let (gate, holder) = hold_writer_of(&store, held).await;
+    // Another writer's user commits while the first writer is held...
+    tokio::time::timeout(Duration::from_secs(30), insert_parent_for(&store, other, 1))
+        .await
+        .expect("a write on another writer is not held")
+        .unwrap();
+    assert_eq!(parents(&store).await, vec![1]);
+    // ...a user of the held writer waits for it.
+    let waiting = {
+        let (s, u) = (store.clone(), same.clone());
+        tokio::spawn(async move { insert_parent_for(&s, &u, 2).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a user's write waits for its own writer"
+    );
+    assert_eq!(parents(&store).await, vec![1]);
+    gate.add_permits(1);
+    holder.await.unwrap();
+    waiting.await.unwrap().unwrap();
+    assert_eq!(parents(&store).await, vec![1, 2]);
 }

@@ -69,3 +69,48 @@ async fn a_live_dispatchers_claim_outlives_its_lease_and_a_dead_ones_is_taken_ov
     assert_eq!(sent.provider_sid, fake.messages()[0].sid);
     second.stop().await;
 }
+
+/// The heartbeat renews what it can without waiting: a job whose row a writer holds
+/// (its user's writer is marking or settling it) is skipped this beat, so a beat never
+/// waits on, or closes a deadlock with, a writer's batch.
+#[tokio::test]
+async fn a_heartbeat_skips_a_job_a_writer_holds_instead_of_waiting() {
+    use messaging_grpc::store::{Store, outbox};
+    use sea_orm::{ConnectionTrait as _, Statement, TransactionTrait as _};
+    let Some(Backend::Postgres(server)) = Backend::postgres() else {
+        return;
+    };
+    let db = PgDatabase::create(&server).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let sql = |s: &str| Statement::from_string(store.backend(), s.to_owned());
+    store
+        .conn()
+        .execute_raw(sql(
+            "INSERT INTO outbox (message_id, user_id, attempts, next_attempt_at, claimed_until, claim_token, empty_lookups) \
+             VALUES ('m1', 'u', 0, now(), now(), 'beat', 0), ('m2', 'u', 0, now(), now(), 'beat', 0)",
+        ))
+        .await
+        .unwrap();
+    // A writer holds m1's row in its open batch.
+    let batch = store.conn().begin().await.unwrap();
+    batch
+        .execute_raw(sql(
+            "SELECT 1 FROM outbox WHERE message_id = 'm1' FOR UPDATE",
+        ))
+        .await
+        .unwrap();
+    let renewed = tokio::time::timeout(
+        Duration::from_secs(3),
+        outbox::renew_tokens_any(store.conn(), &["beat".to_owned()], LEASE),
+    )
+    .await
+    .expect("the beat does not wait for the held row")
+    .unwrap();
+    assert_eq!(renewed, 1, "m2 renewed, m1 skipped");
+    batch.rollback().await.unwrap();
+    let renewed = outbox::renew_tokens_any(store.conn(), &["beat".to_owned()], LEASE)
+        .await
+        .unwrap();
+    assert_eq!(renewed, 2, "the next beat renews both");
+}
