@@ -3,7 +3,7 @@
 //!
 //! cargo run --release -p messaging-grpc --example drain -- [--messages N] [--senders N]
 //!     [--latency-ms 150|100-300] [--pacing open|default] [--max-in-flight N]
-//!     [--database-url URL] 2>/dev/null
+//!     [--database-url URL] [--writers N] 2>/dev/null
 //!
 //! Defaults: 10,000 messages over 100 senders (one user each), a create latency of
 //! 150 ms, pacing opened wide (PACING_SENDER_SPS / PACING_ACCOUNT_SPS at 100,000, so
@@ -84,6 +84,10 @@ async fn main() -> anyhow::Result<()> {
         }
         "default" => {}
         other => anyhow::bail!("--pacing: open or default, not {other}"),
+    }
+    // PostgreSQL's write connections (DATABASE_WRITERS), for A/B runs.
+    if let Some(writers) = flag("--writers") {
+        vars.insert("DATABASE_WRITERS".into(), writers);
     }
     if let Some(cap) = &max_in_flight {
         vars.insert("OUTBOX_MAX_IN_FLIGHT".into(), cap.clone());

@@ -39,7 +39,7 @@ async fn book_n(
 ) -> Vec<DateTime<Utc>> {
     let mut got = Vec::new();
     while got.len() < n {
-        match take_slot_any(store.conn(), sender, hold, Duration::ZERO)
+        match take_slot_any(store.pacing_conn(), sender, hold, Duration::ZERO)
             .await
             .unwrap()
         {
@@ -192,4 +192,40 @@ async fn sqlite_paces_in_process() {
     // One process, so its own memory: a second pacer (a restart) starts free.
     let again = Pacer::for_store(&store, config);
     assert_eq!(again.try_acquire(SENDER, 1).await.unwrap(), Slot::Booked);
+}
+
+/// Bookings commit without waiting for the WAL flush (the account row is locked until
+/// the commit; a flush per booking capped every dispatcher at the disk's fsync rate);
+/// everything else still waits for it.
+#[tokio::test]
+async fn bookings_do_not_wait_for_the_wal_flush_and_nothing_else_changes() {
+    let Some(Backend::Postgres(server)) = Backend::postgres() else {
+        return;
+    };
+    let (_db, store) = migrated(&server).await;
+    let setting = |conn: &sea_orm::DatabaseConnection| {
+        let conn = conn.clone();
+        async move {
+            let row = conn
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DatabaseBackend::Postgres,
+                    "SHOW synchronous_commit",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get::<String>("", "synchronous_commit").unwrap()
+        }
+    };
+    assert_eq!(setting(store.pacing_conn()).await, "off");
+    assert_eq!(setting(store.conn()).await, "on");
+    let booked = take_slot_any(
+        store.pacing_conn(),
+        SENDER,
+        Duration::from_secs(1),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(booked, pacing::Slot::Booked(_)), "{booked:?}");
 }

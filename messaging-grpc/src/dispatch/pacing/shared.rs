@@ -30,9 +30,13 @@ impl SharedPacer {
         let segments = f64::from(segments.max(1));
         let sender_hold = Duration::from_secs_f64(segments / self.config.sender_rate(sender));
         let account_hold = Duration::from_secs_f64(segments / self.config.account_sps);
-        let slot =
-            store::pacing::take_slot_any(self.store.conn(), sender, sender_hold, account_hold)
-                .await?;
+        let slot = store::pacing::take_slot_any(
+            self.store.pacing_conn(),
+            sender,
+            sender_hold,
+            account_hold,
+        )
+        .await?;
         Ok(match slot {
             store::pacing::Slot::Booked(_) => Slot::Booked,
             store::pacing::Slot::Wait(wait) => Slot::Wait(wait),
@@ -41,10 +45,10 @@ impl SharedPacer {
 
     pub async fn paced_out(&self, beyond: Duration, max: usize) -> Result<Vec<String>, Error> {
         let max = u64::try_from(max).unwrap_or(u64::MAX);
-        Ok(store::pacing::paced_out_any(self.store.conn(), beyond, max).await?)
+        Ok(store::pacing::paced_out_any(self.store.pacing_conn(), beyond, max).await?)
     }
 
     pub async fn next_free(&self) -> Result<Option<Duration>, Error> {
-        Ok(store::pacing::next_free_any(self.store.conn()).await?)
+        Ok(store::pacing::next_free_any(self.store.pacing_conn()).await?)
     }
 }
