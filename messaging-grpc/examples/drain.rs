@@ -124,11 +124,13 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let start = Instant::now();
     let server = tokio::spawn(messaging_grpc::serve(app, listener, shutdown.clone()));
-    while fake.messages().len() < count {
+    // Counted, not listed: `messages()` clones (and advances) every message, which at
+    // a poll every 5 ms spent ~20 % of the machine in the loader's own memmove.
+    while fake.created_count() < count {
         if start.elapsed() > Duration::from_secs(600) {
             anyhow::bail!(
                 "only {} of {count} reached Twilio in 600 s",
-                fake.messages().len()
+                fake.created_count()
             );
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
