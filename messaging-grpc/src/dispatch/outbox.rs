@@ -328,15 +328,21 @@ impl Outbox {
         }
         self.announce(user_id, event);
         // The provider may already report a later state (console: sent; reconciliation:
-        // delivered). Apply it through the same monotonic rules as callbacks.
-        self.records
-            .apply_provider_status(StatusReport {
-                sid: &accepted.sid,
-                status: &accepted.status,
-                error_code: accepted.error_code,
-                error_message: accepted.error_message.as_deref(),
-            })
-            .await?;
+        // delivered). Apply it through the same monotonic rules as callbacks — unless
+        // SENT, just written, already outranks it (Twilio's create answers `queued` or
+        // `accepted`): no later state could take it either, so no look-up is needed.
+        let later = MessageStatus::from_twilio(&accepted.status)
+            .is_none_or(|reported| MessageStatus::Sent.may_become(reported));
+        if later {
+            self.records
+                .apply_provider_status(StatusReport {
+                    sid: &accepted.sid,
+                    status: &accepted.status,
+                    error_code: accepted.error_code,
+                    error_message: accepted.error_message.as_deref(),
+                })
+                .await?;
+        }
         // Callbacks that overtook this transaction were parked: apply them now.
         self.records.apply_parked(&accepted.sid).await
     }
