@@ -53,15 +53,13 @@ pub async fn change_status_in(
     change: StatusChange,
 ) -> Result<Option<i64>, Error> {
     let status = change.status.clone();
-    let changed =
+    let Some(contact_id) =
         store::messages::change_status(txn, user_id, id, expected.as_str(), change, store::now())
-            .await?;
-    if !changed {
+            .await?
+    else {
         return Ok(None);
-    }
-    let contact_id = store::messages::find(txn, user_id, id)
-        .await?
-        .map(|m| m.contact_id);
+    };
+    let contact_id = Some(contact_id);
     let event = NewEvent {
         kind: events::MESSAGE_STATUS_CHANGED,
         message_id: Some(id),

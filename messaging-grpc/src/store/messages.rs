@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::Expr,
+    QuerySelect, QueryTrait as _, sea_query::Expr,
 };
 
 use super::{entities::message, owned, page_token::Cursor};
@@ -153,7 +153,8 @@ pub struct StatusChange {
 }
 
 /// Applies `change` if the message still has status `expected` (optimistic
-/// concurrency: a concurrent change makes this return false instead of overwriting).
+/// concurrency: a concurrent change makes this return `None` instead of overwriting);
+/// the message's contact id when it changed.
 pub async fn change_status(
     db: &impl ConnectionTrait,
     user_id: &str,
@@ -161,7 +162,7 @@ pub async fn change_status(
     expected: &str,
     change: StatusChange,
     at: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+) -> Result<Option<String>, DbErr> {
     // Every status write goes through here, so this is where status metrics are counted.
     let counted = change.status.clone().map(|s| (s, change.error_code));
     let mut q =
@@ -187,18 +188,25 @@ pub async fn change_status(
     if let Some(v) = change.delivered_at {
         q = q.col_expr(message::Column::DeliveredAt, Expr::value(v));
     }
-    let res = q
+    let mut update = q
         .filter(message::Column::UserId.eq(user_id))
         .filter(message::Column::Id.eq(id))
         .filter(message::Column::Status.eq(expected))
-        .exec(db)
-        .await?;
-    let changed = res.rows_affected == 1;
-    if changed && let Some((status, error_code)) = counted {
+        .into_query();
+    // The contact comes back with the change (its event names it): one statement where
+    // a second read of the row was another round trip in the writer's batch.
+    update.returning_col(message::Column::ContactId);
+    let row = db.query_one(&update).await?;
+    let contact_id = row
+        .map(|r| r.try_get::<String>("", "contact_id"))
+        .transpose()?;
+    if contact_id.is_some()
+        && let Some((status, error_code)) = counted
+    {
         crate::metrics::status_changed(&status);
         crate::metrics::final_status(&status, error_code);
     }
-    Ok(changed)
+    Ok(contact_id)
 }
 
 /// Marks a message as looked at now, so the reconciliation job waits a full period
