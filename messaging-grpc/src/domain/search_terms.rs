@@ -141,8 +141,9 @@ impl Records {
                 }
                 _ => Vec::new(),
             };
+            let writer = user_id.clone();
             self.store
-                .write(move |txn| {
+                .write_for(&writer, move |txn| {
                     Box::pin(async move {
                         store::search::insert(txn, &user_id, &id, terms).await?;
                         store::search::mark_indexed(txn, &user_id, &id).await?;

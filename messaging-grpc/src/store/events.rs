@@ -137,6 +137,30 @@ pub async fn prune_batch_any(
         .into_tuple()
         .all(db)
         .await?;
+    let users = if backend == DatabaseBackend::Postgres && !users.is_empty() {
+        // Only the counters no writer holds now, locked in key order: the pipeline's
+        // writers are routed by user and hold their batch's counter rows until they
+        // commit, and this write is no one user's — waiting for one of them could close
+        // a cycle with a writer that then wants a row locked here. A skipped user is
+        // pruned by a later pass.
+        let marks: Vec<String> = (1..=users.len()).map(|i| format!("${i}")).collect();
+        let rows = db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT user_id FROM user_event_seq WHERE user_id IN ({}) \
+                     ORDER BY user_id FOR UPDATE SKIP LOCKED",
+                    marks.join(", ")
+                ),
+                users.iter().map(|u| Value::from(u.clone())),
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String>("", "user_id"))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        users
+    };
     if users.is_empty() {
         return Ok((0, 0));
     }

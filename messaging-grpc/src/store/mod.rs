@@ -334,10 +334,12 @@ impl Store {
     pub async fn close(self) -> Result<(), DbErr> {
         self.pipeline.stop();
         self.stop_checkpointer();
-        if let Some(pacing) = self.pacing {
-            pacing.close().await?;
-        }
-        self.db.close().await
+        let pacing = match self.pacing {
+            Some(pacing) => pacing.close().await,
+            None => Ok(()),
+        };
+        // Both pools closed whatever the first answered.
+        self.db.close().await.and(pacing)
     }
 }
 

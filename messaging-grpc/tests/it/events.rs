@@ -197,6 +197,61 @@ backend_tests! {
     }
 }
 
+/// Pruning is no one user's write (it runs on the first of PostgreSQL's writers): it
+/// skips a counter row another writer holds instead of waiting for it (a wait could
+/// close a cycle with that writer's batch), leaving that user's events for a later pass.
+#[tokio::test]
+async fn pruning_skips_a_user_whose_counter_a_writer_holds() {
+    use messaging_grpc::store::{self, events};
+    use sea_orm::{ConnectionTrait as _, Statement, TransactionTrait as _};
+    let Some(backend @ Backend::Postgres(_)) = Backend::postgres() else {
+        return;
+    };
+    let server = TestServer::start(&backend).await;
+    let st = server.store().await;
+    for u in ["held", "free"] {
+        let txn = st.begin_write().await.unwrap();
+        let e = events::NewEvent {
+            kind: "messages_read",
+            ..Default::default()
+        };
+        events::append(&txn, u, e).await.unwrap();
+        txn.commit().await.unwrap();
+    }
+    let writer = st.conn().begin().await.unwrap();
+    writer
+        .execute_raw(Statement::from_string(
+            st.backend(),
+            "SELECT 1 FROM user_event_seq WHERE user_id = 'held' FOR UPDATE",
+        ))
+        .await
+        .unwrap();
+    let later = store::now() + chrono::Duration::seconds(1);
+    let pruned = tokio::time::timeout(
+        Duration::from_secs(3),
+        events::prune_batch_any(st.conn(), later, 100),
+    )
+    .await
+    .expect("pruning does not wait for the held counter")
+    .unwrap();
+    assert_eq!(pruned, (1, 1), "only the free user pruned");
+    assert_eq!(events::position(st.conn(), "free").await.unwrap(), (1, 1));
+    assert_eq!(
+        events::position(st.conn(), "held").await.unwrap(),
+        (1, 0),
+        "nothing marked pruned"
+    );
+    writer.rollback().await.unwrap();
+    assert_eq!(
+        events::prune_batch_any(st.conn(), later, 100)
+            .await
+            .unwrap(),
+        (1, 1)
+    );
+    assert_eq!(events::position(st.conn(), "held").await.unwrap(), (1, 1));
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_consumer_catches_up_from_the_table() {
     // A tiny wake-up buffer: a stream that does not read falls behind at once.
