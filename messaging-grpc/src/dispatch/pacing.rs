@@ -102,6 +102,23 @@ impl Pacer {
         }
     }
 
+    /// Books `sender`'s clock again now, for a send whose slot went stale while its
+    /// SENDING mark committed ([`PacingConfig::slot_good_for`]), leaving the account's
+    /// clock alone: the account's slot was taken at the first booking and a late send
+    /// adds nothing to the account's rate, while charging it twice would halve the
+    /// account's throughput whenever the writers lag.
+    pub async fn rebook_sender(&self, sender: &str, segments: u32) -> Result<Slot, Error> {
+        match self {
+            Self::Local(p) => Ok(
+                match p.rebook_sender(sender, segments, std::time::Instant::now()) {
+                    Ok(()) => Slot::Booked,
+                    Err(wait) => Slot::Wait(wait),
+                },
+            ),
+            Self::Shared(p) => p.rebook_sender(sender, segments).await,
+        }
+    }
+
     /// The rates this pacer books with.
     pub fn config(&self) -> &PacingConfig {
         match self {

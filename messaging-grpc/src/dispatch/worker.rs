@@ -157,13 +157,14 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
     send(inner, job, &item, body, validity_left, after_unknown).await
 }
 
-/// Books `sender`'s slot again at the present, after the SENDING mark, sleeping through
+/// Books `sender`'s clock again at the present (the account's slot stays the one first
+/// booked), after the SENDING mark, sleeping through
 /// any wait: the message is ours and marked, and the claim filter keeps few of one
 /// sender's jobs in hand, so the wait is about one interval. Not cut short by shutdown:
 /// the shutdown grace bounds it, and a send abandoned here would cost a reconcile.
 async fn rebook(inner: &Inner, sender: &str, segments: u32) -> Result<(), Error> {
     loop {
-        match inner.pacer.try_acquire(sender, segments).await? {
+        match inner.pacer.rebook_sender(sender, segments).await? {
             Slot::Booked => return Ok(()),
             Slot::Wait(wait) => tokio::time::sleep(wait).await,
         }

@@ -104,6 +104,47 @@ async fn book(
     )))
 }
 
+/// Books `sender`'s clock again now for `hold`, if it is free, leaving the account's
+/// clock alone (a send whose first booking went stale; `dispatch::Pacer::rebook_sender`);
+/// otherwise says how long to wait. `_any`: see the module.
+pub async fn rebook_sender_any(
+    db: &impl ConnectionTrait,
+    sender: &str,
+    hold: Duration,
+) -> Result<Slot, DbErr> {
+    // As in `book`: the clock is read after the row is locked.
+    const SQL: &str = "WITH clock AS ( \
+            SELECT next_free FROM pacing_clocks WHERE key = $1 FOR UPDATE \
+        ), verdict AS ( \
+            SELECT count(*) AS found, max(next_free) AS ready, clock_timestamp() AS at FROM clock \
+        ), booked AS ( \
+            UPDATE pacing_clocks c SET next_free = v.at + make_interval(secs => $2::float8) \
+            FROM verdict v \
+            WHERE c.key = $1 AND (v.ready IS NULL OR v.ready <= v.at) \
+            RETURNING c.key \
+        ) \
+        SELECT found, extract(epoch FROM greatest(coalesce(ready, at) - at, interval '0'))::float8 AS wait_secs, \
+            at, (SELECT count(*) FROM booked) AS booked \
+        FROM verdict";
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            SQL,
+            [sender.into(), hold.as_secs_f64().into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("pacing re-booking returned no row".into()))?;
+    // No clock row (never: a sender is booked before it is re-booked, and rows are not
+    // deleted): nothing to wait for.
+    if row.try_get::<i64>("", "booked")? == 1 || row.try_get::<i64>("", "found")? == 0 {
+        return Ok(Slot::Booked(row.try_get("", "at")?));
+    }
+    let wait = row.try_get::<f64>("", "wait_secs")?;
+    Ok(Slot::Wait(
+        Duration::from_secs_f64(wait.max(0.0)).max(Duration::from_micros(1)),
+    ))
+}
+
 /// Creates the clocks of `sender` and of the account, free, unless they exist.
 async fn create_clocks(db: &impl ConnectionTrait, sender: &str) -> Result<(), DbErr> {
     db.execute_raw(Statement::from_sql_and_values(

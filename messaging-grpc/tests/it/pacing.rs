@@ -229,3 +229,55 @@ async fn bookings_do_not_wait_for_the_wal_flush_and_nothing_else_changes() {
     .unwrap();
     assert!(matches!(booked, pacing::Slot::Booked(_)), "{booked:?}");
 }
+
+/// A re-booking (a send whose slot went stale while its SENDING mark committed) moves the
+/// sender's clock from now, waits while the sender is busy, and leaves the account's clock
+/// as the first booking left it.
+#[tokio::test]
+async fn a_rebooking_moves_only_the_senders_clock() {
+    let Some(Backend::Postgres(server)) = Backend::postgres() else {
+        return;
+    };
+    let (_db, store) = migrated(&server).await;
+    let conn = store.pacing_conn();
+    let clocks = || async {
+        let rows = conn
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                "SELECT key, next_free FROM pacing_clocks",
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| {
+                (
+                    r.try_get::<String>("", "key").unwrap(),
+                    r.try_get::<DateTime<Utc>>("", "next_free").unwrap(),
+                )
+            })
+            .collect::<HashMap<_, _>>()
+    };
+    let hold = Duration::from_millis(300);
+    let booked = take_slot_any(conn, SENDER, hold, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(matches!(booked, pacing::Slot::Booked(_)));
+    let first = clocks().await;
+    // The sender is busy for 300 ms: the re-booking waits.
+    match pacing::rebook_sender_any(conn, SENDER, hold).await.unwrap() {
+        pacing::Slot::Wait(w) => assert!(w <= hold, "{w:?}"),
+        other => panic!("booked while the sender was busy: {other:?}"),
+    }
+    tokio::time::sleep(hold).await;
+    let pacing::Slot::Booked(at) = pacing::rebook_sender_any(conn, SENDER, hold).await.unwrap()
+    else {
+        panic!("the sender was free");
+    };
+    let now = clocks().await;
+    assert_eq!(now[SENDER], at + chrono::Duration::milliseconds(300));
+    assert_eq!(
+        now[pacing::ACCOUNT],
+        first[pacing::ACCOUNT],
+        "the account is charged once"
+    );
+}

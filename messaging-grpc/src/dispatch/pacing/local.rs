@@ -79,6 +79,21 @@ fn advance(free: Instant, now: Instant, step: Duration) -> Instant {
 }
 
 impl LocalPacer {
+    /// Books `sender`'s clock again at `now`, leaving the account's alone (see
+    /// [`super::Pacer::rebook_sender`]); otherwise says how long to wait.
+    pub fn rebook_sender(&self, sender: &str, segments: u32, now: Instant) -> Result<(), Duration> {
+        let segments = f64::from(segments.max(1));
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let free = state.senders.get(sender).copied().unwrap_or(now);
+        if free > now {
+            return Err(free - now);
+        }
+        let step = Duration::from_secs_f64(segments / self.config.sender_rate(sender));
+        // From now, not from the slot: this send is late for its slot by definition.
+        state.senders.insert(sender.to_owned(), now + step);
+        Ok(())
+    }
+
     /// Senders whose next slot is more than `beyond` away: claims skip their jobs
     /// (at most `max` of them, the furthest out first, to bound the query).
     pub fn paced_out(&self, now: Instant, beyond: Duration, max: usize) -> Vec<String> {
@@ -112,6 +127,21 @@ mod tests {
     }
 
     const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_rebooking_moves_the_senders_clock_from_now_and_leaves_the_account_alone() {
+        // Account at 2/s: one booking holds it 0.5 s.
+        let p = pacer(1.0, 2.0);
+        let t0 = Instant::now();
+        p.try_acquire("+1a", 1, t0).unwrap();
+        // The mark took 0.6 s: the sender's clock (t0 + 1 s) is not free yet.
+        assert_eq!(p.rebook_sender("+1a", 1, t0 + S * 6 / 10), Err(S * 4 / 10));
+        // Free at t0 + 1 s: booked from then, for one more second.
+        p.rebook_sender("+1a", 1, t0 + S).unwrap();
+        assert_eq!(p.try_acquire("+1a", 1, t0 + S * 19 / 10), Err(S / 10));
+        // The account was charged once (free at t0 + 0.5 s): another sender goes at once.
+        p.try_acquire("+1b", 1, t0 + S).unwrap();
+    }
 
     #[test]
     fn spaces_a_sender_by_segments() {

@@ -43,6 +43,18 @@ impl SharedPacer {
         })
     }
 
+    /// [`super::Pacer::rebook_sender`] on the shared clocks.
+    pub async fn rebook_sender(&self, sender: &str, segments: u32) -> Result<Slot, Error> {
+        let segments = f64::from(segments.max(1));
+        let hold = Duration::from_secs_f64(segments / self.config.sender_rate(sender));
+        Ok(
+            match store::pacing::rebook_sender_any(self.store.pacing_conn(), sender, hold).await? {
+                store::pacing::Slot::Booked(_) => Slot::Booked,
+                store::pacing::Slot::Wait(wait) => Slot::Wait(wait),
+            },
+        )
+    }
+
     pub async fn paced_out(&self, beyond: Duration, max: usize) -> Result<Vec<String>, Error> {
         let max = u64::try_from(max).unwrap_or(u64::MAX);
         Ok(store::pacing::paced_out_any(self.store.pacing_conn(), beyond, max).await?)
