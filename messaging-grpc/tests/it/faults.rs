@@ -136,13 +136,16 @@ pub(crate) fn token(user: &str, roles: &[Role]) -> String {
 }
 
 /// The core as its own process (`messaging serve`), so it can be killed for real.
+/// Its log (warnings and errors) goes to a file, shown if it never serves.
 pub(crate) struct CoreProcess {
     child: Child,
     pub(crate) addr: SocketAddr,
+    log: tempfile::NamedTempFile,
 }
 
 impl CoreProcess {
     pub(crate) async fn start(vars: &HashMap<String, String>, addr: SocketAddr) -> Self {
+        let log = tempfile::NamedTempFile::new().expect("a log file for the core");
         let child = Command::new(env!("CARGO_BIN_EXE_messaging"))
             .arg("serve")
             .env_clear()
@@ -150,19 +153,29 @@ impl CoreProcess {
             .env("MESSAGING_GRPC_ADDR", addr.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().expect("the core's log file"))
             .spawn()
             .expect("start messaging serve");
-        let core = Self { child, addr };
+        let core = Self { child, addr, log };
         core.wait_serving().await;
         core
     }
 
     async fn wait_serving(&self) {
-        wait_until("the core to serve", 30, || async {
-            health(self.addr).await == Some(ServingStatus::Serving)
-        })
-        .await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while health(self.addr).await != Some(ServingStatus::Serving) {
+            if Instant::now() >= deadline {
+                let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "timed out after 30 s waiting for the core at {} to serve; its log ends:\n{}",
+                    self.addr,
+                    tail.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// SIGKILL: no shutdown hook runs, nothing is flushed.

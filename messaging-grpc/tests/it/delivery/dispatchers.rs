@@ -80,7 +80,8 @@ async fn shutdown_lets_an_in_flight_send_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_content_fails_the_message_even_mid_send() {
     use sea_orm::{ConnectionTrait, Statement};
-    let (fake, server) = setup(&Backend::Sqlite, &[]).await;
+    // Queued with the dispatcher off, so no attempt races the damage below.
+    let (fake, server) = setup(&Backend::Sqlite, &[("OUTBOX_DISPATCHER", "off")]).await;
     fake.go_down();
     let mut alice = server.user("alice").await;
     let m = alice.send(FROM, TO, "will be corrupted").await.unwrap();
@@ -95,6 +96,12 @@ async fn corrupt_content_fails_the_message_even_mid_send() {
         .execute_raw(Statement::from_string(store.backend(), sql))
         .await
         .unwrap();
+    let server = server
+        .restart(
+            HashMap::from([("OUTBOX_DISPATCHER", "on".to_owned())]),
+            |_| {},
+        )
+        .await;
     // The API answers DATA_LOSS for this message, so read its status from the store.
     let row = || async {
         messaging_grpc::store::messages::find(store.conn(), "alice", &m.id)
