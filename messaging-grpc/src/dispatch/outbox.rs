@@ -9,11 +9,19 @@ use tokio::sync::Notify;
 
 use crate::{
     crypto::Cleartext,
-    domain::{Body, MessageStatus, Records, StatusReport, aad, provider_status::change_status_in},
+    domain::{
+        Body, MessageStatus, Records, StatusReport, aad, events, provider_status::change_status_in,
+    },
     error::Error,
     media::Media,
     provider::ProviderMessage,
-    store::{self, entities::message, messages::StatusChange, outbox::Claimed},
+    store::{
+        self,
+        entities::message,
+        messages::StatusChange,
+        outbox::Claimed,
+        status_batch::{HandedOver, StartCreate, Started},
+    },
 };
 
 /// Twilio's "recipient unsubscribed" error: the contact replied STOP.
@@ -253,38 +261,32 @@ impl Outbox {
         lease: Duration,
         from_queued: Option<MessageStatus>,
     ) -> Result<Mark, Error> {
-        let change = StatusChange {
-            status: Some(MessageStatus::Sending.as_str().into()),
-            ..Default::default()
-        };
-        let (claimed, owner) = (job.clone(), owner_e164.to_owned());
-        let marked = self
+        // A set write: the batch's marks take a few statements in all (store/status_batch.rs).
+        let started = self
             .records
             .store()
-            .write_for(&job.user_id, move |txn| {
-                Box::pin(async move {
-                    if !store::outbox::start_create_held(txn, &claimed, lease).await? {
-                        return Ok::<_, Error>((Mark::LeaseLost, None));
-                    }
-                    let (user_id, id) = (&claimed.user_id, &claimed.message_id);
-                    if !store::numbers::is_owned_by(txn, &owner, user_id).await? {
-                        return Ok((Mark::Released, None));
-                    }
-                    let Some(queued) = from_queued else {
-                        return Ok((Mark::Sending, None));
-                    };
-                    match change_status_in(txn, user_id, id, queued, change).await? {
-                        Some(event) => Ok((Mark::Sending, Some(event))),
-                        None => Ok((Mark::Changed, None)),
-                    }
-                })
+            .write_set(StartCreate {
+                user_id: job.user_id.clone(),
+                message_id: job.message_id.clone(),
+                token: job.token.clone(),
+                owner_e164: owner_e164.to_owned(),
+                lease,
+                from_queued: from_queued == Some(MessageStatus::Queued),
+                event_kind: events::MESSAGE_STATUS_CHANGED,
             })
             .await?;
-        match marked {
-            (Mark::LeaseLost, _) => lease_lost(job),
-            (_, event) => self.announce(&job.user_id, event),
-        }
-        Ok(marked.0)
+        Ok(match started {
+            Started::Sending(event) => {
+                self.announce(&job.user_id, event);
+                Mark::Sending
+            }
+            Started::LeaseLost => {
+                lease_lost(job);
+                Mark::LeaseLost
+            }
+            Started::Released => Mark::Released,
+            Started::Changed => Mark::Changed,
+        })
     }
 
     /// The provider accepted the message: SENT with its SID, job done. Recorded even
@@ -297,24 +299,19 @@ impl Outbox {
         accepted: &ProviderMessage,
     ) -> Result<(), Error> {
         let (user_id, id) = (job.user_id.as_str(), job.message_id.as_str());
-        let now = store::now();
-        let change = StatusChange {
-            status: Some(MessageStatus::Sent.as_str().into()),
-            provider_sid: Some(accepted.sid.clone()),
-            segments: accepted.segments.and_then(|s| i32::try_from(s).ok()),
-            sent_at: Some(accepted.created_at.unwrap_or(now)),
-            ..Default::default()
-        };
-        let (user, message_id) = (user_id.to_owned(), id.to_owned());
+        // A set write with the batch's other answers (store/status_batch.rs).
         let event = self
             .records
             .store()
-            .write_for(user_id, move |txn| {
-                Box::pin(async move {
-                    // Whoever holds the job now would only reconcile it: the answer settles it.
-                    store::outbox::remove_any(txn, &message_id).await?;
-                    change_status_in(txn, &user, &message_id, from_status, change).await
-                })
+            .write_set(HandedOver {
+                user_id: user_id.to_owned(),
+                message_id: id.to_owned(),
+                expected: from_status.as_str().to_owned(),
+                status: MessageStatus::Sent.as_str().to_owned(),
+                provider_sid: accepted.sid.clone(),
+                segments: accepted.segments.and_then(|s| i32::try_from(s).ok()),
+                sent_at: accepted.created_at.unwrap_or_else(store::now),
+                event_kind: events::MESSAGE_STATUS_CHANGED,
             })
             .await?;
         if event.is_none() {

@@ -30,6 +30,7 @@ pub mod retention;
 pub mod scheduled;
 pub mod search;
 pub mod singleton;
+pub mod status_batch;
 pub mod user_keys;
 
 use std::{path::Path, sync::Arc, time::Duration};
@@ -160,6 +161,16 @@ impl Store {
         write: message_batch::NewMessage,
     ) -> Result<message_batch::MessageOutcome, DbErr> {
         self.pipeline.write_message(write).await
+    }
+
+    /// Writes `write` in its user's writer's next batch, as a set with the batch's
+    /// other writes of its kind ([`status_batch`]: the dispatcher's SENDING marks and
+    /// handed-over answers); returns its outcome once it committed.
+    pub(crate) async fn write_set<W: pipeline::IntoPending>(
+        &self,
+        write: W,
+    ) -> Result<W::Outcome, DbErr> {
+        self.pipeline.write_set(write).await
     }
 
     /// Stops the write pipeline (shutdown, after the servers drained): queued and

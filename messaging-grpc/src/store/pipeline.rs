@@ -30,7 +30,10 @@ use std::{future::Future, panic::AssertUnwindSafe, pin::Pin, time::Instant};
 
 use futures_util::FutureExt as _;
 
-use super::message_batch::{self, MessageOutcome, NewMessage};
+use super::{
+    message_batch::{self, MessageOutcome, NewMessage},
+    status_batch::{HandedOver, StartCreate},
+};
 
 use sea_orm::{
     ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr,
@@ -50,7 +53,7 @@ const QUEUE: usize = 4096;
 pub type TxnFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 
 /// One prepared write, type-erased: run it (result kept inside), then answer.
-trait Job: Send {
+pub(crate) trait Job: Send {
     /// Runs the write on `txn`; true when its changes are to be kept.
     fn run<'a>(&'a mut self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, bool>;
     /// Answers the caller: its own result, or `batch_failed` when the batch it was
@@ -108,14 +111,45 @@ fn pipeline_error(why: &str) -> DbErr {
     DbErr::Conn(RuntimeErr::Internal(format!("write pipeline: {why}")))
 }
 
-/// A new message waiting for the writer, and where its outcome goes.
-struct MessageJob {
-    write: NewMessage,
-    result: Option<Result<MessageOutcome, DbErr>>,
-    reply: oneshot::Sender<Result<MessageOutcome, DbErr>>,
+/// A write the writer applies as data, together with the batch's other writes of its
+/// kind: one statement per table for all of them ([`message_batch`] for new messages,
+/// [`super::status_batch`] for the dispatcher's hot status changes), where a closure
+/// would take its own statements (each a hop to SQLite's connection thread, or a round
+/// trip to PostgreSQL) and its own savepoint.
+pub trait SetWrite: Clone + Send + Sync + 'static {
+    type Outcome: Send + 'static;
+    /// The user whose rows it writes: it runs on that user's writer.
+    fn user_id(&self) -> &str;
+    /// Writes every one of `writes` in `txn`; the outcomes in their order. An error
+    /// leaves `txn` to be rolled back to a savepoint by the writer, which then runs
+    /// each write alone (a set of one), so one bad write fails alone.
+    fn apply<'c>(
+        txn: &'c DatabaseTransaction,
+        writes: &'c [Self],
+    ) -> TxnFuture<'c, Result<Vec<Self::Outcome>, DbErr>>;
 }
 
-impl MessageJob {
+impl SetWrite for NewMessage {
+    type Outcome = MessageOutcome;
+    fn user_id(&self) -> &str {
+        &self.row.user_id
+    }
+    fn apply<'c>(
+        txn: &'c DatabaseTransaction,
+        writes: &'c [Self],
+    ) -> TxnFuture<'c, Result<Vec<MessageOutcome>, DbErr>> {
+        Box::pin(message_batch::apply(txn, writes))
+    }
+}
+
+/// A write of a set kind waiting for the writer, and where its outcome goes.
+pub(crate) struct SetJob<W: SetWrite> {
+    write: W,
+    result: Option<Result<W::Outcome, DbErr>>,
+    reply: oneshot::Sender<Result<W::Outcome, DbErr>>,
+}
+
+impl<W: SetWrite> SetJob<W> {
     fn answer(self, batch_failed: Option<&str>) {
         let result = match (self.result, batch_failed) {
             // Lost with the batch; a conflict may have been with a row of this batch too.
@@ -127,9 +161,11 @@ impl MessageJob {
     }
 }
 
-/// One queued write: data or a closure.
-enum Pending {
-    Message(Box<MessageJob>),
+/// One queued write: data of a set kind, or a closure.
+pub(crate) enum Pending {
+    Message(Box<SetJob<NewMessage>>),
+    StartCreate(Box<SetJob<StartCreate>>),
+    HandedOver(Box<SetJob<HandedOver>>),
     Job(Box<dyn Job>),
 }
 
@@ -137,8 +173,62 @@ impl Pending {
     fn answer(self, batch_failed: Option<&str>) {
         match self {
             Self::Message(m) => m.answer(batch_failed),
+            Self::StartCreate(m) => m.answer(batch_failed),
+            Self::HandedOver(m) => m.answer(batch_failed),
             Self::Job(j) => j.answer(batch_failed),
         }
+    }
+}
+
+/// A batch's writes, by kind.
+#[derive(Default)]
+struct Batch {
+    messages: Vec<SetJob<NewMessage>>,
+    starts: Vec<SetJob<StartCreate>>,
+    handed: Vec<SetJob<HandedOver>>,
+    jobs: Vec<Box<dyn Job>>,
+}
+
+impl Batch {
+    fn push(&mut self, pending: Pending) {
+        match pending {
+            Pending::Message(m) => self.messages.push(*m),
+            Pending::StartCreate(m) => self.starts.push(*m),
+            Pending::HandedOver(m) => self.handed.push(*m),
+            Pending::Job(j) => self.jobs.push(j),
+        }
+    }
+
+    fn answer(self, batch_failed: Option<&str>) {
+        self.messages
+            .into_iter()
+            .for_each(|m| m.answer(batch_failed));
+        self.starts.into_iter().for_each(|m| m.answer(batch_failed));
+        self.handed.into_iter().for_each(|m| m.answer(batch_failed));
+        self.jobs.into_iter().for_each(|j| j.answer(batch_failed));
+    }
+}
+
+/// A set write's pending form (one variant per set kind the writer knows).
+pub(crate) trait IntoPending: SetWrite {
+    fn pending(job: SetJob<Self>) -> Pending;
+}
+
+impl IntoPending for NewMessage {
+    fn pending(job: SetJob<Self>) -> Pending {
+        Pending::Message(Box::new(job))
+    }
+}
+
+impl IntoPending for StartCreate {
+    fn pending(job: SetJob<Self>) -> Pending {
+        Pending::StartCreate(Box::new(job))
+    }
+}
+
+impl IntoPending for HandedOver {
+    fn pending(job: SetJob<Self>) -> Pending {
+        Pending::HandedOver(Box::new(job))
     }
 }
 
@@ -267,14 +357,21 @@ impl WritePipeline {
     /// Writes a new message in the next batch (with the batch's other new messages,
     /// as a set) and returns its outcome once that batch committed.
     pub async fn write_message(&self, write: NewMessage) -> Result<MessageOutcome, DbErr> {
+        self.write_set(write).await
+    }
+
+    /// Writes `write` in the next batch of its user's writer, as a set with the
+    /// batch's other writes of its kind, and returns its outcome once that batch
+    /// committed.
+    pub(crate) async fn write_set<W: IntoPending>(&self, write: W) -> Result<W::Outcome, DbErr> {
         let (reply, answer) = oneshot::channel();
-        let job = MessageJob {
+        let lane = self.lane(Some(write.user_id()));
+        let job = SetJob {
             write,
             result: None,
             reply,
         };
-        let lane = self.lane(Some(&job.write.row.user_id));
-        if lane.send(Pending::Message(Box::new(job))).await.is_err() {
+        if lane.send(W::pending(job)).await.is_err() {
             return Err(pipeline_error("stopped (shutting down)"));
         }
         answer
@@ -304,25 +401,16 @@ async fn run(writer: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, stop: 
         }
         let started = Instant::now();
         let size = batch.len();
-        let mut messages = Vec::new();
-        let mut jobs = Vec::new();
+        let mut kinds = Batch::default();
         for pending in batch.drain(..) {
-            match pending {
-                Pending::Message(m) => messages.push(m),
-                Pending::Job(j) => jobs.push(j),
-            }
+            kinds.push(pending);
         }
-        let failed = run_batch(&writer, &mut messages, &mut jobs).await.err();
+        let failed = run_batch(&writer, &mut kinds).await.err();
         let why = failed.as_ref().map(|e| {
             tracing::warn!(error = %e, writes = size, "write batch failed; none of it committed");
             "the batch did not commit"
         });
-        for message in messages {
-            message.answer(why);
-        }
-        for job in jobs {
-            job.answer(why);
-        }
+        kinds.answer(why);
         crate::metrics::write_committed(started.elapsed().as_secs_f64(), size);
     }
     // Stopped (or every handle dropped): refuse what is still queued, so no caller
@@ -333,13 +421,11 @@ async fn run(writer: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, stop: 
     }
 }
 
-/// Runs the batch's new messages as a set, then every job in its own savepoint, in
-/// one transaction, and commits. An error means nothing was committed.
-async fn run_batch(
-    writer: &DatabaseConnection,
-    messages: &mut [Box<MessageJob>],
-    batch: &mut [Box<dyn Job>],
-) -> Result<(), DbErr> {
+/// Runs the batch's set writes kind by kind (each kind as one set), then every
+/// closure in its own savepoint, in one transaction, and commits. An error means
+/// nothing was committed. The writes of one batch are all concurrent (none of their
+/// callers has been answered), so this order is one valid order of them.
+async fn run_batch(writer: &DatabaseConnection, batch: &mut Batch) -> Result<(), DbErr> {
     // IMMEDIATE on SQLite: take the write lock at BEGIN (other processes' tools may
     // hold it briefly; the busy timeout covers that).
     let txn = writer
@@ -348,10 +434,13 @@ async fn run_batch(
             ..Default::default()
         })
         .await?;
-    let ran = match run_messages(&txn, messages).await {
-        Ok(()) => run_jobs(&txn, batch).await,
-        Err(err) => Err(err),
-    };
+    let ran = async {
+        run_set(&txn, &mut batch.messages).await?;
+        run_set(&txn, &mut batch.starts).await?;
+        run_set(&txn, &mut batch.handed).await?;
+        run_jobs(&txn, &mut batch.jobs).await
+    }
+    .await;
     match ran {
         Ok(()) => txn.commit().await,
         Err(err) => {
@@ -361,39 +450,52 @@ async fn run_batch(
     }
 }
 
-/// The new messages as one set inside a savepoint; if that fails (or panics), rolled
-/// back and run one by one, each in its own savepoint, so only a bad one fails. An
-/// error here is a savepoint command failing: the batch cannot commit.
-async fn run_messages(
+/// The writes of one kind as one set inside a savepoint; if that fails (or panics),
+/// rolled back and run one by one, each in its own savepoint, so only a bad one
+/// fails. An error here is a savepoint command failing: the batch cannot commit.
+async fn run_set<W: SetWrite>(
     txn: &DatabaseTransaction,
-    messages: &mut [Box<MessageJob>],
+    jobs: &mut [SetJob<W>],
 ) -> Result<(), DbErr> {
-    if messages.is_empty() {
+    if jobs.is_empty() {
         return Ok(());
     }
-    let writes: Vec<NewMessage> = messages.iter().map(|m| m.write.clone()).collect();
+    let writes: Vec<W> = jobs.iter().map(|m| m.write.clone()).collect();
     savepoint(txn, "SAVEPOINT w").await?;
-    match guarded(message_batch::apply(txn, &writes)).await {
-        Ok(outcomes) => {
+    match guarded(W::apply(txn, &writes)).await {
+        Ok(outcomes) if outcomes.len() == writes.len() => {
             savepoint(txn, "RELEASE SAVEPOINT w").await?;
-            for (m, outcome) in messages.iter_mut().zip(outcomes) {
+            for (m, outcome) in jobs.iter_mut().zip(outcomes) {
                 m.result = Some(Ok(outcome));
             }
             return Ok(());
         }
+        Ok(_) => {
+            tracing::error!(
+                writes = writes.len(),
+                "a set write answered for a different number of writes; writing each alone"
+            );
+            savepoint(txn, "ROLLBACK TO SAVEPOINT w").await?;
+            savepoint(txn, "RELEASE SAVEPOINT w").await?;
+        }
         Err(err) => {
-            tracing::warn!(error = %err, writes = writes.len(), "message set failed; writing each alone");
+            tracing::warn!(error = %err, writes = writes.len(), "set write failed; writing each alone");
             savepoint(txn, "ROLLBACK TO SAVEPOINT w").await?;
             savepoint(txn, "RELEASE SAVEPOINT w").await?;
         }
     }
-    for m in messages.iter_mut() {
+    for m in jobs.iter_mut() {
         savepoint(txn, "SAVEPOINT w").await?;
         let one = std::slice::from_ref(&m.write);
-        match guarded(message_batch::apply(txn, one)).await {
-            Ok(mut outcome) => {
+        match guarded(W::apply(txn, one)).await {
+            Ok(mut outcome) if outcome.len() == 1 => {
                 savepoint(txn, "RELEASE SAVEPOINT w").await?;
                 m.result = outcome.pop().map(Ok);
+            }
+            Ok(_) => {
+                savepoint(txn, "ROLLBACK TO SAVEPOINT w").await?;
+                savepoint(txn, "RELEASE SAVEPOINT w").await?;
+                m.result = Some(Err(pipeline_error("the write failed")));
             }
             Err(err) => {
                 savepoint(txn, "ROLLBACK TO SAVEPOINT w").await?;
@@ -410,7 +512,7 @@ async fn guarded<T>(write: impl Future<Output = Result<T, DbErr>>) -> Result<T, 
     match AssertUnwindSafe(write).catch_unwind().await {
         Ok(result) => result,
         Err(_) => {
-            tracing::error!("a message write panicked; rolled back");
+            tracing::error!("a set write panicked; rolled back");
             Err(pipeline_error("the write failed"))
         }
     }

@@ -5,17 +5,16 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    FromQueryResult as _, IntoActiveModel as _, QueryFilter as _, QueryTrait as _, Statement,
-    Value,
-    sea_query::{Expr, OnConflict, Query},
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DbErr, EntityTrait,
+    FromQueryResult as _, IntoActiveModel as _, QueryFilter as _, QueryTrait as _,
+    sea_query::{Expr, OnConflict},
 };
 
 use super::super::{
     chunks::chunks,
     conversations::muted_at,
-    entities::{conversation as conv, event, message, user_event_seq},
-    events::NOTIFY_CHANNEL,
+    entities::{conversation as conv, event, message},
+    events::{bump_counters, notify},
     now,
 };
 use super::{CONVERSATION_UNARCHIVED, NewMessage, execute, query};
@@ -241,66 +240,4 @@ async fn upsert_conversations(
                 .ok_or_else(|| DbErr::RecordNotFound("conversation after upsert".into()))
         })
         .collect()
-}
-
-/// Moves each user's event counter on by their count of new events; returns each
-/// user's last cursor before this batch (the batch's events follow it).
-async fn bump_counters<'a>(
-    db: &impl ConnectionTrait,
-    per_user: &HashMap<&'a str, i64>,
-) -> Result<HashMap<&'a str, i64>, DbErr> {
-    let mut q = Query::insert();
-    q.into_table(user_event_seq::Entity).columns([
-        user_event_seq::Column::UserId,
-        user_event_seq::Column::LastCursor,
-        user_event_seq::Column::PrunedThrough,
-    ]);
-    for (user, n) in per_user {
-        q.values_panic([(*user).into(), (*n).into(), 0i64.into()]);
-    }
-    q.on_conflict(
-        OnConflict::column(user_event_seq::Column::UserId)
-            .value(
-                user_event_seq::Column::LastCursor,
-                Expr::cust("user_event_seq.last_cursor + excluded.last_cursor"),
-            )
-            .to_owned(),
-    )
-    .returning(Query::returning().columns([
-        user_event_seq::Column::UserId,
-        user_event_seq::Column::LastCursor,
-    ]));
-    let mut before = HashMap::with_capacity(per_user.len());
-    for row in query(db, &q).await? {
-        let user: String = row.try_get_by_index(0)?;
-        let last: i64 = row.try_get_by_index(1)?;
-        if let Some((user, n)) = per_user.get_key_value(user.as_str()) {
-            before.insert(*user, last - n);
-        }
-    }
-    Ok(before)
-}
-
-/// On PostgreSQL, one NOTIFY per event (delivered at commit) wakes every replica's
-/// streams; SQLite is one process (the caller announces in-process after commit).
-async fn notify(db: &impl ConnectionTrait, notices: &[String]) -> Result<(), DbErr> {
-    if db.get_database_backend() != DatabaseBackend::Postgres || notices.is_empty() {
-        return Ok(());
-    }
-    for chunk in notices.chunks(1_000) {
-        let calls: Vec<String> = (0..chunk.len())
-            .map(|n| format!("pg_notify($1, ${})", n + 2))
-            .collect();
-        let mut values = Vec::with_capacity(chunk.len() + 1);
-        values.push(Value::from(NOTIFY_CHANNEL));
-        values.extend(chunk.iter().map(|p| Value::from(p.as_str())));
-        let sql = format!("SELECT {}", calls.join(", "));
-        db.execute_raw(Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await?;
-    }
-    Ok(())
 }
