@@ -1,15 +1,17 @@
 //! The write pipeline: group commit for every durable write of the process.
 //!
 //! A request does its CPU work (validation, read-only lookups, encryption) on its own
-//! task, then hands the pipeline a prepared write: either data — a new message
-//! ([`NewMessage`], the hot path of sends and inbound messages) — or a closure that
-//! runs statements on a transaction (every other write). One task owns the write
-//! connection; it takes every write pending (up to [`MAX_BATCH`]) and runs them in ONE
-//! transaction: the batch's new messages together as a set
-//! ([`super::message_batch`]: one statement per table for all of them), then each
-//! closure inside its own savepoint, so a write that fails is rolled back alone and its
-//! caller gets its own error. If the messages' set statements fail, they are rolled
-//! back and run one by one, each in its own savepoint, so one bad message fails alone.
+//! task, then hands the pipeline a prepared write: either data of a set kind
+//! ([`SetWrite`]: a new message, [`NewMessage`], the hot path of sends and inbound
+//! messages; the dispatcher's SENDING mark, [`StartCreate`], and provider answer,
+//! [`HandedOver`]) — or a closure that runs statements on a transaction (every other
+//! write). One task owns the write connection; it takes every write pending (up to
+//! [`MAX_BATCH`]) and runs them in ONE transaction: each set kind's writes together
+//! as a set (one statement per table for all of them: [`super::message_batch`],
+//! [`super::status_batch`]), then each closure inside its own savepoint, so a write
+//! that fails is rolled back alone and its caller gets its own error. If a kind's set
+//! statements fail, they are rolled back and its writes run one by one, each in its
+//! own savepoint, so one bad write fails alone.
 //! It commits once, and only then answers the callers. Writes of one batch are all
 //! concurrent (none of their callers has been answered), so applying the messages
 //! before the closures is one valid order of them. The commit is the
@@ -53,7 +55,8 @@ const QUEUE: usize = 4096;
 pub type TxnFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 
 /// One prepared write, type-erased: run it (result kept inside), then answer.
-pub(crate) trait Job: Send {
+#[doc(hidden)]
+pub trait Job: Send {
     /// Runs the write on `txn`; true when its changes are to be kept.
     fn run<'a>(&'a mut self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, bool>;
     /// Answers the caller: its own result, or `batch_failed` when the batch it was
@@ -143,7 +146,8 @@ impl SetWrite for NewMessage {
 }
 
 /// A write of a set kind waiting for the writer, and where its outcome goes.
-pub(crate) struct SetJob<W: SetWrite> {
+#[doc(hidden)]
+pub struct SetJob<W: SetWrite> {
     write: W,
     result: Option<Result<W::Outcome, DbErr>>,
     reply: oneshot::Sender<Result<W::Outcome, DbErr>>,
@@ -162,7 +166,8 @@ impl<W: SetWrite> SetJob<W> {
 }
 
 /// One queued write: data of a set kind, or a closure.
-pub(crate) enum Pending {
+#[doc(hidden)]
+pub enum Pending {
     Message(Box<SetJob<NewMessage>>),
     StartCreate(Box<SetJob<StartCreate>>),
     HandedOver(Box<SetJob<HandedOver>>),
@@ -210,7 +215,8 @@ impl Batch {
 }
 
 /// A set write's pending form (one variant per set kind the writer knows).
-pub(crate) trait IntoPending: SetWrite {
+pub trait IntoPending: SetWrite {
+    #[doc(hidden)]
     fn pending(job: SetJob<Self>) -> Pending;
 }
 
@@ -363,7 +369,7 @@ impl WritePipeline {
     /// Writes `write` in the next batch of its user's writer, as a set with the
     /// batch's other writes of its kind, and returns its outcome once that batch
     /// committed.
-    pub(crate) async fn write_set<W: IntoPending>(&self, write: W) -> Result<W::Outcome, DbErr> {
+    pub async fn write_set<W: IntoPending>(&self, write: W) -> Result<W::Outcome, DbErr> {
         let (reply, answer) = oneshot::channel();
         let lane = self.lane(Some(write.user_id()));
         let job = SetJob {

@@ -46,6 +46,7 @@ mod schemathesis;
 mod secrets_scan;
 mod single_process;
 mod singleton;
+mod status_batch;
 mod stream_caps;
 mod takeover;
 mod token_lifetime;

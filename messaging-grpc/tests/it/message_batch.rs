@@ -18,13 +18,13 @@ use tokio::sync::Semaphore;
 
 use crate::helpers::{Backend, PgDatabase};
 
-struct TestStore {
-    store: Store,
+pub(crate) struct TestStore {
+    pub(crate) store: Store,
     _dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
 }
 
-async fn open(backend: &Backend) -> TestStore {
+pub(crate) async fn open(backend: &Backend) -> TestStore {
     let dir = tempfile::tempdir().unwrap();
     let (url, pg) = match backend {
         Backend::Sqlite => (
@@ -47,7 +47,7 @@ async fn open(backend: &Backend) -> TestStore {
 
 /// An inbound message from `contact` (a stand-in sealed number: the store never
 /// opens it) to user `user`.
-fn inbound(user: &str, contact: &str, key: Option<&str>) -> NewMessage {
+pub(crate) fn inbound(user: &str, contact: &str, key: Option<&str>) -> NewMessage {
     let id = uuid::Uuid::now_v7().to_string();
     let at = now();
     NewMessage {
@@ -118,7 +118,7 @@ async fn terms(store: &Store, filter: &str) -> i64 {
 }
 
 /// Holds the writer until the returned semaphore gets a permit.
-async fn hold_writer(store: &Store) -> (Arc<Semaphore>, tokio::task::JoinHandle<()>) {
+pub(crate) async fn hold_writer(store: &Store) -> (Arc<Semaphore>, tokio::task::JoinHandle<()>) {
     let gate = Arc::new(Semaphore::new(0));
     let running = Arc::new(Semaphore::new(0));
     let (g, r, s) = (gate.clone(), running.clone(), store.clone());
@@ -138,7 +138,7 @@ async fn hold_writer(store: &Store) -> (Arc<Semaphore>, tokio::task::JoinHandle<
 }
 
 /// Writes every message in ONE batch (queued behind a held writer), outcomes in order.
-async fn in_one_batch(
+pub(crate) async fn in_one_batch(
     store: &Store,
     writes: Vec<NewMessage>,
 ) -> Vec<Result<MessageOutcome, DbErr>> {
@@ -159,7 +159,7 @@ async fn in_one_batch(
     out
 }
 
-async fn count(store: &Store, sql: &str) -> i64 {
+pub(crate) async fn count(store: &Store, sql: &str) -> i64 {
     let row = store
         .conn()
         .query_one_raw(Statement::from_string(store.backend(), sql.to_owned()))
@@ -170,7 +170,7 @@ async fn count(store: &Store, sql: &str) -> i64 {
 }
 
 /// A send from `from` of user `user` to `contact`, checked by the writer.
-fn send(user: &str, from: &str, contact: &str) -> NewMessage {
+pub(crate) fn send(user: &str, from: &str, contact: &str) -> NewMessage {
     let mut w = inbound(user, contact, None);
     w.row.direction = "outbound".into();
     w.row.status = "queued".into();
@@ -184,7 +184,7 @@ fn send(user: &str, from: &str, contact: &str) -> NewMessage {
     w
 }
 
-fn committed(outcome: &Result<MessageOutcome, DbErr>) -> (&message::Model, Option<i64>) {
+pub(crate) fn committed(outcome: &Result<MessageOutcome, DbErr>) -> (&message::Model, Option<i64>) {
     match outcome {
         Ok(MessageOutcome::Committed { row, cursor, .. }) => (row, *cursor),
         other => panic!("expected a committed write, got {other:?}"),
