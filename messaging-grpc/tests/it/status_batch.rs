@@ -15,10 +15,7 @@ use messaging_grpc::store::{
 };
 use sea_orm::{ConnectionTrait as _, DbErr, Statement};
 
-use crate::{
-    helpers::Backend,
-    message_batch::{committed, count, hold_writer, in_one_batch, open, send},
-};
+use crate::message_batch::{committed, count, hold_writer, in_one_batch, open, send};
 
 const OWN: &str = "+15005550006";
 const LEASE: Duration = Duration::from_secs(30);
