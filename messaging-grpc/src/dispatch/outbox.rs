@@ -34,6 +34,9 @@ pub struct DispatchItem {
     /// The recipient, decrypted; `None` once the user's keys were destroyed.
     pub to: Option<String>,
     pub opted_out: bool,
+    /// Whether the sender was still the user's when loaded (the SENDING mark checks
+    /// again, in its write).
+    pub sender_owned: bool,
     /// The MediaUrl values to send: signed gateway URLs for our media, external URLs as given.
     pub media_urls: Vec<String>,
 }
@@ -181,11 +184,11 @@ impl Outbox {
     /// Loads a queued message for sending; `None` if it no longer exists.
     pub async fn load(&self, user_id: &str, id: &str) -> Result<Option<DispatchItem>, Error> {
         let db = self.records.store().conn();
-        let Some(row) = store::messages::find(db, user_id, id).await? else {
+        let Some((row, opted_out, sender_owned)) =
+            store::messages::find_for_dispatch(db, user_id, id).await?
+        else {
             return Ok(None);
         };
-        let opted_out =
-            store::opt_outs::is_opted_out(db, user_id, &row.owner_e164, &row.contact_id).await?;
         let view = self.records.view(user_id, row).await?;
         let media_urls = self.media_urls_of(user_id, &view.row).await?;
         Ok(Some(DispatchItem {
@@ -193,6 +196,7 @@ impl Outbox {
             body: view.body,
             to: view.contact_number,
             opted_out,
+            sender_owned,
             media_urls,
         }))
     }
@@ -494,13 +498,6 @@ impl Outbox {
                 })
             })
             .await
-    }
-
-    /// Whether `owner_e164` still belongs to the message's user (a released number
-    /// must not send, even for messages queued before the release).
-    pub async fn sender_is_owned(&self, job: &Claimed, owner_e164: &str) -> Result<bool, Error> {
-        let db = self.records.store().conn();
-        Ok(store::numbers::is_owned_by(db, owner_e164, &job.user_id).await?)
     }
 
     /// A held job's write is over: its event, if any, is announced and true returned;

@@ -223,11 +223,7 @@ async fn refusal(
         let why = "recipient has opted out of this number (replied STOP)";
         return Ok(Some((Some(TWILIO_UNSUBSCRIBED), why.into())));
     }
-    if !inner
-        .outbox
-        .sender_is_owned(job, &item.row.owner_e164)
-        .await?
-    {
+    if !item.sender_owned {
         let why = format!(
             "from: {} is no longer assigned to this user (released)",
             Masked(&item.row.owner_e164)

@@ -128,6 +128,43 @@ pub async fn find_any(
     message::Entity::find_by_id(id.to_owned()).one(db).await
 }
 
+/// One of the user's messages as the dispatcher loads it to send: the row, whether its
+/// contact opted out of its sender (STOP), and whether its sender is still the user's
+/// — in one query, where three reads were three hops to a reader's thread per send.
+pub async fn find_for_dispatch(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    id: &str,
+) -> Result<Option<(message::Model, bool, bool)>, DbErr> {
+    let q = message::Entity::find()
+        .filter(message::Column::UserId.eq(user_id))
+        .filter(message::Column::Id.eq(id))
+        .expr_as(
+            Expr::cust(
+                "EXISTS (SELECT 1 FROM opt_outs o WHERE o.user_id = messages.user_id \
+                 AND o.owner_e164 = messages.owner_e164 AND o.contact_id = messages.contact_id)",
+            ),
+            "opted_out",
+        )
+        .expr_as(
+            Expr::cust(
+                "EXISTS (SELECT 1 FROM phone_numbers p WHERE p.e164 = messages.owner_e164 \
+                 AND p.user_id = messages.user_id)",
+            ),
+            "sender_owned",
+        );
+    let backend = db.get_database_backend();
+    let Some(row) = db.query_one_raw(q.build(backend)).await? else {
+        return Ok(None);
+    };
+    let model = <message::Model as sea_orm::FromQueryResult>::from_query_result(&row, "")?;
+    Ok(Some((
+        model,
+        row.try_get::<bool>("", "opted_out")?,
+        row.try_get::<bool>("", "sender_owned")?,
+    )))
+}
+
 /// The message with a provider SID, whoever owns it. Not user-scoped on purpose:
 /// provider callbacks and reconciliation know the SID, not the user.
 pub async fn find_by_provider_sid_any(
