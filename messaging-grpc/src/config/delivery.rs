@@ -318,7 +318,7 @@ mod tests {
         assert!(e.reason.contains("OUTBOX_MAX_IN_FLIGHT"), "{}", e.reason);
         let d = dispatch(&with(&[("OUTBOX_MAX_IN_FLIGHT", "1500")])).unwrap();
         assert_eq!(d.max_in_flight, 1500);
-        assert_eq!(dispatch(&with(&[])).unwrap().max_in_flight, 800);
+        assert_eq!(dispatch(&with(&[])).unwrap().max_in_flight, 1000);
     }
 
     #[test]

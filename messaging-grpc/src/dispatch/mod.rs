@@ -65,7 +65,10 @@ impl Default for DispatchSettings {
             // Short, because the heartbeat renews it while we live (dispatch/heartbeat.rs).
             lease: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
-            max_in_flight: 800,
+            // A slot is held through the SENDING mark, the call and the answer's
+            // write: at 2,000 msg/s the writes add ~0.2 s to a 0.3 s create, so 800
+            // capped a 300 ms Twilio at ~1,540 msg/s (BENCHMARKS.md, outbox drain).
+            max_in_flight: 1000,
             unknown_settle: Duration::from_secs(60),
             validity: Duration::from_secs(4 * 3600),
             max_inline_wait: Duration::from_millis(100),
