@@ -229,8 +229,12 @@ pub(super) async fn bump_counters<'a>(
         user_event_seq::Column::LastCursor,
         user_event_seq::Column::PrunedThrough,
     ]);
-    for (user, n) in per_user {
-        q.values_panic([(*user).into(), (*n).into(), 0i64.into()]);
+    // In user order: counter rows are locked in the order of the VALUES list, so
+    // batches of two replicas over the same users lock them alike (no deadlock cycle).
+    let mut users: Vec<(&&str, &i64)> = per_user.iter().collect();
+    users.sort_unstable();
+    for (user, n) in users {
+        q.values_panic([(**user).into(), (*n).into(), 0i64.into()]);
     }
     q.on_conflict(
         OnConflict::column(user_event_seq::Column::UserId)

@@ -170,6 +170,13 @@ impl Store {
         self.pipeline.write_set(write).await
     }
 
+    /// How many of the pipeline's sets failed and were written one by one since start
+    /// (`messaging_write_set_fallbacks_total`): a set statement that fails on valid
+    /// writes shows here, not only in the time it costs.
+    pub fn set_fallbacks(&self) -> u64 {
+        self.pipeline.set_fallbacks()
+    }
+
     /// Stops the write pipeline (shutdown, after the servers drained): queued and
     /// later writes are refused with UNAVAILABLE.
     pub fn stop_writes(&self) {

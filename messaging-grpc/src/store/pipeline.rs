@@ -28,13 +28,22 @@
 //! (nothing of it is committed); a write that panics is a failed write; after
 //! [`WritePipeline::stop`] queued and new writes are refused, never left waiting.
 
-use std::{future::Future, panic::AssertUnwindSafe, pin::Pin, time::Instant};
+use std::{
+    future::Future,
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
 
 use futures_util::FutureExt as _;
 
 use super::{
     message_batch::{self, MessageOutcome, NewMessage},
-    status_batch::{HandedOver, StartCreate},
+    status_batch::{self, HandedOver, StartCreate, Started},
 };
 
 use sea_orm::{
@@ -145,6 +154,33 @@ impl SetWrite for NewMessage {
     }
 }
 
+impl SetWrite for StartCreate {
+    type Outcome = Started;
+    fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    fn apply<'c>(
+        txn: &'c DatabaseTransaction,
+        writes: &'c [Self],
+    ) -> TxnFuture<'c, Result<Vec<Started>, DbErr>> {
+        Box::pin(status_batch::start_creates(txn, writes))
+    }
+}
+
+impl SetWrite for HandedOver {
+    /// The event's cursor; `None` when the message had changed.
+    type Outcome = Option<i64>;
+    fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    fn apply<'c>(
+        txn: &'c DatabaseTransaction,
+        writes: &'c [Self],
+    ) -> TxnFuture<'c, Result<Vec<Option<i64>>, DbErr>> {
+        Box::pin(status_batch::handed_over(txn, writes))
+    }
+}
+
 /// A write of a set kind waiting for the writer, and where its outcome goes.
 #[doc(hidden)]
 pub struct SetJob<W: SetWrite> {
@@ -242,11 +278,13 @@ impl IntoPending for HandedOver {
 #[derive(Clone, Debug)]
 pub struct WritePipeline {
     /// One queue per writer ("lane"); a user's writes always take the same one.
-    lanes: std::sync::Arc<[mpsc::Sender<Pending>]>,
+    lanes: Arc<[mpsc::Sender<Pending>]>,
     stop: CancellationToken,
     /// Cancelled when the writer task ended without being stopped (a panic outside a
     /// write's guard): every durable write would be refused from then on.
     died: CancellationToken,
+    /// Sets that failed and were written one by one (also a metric).
+    fallbacks: Arc<AtomicU64>,
 }
 
 impl WritePipeline {
@@ -259,11 +297,12 @@ impl WritePipeline {
     pub fn start(writers: Vec<DatabaseConnection>) -> Self {
         assert!(!writers.is_empty(), "the write pipeline needs a writer");
         let (stop, died) = (CancellationToken::new(), CancellationToken::new());
+        let fallbacks = Arc::new(AtomicU64::new(0));
         let mut lanes = Vec::with_capacity(writers.len());
         for writer in writers {
             let (jobs, rx) = mpsc::channel(QUEUE);
             lanes.push(jobs);
-            let writer = tokio::spawn(run(writer, rx, stop.clone()));
+            let writer = tokio::spawn(run(writer, rx, stop.clone(), fallbacks.clone()));
             let (stopped, dead) = (stop.clone(), died.clone());
             tokio::spawn(async move {
                 // A normal end is a stop or every handle dropped (nobody left to write);
@@ -281,7 +320,13 @@ impl WritePipeline {
             lanes: lanes.into(),
             stop,
             died,
+            fallbacks,
         }
+    }
+
+    /// How many sets failed and were written one by one since start.
+    pub fn set_fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
     }
 
     /// Which writer takes `user_id`'s writes (0 for writes of no one user).
@@ -394,7 +439,12 @@ impl WritePipeline {
 }
 
 /// The writer: batch, run, commit, answer — until every handle is dropped.
-async fn run(writer: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, stop: CancellationToken) {
+async fn run(
+    writer: DatabaseConnection,
+    mut rx: mpsc::Receiver<Pending>,
+    stop: CancellationToken,
+    fallbacks: Arc<AtomicU64>,
+) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     loop {
         let received = tokio::select! {
@@ -411,7 +461,7 @@ async fn run(writer: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, stop: 
         for pending in batch.drain(..) {
             kinds.push(pending);
         }
-        let failed = run_batch(&writer, &mut kinds).await.err();
+        let failed = run_batch(&writer, &mut kinds, &fallbacks).await.err();
         let why = failed.as_ref().map(|e| {
             tracing::warn!(error = %e, writes = size, "write batch failed; none of it committed");
             "the batch did not commit"
@@ -431,7 +481,11 @@ async fn run(writer: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, stop: 
 /// closure in its own savepoint, in one transaction, and commits. An error means
 /// nothing was committed. The writes of one batch are all concurrent (none of their
 /// callers has been answered), so this order is one valid order of them.
-async fn run_batch(writer: &DatabaseConnection, batch: &mut Batch) -> Result<(), DbErr> {
+async fn run_batch(
+    writer: &DatabaseConnection,
+    batch: &mut Batch,
+    fallbacks: &AtomicU64,
+) -> Result<(), DbErr> {
     // IMMEDIATE on SQLite: take the write lock at BEGIN (other processes' tools may
     // hold it briefly; the busy timeout covers that).
     let txn = writer
@@ -441,9 +495,9 @@ async fn run_batch(writer: &DatabaseConnection, batch: &mut Batch) -> Result<(),
         })
         .await?;
     let ran = async {
-        run_set(&txn, &mut batch.messages).await?;
-        run_set(&txn, &mut batch.starts).await?;
-        run_set(&txn, &mut batch.handed).await?;
+        run_set(&txn, &mut batch.messages, fallbacks).await?;
+        run_set(&txn, &mut batch.starts, fallbacks).await?;
+        run_set(&txn, &mut batch.handed, fallbacks).await?;
         run_jobs(&txn, &mut batch.jobs).await
     }
     .await;
@@ -462,6 +516,7 @@ async fn run_batch(writer: &DatabaseConnection, batch: &mut Batch) -> Result<(),
 async fn run_set<W: SetWrite>(
     txn: &DatabaseTransaction,
     jobs: &mut [SetJob<W>],
+    fallbacks: &AtomicU64,
 ) -> Result<(), DbErr> {
     if jobs.is_empty() {
         return Ok(());
@@ -490,6 +545,8 @@ async fn run_set<W: SetWrite>(
             savepoint(txn, "RELEASE SAVEPOINT w").await?;
         }
     }
+    fallbacks.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("messaging_write_set_fallbacks_total").increment(1);
     for m in jobs.iter_mut() {
         savepoint(txn, "SAVEPOINT w").await?;
         let one = std::slice::from_ref(&m.write);

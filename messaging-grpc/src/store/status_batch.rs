@@ -22,9 +22,8 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseBackend, DatabaseTransaction,
-    DbErr, EntityTrait, IntoActiveModel as _, QueryFilter as _, QuerySelect as _, QueryTrait as _,
-    Statement, Value,
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    IntoActiveModel as _, QueryFilter as _, QuerySelect as _, QueryTrait as _, Statement, Value,
 };
 
 use super::{
@@ -34,7 +33,6 @@ use super::{
     events::{bump_counters, notify},
     message_batch::execute,
     now,
-    pipeline::{SetWrite, TxnFuture},
 };
 
 /// A create at the provider is about to start for a claimed job: its lease renewed
@@ -84,38 +82,11 @@ pub struct HandedOver {
     pub event_kind: &'static str,
 }
 
-impl SetWrite for StartCreate {
-    type Outcome = Started;
-    fn user_id(&self) -> &str {
-        &self.user_id
-    }
-    fn apply<'c>(
-        txn: &'c DatabaseTransaction,
-        writes: &'c [Self],
-    ) -> TxnFuture<'c, Result<Vec<Started>, DbErr>> {
-        Box::pin(start_creates(txn, writes))
-    }
-}
-
-impl SetWrite for HandedOver {
-    /// The event's cursor; `None` when the message had changed (nothing written but
-    /// the job's removal).
-    type Outcome = Option<i64>;
-    fn user_id(&self) -> &str {
-        &self.user_id
-    }
-    fn apply<'c>(
-        txn: &'c DatabaseTransaction,
-        writes: &'c [Self],
-    ) -> TxnFuture<'c, Result<Vec<Option<i64>>, DbErr>> {
-        Box::pin(handed_over(txn, writes))
-    }
-}
-
 /// Rows per statement: far under both databases' limit of bound values.
 const ROWS: usize = 500;
 
-async fn start_creates(
+/// Applies a batch's marks; their outcomes in the order of `writes`.
+pub async fn start_creates(
     db: &impl ConnectionTrait,
     writes: &[StartCreate],
 ) -> Result<Vec<Started>, DbErr> {
@@ -125,7 +96,7 @@ async fn start_creates(
     let mut out: Vec<Started> = writes
         .iter()
         .map(|w| {
-            if !renewed.contains(w.message_id.as_str()) {
+            if !renewed.contains(&(w.message_id.clone(), w.token.clone())) {
                 Started::LeaseLost
             } else if owners.get(w.owner_e164.as_str()) != Some(&w.user_id) {
                 Started::Released
@@ -147,18 +118,19 @@ async fn start_creates(
         for part in members.chunks(ROWS) {
             let mut sql = Sql::new(db.get_database_backend());
             let (status, expected, at_) = (sql.bind("sending"), sql.bind("queued"), sql.bind(at));
-            let ids = sql.list(part.iter().map(|&i| writes[i].message_id.as_str()));
+            let ids = sql.pairs(
+                part.iter()
+                    .map(|&i| (writes[i].message_id.as_str(), writes[i].user_id.as_str())),
+            );
             let text = format!(
                 "UPDATE messages SET status = {status}, updated_at = {at_} \
-                 WHERE status = {expected} AND id IN ({ids}) RETURNING id, user_id, contact_id"
+                 WHERE status = {expected} AND (id, user_id) IN (VALUES {ids}) \
+                 RETURNING id, user_id, contact_id"
             );
             changed.extend(sql.rows(db, text).await?);
         }
         let cursors = status_events(db, &changed, "sending", kind).await?;
-        let by_id: HashMap<&str, usize> = members
-            .iter()
-            .map(|&i| (writes[i].message_id.as_str(), i))
-            .collect();
+        let by_id = first_of_each(writes.iter().map(|w| w.message_id.as_str()), &members);
         for (row, cursor) in changed.iter().zip(cursors) {
             if let Some(&i) = by_id.get(row.id.as_str())
                 && writes[i].user_id == row.user_id
@@ -172,11 +144,12 @@ async fn start_creates(
 
 /// Renews the leases of the jobs still held under the writes' tokens (stamped with
 /// the database's clock on PostgreSQL: `clock_timestamp()`, as `now()` is the
-/// batch's start); the message ids renewed.
+/// batch's start); the `(message id, token)` pairs renewed — a claim's, not merely its
+/// message's: a stale claim of a message in the same batch as its current one is not.
 async fn renew_leases(
     db: &impl ConnectionTrait,
     writes: &[StartCreate],
-) -> Result<HashSet<String>, DbErr> {
+) -> Result<HashSet<(String, String)>, DbErr> {
     let backend = db.get_database_backend();
     let mut by_lease: HashMap<Duration, Vec<&StartCreate>> = HashMap::new();
     for w in writes {
@@ -217,11 +190,11 @@ async fn renew_leases(
                 .collect();
             let text = format!(
                 "UPDATE outbox SET {set}, empty_lookups = 0 WHERE claimed_until > {live} \
-                 AND (message_id, claim_token) IN (VALUES {}) RETURNING message_id",
+                 AND (message_id, claim_token) IN (VALUES {}) RETURNING message_id, claim_token",
                 pairs.join(", ")
             );
             for row in db.query_all_raw(sql.statement(text)).await? {
-                renewed.insert(row.try_get_by_index::<String>(0)?);
+                renewed.insert((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
             }
         }
     }
@@ -248,7 +221,9 @@ async fn owners_of(
     Ok(owners)
 }
 
-async fn handed_over(
+/// Applies a batch's answers; each one's event cursor (`None`: the message had
+/// changed, and only its job was removed), in the order of `writes`.
+pub async fn handed_over(
     db: &impl ConnectionTrait,
     writes: &[HandedOver],
 ) -> Result<Vec<Option<i64>>, DbErr> {
@@ -288,20 +263,23 @@ async fn handed_over(
                 let (id, t) = (sql.bind(w.message_id.as_str()), sql.bind(w.sent_at));
                 sent.push_str(&format!(" WHEN {id} THEN {t}"));
             }
-            let ids = sql.list(part.iter().map(|&i| writes[i].message_id.as_str()));
+            let ids = sql.pairs(
+                part.iter()
+                    .map(|&i| (writes[i].message_id.as_str(), writes[i].user_id.as_str())),
+            );
+            // With one message twice in the batch (two answers of a double send), the
+            // row changes once, by the first arm of each CASE: the first answer's.
             let text = format!(
                 "UPDATE messages SET status = {status_}, updated_at = {at_}, \
                  provider_sid = CASE id{sids} END, segments = CASE id{segments} END, \
                  sent_at = CASE id{sent} END \
-                 WHERE status = {expected_} AND id IN ({ids}) RETURNING id, user_id, contact_id"
+                 WHERE status = {expected_} AND (id, user_id) IN (VALUES {ids}) \
+                 RETURNING id, user_id, contact_id"
             );
             changed.extend(sql.rows(db, text).await?);
         }
         let cursors = status_events(db, &changed, status, kind).await?;
-        let by_id: HashMap<&str, usize> = members
-            .iter()
-            .map(|&i| (writes[i].message_id.as_str(), i))
-            .collect();
+        let by_id = first_of_each(writes.iter().map(|w| w.message_id.as_str()), &members);
         for (row, cursor) in changed.iter().zip(cursors) {
             if let Some(&i) = by_id.get(row.id.as_str())
                 && writes[i].user_id == row.user_id
@@ -311,6 +289,21 @@ async fn handed_over(
         }
     }
     Ok(out)
+}
+
+/// For each message id among `members`, the first write of it: a message twice in one
+/// batch changes once, as the first of two one-by-one writes would (the second then
+/// finds it changed).
+fn first_of_each<'a>(
+    ids: impl Iterator<Item = &'a str>,
+    members: &[usize],
+) -> HashMap<&'a str, usize> {
+    let ids: Vec<&str> = ids.collect();
+    let mut first = HashMap::with_capacity(members.len());
+    for &i in members {
+        first.entry(ids[i]).or_insert(i);
+    }
+    first
 }
 
 /// A message a set statement changed.
@@ -437,6 +430,14 @@ impl Sql {
             DatabaseBackend::Postgres => format!("${}", self.values.len()),
             _ => format!("?{}", self.values.len()),
         }
+    }
+
+    /// Binds each pair of `items`; their `(a, b)` rows for a `VALUES` list.
+    fn pairs<'a>(&mut self, items: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+        items
+            .map(|(a, b)| format!("({}, {})", self.bind(a), self.bind(b)))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Binds each of `items`; their placeholders, comma-separated.

@@ -103,53 +103,80 @@ async fn exec(store: &Store, sql: String) {
         .unwrap();
 }
 
+/// The message of the event with `cursor`.
+async fn event_message(store: &Store, cursor: i64) -> String {
+    let sql = format!("SELECT message_id FROM events WHERE cursor = {cursor}");
+    let row = store
+        .conn()
+        .query_one_raw(Statement::from_string(store.backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<String>(0).unwrap()
+}
+
 crate::backend_tests! {
     async fn each_mark_in_a_set_gets_its_own_answer(backend: Backend) {
         let t = open(&backend).await;
         let store = &t.store;
-        let jobs = claimed_sends(store, 5).await;
+        let jobs = claimed_sends(store, 6).await;
         // jobs[1]: claimed by someone else since; jobs[3]: canceled meanwhile;
-        // jobs[4]: a resend (already SENDING, stays so).
+        // jobs[4]: a resend (already SENDING, stays so); jobs[5]: its lease ran out.
         let mut stolen = start(&jobs[1]);
         stolen.token = "another dispatcher's token".into();
+        // A stale claim of jobs[0], in the same set as its current one.
+        let mut stale = start(&jobs[0]);
+        stale.token = "an earlier claim's token".into();
         let mut released = start(&jobs[2]);
         released.owner_e164 = "+15005550099".into();
         exec(store, format!("UPDATE messages SET status = 'canceled' WHERE id = '{}'", jobs[3].message_id)).await;
         exec(store, format!("UPDATE messages SET status = 'sending' WHERE id = '{}'", jobs[4].message_id)).await;
+        exec(store, format!("UPDATE outbox SET claimed_until = next_attempt_at WHERE message_id = '{}'", jobs[5].message_id)).await;
         let mut resend = start(&jobs[4]);
         resend.from_queued = false;
         let events_before = count(store, "SELECT COUNT(*) FROM events").await;
-        let outcomes: Vec<Started> = in_one_set(store, vec![start(&jobs[0]), stolen, released, start(&jobs[3]), resend])
-            .await
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        let fallbacks = store.set_fallbacks();
+        let outcomes: Vec<Started> = in_one_set(store, vec![
+            stale,
+            start(&jobs[0]),
+            stolen,
+            released,
+            start(&jobs[3]),
+            resend,
+            start(&jobs[5]),
+        ])
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+        assert_eq!(store.set_fallbacks(), fallbacks, "the marks were written as one set");
         assert_eq!(
             outcomes,
             [
+                Started::LeaseLost,
                 Started::Sending(Some(events_before + 1)),
                 Started::LeaseLost,
                 Started::Released,
                 Started::Changed,
                 Started::Sending(None),
+                Started::LeaseLost,
             ]
         );
+        assert_eq!(event_message(store, events_before + 1).await, jobs[0].message_id);
         assert_eq!(status_of(store, &jobs[0].message_id).await, "sending");
         assert_eq!(status_of(store, &jobs[1].message_id).await, "queued", "a lost lease changes nothing");
         assert_eq!(status_of(store, &jobs[2].message_id).await, "queued", "a released sender is not marked");
         assert_eq!(status_of(store, &jobs[3].message_id).await, "canceled");
+        assert_eq!(status_of(store, &jobs[5].message_id).await, "queued", "an expired lease is not renewed");
         assert_eq!(count(store, "SELECT COUNT(*) FROM events").await, events_before + 1, "one event, the mark's");
         // The create's start is noted for the renewed jobs only.
-        let started = format!(
-            "SELECT COUNT(*) FROM outbox WHERE create_started_at IS NOT NULL AND message_id IN ('{}', '{}', '{}', '{}')",
-            jobs[0].message_id, jobs[2].message_id, jobs[3].message_id, jobs[4].message_id
-        );
-        assert_eq!(count(store, &started).await, 4);
-        let untouched = format!("SELECT COUNT(*) FROM outbox WHERE create_started_at IS NULL AND message_id = '{}'", jobs[1].message_id);
-        assert_eq!(count(store, &untouched).await, 1);
+        let started = |id: &str| format!("SELECT COUNT(*) FROM outbox WHERE create_started_at IS NOT NULL AND message_id = '{id}'");
+        for (job, noted) in [(0, 1), (1, 0), (2, 1), (3, 1), (4, 1), (5, 0)] {
+            assert_eq!(count(store, &started(&jobs[job].message_id)).await, noted, "job {job}");
+        }
     }
 
-    async fn answers_in_a_set_settle_each_message_and_a_taken_sid_fails_alone(backend: Backend) {
+    async fn answers_in_a_set_settle_each_message(backend: Backend) {
         let t = open(&backend).await;
         let store = &t.store;
         let jobs = claimed_sends(store, 4).await;
@@ -158,29 +185,70 @@ crate::backend_tests! {
         // jobs[2] was adopted meanwhile (a callback recorded it as delivered).
         exec(store, format!("UPDATE messages SET status = 'delivered' WHERE id = '{}'", jobs[2].message_id)).await;
         let events_before = count(store, "SELECT COUNT(*) FROM events").await;
+        let sent_at = |secs: i64| store::now() - chrono::Duration::seconds(secs);
+        let mut first = handed(&jobs[0], "SM0");
+        first.segments = Some(3);
+        first.sent_at = sent_at(30);
+        let mut second = handed(&jobs[1], "SM1");
+        second.sent_at = sent_at(20);
+        // jobs[3] answered twice (a double send): the first answer is the one kept.
+        let fallbacks = store.set_fallbacks();
+        let outcomes = in_one_set(store, vec![
+            first,
+            second,
+            handed(&jobs[2], "SM2"),
+            handed(&jobs[3], "SM3"),
+            handed(&jobs[3], "SM3-again"),
+        ])
+        .await;
+        assert_eq!(store.set_fallbacks(), fallbacks, "the answers were written as one set");
+        let outcomes: Vec<Option<i64>> = outcomes.into_iter().map(Result::unwrap).collect();
+        let (c0, c1, c3) = (events_before + 1, events_before + 2, events_before + 3);
+        assert_eq!(outcomes, [Some(c0), Some(c1), None, Some(c3), None]);
+        for (cursor, job) in [(c0, 0), (c1, 1), (c3, 3)] {
+            assert_eq!(event_message(store, cursor).await, jobs[job].message_id, "cursor {cursor}");
+        }
+        let row = |id: String| async move { store::messages::find_any(store.conn(), &id).await.unwrap().unwrap() };
+        let r0 = row(jobs[0].message_id.clone()).await;
+        assert_eq!((r0.status.as_str(), r0.provider_sid.as_deref(), r0.segments), ("sent", Some("SM0"), 3));
+        assert_eq!(r0.sent_at.map(|t| t.timestamp()), Some(sent_at(30).timestamp()));
+        let r1 = row(jobs[1].message_id.clone()).await;
+        assert_eq!((r1.status.as_str(), r1.provider_sid.as_deref(), r1.segments), ("sent", Some("SM1"), 1), "segments kept when not given");
+        assert_eq!(r1.sent_at.map(|t| t.timestamp()), Some(sent_at(20).timestamp()));
+        let r2 = row(jobs[2].message_id.clone()).await;
+        assert_eq!((r2.status.as_str(), r2.provider_sid.as_deref()), ("delivered", None), "a message that changed is not overwritten");
+        let r3 = row(jobs[3].message_id.clone()).await;
+        assert_eq!(r3.provider_sid.as_deref(), Some("SM3"));
+        // Every job is settled, the adopted one's too.
+        assert_eq!(count(store, "SELECT COUNT(*) FROM outbox").await, 0);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM events").await, events_before + 3);
+    }
+
+    async fn a_taken_sid_in_a_set_of_answers_fails_alone(backend: Backend) {
+        let t = open(&backend).await;
+        let store = &t.store;
+        let jobs = claimed_sends(store, 3).await;
+        in_one_set(store, jobs.iter().map(start).collect()).await;
+        let events_before = count(store, "SELECT COUNT(*) FROM events").await;
+        let fallbacks = store.set_fallbacks();
         // jobs[1]'s SID is jobs[0]'s: the set's UPDATE fails on the unique SID, then
         // each answer is written alone.
         let outcomes = in_one_set(store, vec![
             handed(&jobs[0], "SM0"),
             handed(&jobs[1], "SM0"),
             handed(&jobs[2], "SM2"),
-            handed(&jobs[3], "SM3"),
         ])
         .await;
+        assert_eq!(store.set_fallbacks(), fallbacks + 1, "the set failed and was written one by one");
         assert_eq!(outcomes[0].as_ref().unwrap(), &Some(events_before + 1));
         assert!(outcomes[1].is_err(), "the taken SID fails alone: {:?}", outcomes[1]);
-        assert_eq!(outcomes[2].as_ref().unwrap(), &None, "a message that changed is not overwritten");
-        assert_eq!(outcomes[3].as_ref().unwrap(), &Some(events_before + 2), "consecutive cursors");
-        for (job, status, sid) in [(&jobs[0], "sent", Some("SM0")), (&jobs[1], "sending", None), (&jobs[2], "delivered", None), (&jobs[3], "sent", Some("SM3"))] {
-            let row = store::messages::find_any(store.conn(), &job.message_id).await.unwrap().unwrap();
-            assert_eq!((row.status.as_str(), row.provider_sid.as_deref()), (status, sid));
-        }
-        // Nothing half-written of the failed one: its job stays for the next attempt;
-        // the others' jobs are settled (the adopted one's too).
-        assert_eq!(count(store, "SELECT COUNT(*) FROM outbox").await, 1);
+        assert_eq!(outcomes[2].as_ref().unwrap(), &Some(events_before + 2), "consecutive cursors");
+        assert_eq!(status_of(store, &jobs[1].message_id).await, "sending");
+        // Nothing half-written of the failed one: its job stays for the next attempt.
         let kept = format!("SELECT COUNT(*) FROM outbox WHERE message_id = '{}'", jobs[1].message_id);
+        assert_eq!(count(store, "SELECT COUNT(*) FROM outbox").await, 1);
         assert_eq!(count(store, &kept).await, 1);
-        assert_eq!(count(store, "SELECT COUNT(*) FROM events").await, events_before + 2, "no event for the failed or the changed");
+        assert_eq!(count(store, "SELECT COUNT(*) FROM events").await, events_before + 2, "no event for the failed one");
         assert_eq!(count(store, "SELECT MAX(cursor) FROM events").await, events_before + 2, "no gap");
     }
 }
