@@ -12,6 +12,7 @@ use messaging_grpc::store::{
     entities::{media, message},
     message_batch::{MessageOutcome, NewMessage, Refusal},
     now,
+    pipeline::IntoPending,
 };
 use sea_orm::{ConnectionTrait as _, DbErr, Statement};
 use tokio::sync::Semaphore;
@@ -142,12 +143,20 @@ pub(crate) async fn in_one_batch(
     store: &Store,
     writes: Vec<NewMessage>,
 ) -> Vec<Result<MessageOutcome, DbErr>> {
+    in_one_set(store, writes).await
+}
+
+/// Writes every one of `writes` (a set kind) in ONE batch, queued in this order behind
+/// a held writer (one batch keeps the order it received); outcomes in order.
+pub(crate) async fn in_one_set<W: IntoPending>(
+    store: &Store,
+    writes: Vec<W>,
+) -> Vec<Result<W::Outcome, DbErr>> {
     let (gate, holder) = hold_writer(store).await;
     let mut handles = Vec::new();
     for w in writes {
         let s = store.clone();
-        handles.push(tokio::spawn(async move { s.write_message(w).await }));
-        // Queue in this order (one batch keeps the order it received).
+        handles.push(tokio::spawn(async move { s.write_set(w).await }));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     gate.add_permits(1);

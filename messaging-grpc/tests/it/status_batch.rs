@@ -10,36 +10,14 @@ use std::time::Duration;
 use messaging_grpc::store::{
     self, Store,
     outbox::Claimed,
-    pipeline::IntoPending,
     status_batch::{HandedOver, StartCreate, Started},
 };
-use sea_orm::{ConnectionTrait as _, DbErr, Statement};
+use sea_orm::{ConnectionTrait as _, Statement};
 
-use crate::message_batch::{committed, count, hold_writer, in_one_batch, open, send};
+use crate::message_batch::{committed, count, in_one_batch, in_one_set, open, send};
 
 const OWN: &str = "+15005550006";
 const LEASE: Duration = Duration::from_secs(30);
-
-/// Writes every one of `writes` in ONE batch (queued behind a held writer).
-async fn in_one_set<W: IntoPending>(
-    store: &Store,
-    writes: Vec<W>,
-) -> Vec<Result<W::Outcome, DbErr>> {
-    let (gate, holder) = hold_writer(store).await;
-    let mut handles = Vec::new();
-    for w in writes {
-        let s = store.clone();
-        handles.push(tokio::spawn(async move { s.write_set(w).await }));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    gate.add_permits(1);
-    holder.await.unwrap();
-    let mut out = Vec::new();
-    for h in handles {
-        out.push(h.await.unwrap());
-    }
-    out
-}
 
 /// `n` queued sends of u1 from OWN, claimed; the jobs in the order of their messages.
 async fn claimed_sends(store: &Store, n: usize) -> Vec<Claimed> {
