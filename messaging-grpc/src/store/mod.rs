@@ -170,6 +170,13 @@ impl Store {
         self.pipeline.write_set(write).await
     }
 
+    /// Kills the write pipeline's first writer as a bug would, for the tests of a dead
+    /// writer (`pipeline::a_dead_writer_stops_the_server_with_an_error`).
+    #[doc(hidden)]
+    pub fn crash_writer_for_tests(&self) {
+        self.pipeline.crash_writer();
+    }
+
     /// How many of the pipeline's sets failed and were written one by one since start
     /// (`messaging_write_set_fallbacks_total`): a set statement that fails on valid
     /// writes shows here, not only in the time it costs.

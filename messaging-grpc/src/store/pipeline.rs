@@ -208,6 +208,8 @@ pub enum Pending {
     StartCreate(Box<SetJob<StartCreate>>),
     HandedOver(Box<SetJob<HandedOver>>),
     Job(Box<dyn Job>),
+    /// Makes the writer panic outside any write's guard: how the tests kill it.
+    Crash,
 }
 
 impl Pending {
@@ -217,6 +219,7 @@ impl Pending {
             Self::StartCreate(m) => m.answer(batch_failed),
             Self::HandedOver(m) => m.answer(batch_failed),
             Self::Job(j) => j.answer(batch_failed),
+            Self::Crash => {}
         }
     }
 }
@@ -237,6 +240,7 @@ impl Batch {
             Pending::StartCreate(m) => self.starts.push(*m),
             Pending::HandedOver(m) => self.handed.push(*m),
             Pending::Job(j) => self.jobs.push(j),
+            Pending::Crash => panic!("the write pipeline's writer was told to crash (a test)"),
         }
     }
 
@@ -322,6 +326,13 @@ impl WritePipeline {
             died,
             fallbacks,
         }
+    }
+
+    /// Kills the first writer as a bug would (a panic outside any write's guard), for
+    /// the tests of what a dead writer does to the process. Never called otherwise.
+    #[doc(hidden)]
+    pub fn crash_writer(&self) {
+        let _ = self.lanes[0].try_send(Pending::Crash);
     }
 
     /// How many sets failed and were written one by one since start.

@@ -308,3 +308,37 @@ async fn on_postgresql_a_held_writer_holds_only_its_own_users_writes() {
     waiting.await.unwrap().unwrap();
     assert_eq!(parents(&store).await, vec![1, 2]);
 }
+
+/// A writer that dies (a panic outside any write's guard) leaves a process that
+/// could read but never commit: the server stops serving and `serve` ends with an
+/// error, so the process exits non-zero and an orchestrator restarts it, instead of
+/// staying ready while refusing every write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_writer_stops_the_server_with_an_error() {
+    let app_store: Arc<std::sync::Mutex<Option<Store>>> = Arc::default();
+    let captured = app_store.clone();
+    let server = crate::helpers::TestServer::start_custom(
+        &Backend::Sqlite,
+        std::collections::HashMap::new(),
+        move |app| *captured.lock().unwrap() = Some(app.outbox.records().store().clone()),
+    )
+    .await;
+    server.assign("+15005550006", "alice").await;
+    let mut alice = server.user("alice").await;
+    alice
+        .send("+15005550006", "+14155550100", "before")
+        .await
+        .expect("a send while the writer lives");
+    let store = app_store.lock().unwrap().take().expect("the app's store");
+    store.crash_writer_for_tests();
+    let ended = server.exit(30).await;
+    let error = ended.expect_err("serve ends with an error");
+    assert!(
+        error.to_string().contains("write pipeline"),
+        "the error says why: {error:#}"
+    );
+    assert!(
+        store.ping().await.is_err(),
+        "readiness fails with a dead writer"
+    );
+}

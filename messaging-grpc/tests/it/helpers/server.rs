@@ -282,6 +282,15 @@ impl TestServer {
         Store::connect(&self.database_url).await.unwrap()
     }
 
+    /// Waits up to `secs` for the server to end on its own; what `serve` returned.
+    pub async fn exit(mut self, secs: u64) -> anyhow::Result<()> {
+        let task = self.task.take().expect("the server runs");
+        tokio::time::timeout(Duration::from_secs(secs), task)
+            .await
+            .expect("the server ended in time")
+            .expect("the server task did not panic")
+    }
+
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
