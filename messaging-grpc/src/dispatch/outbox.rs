@@ -19,7 +19,7 @@ use crate::{
         self,
         entities::message,
         messages::StatusChange,
-        outbox::Claimed,
+        outbox::{Claimed, Due},
         status_batch::{HandedOver, StartCreate, Started},
     },
 };
@@ -125,8 +125,14 @@ impl Outbox {
                 Box::pin(async move {
                     let error = claimed.last_error.as_deref();
                     Ok::<_, Error>(
-                        store::outbox::reschedule_held(txn, &claimed, claimed.attempts, at, error)
-                            .await?,
+                        store::outbox::reschedule_held(
+                            txn,
+                            &claimed,
+                            claimed.attempts,
+                            Due::At(at),
+                            error,
+                        )
+                        .await?,
                     )
                 })
             })
@@ -399,7 +405,8 @@ impl Outbox {
         Ok(())
     }
 
-    /// Puts the job back for `next_attempt_at`. `requeue` turns SENDING back into
+    /// Puts the job back until `delay` has passed (by the database's clock on
+    /// PostgreSQL, which claims compare due times with). `requeue` turns SENDING back into
     /// QUEUED when the provider certainly did not get the message; otherwise the
     /// SENDING mark stays and the next attempt reconciles first. Nothing changes when
     /// our lease is lost.
@@ -408,7 +415,7 @@ impl Outbox {
         job: &Claimed,
         requeue: bool,
         attempts: u32,
-        next_attempt_at: DateTime<Utc>,
+        delay: Duration,
         last_error: &str,
     ) -> Result<(), Error> {
         let (claimed, last_error) = (job.clone(), crate::redact::external_text(last_error));
@@ -422,7 +429,7 @@ impl Outbox {
                         txn,
                         &claimed,
                         attempts,
-                        next_attempt_at,
+                        Due::After(delay),
                         error,
                     )
                     .await?;

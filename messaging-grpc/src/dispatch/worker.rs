@@ -364,11 +364,10 @@ async fn retry(
     let delay = policy.delay(attempts, retry_after, random_jitter());
     let masked = crate::redact::external_text(reason);
     tracing::info!(message_id = %job.message_id, attempts, delay_ms = delay.as_millis() as u64, reason = %masked, "will retry");
-    let next = store::now() + chrono::Duration::from_std(delay).unwrap_or_default();
     let requeue = certainly_not_sent && status == MessageStatus::Sending;
     inner
         .outbox
-        .retry_later(job, requeue, attempts, next, reason)
+        .retry_later(job, requeue, attempts, delay, reason)
         .await
 }
 

@@ -15,6 +15,15 @@ use super::{
     now,
 };
 
+/// When a rescheduled job is due again.
+#[derive(Clone, Copy, Debug)]
+pub enum Due {
+    /// At this time (a scheduled message's send time).
+    At(DateTime<Utc>),
+    /// This long from now, by the database's clock on PostgreSQL (a retry's delay).
+    After(Duration),
+}
+
 /// A claimed job. `token` fences every outcome write: a dispatcher whose lease ran
 /// out (and was claimed by another) can no longer change the job or its message.
 #[derive(Clone, Debug)]
@@ -297,12 +306,24 @@ pub async fn reschedule_held(
     db: &impl ConnectionTrait,
     job: &Claimed,
     attempts: u32,
-    next_attempt_at: DateTime<Utc>,
+    due: Due,
     last_error: Option<&str>,
 ) -> Result<bool, DbErr> {
+    let next = match (due, db.get_database_backend()) {
+        (Due::At(at), _) => Expr::value(at),
+        // Claims compare due times with PostgreSQL's clock: a delay counted from this
+        // replica's clock would fire early or late by its skew.
+        (Due::After(delay), DatabaseBackend::Postgres) => Expr::cust_with_values(
+            "clock_timestamp() + $1 * interval '1 millisecond'",
+            [delay.as_millis() as i64],
+        ),
+        (Due::After(delay), _) => {
+            Expr::value(now() + chrono::Duration::from_std(delay).unwrap_or_default())
+        }
+    };
     let update = outbox::Entity::update_many()
         .col_expr(outbox::Column::Attempts, Expr::value(attempts as i32))
-        .col_expr(outbox::Column::NextAttemptAt, Expr::value(next_attempt_at));
+        .col_expr(outbox::Column::NextAttemptAt, next);
     let update = unclaim(update).col_expr(
         outbox::Column::LastError,
         Expr::value(last_error.map(|e| truncate(e, 500))),

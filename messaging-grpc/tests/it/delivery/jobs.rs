@@ -77,7 +77,7 @@ backend_tests! {
         let second = outbox::claim_any(db, Duration::from_secs(60), 10, &[]).await.unwrap().remove(0);
         assert_eq!(second.message_id, first.message_id);
         assert!(!outbox::renew_held(db, &first, short).await.unwrap(), "the old holder cannot renew");
-        assert!(!outbox::reschedule_held(db, &first, 1, messaging_grpc::store::now(), Some("x")).await.unwrap());
+        assert!(!outbox::reschedule_held(db, &first, 1, outbox::Due::At(messaging_grpc::store::now()), Some("x")).await.unwrap());
         assert!(!outbox::remove_held(db, &first).await.unwrap());
         assert!(!outbox::release_held(db, &first).await.unwrap());
         assert_eq!(outbox::pending_any(db).await.unwrap(), 1, "the job is intact");
