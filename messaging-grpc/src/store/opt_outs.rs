@@ -37,19 +37,3 @@ pub async fn set(
     }
     Ok(())
 }
-
-/// Whether the contact opted out of messages from `owner_e164`.
-pub async fn is_opted_out(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-    owner_e164: &str,
-    contact_id: &str,
-) -> Result<bool, DbErr> {
-    let found = opt_out::Entity::find()
-        .filter(opt_out::Column::UserId.eq(user_id))
-        .filter(opt_out::Column::OwnerE164.eq(owner_e164))
-        .filter(opt_out::Column::ContactId.eq(contact_id))
-        .one(db)
-        .await?;
-    Ok(found.is_some())
-}

@@ -134,38 +134,14 @@ pub async fn renew_held(
     job: &Claimed,
     lease: Duration,
 ) -> Result<bool, DbErr> {
-    extend_held(db, job, lease, false).await
-}
-
-/// [`renew_held`], and notes that a create at the provider starts now: an unknown
-/// outcome of it is settled by look-ups counted from this moment.
-pub async fn start_create_held(
-    db: &impl ConnectionTrait,
-    job: &Claimed,
-    lease: Duration,
-) -> Result<bool, DbErr> {
-    extend_held(db, job, lease, true).await
-}
-
-async fn extend_held(
-    db: &impl ConnectionTrait,
-    job: &Claimed,
-    lease: Duration,
-    start_create: bool,
-) -> Result<bool, DbErr> {
     let backend = db.get_database_backend();
     let (sql, values): (String, Vec<Value>) = match backend {
         DatabaseBackend::Postgres => {
             // clock_timestamp(): inside a batch transaction now() is the batch's start.
-            let create = if start_create {
-                ", create_started_at = clock_timestamp(), empty_lookups = 0"
-            } else {
-                ""
-            };
             (
-                format!(
-                    "UPDATE outbox SET claimed_until = clock_timestamp() + $1 * interval '1 millisecond'{create}                      WHERE message_id = $2 AND claim_token = $3 AND claimed_until > clock_timestamp()"
-                ),
+                "UPDATE outbox SET claimed_until = clock_timestamp() + $1 * interval '1 millisecond' \
+                 WHERE message_id = $2 AND claim_token = $3 AND claimed_until > clock_timestamp()"
+                    .to_owned(),
                 vec![
                     (lease.as_millis() as i64).into(),
                     job.message_id.clone().into(),
@@ -176,22 +152,16 @@ async fn extend_held(
         _ => {
             let at = super::now();
             let until = at + chrono::Duration::from_std(lease).unwrap_or_default();
-            let mut values: Vec<Value> = vec![until.into()];
-            let create = if start_create {
-                values.push(at.into());
-                ", create_started_at = ?, empty_lookups = 0"
-            } else {
-                ""
-            };
-            values.extend([
+            let values: Vec<Value> = vec![
+                until.into(),
                 job.message_id.clone().into(),
                 job.token.clone().into(),
                 at.into(),
-            ]);
+            ];
             (
-                format!(
-                    "UPDATE outbox SET claimed_until = ?{create}                      WHERE message_id = ? AND claim_token = ? AND claimed_until > ?"
-                ),
+                "UPDATE outbox SET claimed_until = ? \
+                 WHERE message_id = ? AND claim_token = ? AND claimed_until > ?"
+                    .to_owned(),
                 values,
             )
         }
