@@ -3,13 +3,15 @@
 //!
 //! cargo run --release -p messaging-grpc --example drain -- [--messages N] [--senders N]
 //!     [--latency-ms 150|100-300] [--pacing open|default] [--max-in-flight N]
-//!     [--database-url URL] [--writers N] 2>/dev/null
+//!     [--twilio-concurrency N] [--database-url URL] [--writers N] 2>/dev/null
 //!
 //! Defaults: 10,000 messages over 100 senders (one user each), a create latency of
 //! 150 ms, pacing opened wide (PACING_SENDER_SPS / PACING_ACCOUNT_SPS at 100,000, so
 //! the figure is the dispatcher's), the production in-flight cap, a temporary SQLite
 //! file with synchronous=FULL. `--pacing default` keeps the production pacing (1 MPS
-//! per long code, 100 for the account): 100 senders should then run at 100 MPS. The
+//! per long code, 100 for the account): 100 senders should then run at 100 MPS.
+//! `--twilio-concurrency N` gives the fake Twilio's per-account concurrency limit
+//! (creates beyond N in progress answer 429 / 20429; default none). The
 //! backlog is queued first through the real send path (encrypted, committed), then the
 //! server starts with its dispatcher and the clock runs until the fake holds every
 //! message.
@@ -45,6 +47,12 @@ async fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("--latency-ms: 150 or 100-300, not {latency_spec}"))?;
     let pacing = flag("--pacing").unwrap_or_else(|| "open".into());
     let max_in_flight = flag("--max-in-flight");
+    let concurrency = flag("--twilio-concurrency")
+        .map(|v| {
+            v.parse::<usize>()
+                .map_err(|_| anyhow::anyhow!("--twilio-concurrency: not a number: {v}"))
+        })
+        .transpose()?;
     let dir = tempfile::tempdir()?;
     let database_url = flag("--database-url").unwrap_or_else(|| {
         format!(
@@ -56,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
 
     let fake = FakeTwilio::start().await?;
     fake.set_create_latency(latency);
+    fake.set_max_open_creates(concurrency);
     let vars: HashMap<String, String> = [
         ("DATABASE_URL", database_url.as_str()),
         ("MESSAGING_DATA_DIR", &dir.path().display().to_string()),
@@ -139,9 +148,11 @@ async fn main() -> anyhow::Result<()> {
     shutdown.cancel();
     server.await??;
     let creates = fake.create_requests().len();
+    let (created, refused) = (fake.created_count(), fake.refused_busy());
     println!(
-        "drain: {count} messages over {senders} senders, create latency {latency_spec} ms, pacing {pacing}, max in flight {cap}, {backend}",
+        "drain: {count} messages over {senders} senders, create latency {latency_spec} ms, pacing {pacing}, max in flight {cap}, Twilio concurrency {limit}, {backend}",
         cap = max_in_flight.as_deref().unwrap_or("default"),
+        limit = concurrency.map_or("unlimited".to_owned(), |n| n.to_string()),
         backend = database_url.split(':').next().unwrap_or("?")
     );
     println!(
@@ -150,10 +161,10 @@ async fn main() -> anyhow::Result<()> {
         count as f64 / queued_in.as_secs_f64()
     );
     println!(
-        "  drained in {:.2} s: {:.0} msg/s reached Twilio; {creates} create requests (duplicates: {})",
+        "  drained in {:.2} s: {:.0} msg/s reached Twilio; {creates} create requests, {refused} refused 429 (duplicates: {})",
         drained_in.as_secs_f64(),
         count as f64 / drained_in.as_secs_f64(),
-        creates.saturating_sub(count)
+        created.saturating_sub(count)
     );
     Ok(())
 }

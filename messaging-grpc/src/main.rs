@@ -1,7 +1,7 @@
 //! `messaging`: the core service binary and its operator commands.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use messaging_grpc::{
     Config, Mode,
     auth::Role,
@@ -52,14 +52,8 @@ enum Command {
     },
     /// Assign or list Twilio numbers through the running core (MessagingAdmin).
     Numbers {
-        /// An admin JWT; without it one is minted from the HS256 secret (dev setups).
-        #[arg(
-            long,
-            env = "MESSAGING_ADMIN_TOKEN",
-            global = true,
-            hide_env_values = true
-        )]
-        token: Option<String>,
+        #[command(flatten)]
+        admin: AdminToken,
         #[command(subcommand)]
         command: NumbersCommand,
     },
@@ -71,9 +65,8 @@ enum Command {
         /// Also write the decrypted media files into this folder.
         #[arg(long = "media")]
         media: Option<std::path::PathBuf>,
-        /// An admin JWT; without it one is minted from the HS256 secret (dev setups).
-        #[arg(long, env = "MESSAGING_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        admin: AdminToken,
     },
     /// Container health check: exit 0 when the core (gRPC health) or the gateway
     /// (an HTTP URL such as /readyz) answers healthy, 1 otherwise.
@@ -95,17 +88,24 @@ enum Command {
     /// Keys: generate a master key entry; through the running core, key status,
     /// master-key rotation, a user's new key version, crypto-shredding.
     Keys {
-        /// An admin JWT; without it one is minted from the HS256 secret (dev setups).
-        #[arg(
-            long,
-            env = "MESSAGING_ADMIN_TOKEN",
-            global = true,
-            hide_env_values = true
-        )]
-        token: Option<String>,
+        #[command(flatten)]
+        admin: AdminToken,
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+/// The admin credential of the commands that call the running core.
+#[derive(Args)]
+struct AdminToken {
+    /// An admin JWT; without it one is minted from the HS256 secret (dev setups).
+    #[arg(
+        long,
+        env = "MESSAGING_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -239,9 +239,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Numbers { token, command } => cli::numbers::run(command, token).await,
-        Command::Keys { token, command } => cli::keys::run(command, token).await,
-        Command::Export { user, media, token } => cli::export::run(user, media, token).await,
+        Command::Numbers { admin, command } => cli::numbers::run(command, admin.token).await,
+        Command::Keys { admin, command } => cli::keys::run(command, admin.token).await,
+        Command::Export { user, media, admin } => cli::export::run(user, media, admin.token).await,
         Command::Health {
             grpc,
             http,

@@ -24,6 +24,9 @@
 //!   times out still finds the message created when the latency is over.
 //! - The list shows a new message only [`FakeTwilio::set_list_lag`] after its create
 //!   completed (default 0); a fetch by SID finds it at once.
+//! - An account's concurrency limit ([`FakeTwilio::set_max_open_creates`], default
+//!   none): a create beyond it is refused at once with 429 / 20429, as Twilio refuses
+//!   "too many concurrent requests", and nothing is created.
 
 mod list;
 mod model;
@@ -180,6 +183,12 @@ pub(crate) struct State {
     pub create_latency: Latency,
     /// How long after its create completed a message shows in the list.
     pub list_lag: Duration,
+    /// The account's concurrency limit: creates beyond it are refused with 429.
+    pub max_open_creates: Option<usize>,
+    /// Creates in progress (those whose caller hung up too, until they complete).
+    pub open_creates: usize,
+    /// Creates refused for the concurrency limit.
+    pub refused_busy: usize,
 }
 
 impl State {
@@ -313,6 +322,24 @@ impl FakeTwilio {
     /// (`GET …/Messages.json`), as Twilio's list trails its creates. Default: zero.
     pub fn set_list_lag(&self, lag: Duration) {
         self.shared.lock().list_lag = lag;
+    }
+
+    /// The account's concurrency limit, as Twilio's: while `max` creates are in
+    /// progress (a create whose caller hung up still counts until it completes), a
+    /// create is refused at once with 429 and error 20429, without `Retry-After`, and
+    /// nothing is created. Default: no limit.
+    pub fn set_max_open_creates(&self, max: Option<usize>) {
+        self.shared.lock().max_open_creates = max;
+    }
+
+    /// How many creates the concurrency limit refused.
+    pub fn refused_busy(&self) -> usize {
+        self.shared.lock().refused_busy
+    }
+
+    /// How many creates are in progress now.
+    pub fn open_creates(&self) -> usize {
+        self.shared.lock().open_creates
     }
 
     /// How many messages were created (cheaper than [`Self::messages`] for polling).

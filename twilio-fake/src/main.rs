@@ -1,7 +1,8 @@
 //! `twilio-fake`: the fake Twilio as a standalone server for local runs.
 //! Listens on TWILIO_FAKE_ADDR (default 127.0.0.1:3999); `GET /_fake/messages` lists
 //! what it "sent". TWILIO_FAKE_CREATE_LATENCY_MS (`150`, or a range `100-300`) makes
-//! each create take that long; TWILIO_FAKE_LIST_LAG_MS delays a new message in the list.
+//! each create take that long; TWILIO_FAKE_LIST_LAG_MS delays a new message in the list;
+//! TWILIO_FAKE_MAX_CONCURRENT refuses creates beyond that many in progress (429, 20429).
 
 use std::time::Duration;
 
@@ -24,6 +25,12 @@ async fn main() -> anyhow::Result<()> {
             anyhow::anyhow!("TWILIO_FAKE_LIST_LAG_MS: `{spec}` is not milliseconds")
         })?;
         fake.set_list_lag(Duration::from_millis(ms));
+    }
+    if let Ok(spec) = std::env::var("TWILIO_FAKE_MAX_CONCURRENT") {
+        let max: usize = spec.trim().parse().map_err(|_| {
+            anyhow::anyhow!("TWILIO_FAKE_MAX_CONCURRENT: `{spec}` is not a number of creates")
+        })?;
+        fake.set_max_open_creates(Some(max));
     }
     println!("fake Twilio listening on {}", fake.base_url());
     println!("  TWILIO_API_BASE={}", fake.base_url());

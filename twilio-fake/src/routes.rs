@@ -203,27 +203,62 @@ async fn scripted(step: Option<Scripted>) -> Option<Result<Resp, Dropped>> {
     None
 }
 
+/// A create Twilio is working on: counted against the account's concurrency limit
+/// until it completes (answered or not: a caller that hung up does not end it).
+struct OpenCreate(Arc<Shared>);
+
+impl Drop for OpenCreate {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.open_creates = state.open_creates.saturating_sub(1);
+    }
+}
+
 async fn create(shared: &Arc<Shared>, form: Vec<(String, String)>) -> Result<Resp, Dropped> {
     let (step, latency) = {
         let mut state = shared.lock();
+        // Over the account's concurrency limit: refused at once, never processed (Twilio
+        // sends no Retry-After with it).
+        if state
+            .max_open_creates
+            .is_some_and(|max| state.open_creates >= max)
+        {
+            state.refused_busy += 1;
+            return Ok(json_resp(
+                StatusCode::TOO_MANY_REQUESTS,
+                error_body(429, 20429, "Too Many Requests"),
+            ));
+        }
+        state.open_creates += 1;
         (state.script.pop_front(), state.create_latency)
     };
+    let open = OpenCreate(shared.clone());
     let latency = match &step {
         Some(Scripted::Slow(delay)) => *delay,
         _ => latency.sample(),
     };
+    // Each create's time runs on its own task, holding its place under the limit, so
+    // a caller hanging up (which drops this handler) ends neither.
     if let Some(Scripted::CreateThenDrop) = step {
-        if let Ok(m) = validate(shared, &form) {
-            tokio::time::sleep(latency).await;
-            shared.lock().enqueue(m);
-        }
+        let (validated, shared) = (validate(shared, &form), shared.clone());
+        let _ = tokio::spawn(async move {
+            if let Ok(m) = validated {
+                tokio::time::sleep(latency).await;
+                shared.lock().enqueue(m);
+            }
+            drop(open);
+        })
+        .await;
         return Err(Dropped);
     }
     if !matches!(step, None | Some(Scripted::Slow(_))) {
-        tokio::time::sleep(latency).await;
-        if let Some(answer) = scripted(step).await {
-            return answer;
-        }
+        let _ = tokio::spawn(async move {
+            tokio::time::sleep(latency).await;
+            drop(open);
+        })
+        .await;
+        // Every step but these two answers by itself.
+        return scripted(step).await.unwrap_or(Err(Dropped));
     }
     // Twilio does not abort a create when the caller hangs up: the create runs on its
     // own task, which finishes (and stores the message) whether or not this answer is
@@ -235,6 +270,7 @@ async fn create(shared: &Arc<Shared>, form: Vec<(String, String)>) -> Result<Res
         let m = validated?;
         let json = m.to_json();
         shared.lock().enqueue(m);
+        drop(open);
         Ok::<_, (i64, String)>(json)
     });
     match created.await {

@@ -143,3 +143,53 @@ async fn the_list_shows_a_new_message_only_after_its_lag() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(listed(&fake).await, 1);
 }
+
+/// Twilio's concurrency limit: while `max` creates are in progress (one whose caller
+/// hung up included) another is refused at once with 429 / 20429 and creates nothing;
+/// once they complete, creates are taken again.
+#[tokio::test]
+async fn a_create_beyond_the_concurrency_limit_is_refused_until_one_completes() {
+    let fake = FakeTwilio::start().await.unwrap();
+    fake.set_create_latency(Latency::Fixed(Duration::from_millis(1500)));
+    fake.set_max_open_creates(Some(2));
+    let slow = http(Duration::from_secs(5));
+    let first = tokio::spawn({
+        let (url, client) = (messages_url(&fake), slow.clone());
+        async move { post(&client, &url).await }
+    });
+    // The second caller hangs up long before its create ends: it still counts.
+    let hung_up = create(&fake, &http(Duration::from_millis(300))).await;
+    assert!(hung_up.is_err(), "the caller timed out");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fake.open_creates() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fake.open_creates(), 2, "both creates in progress");
+    let refused = create(&fake, &slow).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().get("retry-after").is_none());
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], 20429);
+    assert_eq!(fake.refused_busy(), 1);
+    assert_eq!(first.await.unwrap(), 201);
+    // Both creates complete (the hung-up one too), so the limit has room again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fake.open_creates() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fake.open_creates(), 0);
+    assert_eq!(fake.messages().len(), 2, "the refused create made nothing");
+    assert_eq!(create(&fake, &slow).await.unwrap().status(), 201);
+}
+
+async fn post(client: &reqwest::Client, url: &str) -> u16 {
+    client
+        .post(url)
+        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+        .form(&[("To", TO), ("From", FROM), ("Body", "timed")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}

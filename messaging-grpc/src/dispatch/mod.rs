@@ -65,9 +65,10 @@ impl Default for DispatchSettings {
             // Short, because the heartbeat renews it while we live (dispatch/heartbeat.rs).
             lease: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
-            // A slot is held through the SENDING mark, the call and the answer's
-            // write: at 2,000 msg/s the writes add ~0.2 s to a 0.3 s create, so 800
-            // capped a 300 ms Twilio at ~1,540 msg/s (BENCHMARKS.md, outbox drain).
+            // A slot is held from the claim through the SENDING mark to the answer
+            // (the answer's write no longer holds it); the target below it is rate ×
+            // latency × 2, so 1,000 covers 2,000 msg/s at up to ~250 ms of Twilio
+            // latency plus the mark (BENCHMARKS.md, outbox drain).
             max_in_flight: 1000,
             unknown_settle: Duration::from_secs(60),
             validity: Duration::from_secs(4 * 3600),
@@ -172,9 +173,9 @@ impl Dispatcher {
                 let (inner, shutdown) = (inner.clone(), shutdown.clone());
                 tasks.spawn(async move {
                     let token = job.token.clone();
-                    worker::process(&inner, job, &shutdown).await;
+                    // The slot goes back once Twilio answered (see `worker::send`).
+                    worker::process(&inner, job, &shutdown, permit).await;
                     inner.held.done(&token);
-                    drop(permit);
                 });
             }
             if !idle {

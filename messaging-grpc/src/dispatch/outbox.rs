@@ -5,6 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseTransaction, DbErr};
 use tokio::sync::Notify;
 
 use crate::{
@@ -16,7 +17,7 @@ use crate::{
     media::Media,
     provider::ProviderMessage,
     store::{
-        self,
+        self, TxnFuture,
         entities::message,
         messages::StatusChange,
         outbox::{Claimed, Due},
@@ -117,69 +118,32 @@ impl Outbox {
     /// A scheduled message's job claimed before its send time (its number was
     /// released and assigned again, say): back to wait for `at`, nothing sent.
     pub async fn wait_until(&self, job: &Claimed, at: DateTime<Utc>) -> Result<(), Error> {
-        let claimed = job.clone();
-        let held = self
-            .records
-            .store()
-            .write_for(&job.user_id, move |txn| {
-                Box::pin(async move {
-                    let error = claimed.last_error.as_deref();
-                    Ok::<_, Error>(
-                        store::outbox::reschedule_held(
-                            txn,
-                            &claimed,
-                            claimed.attempts,
-                            Due::At(at),
-                            error,
-                        )
-                        .await?,
-                    )
-                })
+        self.held_write(job, move |txn, claimed| {
+            Box::pin(async move {
+                let (attempts, error) = (claimed.attempts, claimed.last_error.as_deref());
+                store::outbox::reschedule_held(txn, &claimed, attempts, Due::At(at), error).await
             })
-            .await?;
-        if !held {
-            lease_lost(job);
-        }
-        Ok(())
+        })
+        .await
     }
 
     /// A look-up for an unknown outcome found nothing, too early to trust: the job
     /// comes back at `next` for another look-up (not counted as an attempt).
-    pub async fn note_empty_lookup(&self, job: &Claimed, next: DateTime<Utc>) -> Result<(), Error> {
-        let claimed = job.clone();
-        let held = self
-            .records
-            .store()
-            .write_for(&job.user_id, move |txn| {
-                Box::pin(async move {
-                    Ok::<_, Error>(
-                        store::outbox::note_empty_lookup_held(txn, &claimed, next).await?,
-                    )
-                })
-            })
-            .await?;
-        if !held {
-            lease_lost(job);
-        }
-        Ok(())
+    pub async fn note_empty_lookup(&self, job: &Claimed, next: Due) -> Result<(), Error> {
+        self.held_write(job, move |txn, claimed| {
+            Box::pin(
+                async move { store::outbox::note_empty_lookup_held(txn, &claimed, next).await },
+            )
+        })
+        .await
     }
 
     /// Lets go of a job whose sender is paced out, without counting an attempt.
     pub async fn release(&self, job: &Claimed) -> Result<(), Error> {
-        let claimed = job.clone();
-        let released = self
-            .records
-            .store()
-            .write_for(&job.user_id, move |txn| {
-                Box::pin(async move {
-                    Ok::<_, Error>(store::outbox::release_held(txn, &claimed).await?)
-                })
-            })
-            .await?;
-        if !released {
-            lease_lost(job);
-        }
-        Ok(())
+        self.held_write(job, |txn, claimed| {
+            Box::pin(async move { store::outbox::release_held(txn, &claimed).await })
+        })
+        .await
     }
 
     /// When the earliest unclaimed job is due (retries are scheduled in the future).
@@ -465,20 +429,10 @@ impl Outbox {
 
     /// Drops a job whose message is gone or already settled.
     pub async fn drop_job(&self, job: &Claimed) -> Result<(), Error> {
-        let claimed = job.clone();
-        let removed = self
-            .records
-            .store()
-            .write_for(&job.user_id, move |txn| {
-                Box::pin(
-                    async move { Ok::<_, Error>(store::outbox::remove_held(txn, &claimed).await?) },
-                )
-            })
-            .await?;
-        if !removed {
-            lease_lost(job);
-        }
-        Ok(())
+        self.held_write(job, |txn, claimed| {
+            Box::pin(async move { store::outbox::remove_held(txn, &claimed).await })
+        })
+        .await
     }
 
     /// SENT messages without news since `updated_before`, of every user
@@ -505,6 +459,26 @@ impl Outbox {
                 })
             })
             .await
+    }
+
+    /// Runs `write` with the job on its user's writer; `write` answers whether our
+    /// claim still held (false: the lease was lost and it changed nothing, logged).
+    async fn held_write<F>(&self, job: &Claimed, write: F) -> Result<(), Error>
+    where
+        F: for<'c> FnOnce(&'c DatabaseTransaction, Claimed) -> TxnFuture<'c, Result<bool, DbErr>>
+            + Send
+            + 'static,
+    {
+        let claimed = job.clone();
+        let held = self
+            .records
+            .store()
+            .write_for(&job.user_id, move |txn| write(txn, claimed))
+            .await?;
+        if !held {
+            lease_lost(job);
+        }
+        Ok(())
     }
 
     /// A held job's write is over: its event, if any, is announced and true returned;

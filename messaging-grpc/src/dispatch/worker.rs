@@ -5,20 +5,48 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use super::{DispatchItem, Inner, Mark, Slot, TWILIO_UNSUBSCRIBED, reconcile};
+use super::{DispatchItem, Inner, Mark, Slot, TWILIO_UNSUBSCRIBED, in_flight::Open, reconcile};
 use crate::{
     domain::{Body, MessageStatus, OUTCOME_UNKNOWN},
     error::Error,
     phone::Masked,
     provider::{Outgoing, SendError},
     retry::random_jitter,
-    store::{self, outbox::Claimed},
+    store::{
+        self,
+        outbox::{Claimed, Due},
+    },
 };
 
-pub(super) async fn process(inner: &Inner, job: Claimed, shutdown: &CancellationToken) {
-    if let Err(e) = handle(inner, &job, shutdown).await {
+/// A job's place among the sends in flight: its dispatcher slot, and from its
+/// SENDING mark its open create under the provider's ceiling. Both are given back as
+/// soon as the provider answered, or when the job ends without a call.
+struct Place<'a> {
+    slot: Option<OwnedSemaphorePermit>,
+    open: Option<Open<'a>>,
+}
+
+impl Place<'_> {
+    fn release(&mut self) {
+        self.open.take();
+        self.slot.take();
+    }
+}
+
+pub(super) async fn process(
+    inner: &Inner,
+    job: Claimed,
+    shutdown: &CancellationToken,
+    slot: OwnedSemaphorePermit,
+) {
+    let mut place = Place {
+        slot: Some(slot),
+        open: None,
+    };
+    if let Err(e) = handle(inner, &job, shutdown, &mut place).await {
         match e {
             // A corrupt row will never decrypt: fail it instead of retrying forever.
             Error::Integrity(_) => {
@@ -44,7 +72,12 @@ pub(super) async fn process(inner: &Inner, job: Claimed, shutdown: &Cancellation
     }
 }
 
-async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> Result<(), Error> {
+async fn handle<'a>(
+    inner: &'a Inner,
+    job: &Claimed,
+    shutdown: &CancellationToken,
+    place: &mut Place<'a>,
+) -> Result<(), Error> {
     let d = &inner.outbox;
     let (user, id) = (job.user_id.as_str(), job.message_id.as_str());
     let Some(mut item) = d.load(user, id).await? else {
@@ -115,6 +148,15 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
     let Some(booked_at) = paced(inner, job, &item, validity_left, shutdown).await? else {
         return Ok(());
     };
+    // Room under the provider's concurrency ceiling (learnt from its 429s; none
+    // before one came), taken before the mark so the mark's create time is the call's.
+    place.open = Some(tokio::select! {
+        open = inner.in_flight.admit() => open,
+        () = shutdown.cancelled() => {
+            inner.outbox.release(job).await?;
+            return Ok(());
+        }
+    });
     // Right before the call: the lease must still be ours, renewed for the call.
     let lease = inner.settings.lease;
     let owner = &item.row.owner_e164;
@@ -154,7 +196,7 @@ async fn handle(inner: &Inner, job: &Claimed, shutdown: &CancellationToken) -> R
     }
     // After an unknown outcome the message stays SENDING whatever this attempt says.
     let after_unknown = status == MessageStatus::Sending;
-    send(inner, job, &item, body, validity_left, after_unknown).await
+    send(inner, job, &item, body, validity_left, after_unknown, place).await
 }
 
 /// Books `sender`'s clock again at the present (the account's slot stays the one first
@@ -175,27 +217,28 @@ async fn rebook(inner: &Inner, sender: &str, segments: u32) -> Result<(), Error>
 /// provider, or listed only after its lag, is missed by one early look.
 const TRUSTED_LOOKUPS: u32 = 2;
 
-/// When an empty look-up for `job` cannot be trusted yet, the time of the next one.
+/// When an empty look-up for `job` cannot be trusted yet, when the next one is due.
 /// It can be trusted once it is the [`TRUSTED_LOOKUPS`]th empty look-up and the
 /// settle time has passed since the create started (past the provider's own
-/// processing and its list lag).
-fn lookup_not_trusted_yet(
-    inner: &Inner,
-    job: &Claimed,
-    item: &DispatchItem,
-) -> Option<chrono::DateTime<Utc>> {
-    let settle = chrono::Duration::from_std(inner.settings.unknown_settle).unwrap_or_default();
-    // Rows marked SENDING before create times were kept: the mark is the start.
-    let started = job.create_started_at.unwrap_or(item.row.updated_at);
-    let settled_at = started + settle;
-    let now = store::now();
-    if job.empty_lookups + 1 >= TRUSTED_LOOKUPS && now >= settled_at {
+/// processing and its list lag). The create's age is measured by the clock that
+/// stamped its start (PostgreSQL's on PostgreSQL) plus the time since the claim, so a
+/// replica whose clock runs ahead cannot cut the settle time short and resend early.
+fn lookup_not_trusted_yet(inner: &Inner, job: &Claimed, item: &DispatchItem) -> Option<Due> {
+    let settle = inner.settings.unknown_settle;
+    let age = match job.create_age {
+        Some(age) => age + job.claimed_at.elapsed(),
+        // Rows marked SENDING before create times were kept: the mark is the start.
+        None => (Utc::now() - item.row.updated_at)
+            .to_std()
+            .unwrap_or_default(),
+    };
+    if job.empty_lookups + 1 >= TRUSTED_LOOKUPS && age >= settle {
         return None;
     }
     // The next look at the settle time, and never sooner than a gap after this one
     // (two looks in one instant are one look).
-    let gap = (settle / 4).clamp(chrono::Duration::seconds(1), chrono::Duration::seconds(15));
-    Some(settled_at.max(now + gap))
+    let gap = (settle / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
+    Some(Due::After(settle.saturating_sub(age).max(gap)))
 }
 
 /// What is left of the message's validity window; `None` once it is over.
@@ -288,6 +331,7 @@ async fn send(
     body: &str,
     validity_left: Duration,
     after_unknown: bool,
+    place: &mut Place<'_>,
 ) -> Result<(), Error> {
     let d = &inner.outbox;
     let Some(to) = item.to.as_deref() else {
@@ -306,7 +350,22 @@ async fn send(
     };
     let started = Instant::now();
     let answer = inner.provider.send(&out).await;
-    inner.in_flight.observe(started.elapsed());
+    match &answer {
+        // Answers time a create; a timeout or an instant refusal would skew the sizing.
+        Ok(_) | Err(SendError::Permanent { .. }) => {
+            inner.in_flight.observe(started.elapsed());
+            inner.in_flight.answered();
+        }
+        // Counted while this create is still open: the others are what Twilio took.
+        Err(SendError::Busy { .. }) => inner.in_flight.refused(),
+        Err(SendError::Retryable { .. } | SendError::Unknown { .. }) => {}
+    }
+    // The create is over: its place goes to the next job while the answer is written.
+    // A slot held through that write too spanned the call plus two write batches
+    // (~0.2 s at 2,000 msg/s), so the cap of 1,000 held a 300 ms Twilio under 2,000
+    // msg/s. Jobs writing answers stay bounded: each needed a SENDING mark, a write
+    // of the same writer, to start its call.
+    place.release();
     match answer {
         Ok(accepted) => {
             tracing::info!(message_id = %job.message_id, sid = %accepted.sid, to = %Masked(out.to), "handed to provider");
@@ -315,6 +374,20 @@ async fn send(
         }
         Err(SendError::Permanent { code, message }) => {
             d.record_send_failed(job, MessageStatus::Sending, code, &message)
+                .await
+        }
+        Err(SendError::Busy {
+            reason,
+            retry_after,
+        }) => {
+            // Never processed, in Twilio's words: not an attempt (the validity window
+            // bounds how long it may go on), retried after the schedule's first step
+            // or Twilio's Retry-After. After an unknown outcome it stays SENDING, as
+            // below. The ceiling above keeps such refusals to a few per burst.
+            let delay = inner.settings.retry.delay(1, retry_after, random_jitter());
+            let masked = crate::redact::external_text(&reason);
+            tracing::info!(message_id = %job.message_id, delay_ms = delay.as_millis() as u64, reason = %masked, "provider busy; will retry");
+            d.retry_later(job, !after_unknown, job.attempts, delay, &reason)
                 .await
         }
         Err(SendError::Retryable {

@@ -33,7 +33,14 @@ pub use status::{Direction, MessageStatus, OUTCOME_UNKNOWN};
 pub use view::{Body, MessageView};
 pub use write::{MessageWrite, Written, new_row};
 
-use crate::{crypto::UserKeys, error::Error, realtime::EventHub, store::Store};
+use sea_orm::DatabaseTransaction;
+
+use crate::{
+    crypto::UserKeys,
+    error::Error,
+    realtime::EventHub,
+    store::{Store, TxnFuture},
+};
 
 /// Stored messages as every service type needs them: the store, the user keys that
 /// seal and open bodies, and the hub that wakes event streams after a commit.
@@ -68,6 +75,20 @@ impl Records {
     /// Wakes this process's streams for a committed event.
     pub fn announce(&self, user_id: &str, cursor: i64) {
         self.events.publish(user_id, cursor);
+    }
+
+    /// Runs `write` on `user_id`'s writer and, once it committed, wakes the user's
+    /// streams for the event it wrote (its cursor; `None` when nothing changed).
+    pub async fn write_announced<F>(&self, user_id: &str, write: F) -> Result<(), Error>
+    where
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxnFuture<'c, Result<Option<i64>, Error>>
+            + Send
+            + 'static,
+    {
+        if let Some(cursor) = self.store.write_for(user_id, write).await? {
+            self.announce(user_id, cursor);
+        }
+        Ok(())
     }
 }
 

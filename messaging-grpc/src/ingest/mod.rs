@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 pub use inbound::{Inbound, InboundSms};
+pub use status::UNROUTABLE_RETENTION;
 
 use crate::domain::Records;
 

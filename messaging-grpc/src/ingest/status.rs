@@ -83,7 +83,7 @@ impl Ingest {
 const PARKED_RETENTION: chrono::Duration = chrono::Duration::days(2);
 /// How long an unroutable inbound record (a message to a number nobody owns) is kept
 /// for operators (`messaging` ListUnroutable) before it is dropped.
-const UNROUTABLE_RETENTION: chrono::Duration = chrono::Duration::days(30);
+pub const UNROUTABLE_RETENTION: chrono::Duration = chrono::Duration::days(30);
 
 impl Ingest {
     /// Drops parked callbacks past [`PARKED_RETENTION`] every `interval`, until `shutdown`.

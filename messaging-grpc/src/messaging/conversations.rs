@@ -155,12 +155,15 @@ impl Messaging {
         )?;
         let db = self.records.store().conn();
         let contact_id = require("contact_id", contact_id)?;
-        let contact = store::contacts::find(db, user_id, contact_id)
-            .await?
-            .ok_or(Error::NotFound("contact_id"))?;
-        let rows =
-            store::messages::page(db, user_id, &contact.id, page.after.as_ref(), page.fetch())
-                .await?;
+        let (contact, rows) = store::pages::conversation_messages(
+            db,
+            user_id,
+            contact_id,
+            page.after.as_ref(),
+            page.fetch(),
+        )
+        .await?
+        .ok_or(Error::NotFound("contact_id"))?;
         let (rows, next_page_token) = page.split(rows, |m| Cursor {
             at: m.created_at,
             id: m.id.clone(),

@@ -24,16 +24,11 @@ impl Messaging {
     ) -> Result<ConversationSummary, Error> {
         let contact_id = require("contact_id", contact_id)?;
         let (user, contact) = (user_id.to_owned(), contact_id.to_owned());
-        let cursor = self
-            .records
-            .store()
-            .write_for(user_id, move |txn| {
+        self.records
+            .write_announced(user_id, move |txn| {
                 Box::pin(archive_in(txn, user, contact, archived))
             })
             .await?;
-        if let Some(cursor) = cursor {
-            self.records.announce(user_id, cursor);
-        }
         self.conversation(user_id, contact_id).await
     }
 
@@ -75,16 +70,11 @@ impl Messaging {
         until: Option<DateTime<Utc>>,
     ) -> Result<ConversationSummary, Error> {
         let (user, contact) = (user_id.to_owned(), contact_id.to_owned());
-        let cursor = self
-            .records
-            .store()
-            .write_for(user_id, move |txn| {
+        self.records
+            .write_announced(user_id, move |txn| {
                 Box::pin(mute_in(txn, user, contact, muted, until))
             })
             .await?;
-        if let Some(cursor) = cursor {
-            self.records.announce(user_id, cursor);
-        }
         self.conversation(user_id, contact_id).await
     }
 }

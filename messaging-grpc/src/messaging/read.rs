@@ -23,14 +23,9 @@ impl Messaging {
 
         if row.read_at.is_none() {
             let user = user_id.to_owned();
-            let cursor = self
-                .records
-                .store()
-                .write_for(user_id, move |txn| Box::pin(mark_read_in(txn, user, row)))
+            self.records
+                .write_announced(user_id, move |txn| Box::pin(mark_read_in(txn, user, row)))
                 .await?;
-            if let Some(cursor) = cursor {
-                self.records.announce(user_id, cursor);
-            }
         }
         let row = store::messages::find(db, user_id, message_id)
             .await?

@@ -24,6 +24,7 @@ fn outcome(r: &Result<ProviderMessage, SendError>) -> (&'static str, String) {
     match r {
         Ok(_) => ("accepted", String::new()),
         Err(SendError::Retryable { .. }) => ("retryable", String::new()),
+        Err(SendError::Busy { .. }) => ("busy", String::new()),
         Err(SendError::Unknown { .. }) => ("unknown", String::new()),
         Err(SendError::Permanent { code, .. }) => {
             ("permanent", crate::metrics::error_code_label(*code))

@@ -42,9 +42,16 @@ pub struct ProviderMessage {
 /// Why a hand-over failed, in the terms the dispatcher acts on.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Certainly not sent (connection refused, 429, credentials): try again later.
+    /// Certainly not sent (connection refused, credentials): try again later.
     #[error("not sent, retryable: {reason}")]
     Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Refused for too many requests open at once (Twilio's 429, error 20429): not
+    /// created, safe to retry; the dispatcher keeps fewer in flight.
+    #[error("not sent, provider busy: {reason}")]
+    Busy {
         reason: String,
         retry_after: Option<Duration>,
     },

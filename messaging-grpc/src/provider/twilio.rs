@@ -55,8 +55,8 @@ pub fn classify(err: TwilioError) -> SendError {
             retry_after,
             ..
         } => match status {
-            // Too many requests: Twilio did not create the message.
-            429 => SendError::Retryable {
+            // Too many requests open: Twilio did not create the message.
+            429 => SendError::Busy {
                 reason: format!("429 {message}"),
                 retry_after,
             },
@@ -167,7 +167,7 @@ mod tests {
     fn classification() {
         assert!(matches!(
             classify(api(429, Some(20429))),
-            SendError::Retryable {
+            SendError::Busy {
                 retry_after: Some(_),
                 ..
             }

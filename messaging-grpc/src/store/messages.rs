@@ -37,29 +37,6 @@ pub async fn find_by_idempotency_key(
     owned::find_by::<message::Entity>(db, user_id, message::Column::IdempotencyKey, key).await
 }
 
-/// A page of a conversation, newest first, strictly after `after` in that order.
-/// Messages received from a blocked number are not part of it.
-pub async fn page(
-    db: &impl ConnectionTrait,
-    user_id: &str,
-    contact_id: &str,
-    after: Option<&Cursor>,
-    limit: u64,
-) -> Result<Vec<message::Model>, DbErr> {
-    let mut q = message::Entity::find()
-        .filter(message::Column::UserId.eq(user_id))
-        .filter(message::Column::ContactId.eq(contact_id))
-        .filter(message::Column::Blocked.eq(false));
-    if let Some(c) = after {
-        q = q.filter(older_than(c));
-    }
-    q.order_by_desc(message::Column::CreatedAt)
-        .order_by_desc(message::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await
-}
-
 /// Sets `read_at` on one message if it is unset. Returns whether it changed.
 pub async fn mark_read(
     db: &impl ConnectionTrait,

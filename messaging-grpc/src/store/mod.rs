@@ -166,7 +166,7 @@ impl Store {
     /// Writes `write` in its user's writer's next batch, as a set with the batch's
     /// other writes of its kind ([`status_batch`]: the dispatcher's SENDING marks and
     /// handed-over answers); returns its outcome once it committed.
-    pub async fn write_set<W: pipeline::IntoPending>(&self, write: W) -> Result<W::Outcome, DbErr> {
+    pub async fn write_set<W: pipeline::SetWrite>(&self, write: W) -> Result<W::Outcome, DbErr> {
         self.pipeline.write_set(write).await
     }
 

@@ -35,6 +35,11 @@ pub struct Claimed {
     pub token: String,
     /// When the last create at the provider was started, if one was.
     pub create_started_at: Option<DateTime<Utc>>,
+    /// How long before the claim that create started, by the clock that stamped it
+    /// (PostgreSQL's on PostgreSQL: a replica's own clock would be off by its skew).
+    pub create_age: Option<Duration>,
+    /// When the claim was made, by this process's monotonic clock.
+    pub claimed_at: std::time::Instant,
     /// Look-ups since that create that did not find it.
     pub empty_lookups: u32,
 }
@@ -58,7 +63,7 @@ pub async fn claim_any(
     let (sql, mut values): (String, Vec<Value>) = match backend {
         DatabaseBackend::Postgres => (
             format!(
-                "UPDATE outbox SET claimed_until = clock_timestamp() + $1 * interval '1 millisecond',                    claim_token = $2                  WHERE message_id IN (                   SELECT o.message_id FROM outbox o                    WHERE o.next_attempt_at <= clock_timestamp()                      AND (o.claimed_until IS NULL OR o.claimed_until < clock_timestamp()){skip}                    ORDER BY o.next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)                  RETURNING message_id, user_id, attempts, last_error, create_started_at, empty_lookups"
+                "UPDATE outbox SET claimed_until = clock_timestamp() + $1 * interval '1 millisecond',                    claim_token = $2                  WHERE message_id IN (                   SELECT o.message_id FROM outbox o                    WHERE o.next_attempt_at <= clock_timestamp()                      AND (o.claimed_until IS NULL OR o.claimed_until < clock_timestamp()){skip}                    ORDER BY o.next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)                  RETURNING message_id, user_id, attempts, last_error, create_started_at, empty_lookups,                            extract(epoch FROM clock_timestamp() - create_started_at)::float8 AS create_age"
             ),
             vec![
                 (lease.as_millis() as i64).into(),
@@ -97,15 +102,27 @@ pub async fn claim_any(
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
+    let claimed_at = std::time::Instant::now();
+    let at = super::now();
     rows.iter()
         .map(|r| {
+            let create_started_at: Option<DateTime<Utc>> = r.try_get("", "create_started_at")?;
+            let create_age = match backend {
+                DatabaseBackend::Postgres => r
+                    .try_get::<Option<f64>>("", "create_age")?
+                    .map(|secs| Duration::from_secs_f64(secs.max(0.0))),
+                // One process, one clock: the stamp is ours.
+                _ => create_started_at.map(|t| (at - t).to_std().unwrap_or_default()),
+            };
             Ok(Claimed {
                 message_id: r.try_get("", "message_id")?,
                 user_id: r.try_get("", "user_id")?,
                 attempts: r.try_get::<i32>("", "attempts")?.max(0) as u32,
                 last_error: r.try_get("", "last_error")?,
                 token: token.clone(),
-                create_started_at: r.try_get("", "create_started_at")?,
+                create_started_at,
+                create_age,
+                claimed_at,
                 empty_lookups: r.try_get::<i32>("", "empty_lookups")?.max(0) as u32,
             })
         })
@@ -178,7 +195,7 @@ pub async fn renew_held(
 pub async fn note_empty_lookup_held(
     db: &impl ConnectionTrait,
     job: &Claimed,
-    next_attempt_at: DateTime<Utc>,
+    next: Due,
 ) -> Result<bool, DbErr> {
     let update = outbox::Entity::update_many()
         .col_expr(
@@ -186,7 +203,10 @@ pub async fn note_empty_lookup_held(
             // (ExprTrait named here: imported, its `max` shadows `Ord::max` above.)
             sea_orm::sea_query::ExprTrait::add(Expr::col(outbox::Column::EmptyLookups), 1),
         )
-        .col_expr(outbox::Column::NextAttemptAt, Expr::value(next_attempt_at));
+        .col_expr(
+            outbox::Column::NextAttemptAt,
+            due_at(db.get_database_backend(), next),
+        );
     let done = held(unclaim(update), job).exec(db).await?;
     Ok(done.rows_affected == 1)
 }
@@ -270,16 +290,9 @@ pub async fn next_due_any(
     Ok(next.map(|j| j.next_attempt_at))
 }
 
-/// Puts a held job back for a later attempt and releases the claim. False when the
-/// claim is no longer ours (nothing changed).
-pub async fn reschedule_held(
-    db: &impl ConnectionTrait,
-    job: &Claimed,
-    attempts: u32,
-    due: Due,
-    last_error: Option<&str>,
-) -> Result<bool, DbErr> {
-    let next = match (due, db.get_database_backend()) {
+/// `due` as the value of `next_attempt_at`.
+fn due_at(backend: DatabaseBackend, due: Due) -> Expr {
+    match (due, backend) {
         (Due::At(at), _) => Expr::value(at),
         // Claims compare due times with PostgreSQL's clock: a delay counted from this
         // replica's clock would fire early or late by its skew.
@@ -290,7 +303,19 @@ pub async fn reschedule_held(
         (Due::After(delay), _) => {
             Expr::value(now() + chrono::Duration::from_std(delay).unwrap_or_default())
         }
-    };
+    }
+}
+
+/// Puts a held job back for a later attempt and releases the claim. False when the
+/// claim is no longer ours (nothing changed).
+pub async fn reschedule_held(
+    db: &impl ConnectionTrait,
+    job: &Claimed,
+    attempts: u32,
+    due: Due,
+    last_error: Option<&str>,
+) -> Result<bool, DbErr> {
+    let next = due_at(db.get_database_backend(), due);
     let update = outbox::Entity::update_many()
         .col_expr(outbox::Column::Attempts, Expr::value(attempts as i32))
         .col_expr(outbox::Column::NextAttemptAt, next);
@@ -345,8 +370,13 @@ pub async fn hurry_sender(
         // still not the user's): only what is due anyway is hurried.
         .and_where(message::Column::Status.ne(scheduled))
         .to_owned();
+    // Due now by the clock claims compare with (PostgreSQL's on PostgreSQL).
+    let due_now = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => Expr::cust("clock_timestamp()"),
+        _ => Expr::value(now()),
+    };
     let done = outbox::Entity::update_many()
-        .col_expr(outbox::Column::NextAttemptAt, Expr::value(now()))
+        .col_expr(outbox::Column::NextAttemptAt, due_now)
         .filter(outbox::Column::UserId.eq(user_id))
         .filter(outbox::Column::MessageId.in_subquery(of_sender))
         .exec(db)

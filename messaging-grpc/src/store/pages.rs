@@ -1,15 +1,17 @@
-//! Conversation pages in one query: each conversation row joined with its last
-//! message and its contact, decoded by position. ListConversations was three queries
-//! (the page, its last messages, its contacts), each decoded column by column name.
+//! Conversation pages in one query, decoded by position: ListConversations (each
+//! conversation row joined with its last message and its contact; it was three
+//! queries, each decoded column by column name) and GetConversation (the contact
+//! joined with its page of messages; it was two).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DbErr, Iterable as _, QueryResult,
-    sea_query::{Expr, ExprTrait as _, Order, Query, SelectStatement},
+    ColumnTrait as _, ConnectionTrait, DbErr, Iterable as _, QueryResult,
+    sea_query::{Alias, Expr, ExprTrait as _, JoinType, Order, Query, SelectStatement},
 };
 
 use super::{
     entities::{contact, conversation as conv, message},
+    messages::older_than,
     page_token::Cursor,
 };
 
@@ -84,6 +86,71 @@ pub async fn conversations(
         });
     }
     Ok(out)
+}
+
+/// One of the user's contacts with a page of its conversation (newest first, what
+/// was received from it while blocked left out), in one query: the contact left-joined
+/// with the page, a subquery that walks `idx_messages_conversation` and stops at
+/// `limit`. `None`: the user has no such contact.
+pub async fn conversation_messages(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    contact_id: &str,
+    after: Option<&Cursor>,
+    limit: u64,
+) -> Result<Option<(contact::Model, Vec<message::Model>)>, DbErr> {
+    let mut page = Query::select();
+    for c in message::Column::iter() {
+        page.column(c);
+    }
+    page.from(message::Entity)
+        .and_where(message::Column::UserId.eq(user_id))
+        .and_where(message::Column::ContactId.eq(contact_id))
+        .and_where(message::Column::Blocked.eq(false));
+    if let Some(c) = after {
+        page.cond_where(older_than(c));
+    }
+    page.order_by(message::Column::CreatedAt, Order::Desc)
+        .order_by(message::Column::Id, Order::Desc)
+        .limit(limit);
+
+    let m = Alias::new("m");
+    let mut q = Query::select();
+    for c in contact::Column::iter() {
+        q.column((contact::Entity, c));
+    }
+    for c in message::Column::iter() {
+        q.column((m.clone(), c));
+    }
+    q.from(contact::Entity)
+        .join_subquery(
+            JoinType::LeftJoin,
+            page,
+            m.clone(),
+            Expr::col((m.clone(), message::Column::ContactId))
+                .equals((contact::Entity, contact::Column::Id)),
+        )
+        .and_where(Expr::col((contact::Entity, contact::Column::UserId)).eq(user_id))
+        .and_where(Expr::col((contact::Entity, contact::Column::Id)).eq(contact_id))
+        // The page's order again: a join keeps no order of its own.
+        .order_by((m.clone(), message::Column::CreatedAt), Order::Desc)
+        .order_by((m, message::Column::Id), Order::Desc);
+    let backend = db.get_database_backend();
+    let rows = db.query_all_raw(backend.build(&q)).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let contact = contact_at(first, &mut Position(0))?;
+    let columns = contact::Column::iter().count();
+    let mut messages = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // A contact without messages (in this page) is one row of NULL messages.
+        if row.try_get_by_index::<Option<String>>(columns)?.is_none() {
+            continue;
+        }
+        messages.push(message_at(row, &mut Position(columns))?);
+    }
+    Ok(Some((contact, messages)))
 }
 
 fn select(q: &mut SelectStatement, which: Which<'_>) {

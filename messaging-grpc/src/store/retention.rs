@@ -157,13 +157,7 @@ pub async fn refresh_conversation(
                 .exec(db)
                 .await?;
         }
-        None => {
-            conv::Entity::delete_many()
-                .filter(conv::Column::UserId.eq(user_id))
-                .filter(conv::Column::ContactId.eq(contact_id))
-                .exec(db)
-                .await?;
-        }
+        None => super::conversations::delete(db, user_id, contact_id).await?,
     }
     Ok(())
 }

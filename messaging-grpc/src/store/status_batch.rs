@@ -8,7 +8,8 @@
 //! Answers stay exact per write: the lease renewal returns the jobs it renewed (a
 //! claim another dispatcher took, or a lease that ran out, is
 //! [`Started::LeaseLost`] for that job alone), ownership is read for the batch's
-//! senders, and the status change is conditional per message (`status = expected`,
+//! senders (share-locked on PostgreSQL until the batch commits, so a release in
+//! progress is waited for, never read around), and the status change is conditional per message (`status = expected`,
 //! `RETURNING id`), so a message that changed meanwhile is [`Started::Changed`] /
 //! `None` alone. Each changed message gets its `message_status_changed` event, with
 //! consecutive cursors per user from one bump of the user's counter. The writer
@@ -23,7 +24,8 @@ use std::{
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    IntoActiveModel as _, QueryFilter as _, QuerySelect as _, QueryTrait as _, Statement, Value,
+    IntoActiveModel as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _,
+    Statement, Value,
 };
 
 use super::{
@@ -90,9 +92,15 @@ pub async fn start_creates(
     db: &impl ConnectionTrait,
     writes: &[StartCreate],
 ) -> Result<Vec<Started>, DbErr> {
-    let renewed = renew_leases(db, writes).await?;
+    // Owners first: on PostgreSQL their rows stay share-locked until the batch commits,
+    // so a release (which deletes the row, then hurries the sender's outbox jobs) waits
+    // for these marks or they wait for it and see it — never a mark on an owner the
+    // release already removed. Numbers before outbox rows, the release's order; the
+    // writer runs this set before any other of its batch (`pipeline::run_batch`), so
+    // the wait holds no other row and cannot deadlock.
     let senders: HashSet<&str> = writes.iter().map(|w| w.owner_e164.as_str()).collect();
     let owners = owners_of(db, senders).await?;
+    let renewed = renew_leases(db, writes).await?;
     let mut out: Vec<Started> = writes
         .iter()
         .map(|w| {
@@ -207,15 +215,23 @@ async fn owners_of(
     numbers: HashSet<&str>,
 ) -> Result<HashMap<String, String>, DbErr> {
     let mut owners = HashMap::with_capacity(numbers.len());
-    let numbers: Vec<&str> = numbers.into_iter().collect();
+    let mut numbers: Vec<&str> = numbers.into_iter().collect();
+    // In key order, so two batches' share locks and a release's lock queue alike.
+    numbers.sort_unstable();
+    let postgres = db.get_database_backend() == DatabaseBackend::Postgres;
     for part in numbers.chunks(ROWS) {
-        let rows = phone_number::Entity::find()
+        let mut q = phone_number::Entity::find()
             .select_only()
             .columns([phone_number::Column::E164, phone_number::Column::UserId])
             .filter(phone_number::Column::E164.is_in(part.iter().copied()))
-            .into_tuple::<(String, String)>()
-            .all(db)
-            .await?;
+            .order_by_asc(phone_number::Column::E164);
+        // The check is part of the SENDING write: a share lock holds the owner until the
+        // batch commits (a plain read could see an owner a release was removing). SQLite
+        // needs none: its one writer holds the file's write lock for the whole batch.
+        if postgres {
+            q = q.lock_shared();
+        }
+        let rows = q.into_tuple::<(String, String)>().all(db).await?;
         owners.extend(rows);
     }
     Ok(owners)

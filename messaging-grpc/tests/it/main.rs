@@ -26,6 +26,7 @@ mod hostile;
 mod idempotency;
 mod input;
 mod isolation;
+mod kept_aside;
 mod keys;
 mod label_bounds;
 mod mailbox;

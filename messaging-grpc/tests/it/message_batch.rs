@@ -12,7 +12,7 @@ use messaging_grpc::store::{
     entities::{media, message},
     message_batch::{MessageOutcome, NewMessage, Refusal},
     now,
-    pipeline::IntoPending,
+    pipeline::SetWrite,
 };
 use sea_orm::{ConnectionTrait as _, DbErr, Statement};
 use tokio::sync::Semaphore;
@@ -148,7 +148,7 @@ pub(crate) async fn in_one_batch(
 
 /// Writes every one of `writes` (a set kind) in ONE batch, queued in this order behind
 /// a held writer (one batch keeps the order it received); outcomes in order.
-pub(crate) async fn in_one_set<W: IntoPending>(
+pub(crate) async fn in_one_set<W: SetWrite>(
     store: &Store,
     writes: Vec<W>,
 ) -> Vec<Result<W::Outcome, DbErr>> {

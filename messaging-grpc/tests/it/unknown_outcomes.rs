@@ -64,11 +64,23 @@ async fn a_refused_resend_after_an_unknown_outcome_looks_twilio_up_again() {
     // (certainly not created). Before, the 429 put the message back to QUEUED and the
     // next attempt sent without asking Twilio; the unknown outcome must stay until a
     // look-up settles it.
+    refused_resend_looks_twilio_up_again(Scripted::TooManyRequests { retry_after: None }).await;
+}
+
+#[tokio::test]
+async fn a_resend_refused_for_our_credentials_after_an_unknown_outcome_looks_twilio_up_again() {
+    // The same with the other "certainly not created" answer: 401 (credentials).
+    refused_resend_looks_twilio_up_again(Scripted::Error {
+        status: 401,
+        code: 20003,
+        message: "Authenticate".into(),
+    })
+    .await;
+}
+
+async fn refused_resend_looks_twilio_up_again(refusal: Scripted) {
     let (fake, server) = setup(&Backend::Sqlite, &[]).await;
-    fake.script([
-        Scripted::ServerError(500),
-        Scripted::TooManyRequests { retry_after: None },
-    ]);
+    fake.script([Scripted::ServerError(500), refusal]);
     let mut alice = server.user("alice").await;
     let m = alice.send(FROM, TO, "unknown, then refused").await.unwrap();
     alice.wait_status(&m, MessageStatus::Sent, 40).await;
@@ -81,7 +93,7 @@ async fn a_refused_resend_after_an_unknown_outcome_looks_twilio_up_again() {
     assert_eq!(
         posts.len(),
         3,
-        "500, 429, then the create that went through"
+        "500, the refusal, then the create that went through"
     );
     let (refused, last) = (posts[1].0, posts[2].0);
     let looked = requests[refused..last]
@@ -90,7 +102,7 @@ async fn a_refused_resend_after_an_unknown_outcome_looks_twilio_up_again() {
         .count();
     assert!(
         looked >= 1,
-        "Twilio was looked up between the 429 and the next create"
+        "Twilio was looked up between the refusal and the next create"
     );
     assert_eq!(fake.created_count(), 1);
     server.stop().await;

@@ -1,5 +1,6 @@
 //! Messages not yet handed to Twilio keep their time and their owner: a number
-//! released and assigned again does not make scheduled messages due, a number given
+//! released and assigned again does not make scheduled messages due (and a scheduled
+//! job claimed early anyhow goes back to wait for its time), a number given
 //! away while a message waits for its pacing slot does not send it, and retention
 //! never deletes what is not sent yet.
 
@@ -79,6 +80,58 @@ async fn a_scheduled_message_keeps_its_time_when_its_number_is_released_and_assi
         job.next_attempt_at.timestamp(),
         in_an_hour.timestamp(),
         "the job waits for its time"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_scheduled_job_claimed_before_its_time_goes_back_to_wait() {
+    // The dispatcher's own check, without the release path: however a scheduled job
+    // became due early (an operator's SQL, a bug elsewhere), the worker looks at the
+    // message's send time before it sends, and puts the job back to wait for it.
+    let (fake, server) = setup(&[]).await;
+    let mut alice = server.user("alice").await;
+    let in_an_hour = messaging_grpc::store::now() + chrono::Duration::hours(1);
+    let m = alice
+        .send_req(pb::SendSmsRequest {
+            from: FROM.into(),
+            to: TO.into(),
+            body: "in an hour, due now by mistake".into(),
+            send_at: Some(prost_types::Timestamp {
+                seconds: in_an_hour.timestamp(),
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let store = server.store().await;
+    let mut job: outbox::ActiveModel = outbox::Entity::find_by_id(m.id.clone())
+        .one(store.conn())
+        .await
+        .unwrap()
+        .unwrap()
+        .into();
+    job.next_attempt_at = sea_orm::Set(messaging_grpc::store::now());
+    sea_orm::ActiveModelTrait::update(job, store.conn())
+        .await
+        .unwrap();
+    // The suite's poll (20 ms) finds it due.
+    crate::helpers::wait_until("the early job to be put back", 10, || async {
+        outbox::Entity::find_by_id(m.id.clone())
+            .one(store.conn())
+            .await
+            .unwrap()
+            .is_some_and(|j| j.next_attempt_at.timestamp() == in_an_hour.timestamp())
+    })
+    .await;
+    assert!(
+        fake.create_requests().is_empty(),
+        "nothing sent before its time"
+    );
+    assert_eq!(
+        alice.message(&m.contact_id, &m.id).await.status,
+        MessageStatus::Scheduled as i32
     );
     server.stop().await;
 }

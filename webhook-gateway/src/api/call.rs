@@ -10,6 +10,10 @@
 //! client, and naming it is all a handler has to say about it (a function would take
 //! a closure per handler to pick the method, which is the repetition again).
 //!
+//! The streaming routes are not unary and so do not use it: the event stream
+//! (`events.rs`) and media upload and download (`media.rs`) open their calls by hand,
+//! with the same caller context and the same error mapping.
+//!
 //! [`CallerContext`]: super::extract::CallerContext
 
 /// Calls `MessagingService::$rpc` with `$request` as the caller `$ctx` (their own

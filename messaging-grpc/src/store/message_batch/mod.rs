@@ -21,9 +21,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DbErr, EntityTrait,
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
     IntoActiveModel as _, QueryFilter as _, QuerySelect as _, QueryTrait as _,
-    sea_query::{InsertStatement, OnConflict},
+    sea_query::{Expr, InsertStatement, OnConflict, Query},
 };
 
 use super::{
@@ -423,29 +423,40 @@ async fn dependents(
     for chunk in chunks(pending, 3) {
         execute(db, &search_pending::Entity::insert_many(chunk).into_query()).await?;
     }
-    let at = now();
-    let jobs: Vec<_> = written
+    // Due now by the clock claims compare with: PostgreSQL's (`clock_timestamp()`,
+    // as `now()` is the batch's start), so a replica whose clock is ahead does not
+    // hold its new jobs back by the skew; SQLite is one process with one clock.
+    let due_now = match db.get_database_backend() {
+        DatabaseBackend::Postgres => Expr::cust("clock_timestamp()"),
+        _ => Expr::value(now()),
+    };
+    let jobs: Vec<usize> = written
         .iter()
-        .filter(|&&i| writes[i].enqueue)
-        .map(|&i| {
-            outbox::Model {
-                message_id: rows[i].id.clone(),
-                user_id: rows[i].user_id.clone(),
-                attempts: 0,
-                // Due later for a scheduled send: the dispatcher claims due jobs only.
-                next_attempt_at: rows[i].send_at.unwrap_or(at),
-                claimed_until: None,
-                last_error: None,
-                claim_token: None,
-                create_started_at: None,
-                empty_lookups: 0,
-            }
-            .into_active_model()
-            .reset_all()
-        })
+        .copied()
+        .filter(|&i| writes[i].enqueue)
         .collect();
-    for chunk in chunks(jobs, 7) {
-        execute(db, &outbox::Entity::insert_many(chunk).into_query()).await?;
+    use outbox::Column as O;
+    for part in chunks(jobs, 5) {
+        let mut q = Query::insert();
+        q.into_table(outbox::Entity).columns([
+            O::MessageId,
+            O::UserId,
+            O::Attempts,
+            O::NextAttemptAt,
+            O::EmptyLookups,
+        ]);
+        for i in part {
+            // Due later for a scheduled send: the dispatcher claims due jobs only.
+            let due = rows[i].send_at.map_or_else(|| due_now.clone(), Expr::value);
+            q.values_panic([
+                Expr::value(rows[i].id.clone()),
+                Expr::value(rows[i].user_id.clone()),
+                Expr::value(0),
+                due,
+                Expr::value(0),
+            ]);
+        }
+        execute(db, &q).await?;
     }
     Ok(())
 }

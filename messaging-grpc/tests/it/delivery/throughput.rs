@@ -61,6 +61,54 @@ async fn a_backlog_drains_at_the_speed_of_sends_not_of_the_poll() {
     server.stop().await;
 }
 
+/// Twilio refuses creates beyond the account's concurrency limit (429, 20429), and
+/// each refusal is an attempt towards giving up. With the in-flight cap of 1,000
+/// against a limit of 10, a backlog of 300 was refused over and over and messages
+/// failed "gave up after 8 attempts"; the dispatcher now learns the limit from the
+/// refusals and keeps under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_against_twilios_concurrency_limit_fails_nothing() {
+    const MESSAGES: usize = 300;
+    let (fake, server) = setup(&Backend::Sqlite, &[]).await;
+    fake.set_create_latency(twilio_fake::Latency::Fixed(Duration::from_millis(100)));
+    fake.set_max_open_creates(Some(10));
+    let server = server
+        .restart(HashMap::new(), |app| app.dispatch.enabled = false)
+        .await;
+    let mut alice = server.user("alice").await;
+    for i in 0..MESSAGES {
+        let to = format!("+1415556{i:04}");
+        alice
+            .send(FROM, &to, &format!("limited {i}"))
+            .await
+            .unwrap();
+    }
+    let server = server.restart(HashMap::new(), |_| {}).await;
+    let store = server.store().await;
+    wait_until("the outbox to drain", 90, || async {
+        messaging_grpc::store::outbox::pending_any(store.conn())
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
+    let failed = crate::message_batch::count(
+        &store,
+        "SELECT COUNT(*) FROM messages WHERE status = 'failed'",
+    )
+    .await;
+    assert_eq!(failed, 0, "no message gave up on 429s");
+    assert_eq!(fake.messages().len(), MESSAGES, "each message created once");
+    // The first burst is refused (nothing was known of the limit); after it, the
+    // dispatcher stays under the limit but for the probes that raise its ceiling.
+    let refused = fake.refused_busy();
+    assert!(
+        refused < 2 * MESSAGES,
+        "{refused} refusals for {MESSAGES} messages"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_messages_make_exactly_a_thousand_requests() {
     let (fake, server) = setup(&Backend::Sqlite, &[("OUTBOX_MAX_IN_FLIGHT", "16")]).await;

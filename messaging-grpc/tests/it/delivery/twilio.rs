@@ -212,12 +212,27 @@ backend_tests! {
 
     async fn gives_up_after_bounded_attempts(backend: Backend) {
         let (fake, server) = setup(&backend, &[("OUTBOX_MAX_ATTEMPTS", "3")]).await;
-        fake.script((0..10).map(|_| Scripted::TooManyRequests { retry_after: None }));
+        // Refused for our credentials every time: certainly not sent, each an attempt.
+        let refused = || Scripted::Error { status: 401, code: 20003, message: "Authenticate".into() };
+        fake.script((0..10).map(|_| refused()));
         let mut alice = server.user("alice").await;
         let m = alice.send(FROM, TO, "never").await.unwrap();
         let failed = alice.wait_status(&m, MessageStatus::Failed, 15).await;
         assert!(failed.error_message.contains("gave up after 3 attempts"), "{}", failed.error_message);
         assert_eq!(fake.create_requests().len(), 3);
+        server.stop().await;
+    }
+
+    async fn too_many_requests_are_not_attempts(backend: Backend) {
+        // Twilio never processed a request it answered 429: with three attempts
+        // allowed, five 429s in a row still end in one SMS.
+        let (fake, server) = setup(&backend, &[("OUTBOX_MAX_ATTEMPTS", "3")]).await;
+        fake.script((0..5).map(|_| Scripted::TooManyRequests { retry_after: None }));
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "busy, then sent").await.unwrap();
+        alice.wait_status(&m, MessageStatus::Sent, 15).await;
+        assert_eq!(fake.create_requests().len(), 6);
+        assert_eq!(fake.created_count(), 1);
         server.stop().await;
     }
 

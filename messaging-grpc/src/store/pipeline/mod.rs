@@ -28,6 +28,9 @@
 //! (nothing of it is committed); a write that panics is a failed write; after
 //! [`WritePipeline::stop`] queued and new writes are refused, never left waiting.
 
+mod jobs;
+mod sets;
+
 use std::{
     future::Future,
     panic::AssertUnwindSafe,
@@ -41,9 +44,14 @@ use std::{
 
 use futures_util::FutureExt as _;
 
+pub use jobs::Job;
+use jobs::{TypedJob, run_jobs};
+use sets::run_set;
+pub use sets::{SetJob, SetWrite};
+
 use super::{
-    message_batch::{self, MessageOutcome, NewMessage},
-    status_batch::{self, HandedOver, StartCreate, Started},
+    message_batch::{MessageOutcome, NewMessage},
+    status_batch::{HandedOver, StartCreate},
 };
 
 use sea_orm::{
@@ -63,142 +71,10 @@ const QUEUE: usize = 4096;
 /// A boxed future borrowing the transaction.
 pub type TxnFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 
-/// One prepared write, type-erased: run it (result kept inside), then answer.
-#[doc(hidden)]
-pub trait Job: Send {
-    /// Runs the write on `txn`; true when its changes are to be kept.
-    fn run<'a>(&'a mut self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, bool>;
-    /// Answers the caller: its own result, or `batch_failed` when the batch it was
-    /// kept in did not commit.
-    fn answer(self: Box<Self>, batch_failed: Option<&str>);
-}
-
-struct TypedJob<F, T, E> {
-    write: Option<F>,
-    keep: fn(&Result<T, E>) -> bool,
-    result: Option<Result<T, E>>,
-    kept: bool,
-    reply: oneshot::Sender<Result<T, E>>,
-}
-
-impl<F, T, E> Job for TypedJob<F, T, E>
-where
-    F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxnFuture<'c, Result<T, E>> + Send + 'static,
-    T: Send + 'static,
-    E: From<DbErr> + Send + 'static,
-{
-    fn run<'a>(&'a mut self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, bool> {
-        Box::pin(async move {
-            let Some(write) = self.write.take() else {
-                return false;
-            };
-            let result = match AssertUnwindSafe(write(txn)).catch_unwind().await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::error!("a write panicked; rolled back alone");
-                    Err(pipeline_error("the write failed").into())
-                }
-            };
-            self.kept = (self.keep)(&result);
-            self.result = Some(result);
-            self.kept
-        })
-    }
-
-    fn answer(self: Box<Self>, batch_failed: Option<&str>) {
-        let result = match (self.result, batch_failed) {
-            // Its changes were lost with the batch: the caller must not hear "done".
-            (Some(_), Some(why)) if self.kept => Err(pipeline_error(why).into()),
-            (Some(result), _) => result,
-            (None, why) => Err(pipeline_error(why.unwrap_or("the write was not run")).into()),
-        };
-        // The caller may have gone (request cancelled): the write stands regardless.
-        let _ = self.reply.send(result);
-    }
-}
-
 /// A transient storage error (the API answers UNAVAILABLE: safe to retry, and the
 /// retry is idempotent where the request carries a key).
 fn pipeline_error(why: &str) -> DbErr {
     DbErr::Conn(RuntimeErr::Internal(format!("write pipeline: {why}")))
-}
-
-/// A write the writer applies as data, together with the batch's other writes of its
-/// kind: one statement per table for all of them ([`message_batch`] for new messages,
-/// [`super::status_batch`] for the dispatcher's hot status changes), where a closure
-/// would take its own statements (each a hop to SQLite's connection thread, or a round
-/// trip to PostgreSQL) and its own savepoint.
-pub trait SetWrite: Clone + Send + Sync + 'static {
-    type Outcome: Send + 'static;
-    /// The user whose rows it writes: it runs on that user's writer.
-    fn user_id(&self) -> &str;
-    /// Writes every one of `writes` in `txn`; the outcomes in their order. An error
-    /// leaves `txn` to be rolled back to a savepoint by the writer, which then runs
-    /// each write alone (a set of one), so one bad write fails alone.
-    fn apply<'c>(
-        txn: &'c DatabaseTransaction,
-        writes: &'c [Self],
-    ) -> TxnFuture<'c, Result<Vec<Self::Outcome>, DbErr>>;
-}
-
-impl SetWrite for NewMessage {
-    type Outcome = MessageOutcome;
-    fn user_id(&self) -> &str {
-        &self.row.user_id
-    }
-    fn apply<'c>(
-        txn: &'c DatabaseTransaction,
-        writes: &'c [Self],
-    ) -> TxnFuture<'c, Result<Vec<MessageOutcome>, DbErr>> {
-        Box::pin(message_batch::apply(txn, writes))
-    }
-}
-
-impl SetWrite for StartCreate {
-    type Outcome = Started;
-    fn user_id(&self) -> &str {
-        &self.user_id
-    }
-    fn apply<'c>(
-        txn: &'c DatabaseTransaction,
-        writes: &'c [Self],
-    ) -> TxnFuture<'c, Result<Vec<Started>, DbErr>> {
-        Box::pin(status_batch::start_creates(txn, writes))
-    }
-}
-
-impl SetWrite for HandedOver {
-    /// The event's cursor; `None` when the message had changed.
-    type Outcome = Option<i64>;
-    fn user_id(&self) -> &str {
-        &self.user_id
-    }
-    fn apply<'c>(
-        txn: &'c DatabaseTransaction,
-        writes: &'c [Self],
-    ) -> TxnFuture<'c, Result<Vec<Option<i64>>, DbErr>> {
-        Box::pin(status_batch::handed_over(txn, writes))
-    }
-}
-
-/// A write of a set kind waiting for the writer, and where its outcome goes.
-#[doc(hidden)]
-pub struct SetJob<W: SetWrite> {
-    write: W,
-    result: Option<Result<W::Outcome, DbErr>>,
-    reply: oneshot::Sender<Result<W::Outcome, DbErr>>,
-}
-
-impl<W: SetWrite> SetJob<W> {
-    fn answer(self, batch_failed: Option<&str>) {
-        let result = match (self.result, batch_failed) {
-            // Lost with the batch; a conflict may have been with a row of this batch too.
-            (Some(Ok(_)), Some(why)) => Err(pipeline_error(why)),
-            (Some(result), _) => result,
-            (None, why) => Err(pipeline_error(why.unwrap_or("the write was not run"))),
-        };
-        let _ = self.reply.send(result);
-    }
 }
 
 /// One queued write: data of a set kind, or a closure.
@@ -251,30 +127,6 @@ impl Batch {
         self.starts.into_iter().for_each(|m| m.answer(batch_failed));
         self.handed.into_iter().for_each(|m| m.answer(batch_failed));
         self.jobs.into_iter().for_each(|j| j.answer(batch_failed));
-    }
-}
-
-/// A set write's pending form (one variant per set kind the writer knows).
-pub trait IntoPending: SetWrite {
-    #[doc(hidden)]
-    fn pending(job: SetJob<Self>) -> Pending;
-}
-
-impl IntoPending for NewMessage {
-    fn pending(job: SetJob<Self>) -> Pending {
-        Pending::Message(Box::new(job))
-    }
-}
-
-impl IntoPending for StartCreate {
-    fn pending(job: SetJob<Self>) -> Pending {
-        Pending::StartCreate(Box::new(job))
-    }
-}
-
-impl IntoPending for HandedOver {
-    fn pending(job: SetJob<Self>) -> Pending {
-        Pending::HandedOver(Box::new(job))
     }
 }
 
@@ -425,7 +277,7 @@ impl WritePipeline {
     /// Writes `write` in the next batch of its user's writer, as a set with the
     /// batch's other writes of its kind, and returns its outcome once that batch
     /// committed.
-    pub async fn write_set<W: IntoPending>(&self, write: W) -> Result<W::Outcome, DbErr> {
+    pub async fn write_set<W: SetWrite>(&self, write: W) -> Result<W::Outcome, DbErr> {
         let (reply, answer) = oneshot::channel();
         let lane = self.lane(Some(write.user_id()));
         let job = SetJob {
@@ -506,8 +358,12 @@ async fn run_batch(
         })
         .await?;
     let ran = async {
-        run_set(&txn, &mut batch.messages, fallbacks).await?;
+        // SENDING marks first: their first statement share-locks the senders' number
+        // rows on PostgreSQL, and a release locks that row before the outbox rows it
+        // hurries. Taken before this batch holds any other row, that lock cannot
+        // close a cycle through a release and another replica's batch.
         run_set(&txn, &mut batch.starts, fallbacks).await?;
+        run_set(&txn, &mut batch.messages, fallbacks).await?;
         run_set(&txn, &mut batch.handed, fallbacks).await?;
         run_jobs(&txn, &mut batch.jobs).await
     }
@@ -521,66 +377,6 @@ async fn run_batch(
     }
 }
 
-/// The writes of one kind as one set inside a savepoint; if that fails (or panics),
-/// rolled back and run one by one, each in its own savepoint, so only a bad one
-/// fails. An error here is a savepoint command failing: the batch cannot commit.
-async fn run_set<W: SetWrite>(
-    txn: &DatabaseTransaction,
-    jobs: &mut [SetJob<W>],
-    fallbacks: &AtomicU64,
-) -> Result<(), DbErr> {
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    let writes: Vec<W> = jobs.iter().map(|m| m.write.clone()).collect();
-    savepoint(txn, "SAVEPOINT w").await?;
-    match guarded(W::apply(txn, &writes)).await {
-        Ok(outcomes) if outcomes.len() == writes.len() => {
-            savepoint(txn, "RELEASE SAVEPOINT w").await?;
-            for (m, outcome) in jobs.iter_mut().zip(outcomes) {
-                m.result = Some(Ok(outcome));
-            }
-            return Ok(());
-        }
-        Ok(_) => {
-            tracing::error!(
-                writes = writes.len(),
-                "a set write answered for a different number of writes; writing each alone"
-            );
-            savepoint(txn, "ROLLBACK TO SAVEPOINT w").await?;
-            savepoint(txn, "RELEASE SAVEPOINT w").await?;
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, writes = writes.len(), "set write failed; writing each alone");
-            savepoint(txn, "ROLLBACK TO SAVEPOINT w").await?;
-            savepoint(txn, "RELEASE SAVEPOINT w").await?;
-        }
-    }
-    fallbacks.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!("messaging_write_set_fallbacks_total").increment(1);
-    for m in jobs.iter_mut() {
-        savepoint(txn, "SAVEPOINT w").await?;
-        let one = std::slice::from_ref(&m.write);
-        match guarded(W::apply(txn, one)).await {
-            Ok(mut outcome) if outcome.len() == 1 => {
-                savepoint(txn, "RELEASE SAVEPOINT w").await?;
-                m.result = outcome.pop().map(Ok);
-            }
-            Ok(_) => {
-                savepoint(txn, "ROLLBACK TO SAVEPOINT w").await?;
-                savepoint(txn, "RELEASE SAVEPOINT w").await?;
-                m.result = Some(Err(pipeline_error("the write failed")));
-            }
-            Err(err) => {
-                savepoint(txn, "ROLLBACK TO SAVEPOINT w").await?;
-                savepoint(txn, "RELEASE SAVEPOINT w").await?;
-                m.result = Some(Err(err));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// `write`'s result, a panic in it turned into an error (rolled back like one).
 async fn guarded<T>(write: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbErr> {
     match AssertUnwindSafe(write).catch_unwind().await {
@@ -590,19 +386,6 @@ async fn guarded<T>(write: impl Future<Output = Result<T, DbErr>>) -> Result<T, 
             Err(pipeline_error("the write failed"))
         }
     }
-}
-
-async fn run_jobs(txn: &DatabaseTransaction, batch: &mut [Box<dyn Job>]) -> Result<(), DbErr> {
-    for job in batch.iter_mut() {
-        savepoint(txn, "SAVEPOINT w").await?;
-        if job.run(txn).await {
-            savepoint(txn, "RELEASE SAVEPOINT w").await?;
-        } else {
-            savepoint(txn, "ROLLBACK TO SAVEPOINT w").await?;
-            savepoint(txn, "RELEASE SAVEPOINT w").await?;
-        }
-    }
-    Ok(())
 }
 
 /// A savepoint command as a prepared statement: the connection keeps it in its
