@@ -342,3 +342,65 @@ async fn a_dead_writer_stops_the_server_with_an_error() {
         "readiness fails with a dead writer"
     );
 }
+
+/// A row another transaction holds (an operator's session, a stuck migration) fails
+/// the write that waits on it after the writers' `lock_timeout` (5 s), retryable
+/// (UNAVAILABLE), instead of stalling its writer's every later write; and the other
+/// writers go on meanwhile.
+#[tokio::test]
+async fn on_postgresql_a_row_held_elsewhere_fails_its_write_after_the_lock_timeout() {
+    use sea_orm::TransactionTrait as _;
+    let Some(server) = Backend::postgres() else {
+        return;
+    };
+    let t = open(&server).await;
+    let store = t.store.clone();
+    insert_parent(&store, 1).await.unwrap();
+    let holder = store.conn().begin().await.unwrap();
+    holder
+        .execute_raw(sql(
+            &store,
+            "SELECT id FROM parent WHERE id = 1 FOR UPDATE".into(),
+        ))
+        .await
+        .unwrap();
+    let users: Vec<String> = (0..64).map(|i| format!("user-{i}")).collect();
+    let blocked_user = &users[0];
+    let other = users
+        .iter()
+        .find(|u| store.writer_of(u) != store.writer_of(blocked_user))
+        .unwrap();
+    let blocked = tokio::spawn({
+        let (store, user) = (store.clone(), blocked_user.clone());
+        let stmt = sql(&store, "UPDATE parent SET id = id WHERE id = 1".into());
+        async move {
+            let started = std::time::Instant::now();
+            let r = store
+                .write_for(&user, move |txn| {
+                    Box::pin(async move { txn.execute_raw(stmt).await.map(|_| ()) })
+                })
+                .await;
+            (r, started.elapsed())
+        }
+    });
+    // Another writer's user commits while the row is held.
+    tokio::time::timeout(Duration::from_secs(4), insert_parent_for(&store, other, 2))
+        .await
+        .expect("a write on another writer is not held")
+        .unwrap();
+    let (result, took) = tokio::time::timeout(Duration::from_secs(30), blocked)
+        .await
+        .expect("the blocked write ends by itself")
+        .unwrap();
+    let err = result.expect_err("the blocked write fails");
+    assert!(
+        took >= Duration::from_secs(4),
+        "after the lock timeout, not at once: {took:?}"
+    );
+    let status = tonic::Status::from(messaging_grpc::error::Error::from(err));
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    holder.rollback().await.unwrap();
+    // The writer goes on: the same user's next write commits.
+    insert_parent_for(&store, blocked_user, 3).await.unwrap();
+    assert_eq!(parents(&store).await, [1, 2, 3]);
+}

@@ -163,12 +163,13 @@ crate::backend_tests! {
         // jobs[2] was adopted meanwhile (a callback recorded it as delivered).
         exec(store, format!("UPDATE messages SET status = 'delivered' WHERE id = '{}'", jobs[2].message_id)).await;
         let events_before = count(store, "SELECT COUNT(*) FROM events").await;
-        let sent_at = |secs: i64| store::now() - chrono::Duration::seconds(secs);
+        // Read once: a second boundary between the write and the check is no mismatch.
+        let (t30, t20) = (store::now() - chrono::Duration::seconds(30), store::now() - chrono::Duration::seconds(20));
         let mut first = handed(&jobs[0], "SM0");
         first.segments = Some(3);
-        first.sent_at = sent_at(30);
+        first.sent_at = t30;
         let mut second = handed(&jobs[1], "SM1");
-        second.sent_at = sent_at(20);
+        second.sent_at = t20;
         // jobs[3] answered twice (a double send): the first answer is the one kept.
         let fallbacks = store.set_fallbacks();
         let outcomes = in_one_set(store, vec![
@@ -189,10 +190,10 @@ crate::backend_tests! {
         let row = |id: String| async move { store::messages::find_any(store.conn(), &id).await.unwrap().unwrap() };
         let r0 = row(jobs[0].message_id.clone()).await;
         assert_eq!((r0.status.as_str(), r0.provider_sid.as_deref(), r0.segments), ("sent", Some("SM0"), 3));
-        assert_eq!(r0.sent_at.map(|t| t.timestamp()), Some(sent_at(30).timestamp()));
+        assert_eq!(r0.sent_at.map(|t| t.timestamp()), Some(t30.timestamp()));
         let r1 = row(jobs[1].message_id.clone()).await;
         assert_eq!((r1.status.as_str(), r1.provider_sid.as_deref(), r1.segments), ("sent", Some("SM1"), 1), "segments kept when not given");
-        assert_eq!(r1.sent_at.map(|t| t.timestamp()), Some(sent_at(20).timestamp()));
+        assert_eq!(r1.sent_at.map(|t| t.timestamp()), Some(t20.timestamp()));
         let r2 = row(jobs[2].message_id.clone()).await;
         assert_eq!((r2.status.as_str(), r2.provider_sid.as_deref()), ("delivered", None), "a message that changed is not overwritten");
         let r3 = row(jobs[3].message_id.clone()).await;
