@@ -215,7 +215,7 @@ impl Drop for OpenCreate {
 }
 
 async fn create(shared: &Arc<Shared>, form: Vec<(String, String)>) -> Result<Resp, Dropped> {
-    let (step, latency) = {
+    let (step, latency, refused) = {
         let mut state = shared.lock();
         // Over the account's concurrency limit: refused at once, never processed (Twilio
         // sends no Retry-After with it).
@@ -229,9 +229,17 @@ async fn create(shared: &Arc<Shared>, form: Vec<(String, String)>) -> Result<Res
                 error_body(429, 20429, "Too Many Requests"),
             ));
         }
-        state.open_creates += 1;
-        (state.script.pop_front(), state.create_latency)
+        let step = state.script.pop_front();
+        // A scripted 429 is Twilio's: answered at once, never processed, no place taken.
+        let refused = matches!(step, Some(Scripted::TooManyRequests { .. }));
+        if !refused {
+            state.open_creates += 1;
+        }
+        (step, state.create_latency, refused)
     };
+    if refused {
+        return scripted(step).await.unwrap_or(Err(Dropped));
+    }
     let open = OpenCreate(shared.clone());
     let latency = match &step {
         Some(Scripted::Slow(delay)) => *delay,

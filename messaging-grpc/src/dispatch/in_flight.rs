@@ -87,12 +87,18 @@ impl InFlight {
             // us (`notify_one` keeps a permit for the next waiter).
             let room = self.room.notified();
             let open = self.open.load(Ordering::Acquire);
-            if open < self.ceiling.load(Ordering::Acquire)
+            let ceiling = self.ceiling.load(Ordering::Acquire);
+            if open < ceiling
                 && self
                     .open
                     .compare_exchange(open, open + 1, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
             {
+                if ceiling != NONE && open + 1 < ceiling {
+                    // Room left: pass the wake-up on (two creates that ended together
+                    // left one permit for two waiters).
+                    self.room.notify_one();
+                }
                 return Open(self);
             }
             if open < self.ceiling.load(Ordering::Acquire) {

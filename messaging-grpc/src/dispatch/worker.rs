@@ -46,7 +46,9 @@ pub(super) async fn process(
         slot: Some(slot),
         open: None,
     };
-    if let Err(e) = handle(inner, &job, shutdown, &mut place).await {
+    let handled = handle(inner, &job, shutdown, &mut place).await;
+    place.release();
+    if let Err(e) = handled {
         match e {
             // A corrupt row will never decrypt: fail it instead of retrying forever.
             Error::Integrity(_) => {
@@ -130,6 +132,18 @@ async fn handle<'a>(
                     );
                     return d.record_send_failed(job, status, None, &reason).await;
                 }
+                // Twilio refused the look-up for the account's open requests: never
+                // processed, so not an attempt either; looked up again soon.
+                Err(SendError::Busy {
+                    reason,
+                    retry_after,
+                }) => {
+                    let delay = inner.settings.retry.delay(1, retry_after, random_jitter());
+                    let reason = format!("reconciliation refused: {reason}");
+                    return d
+                        .retry_later(job, false, job.attempts, delay, &reason)
+                        .await;
+                }
                 Err(e) => {
                     let reason = format!("reconciliation failed: {e}");
                     return retry(inner, job, status, false, &reason, None).await;
@@ -145,11 +159,9 @@ async fn handle<'a>(
     let Some(validity_left) = validity_left else {
         return expire(inner, job, status).await;
     };
-    let Some(booked_at) = paced(inner, job, &item, validity_left, shutdown).await? else {
-        return Ok(());
-    };
     // Room under the provider's concurrency ceiling (learnt from its 429s; none
-    // before one came), taken before the mark so the mark's create time is the call's.
+    // before one came), taken before the pacing slot: a wait here would make the slot
+    // stale, and a stale slot is booked again after the mark.
     place.open = Some(tokio::select! {
         open = inner.in_flight.admit() => open,
         () = shutdown.cancelled() => {
@@ -157,6 +169,9 @@ async fn handle<'a>(
             return Ok(());
         }
     });
+    let Some(booked_at) = paced(inner, job, &item, validity_left, shutdown).await? else {
+        return Ok(());
+    };
     // Right before the call: the lease must still be ours, renewed for the call.
     let lease = inner.settings.lease;
     let owner = &item.row.owner_e164;
@@ -169,6 +184,7 @@ async fn handle<'a>(
         // Lease lost or message changed: whoever has it owns it now.
         Mark::LeaseLost | Mark::Changed => return Ok(()),
         Mark::Released => {
+            place.release(); // no create: the room goes to the next job
             let why = format!(
                 "from: {} is no longer assigned to this user (released)",
                 Masked(owner)
@@ -190,6 +206,7 @@ async fn handle<'a>(
         rebook(inner, owner, segments).await?;
         let Some(left) = self::validity_left(inner, &item) else {
             // Marked SENDING but never sent: expired, not an unknown outcome.
+            place.release();
             return expire(inner, job, MessageStatus::Sending).await;
         };
         validity_left = left;
@@ -394,7 +411,7 @@ async fn send(
             reason,
             retry_after,
         }) => {
-            // Refused before anything was created (429, refused connection, 401/403)
+            // Refused before anything was created (refused connection, 401/403)
             // — but an earlier attempt's outcome is still unknown: stays SENDING, so
             // the next attempt looks the provider up again before it sends.
             let certainly_not_sent = !after_unknown;

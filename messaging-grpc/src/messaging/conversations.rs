@@ -65,13 +65,12 @@ impl Messaging {
             CONVERSATIONS_DEFAULT_PAGE,
             CONVERSATIONS_MAX_PAGE,
         )?;
-        let db = self.records.store().conn();
         let which = Which::Listing {
             archived,
             after: page.after.as_ref(),
             limit: page.fetch(),
         };
-        let rows = store::pages::conversations(db, user_id, which).await?;
+        let rows = store::pages::conversations(self.records.store(), user_id, which).await?;
         let (rows, next_page_token) = page.split(rows, |c| Cursor {
             at: c.conversation.last_message_at,
             id: c.conversation.contact_id.clone(),
@@ -88,8 +87,9 @@ impl Messaging {
         user_id: &str,
         contact_id: &str,
     ) -> Result<ConversationSummary, Error> {
-        let db = self.records.store().conn();
-        let rows = store::pages::conversations(db, user_id, Which::One { contact_id }).await?;
+        let rows =
+            store::pages::conversations(self.records.store(), user_id, Which::One { contact_id })
+                .await?;
         self.summaries(user_id, rows)
             .await?
             .pop()
@@ -153,10 +153,9 @@ impl Messaging {
             MESSAGES_DEFAULT_PAGE,
             MESSAGES_MAX_PAGE,
         )?;
-        let db = self.records.store().conn();
         let contact_id = require("contact_id", contact_id)?;
         let (contact, rows) = store::pages::conversation_messages(
-            db,
+            self.records.store(),
             user_id,
             contact_id,
             page.after.as_ref(),

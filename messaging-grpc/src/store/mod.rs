@@ -30,6 +30,7 @@ pub mod retention;
 pub mod scheduled;
 pub mod search;
 pub mod singleton;
+pub mod sqlite_reads;
 pub mod status_batch;
 pub mod user_keys;
 
@@ -59,6 +60,8 @@ pub struct Store {
     checkpointer: Option<Arc<DropGuard>>,
     /// PostgreSQL: the pacing clocks' own connections ([`Self::pacing_conn`]).
     pacing: Option<DatabaseConnection>,
+    /// SQLite (a file): the page reads' own connections ([`sqlite_reads`]).
+    sqlite_reads: Option<sqlite_reads::SqliteReads>,
 }
 
 impl Store {
@@ -113,11 +116,16 @@ impl Store {
             opts.map_sqlx_postgres_opts(|o| o.options([("synchronous_commit", "off")]));
             Some(Database::connect(opts).await?)
         };
+        let sqlite_reads = match sqlite_path(url) {
+            Some(path) => Some(sqlite_reads::SqliteReads::open(path)?),
+            None => None,
+        };
         Ok(Self {
             db,
             pipeline: WritePipeline::start(writers),
             checkpointer,
             pacing,
+            sqlite_reads,
         })
     }
 
@@ -298,6 +306,11 @@ impl Store {
 
     pub fn conn(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// SQLite's page readers (`None` on PostgreSQL and for an in-memory SQLite).
+    pub fn sqlite_reads(&self) -> Option<&sqlite_reads::SqliteReads> {
+        self.sqlite_reads.as_ref()
     }
 
     /// Where the pacing clocks are booked (`store::pacing`): on PostgreSQL connections

@@ -5,14 +5,16 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait as _, ConnectionTrait, DbErr, Iterable as _, QueryResult,
+    ColumnTrait as _, ConnectionTrait as _, DbErr, Iterable as _,
     sea_query::{Alias, Expr, ExprTrait as _, JoinType, Order, Query, SelectStatement},
 };
 
 use super::{
+    Store,
     entities::{contact, conversation as conv, message},
     messages::older_than,
     page_token::Cursor,
+    sqlite_reads::{Cell, RowAt},
 };
 
 /// Which conversations to read.
@@ -36,7 +38,7 @@ pub struct ConversationRow {
 
 /// The user's conversations `which` selects, each with its last message and contact.
 pub async fn conversations(
-    db: &impl ConnectionTrait,
+    store: &Store,
     user_id: &str,
     which: Which<'_>,
 ) -> Result<Vec<ConversationRow>, DbErr> {
@@ -65,27 +67,65 @@ pub async fn conversations(
         )
         .and_where(Expr::col((conv::Entity, conv::Column::UserId)).eq(user_id));
     select(&mut q, which);
-    let backend = db.get_database_backend();
-    let rows = db.query_all_raw(backend.build(&q)).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let mut at = Position(0);
-        let conversation = conversation_at(row, &mut at)?;
-        let last_message = message_at(row, &mut at)?;
-        let contact = contact_at(row, &mut at)?;
-        if last_message.user_id != user_id || contact.user_id != user_id {
-            return Err(DbErr::Custom(format!(
-                "conversation {} references another user's row",
-                conversation.contact_id
-            )));
-        }
-        out.push(ConversationRow {
-            conversation,
-            last_message,
-            contact,
-        });
+    let rows = read::<ConversationRows>(store, &q).await?;
+    if let Some(row) = rows
+        .iter()
+        .find(|r| r.last_message.user_id != user_id || r.contact.user_id != user_id)
+    {
+        return Err(DbErr::Custom(format!(
+            "conversation {} references another user's row",
+            row.conversation.contact_id
+        )));
     }
-    Ok(out)
+    Ok(rows)
+}
+
+/// How one row of a page query decodes, whichever driver read it.
+trait Decode {
+    type Out: Send + 'static;
+    fn decode<R: RowAt>(row: &R) -> Result<Self::Out, DbErr>;
+}
+
+/// The rows of `q`, each decoded by `D`: on SQLite's page readers (a file), else on
+/// the pool.
+async fn read<D: Decode>(store: &Store, q: &SelectStatement) -> Result<Vec<D::Out>, DbErr> {
+    if let Some(readers) = store.sqlite_reads() {
+        return readers.rows(q, |row| D::decode(row)).await;
+    }
+    let db = store.conn();
+    let rows = db.query_all_raw(db.get_database_backend().build(q)).await?;
+    rows.iter().map(D::decode).collect()
+}
+
+/// A ListConversations row: the conversation, its last message, its contact.
+struct ConversationRows;
+
+impl Decode for ConversationRows {
+    type Out = ConversationRow;
+    fn decode<R: RowAt>(row: &R) -> Result<ConversationRow, DbErr> {
+        let mut at = Position(0);
+        Ok(ConversationRow {
+            conversation: conversation_at(row, &mut at)?,
+            last_message: message_at(row, &mut at)?,
+            contact: contact_at(row, &mut at)?,
+        })
+    }
+}
+
+/// A GetConversation row: the contact, and one message of its page (none: a contact
+/// without messages in this page is one row of NULL messages).
+struct ContactMessages;
+
+impl Decode for ContactMessages {
+    type Out = (contact::Model, Option<message::Model>);
+    fn decode<R: RowAt>(row: &R) -> Result<Self::Out, DbErr> {
+        let mut at = Position(0);
+        let contact = contact_at(row, &mut at)?;
+        if row.cell::<Option<String>>(at.0)?.is_none() {
+            return Ok((contact, None));
+        }
+        Ok((contact, Some(message_at(row, &mut at)?)))
+    }
 }
 
 /// One of the user's contacts with a page of its conversation (newest first, what
@@ -93,7 +133,7 @@ pub async fn conversations(
 /// with the page, a subquery that walks `idx_messages_conversation` and stops at
 /// `limit`. `None`: the user has no such contact.
 pub async fn conversation_messages(
-    db: &impl ConnectionTrait,
+    store: &Store,
     user_id: &str,
     contact_id: &str,
     after: Option<&Cursor>,
@@ -135,21 +175,14 @@ pub async fn conversation_messages(
         // The page's order again: a join keeps no order of its own.
         .order_by((m.clone(), message::Column::CreatedAt), Order::Desc)
         .order_by((m, message::Column::Id), Order::Desc);
-    let backend = db.get_database_backend();
-    let rows = db.query_all_raw(backend.build(&q)).await?;
-    let Some(first) = rows.first() else {
+    let mut rows = read::<ContactMessages>(store, &q).await?.into_iter();
+    let Some((contact, first)) = rows.next() else {
         return Ok(None);
     };
-    let contact = contact_at(first, &mut Position(0))?;
-    let columns = contact::Column::iter().count();
-    let mut messages = Vec::with_capacity(rows.len());
-    for row in &rows {
-        // A contact without messages (in this page) is one row of NULL messages.
-        if row.try_get_by_index::<Option<String>>(columns)?.is_none() {
-            continue;
-        }
-        messages.push(message_at(row, &mut Position(columns))?);
-    }
+    let messages = first
+        .into_iter()
+        .chain(rows.filter_map(|(_, m)| m))
+        .collect();
     Ok(Some((contact, messages)))
 }
 
@@ -185,8 +218,8 @@ fn select(q: &mut SelectStatement, which: Which<'_>) {
 struct Position(usize);
 
 impl Position {
-    fn get<T: sea_orm::TryGetable>(&mut self, row: &QueryResult) -> Result<T, DbErr> {
-        let value = row.try_get_by_index(self.0)?;
+    fn get<T: Cell>(&mut self, row: &impl RowAt) -> Result<T, DbErr> {
+        let value = row.cell(self.0)?;
         self.0 += 1;
         Ok(value)
     }
@@ -195,7 +228,7 @@ impl Position {
 // The decoders read the columns in the order `Column::iter()` lists them: the order
 // the entities declare their fields.
 
-fn conversation_at(row: &QueryResult, at: &mut Position) -> Result<conv::Model, DbErr> {
+fn conversation_at(row: &impl RowAt, at: &mut Position) -> Result<conv::Model, DbErr> {
     Ok(conv::Model {
         user_id: at.get(row)?,
         contact_id: at.get(row)?,
@@ -210,7 +243,7 @@ fn conversation_at(row: &QueryResult, at: &mut Position) -> Result<conv::Model, 
     })
 }
 
-fn message_at(row: &QueryResult, at: &mut Position) -> Result<message::Model, DbErr> {
+fn message_at(row: &impl RowAt, at: &mut Position) -> Result<message::Model, DbErr> {
     Ok(message::Model {
         id: at.get(row)?,
         user_id: at.get(row)?,
@@ -239,7 +272,7 @@ fn message_at(row: &QueryResult, at: &mut Position) -> Result<message::Model, Db
     })
 }
 
-fn contact_at(row: &QueryResult, at: &mut Position) -> Result<contact::Model, DbErr> {
+fn contact_at(row: &impl RowAt, at: &mut Position) -> Result<contact::Model, DbErr> {
     Ok(contact::Model {
         id: at.get(row)?,
         user_id: at.get(row)?,
