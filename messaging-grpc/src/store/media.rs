@@ -229,15 +229,8 @@ pub async fn delete(
     user_id: &str,
     ids: Vec<String>,
 ) -> Result<(), DbErr> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    media::Entity::delete_many()
-        .filter(media::Column::UserId.eq(user_id))
-        .filter(media::Column::Id.is_in(ids))
-        .exec(db)
-        .await?;
-    Ok(())
+    owned::delete_in::<media::Entity>(db, media::Column::UserId, user_id, media::Column::Id, ids)
+        .await
 }
 
 /// Marks every media item of the user destroyed (crypto-shredding): no storage key,

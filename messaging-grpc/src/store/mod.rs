@@ -441,6 +441,32 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
 mod tests {
     use super::*;
 
+    /// A SQLite file gets its page readers, and they read what the pipeline committed
+    /// (in-memory SQLite, which no second connection can see, keeps the pool).
+    #[tokio::test]
+    async fn a_sqlite_file_reads_its_pages_on_its_own_threads() {
+        use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, Query};
+        use sqlite_reads::RowAt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        numbers::assign_any(store.conn(), "+15005550006", "u1")
+            .await
+            .unwrap();
+        let q = Query::select()
+            .column(Alias::new("user_id"))
+            .from(Alias::new("phone_numbers"))
+            .and_where(Expr::col(Alias::new("e164")).eq("+15005550006"))
+            .to_owned();
+        let readers = store.sqlite_reads().expect("a file has page readers");
+        let owners = readers.rows(&q, |row| row.cell::<String>(0)).await.unwrap();
+        assert_eq!(owners, ["u1"]);
+        let memory = Store::connect("sqlite::memory:").await.unwrap();
+        assert!(memory.sqlite_reads().is_none());
+        store.close().await.unwrap();
+    }
+
     #[test]
     fn sqlite_paths() {
         assert_eq!(

@@ -26,6 +26,26 @@ pub async fn find<E: UserOwned>(
         .await
 }
 
+/// Deletes the user's rows of `table` whose `by` column is one of `values` (a message's
+/// dependants by message id, say); others' rows stay. Nothing to delete, no statement.
+pub async fn delete_in<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    user: E::Column,
+    user_id: &str,
+    by: E::Column,
+    values: Vec<String>,
+) -> Result<(), DbErr> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    E::delete_many()
+        .filter(user.eq(user_id))
+        .filter(by.is_in(values))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Several of the user's rows at once (a page's worth); others' ids are left out.
 pub async fn find_many<E: UserOwned>(
     db: &impl ConnectionTrait,

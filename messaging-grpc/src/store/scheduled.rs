@@ -2,9 +2,9 @@
 //! The dispatcher's claim only takes due jobs, so the job simply waits in the table
 //! (surviving restarts) until then.
 
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::{ConnectionTrait, DbErr};
 
-use super::entities::outbox;
+use super::{entities::outbox, owned};
 
 /// Removes the jobs of the user's messages with these ids (a canceled or deleted
 /// scheduled message must never be claimed).
@@ -13,14 +13,6 @@ pub async fn remove_for(
     user_id: &str,
     message_ids: Vec<String>,
 ) -> Result<(), DbErr> {
-    use sea_orm::{ColumnTrait as _, QueryFilter as _};
-    if message_ids.is_empty() {
-        return Ok(());
-    }
-    outbox::Entity::delete_many()
-        .filter(outbox::Column::UserId.eq(user_id))
-        .filter(outbox::Column::MessageId.is_in(message_ids))
-        .exec(db)
-        .await?;
-    Ok(())
+    use outbox::Column as C;
+    owned::delete_in::<outbox::Entity>(db, C::UserId, user_id, C::MessageId, message_ids).await
 }

@@ -22,6 +22,7 @@ use super::{
     chunks::chunks,
     entities::{message, search_pending, search_term},
     messages::older_than,
+    owned,
     page_token::Cursor,
 };
 
@@ -159,20 +160,10 @@ pub async fn delete_for(
     user_id: &str,
     message_ids: Vec<String>,
 ) -> Result<(), DbErr> {
-    if message_ids.is_empty() {
-        return Ok(());
-    }
-    search_pending::Entity::delete_many()
-        .filter(search_pending::Column::UserId.eq(user_id))
-        .filter(search_pending::Column::MessageId.is_in(message_ids.clone()))
-        .exec(db)
-        .await?;
-    search_term::Entity::delete_many()
-        .filter(search_term::Column::UserId.eq(user_id))
-        .filter(search_term::Column::MessageId.is_in(message_ids))
-        .exec(db)
-        .await?;
-    Ok(())
+    use {search_pending::Column as P, search_term::Column as T};
+    let ids = message_ids.clone();
+    owned::delete_in::<search_pending::Entity>(db, P::UserId, user_id, P::MessageId, ids).await?;
+    owned::delete_in::<search_term::Entity>(db, T::UserId, user_id, T::MessageId, message_ids).await
 }
 
 /// A search over one user's messages.

@@ -25,6 +25,28 @@ async fn setup(extra: &[(&'static str, &str)]) -> (FakeTwilio, TestServer) {
     (fake, server)
 }
 
+/// A message from FROM to TO scheduled an hour ahead (whole seconds), and that time.
+async fn schedule_in_an_hour(
+    alice: &mut UserClient,
+    body: &str,
+) -> (pb::Message, chrono::DateTime<chrono::Utc>) {
+    let in_an_hour = messaging_grpc::store::now() + chrono::Duration::hours(1);
+    let m = alice
+        .send_req(pb::SendSmsRequest {
+            from: FROM.into(),
+            to: TO.into(),
+            body: body.into(),
+            send_at: Some(prost_types::Timestamp {
+                seconds: in_an_hour.timestamp(),
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (m, in_an_hour)
+}
+
 async fn release(server: &TestServer) {
     server
         .admin()
@@ -45,20 +67,7 @@ async fn a_scheduled_message_keeps_its_time_when_its_number_is_released_and_assi
     // released a scheduled message without looking at its send time — an hour early.
     let (fake, server) = setup(&[]).await;
     let mut alice = server.user("alice").await;
-    let in_an_hour = messaging_grpc::store::now() + chrono::Duration::hours(1);
-    let m = alice
-        .send_req(pb::SendSmsRequest {
-            from: FROM.into(),
-            to: TO.into(),
-            body: "in an hour".into(),
-            send_at: Some(prost_types::Timestamp {
-                seconds: in_an_hour.timestamp(),
-                nanos: 0,
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (m, in_an_hour) = schedule_in_an_hour(&mut alice, "in an hour").await;
     release(&server).await;
     server.assign(FROM, "alice").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -91,20 +100,7 @@ async fn a_scheduled_job_claimed_before_its_time_goes_back_to_wait() {
     // message's send time before it sends, and puts the job back to wait for it.
     let (fake, server) = setup(&[]).await;
     let mut alice = server.user("alice").await;
-    let in_an_hour = messaging_grpc::store::now() + chrono::Duration::hours(1);
-    let m = alice
-        .send_req(pb::SendSmsRequest {
-            from: FROM.into(),
-            to: TO.into(),
-            body: "in an hour, due now by mistake".into(),
-            send_at: Some(prost_types::Timestamp {
-                seconds: in_an_hour.timestamp(),
-                nanos: 0,
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (m, in_an_hour) = schedule_in_an_hour(&mut alice, "in an hour, due now by mistake").await;
     let store = server.store().await;
     let mut job: outbox::ActiveModel = outbox::Entity::find_by_id(m.id.clone())
         .one(store.conn())
