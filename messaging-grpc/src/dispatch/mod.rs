@@ -65,10 +65,9 @@ impl Default for DispatchSettings {
             // Short, because the heartbeat renews it while we live (dispatch/heartbeat.rs).
             lease: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
-            // A slot is held from the claim through the SENDING mark to the answer
-            // (the answer's write no longer holds it); the target below it is rate ×
-            // latency × 2, so 1,000 covers 2,000 msg/s at up to ~250 ms of Twilio
-            // latency plus the mark (BENCHMARKS.md, outbox drain).
+            // A slot is held from the claim through the SENDING mark to Twilio's
+            // answer (not through the answer's write): 1,000 keeps 2,000 msg/s going
+            // at a 300 ms Twilio with room for the mark (BENCHMARKS.md, outbox drain).
             max_in_flight: 1000,
             unknown_settle: Duration::from_secs(60),
             validity: Duration::from_secs(4 * 3600),

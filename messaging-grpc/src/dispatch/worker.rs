@@ -22,7 +22,8 @@ use crate::{
 };
 
 /// A job's place among the sends in flight: its dispatcher slot, and from its
-/// SENDING mark its open create under the provider's ceiling. Both are given back as
+/// admission (before its pacing slot and SENDING mark) its open create under the
+/// provider's ceiling. Both are given back as
 /// soon as the provider answered, or when the job ends without a call.
 struct Place<'a> {
     slot: Option<OwnedSemaphorePermit>,
@@ -138,11 +139,8 @@ async fn handle<'a>(
                     reason,
                     retry_after,
                 }) => {
-                    let delay = inner.settings.retry.delay(1, retry_after, random_jitter());
                     let reason = format!("reconciliation refused: {reason}");
-                    return d
-                        .retry_later(job, false, job.attempts, delay, &reason)
-                        .await;
+                    return retry_busy(inner, job, false, &reason, retry_after).await;
                 }
                 Err(e) => {
                     let reason = format!("reconciliation failed: {e}");
@@ -397,15 +395,9 @@ async fn send(
             reason,
             retry_after,
         }) => {
-            // Never processed, in Twilio's words: not an attempt (the validity window
-            // bounds how long it may go on), retried after the schedule's first step
-            // or Twilio's Retry-After. After an unknown outcome it stays SENDING, as
-            // below. The ceiling above keeps such refusals to a few per burst.
-            let delay = inner.settings.retry.delay(1, retry_after, random_jitter());
-            let masked = crate::redact::external_text(&reason);
-            tracing::info!(message_id = %job.message_id, delay_ms = delay.as_millis() as u64, reason = %masked, "provider busy; will retry");
-            d.retry_later(job, !after_unknown, job.attempts, delay, &reason)
-                .await
+            // After an unknown outcome it stays SENDING, as below. The ceiling above
+            // keeps such refusals to a few per burst.
+            retry_busy(inner, job, !after_unknown, &reason, retry_after).await
         }
         Err(SendError::Retryable {
             reason,
@@ -458,6 +450,26 @@ async fn retry(
     inner
         .outbox
         .retry_later(job, requeue, attempts, delay, reason)
+        .await
+}
+
+/// Puts the job back after the provider refused it for the account's open requests
+/// (Twilio's 429): never processed, in Twilio's words, so not an attempt (the validity
+/// window bounds how long it may go on); due again after the schedule's first step
+/// or Twilio's Retry-After. `requeue`: SENDING goes back to QUEUED.
+async fn retry_busy(
+    inner: &Inner,
+    job: &Claimed,
+    requeue: bool,
+    reason: &str,
+    retry_after: Option<Duration>,
+) -> Result<(), Error> {
+    let delay = inner.settings.retry.delay(1, retry_after, random_jitter());
+    let masked = crate::redact::external_text(reason);
+    tracing::info!(message_id = %job.message_id, delay_ms = delay.as_millis() as u64, reason = %masked, "provider busy; will retry");
+    inner
+        .outbox
+        .retry_later(job, requeue, job.attempts, delay, reason)
         .await
 }
 

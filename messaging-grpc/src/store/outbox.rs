@@ -290,8 +290,8 @@ pub async fn next_due_any(
     Ok(next.map(|j| j.next_attempt_at))
 }
 
-/// `due` as the value of `next_attempt_at`.
-fn due_at(backend: DatabaseBackend, due: Due) -> Expr {
+/// `due` as the value of `next_attempt_at`, by the clock claims compare with.
+pub(super) fn due_at(backend: DatabaseBackend, due: Due) -> Expr {
     match (due, backend) {
         (Due::At(at), _) => Expr::value(at),
         // Claims compare due times with PostgreSQL's clock: a delay counted from this
@@ -371,10 +371,7 @@ pub async fn hurry_sender(
         .and_where(message::Column::Status.ne(scheduled))
         .to_owned();
     // Due now by the clock claims compare with (PostgreSQL's on PostgreSQL).
-    let due_now = match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => Expr::cust("clock_timestamp()"),
-        _ => Expr::value(now()),
-    };
+    let due_now = due_at(db.get_database_backend(), Due::After(Duration::ZERO));
     let done = outbox::Entity::update_many()
         .col_expr(outbox::Column::NextAttemptAt, due_now)
         .filter(outbox::Column::UserId.eq(user_id))

@@ -16,12 +16,15 @@
 //! savepoint; if a statement fails, it rolls back and runs each message alone (a batch
 //! of one), so one bad write fails alone.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 
 use sea_orm::{
-    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    ActiveModelTrait as _, ColumnTrait as _, ConnectionTrait, DbErr, EntityTrait,
     IntoActiveModel as _, QueryFilter as _, QuerySelect as _, QueryTrait as _,
     sea_query::{Expr, InsertStatement, OnConflict, Query},
 };
@@ -32,7 +35,9 @@ use super::{
     entities::{
         contact, media, message, message_media, opt_out, outbox, phone_number, search_pending,
     },
-    now, search,
+    now,
+    outbox::{Due, due_at as outbox_due_at},
+    search,
 };
 
 mod conversations;
@@ -426,10 +431,7 @@ async fn dependents(
     // Due now by the clock claims compare with: PostgreSQL's (`clock_timestamp()`,
     // as `now()` is the batch's start), so a replica whose clock is ahead does not
     // hold its new jobs back by the skew; SQLite is one process with one clock.
-    let due_now = match db.get_database_backend() {
-        DatabaseBackend::Postgres => Expr::cust("clock_timestamp()"),
-        _ => Expr::value(now()),
-    };
+    let due_now = outbox_due_at(db.get_database_backend(), Due::After(Duration::ZERO));
     let jobs: Vec<usize> = written
         .iter()
         .copied()
