@@ -161,6 +161,27 @@ async fn both_endpoints_report_what_happened() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 403);
+    // A status callback for a SENT message with another SID: a second message at
+    // Twilio for one of ours (a double send), counted once.
+    let mut second: Vec<(String, String)> = [
+        ("MessageSid", "SMffffffffffffffffffffffffffffffff"),
+        ("AccountSid", twilio_fake::ACCOUNT_SID),
+        ("MessageStatus", "sent"),
+        ("SmsStatus", "sent"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let path = format!("/webhook/status?mid={}", sent[0].id);
+    let sig = signed(&mut second, &path);
+    let double = http
+        .post(format!("http://{gw}{path}"))
+        .header("X-Twilio-Signature", sig)
+        .form(&second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(double.status(), 200);
     let listed = http
         .get(format!("http://{gw}/api/messages/conversations"))
         .bearer_auth(server.token("alice"))
@@ -235,6 +256,11 @@ async fn both_endpoints_report_what_happened() {
             &[("status", "sent")]
         ),
         3.0
+    );
+    assert_eq!(
+        value(&core, "messaging_duplicate_sends_total", &[]),
+        1.0,
+        "the double send counted"
     );
     assert_eq!(value(&core, "messaging_outbox_depth", &[]), 0.0);
     assert_eq!(

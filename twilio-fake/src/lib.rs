@@ -26,7 +26,8 @@
 //!   completed (default 0); a fetch by SID finds it at once.
 //! - An account's concurrency limit ([`FakeTwilio::set_max_open_creates`], default
 //!   none): a create beyond it is refused at once with 429 / 20429, as Twilio refuses
-//!   "too many concurrent requests", and nothing is created.
+//!   "too many concurrent requests", and nothing is created; a look-up (list or fetch)
+//!   while the creates fill it is refused the same way (the limit is the account's).
 
 mod list;
 mod model;
@@ -187,7 +188,7 @@ pub(crate) struct State {
     pub max_open_creates: Option<usize>,
     /// Creates in progress (those whose caller hung up too, until they complete).
     pub open_creates: usize,
-    /// Creates refused for the concurrency limit.
+    /// Requests (creates and look-ups) refused for the concurrency limit.
     pub refused_busy: usize,
 }
 
@@ -332,7 +333,7 @@ impl FakeTwilio {
         self.shared.lock().max_open_creates = max;
     }
 
-    /// How many creates the concurrency limit refused.
+    /// How many requests (creates and look-ups) the concurrency limit refused.
     pub fn refused_busy(&self) -> usize {
         self.shared.lock().refused_busy
     }

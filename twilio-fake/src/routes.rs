@@ -91,6 +91,15 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Resul
             error_body(status, 20500, "Service unavailable"),
         ));
     }
+    // Twilio's concurrency limit counts the account's every request in progress, not
+    // only creates: a look-up while the creates fill it is refused the same way.
+    if method == Method::GET
+        && rest.starts_with("Messages")
+        && !rest.contains("/Media/")
+        && let Some(refused) = refused_busy(&shared)
+    {
+        return Ok(refused);
+    }
     match (method.clone(), rest) {
         (Method::POST, "Messages.json") => create(&shared, form).await,
         (Method::GET, "Messages.json") => list(&shared, &query).await,
@@ -214,21 +223,29 @@ impl Drop for OpenCreate {
     }
 }
 
+/// Over the account's concurrency limit: refused at once, never processed (Twilio
+/// sends no Retry-After with it).
+fn refused_busy(shared: &Shared) -> Option<Resp> {
+    let mut state = shared.lock();
+    if !state
+        .max_open_creates
+        .is_some_and(|max| state.open_creates >= max)
+    {
+        return None;
+    }
+    state.refused_busy += 1;
+    Some(json_resp(
+        StatusCode::TOO_MANY_REQUESTS,
+        error_body(429, 20429, "Too Many Requests"),
+    ))
+}
+
 async fn create(shared: &Arc<Shared>, form: Vec<(String, String)>) -> Result<Resp, Dropped> {
+    if let Some(refused) = refused_busy(shared) {
+        return Ok(refused);
+    }
     let (step, latency, refused) = {
         let mut state = shared.lock();
-        // Over the account's concurrency limit: refused at once, never processed (Twilio
-        // sends no Retry-After with it).
-        if state
-            .max_open_creates
-            .is_some_and(|max| state.open_creates >= max)
-        {
-            state.refused_busy += 1;
-            return Ok(json_resp(
-                StatusCode::TOO_MANY_REQUESTS,
-                error_body(429, 20429, "Too Many Requests"),
-            ));
-        }
         let step = state.script.pop_front();
         // A scripted 429 is Twilio's: answered at once, never processed, no place taken.
         let refused = matches!(step, Some(Scripted::TooManyRequests { .. }));

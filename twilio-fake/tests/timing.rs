@@ -171,6 +171,15 @@ async fn a_create_beyond_the_concurrency_limit_is_refused_until_one_completes() 
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["code"], 20429);
     assert_eq!(fake.refused_busy(), 1);
+    // The limit counts every request of the account: a look-up is refused too.
+    let looked_up = slow
+        .get(messages_url(&fake))
+        .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(looked_up.status(), 429);
+    assert_eq!(fake.refused_busy(), 2);
     assert_eq!(first.await.unwrap(), 201);
     // Both creates complete (the hung-up one too), so the limit has room again.
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -21,7 +21,7 @@ use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::retry::RetryPolicy;
-pub use outbox::{DispatchItem, Mark, Outbox, TWILIO_UNSUBSCRIBED};
+pub use outbox::{Again, DispatchItem, Mark, Outbox, TWILIO_UNSUBSCRIBED};
 pub use pacing::{LocalPacer, Pacer, PacingConfig, SharedPacer, Slot};
 
 use crate::{provider::SmsProvider, store};

@@ -378,7 +378,7 @@ impl Outbox {
         &self,
         job: &Claimed,
         requeue: bool,
-        attempts: u32,
+        again: Again,
         delay: Duration,
         last_error: &str,
     ) -> Result<(), Error> {
@@ -388,15 +388,16 @@ impl Outbox {
             .store()
             .write_for(&job.user_id, move |txn| {
                 Box::pin(async move {
-                    let error = Some(last_error.as_str());
-                    let held = store::outbox::reschedule_held(
-                        txn,
-                        &claimed,
-                        attempts,
-                        Due::After(delay),
-                        error,
-                    )
-                    .await?;
+                    let (error, due) = (Some(last_error.as_str()), Due::After(delay));
+                    let held = match again {
+                        Again::Attempt(attempts) => {
+                            store::outbox::reschedule_held(txn, &claimed, attempts, due, error)
+                                .await?
+                        }
+                        Again::Busy => {
+                            store::outbox::reschedule_busy_held(txn, &claimed, due, error).await?
+                        }
+                    };
                     if !held {
                         return Ok::<_, Error>(Err(()));
                     }
@@ -514,6 +515,15 @@ pub enum Mark {
     Changed,
     /// The sender is no longer the user's: fail the message, do not send.
     Released,
+}
+
+/// What a job's next try counts as ([`Outbox::retry_later`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Again {
+    /// The attempts made so far, this one included.
+    Attempt(u32),
+    /// The provider refused as busy (429): not an attempt, and no create started.
+    Busy,
 }
 
 /// Another dispatcher owns the job now (our lease ran out): it decides, we stop.

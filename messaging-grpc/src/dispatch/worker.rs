@@ -8,7 +8,9 @@ use chrono::Utc;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use super::{DispatchItem, Inner, Mark, Slot, TWILIO_UNSUBSCRIBED, in_flight::Open, reconcile};
+use super::{
+    Again, DispatchItem, Inner, Mark, Slot, TWILIO_UNSUBSCRIBED, in_flight::Open, reconcile,
+};
 use crate::{
     domain::{Body, MessageStatus, OUTCOME_UNKNOWN},
     error::Error,
@@ -449,14 +451,17 @@ async fn retry(
     let requeue = certainly_not_sent && status == MessageStatus::Sending;
     inner
         .outbox
-        .retry_later(job, requeue, attempts, delay, reason)
+        .retry_later(job, requeue, Again::Attempt(attempts), delay, reason)
         .await
 }
 
 /// Puts the job back after the provider refused it for the account's open requests
 /// (Twilio's 429): never processed, in Twilio's words, so not an attempt (the validity
 /// window bounds how long it may go on); due again after the schedule's first step
-/// or Twilio's Retry-After. `requeue`: SENDING goes back to QUEUED.
+/// or Twilio's Retry-After. `requeue`: SENDING goes back to QUEUED. Nothing of the
+/// refused create is kept (`Again::Busy`: its create stamps go back to the claim's).
+/// The delay does not grow with repeated refusals: the ceiling on open creates
+/// (`in_flight`) is what backs off, and a limit frees as soon as creates answer.
 async fn retry_busy(
     inner: &Inner,
     job: &Claimed,
@@ -469,7 +474,7 @@ async fn retry_busy(
     tracing::info!(message_id = %job.message_id, delay_ms = delay.as_millis() as u64, reason = %masked, "provider busy; will retry");
     inner
         .outbox
-        .retry_later(job, requeue, job.attempts, delay, reason)
+        .retry_later(job, requeue, Again::Busy, delay, reason)
         .await
 }
 

@@ -7,7 +7,7 @@ use sea_orm::ConnectionTrait;
 use super::{MessageStatus, Records, events};
 use crate::{
     error::Error,
-    store::{self, events::NewEvent, messages::StatusChange},
+    store::{self, events::NewEvent, messages::StatusChange, report_batch::ReportedStatus},
 };
 
 /// What a status report did.
@@ -122,24 +122,21 @@ impl Records {
                 return Ok(StatusOutcome::Ignored);
             }
             let now = store::now();
-            let change = StatusChange {
-                status: Some(next.as_str().to_owned()),
+            // As a set with the batch's other reports (`store::report_batch`): under a
+            // send load every message's DELIVERED report comes through here.
+            let reported = ReportedStatus {
+                user_id: row.user_id.clone(),
+                message_id: row.id.clone(),
+                expected: current.as_str().to_owned(),
+                status: next.as_str().to_owned(),
                 error_code: report.error_code.and_then(|c| i32::try_from(c).ok()),
                 error_message: report.error_message.map(str::to_owned),
                 sent_at: (next.rank() >= MessageStatus::Sent.rank() && row.sent_at.is_none())
                     .then_some(now),
                 delivered_at: (next == MessageStatus::Delivered).then_some(now),
-                ..Default::default()
+                event_kind: events::MESSAGE_STATUS_CHANGED,
             };
-            let (user_id, id) = (row.user_id.clone(), row.id.clone());
-            let event = self
-                .store
-                .write_for(&row.user_id, move |txn| {
-                    Box::pin(
-                        async move { change_status_in(txn, &user_id, &id, current, change).await },
-                    )
-                })
-                .await?;
+            let event = self.store.write_set(reported).await?;
             if let Some(cursor) = event {
                 self.announce(&row.user_id, cursor);
                 tracing::info!(message_id = %row.id, from = current.as_str(), to = next.as_str(), "status applied");

@@ -26,6 +26,7 @@ pub mod page_token;
 pub mod pages;
 pub mod pipeline;
 pub mod process_lock;
+pub mod report_batch;
 pub mod retention;
 pub mod scheduled;
 pub mod search;
@@ -234,6 +235,9 @@ const SQLITE_WAL_LIMIT_BYTES: u64 = 64 << 20;
 struct SqliteTuning {
     /// `cache_size` in KiB.
     cache_kib: u32,
+    /// `temp_store=MEMORY`: the statement sub-journal (the pages a savepoint may roll
+    /// back to) in memory instead of a temporary file.
+    temp_in_memory: bool,
     /// `wal_autocheckpoint` in pages (0: this connection never checkpoints itself).
     autocheckpoint_pages: u32,
 }
@@ -241,8 +245,16 @@ struct SqliteTuning {
 /// The write pipeline's connection: a larger cache (16 MiB: with 32 MiB and a 1 GiB
 /// map sends were no faster), and a checkpoint of its own only when the checkpointer
 /// fell far behind.
+///
+/// Its sub-journal is in memory: every set of a batch and every other write runs in a
+/// savepoint of the batch's transaction (so one bad write fails alone), and SQLite
+/// copies each page a savepoint first changes into that journal. In a temporary file
+/// (`/var/tmp/etilqs_*`, the default) that was half of the writer's `pwrite` calls
+/// under a send load (strace: 13.9 k of 27.5 k in 4 s), for a journal never read
+/// unless a savepoint rolls back; in memory it is a copy of at most a batch's pages.
 const WRITER: SqliteTuning = SqliteTuning {
     cache_kib: 16 * 1024,
+    temp_in_memory: true,
     autocheckpoint_pages: checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
 };
 
@@ -250,6 +262,7 @@ const WRITER: SqliteTuning = SqliteTuning {
 /// miss is cheap), and never a checkpoint in a read.
 const READER: SqliteTuning = SqliteTuning {
     cache_kib: 2000,
+    temp_in_memory: false,
     autocheckpoint_pages: 0,
 };
 
@@ -291,6 +304,14 @@ fn options(
                         tuning.autocheckpoint_pages.to_string(),
                     )
                     .pragma("journal_size_limit", SQLITE_WAL_LIMIT_BYTES.to_string())
+                    .pragma(
+                        "temp_store",
+                        if tuning.temp_in_memory {
+                            "MEMORY"
+                        } else {
+                            "DEFAULT"
+                        },
+                    )
             });
     } else {
         opts.max_connections(postgres_max);

@@ -327,6 +327,36 @@ pub async fn reschedule_held(
     Ok(done.rows_affected == 1)
 }
 
+/// [`reschedule_held`] after the provider refused as busy (Twilio's 429): never
+/// processed, so neither an attempt nor a create. The create stamps go back to what
+/// they were at the claim: a resend after an unknown outcome whose create was refused
+/// does not wait the settle time and two look-ups again for a create that never was
+/// (the next attempt still looks up once, as every attempt after an unknown does).
+pub async fn reschedule_busy_held(
+    db: &impl ConnectionTrait,
+    job: &Claimed,
+    due: Due,
+    last_error: Option<&str>,
+) -> Result<bool, DbErr> {
+    let next = due_at(db.get_database_backend(), due);
+    let update = outbox::Entity::update_many()
+        .col_expr(outbox::Column::NextAttemptAt, next)
+        .col_expr(
+            outbox::Column::CreateStartedAt,
+            Expr::value(job.create_started_at),
+        )
+        .col_expr(
+            outbox::Column::EmptyLookups,
+            Expr::value(job.empty_lookups as i32),
+        );
+    let update = unclaim(update).col_expr(
+        outbox::Column::LastError,
+        Expr::value(last_error.map(|e| truncate(e, 500))),
+    );
+    let done = held(update, job).exec(db).await?;
+    Ok(done.rows_affected == 1)
+}
+
 /// Lets go of a held job without counting an attempt (its sender is paced out):
 /// another claim takes it when it is due. False when the claim is no longer ours.
 pub async fn release_held(db: &impl ConnectionTrait, job: &Claimed) -> Result<bool, DbErr> {

@@ -85,7 +85,7 @@ pub struct HandedOver {
 }
 
 /// Rows per statement: far under both databases' limit of bound values.
-const ROWS: usize = 500;
+pub(super) const ROWS: usize = 500;
 
 /// Applies a batch's marks; their outcomes in the order of `writes`.
 pub async fn start_creates(
@@ -323,16 +323,19 @@ fn first_of_each<'a>(
 }
 
 /// A message a set statement changed.
-struct Changed {
-    id: String,
-    user_id: String,
-    contact_id: String,
+pub(super) struct Changed {
+    pub(super) id: String,
+    pub(super) user_id: String,
+    pub(super) contact_id: String,
+    /// Its error code as it is now, when the statement returned it (the final-status
+    /// metric's label).
+    pub(super) error_code: Option<i32>,
 }
 
 /// The status events (`kind`) of `changed` (now `status`), each muted as its
 /// conversation is now; their cursors in the order of `changed`. Counted in the
 /// status metrics here, as `messages::change_status` counts its own.
-async fn status_events(
+pub(super) async fn status_events(
     db: &impl ConnectionTrait,
     changed: &[Changed],
     status: &str,
@@ -378,7 +381,7 @@ async fn status_events(
             .reset_all(),
         );
         crate::metrics::status_changed(status);
-        crate::metrics::final_status(status, None);
+        crate::metrics::final_status(status, c.error_code);
     }
     for chunk in chunks(events, 9) {
         execute(db, &event::Entity::insert_many(chunk).into_query()).await?;
@@ -425,13 +428,13 @@ async fn muted_conversations<'a>(
 }
 
 /// A raw statement's text and values, with the backend's numbered placeholders.
-struct Sql {
+pub(super) struct Sql {
     backend: DatabaseBackend,
     values: Vec<Value>,
 }
 
 impl Sql {
-    fn new(backend: DatabaseBackend) -> Self {
+    pub(super) fn new(backend: DatabaseBackend) -> Self {
         Self {
             backend,
             values: Vec::new(),
@@ -440,7 +443,7 @@ impl Sql {
 
     /// Binds `value`; its numbered placeholder (`$n`, or SQLite's `?n`), so the text
     /// may use values in another order than they were bound.
-    fn bind(&mut self, value: impl Into<Value>) -> String {
+    pub(super) fn bind(&mut self, value: impl Into<Value>) -> String {
         self.values.push(value.into());
         match self.backend {
             DatabaseBackend::Postgres => format!("${}", self.values.len()),
@@ -475,6 +478,27 @@ impl Sql {
                     id: row.try_get_by_index(0)?,
                     user_id: row.try_get_by_index(1)?,
                     contact_id: row.try_get_by_index(2)?,
+                    error_code: None,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs an `UPDATE … RETURNING id, user_id, contact_id, error_code`.
+    pub(super) async fn rows_with_code(
+        self,
+        db: &impl ConnectionTrait,
+        text: String,
+    ) -> Result<Vec<Changed>, DbErr> {
+        db.query_all_raw(self.statement(text))
+            .await?
+            .into_iter()
+            .map(|row| {
+                Ok(Changed {
+                    id: row.try_get_by_index(0)?,
+                    user_id: row.try_get_by_index(1)?,
+                    contact_id: row.try_get_by_index(2)?,
+                    error_code: row.try_get_by_index(3)?,
                 })
             })
             .collect()

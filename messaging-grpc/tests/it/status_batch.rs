@@ -1,5 +1,6 @@
-//! The dispatcher's SENDING marks and handed-over answers written as sets
-//! (`store::status_batch`), on both backends: inside one batch each write gets its own
+//! The dispatcher's SENDING marks and handed-over answers (`store::status_batch`), and
+//! the provider's status reports (`store::report_batch`), written as sets on both
+//! backends: inside one batch each write gets its own
 //! answer (a lost lease, a released sender, a message that changed meanwhile), the
 //! changed ones get consecutive event cursors, and when a set statement fails (a
 //! provider SID another message holds) the batch is written one by one so only the bad
@@ -10,6 +11,7 @@ use std::time::Duration;
 use messaging_grpc::store::{
     self, Store,
     outbox::Claimed,
+    report_batch::ReportedStatus,
     status_batch::{HandedOver, StartCreate, Started},
 };
 use sea_orm::{ConnectionTrait as _, Statement};
@@ -63,6 +65,34 @@ fn handed(job: &Claimed, sid: &str) -> HandedOver {
         sent_at: store::now(),
         event_kind: "message_status_changed",
     }
+}
+
+/// The provider reports `job`'s message (now SENT) as `status`.
+fn reported(job: &Claimed, status: &str) -> ReportedStatus {
+    ReportedStatus {
+        user_id: job.user_id.clone(),
+        message_id: job.message_id.clone(),
+        expected: "sent".into(),
+        status: status.into(),
+        error_code: None,
+        error_message: None,
+        sent_at: None,
+        delivered_at: None,
+        event_kind: "message_status_changed",
+    }
+}
+
+/// `n` sends of u1, marked SENDING and handed over (SENT, SIDs SM0…).
+async fn sent_messages(store: &Store, n: usize) -> Vec<Claimed> {
+    let jobs = claimed_sends(store, n).await;
+    in_one_set(store, jobs.iter().map(start).collect()).await;
+    let answers = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| handed(j, &format!("SM{i}")))
+        .collect();
+    in_one_set(store, answers).await;
+    jobs
 }
 
 async fn status_of(store: &Store, id: &str) -> String {
@@ -229,6 +259,95 @@ crate::backend_tests! {
         assert_eq!(count(store, &kept).await, 1);
         assert_eq!(count(store, "SELECT COUNT(*) FROM events").await, events_before + 2, "no event for the failed one");
         assert_eq!(count(store, "SELECT MAX(cursor) FROM events").await, events_before + 2, "no gap");
+    }
+
+    async fn reports_in_a_set_change_each_message_once(backend: Backend) {
+        let t = open(&backend).await;
+        let store = &t.store;
+        let jobs = sent_messages(store, 4).await;
+        // jobs[2] changed meanwhile (another report made it FAILED).
+        exec(store, format!("UPDATE messages SET status = 'failed' WHERE id = '{}'", jobs[2].message_id)).await;
+        let events_before = count(store, "SELECT COUNT(*) FROM events").await;
+        let at = store::now() - chrono::Duration::seconds(5);
+        let mut delivered = reported(&jobs[0], "delivered");
+        delivered.delivered_at = Some(at);
+        let mut undelivered = reported(&jobs[1], "undelivered");
+        undelivered.error_code = Some(30003);
+        undelivered.error_message = Some("Unreachable destination handset".into());
+        let fallbacks = store.set_fallbacks();
+        let outcomes: Vec<Option<i64>> = in_one_set(store, vec![
+            delivered,
+            undelivered,
+            reported(&jobs[2], "delivered"),
+            // jobs[0] reported twice in one batch: it changes once, by the first.
+            reported(&jobs[0], "undelivered"),
+            reported(&jobs[3], "delivered"),
+        ])
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+        assert_eq!(store.set_fallbacks(), fallbacks, "the reports were written as one set");
+        let mut applied: Vec<i64> = outcomes.iter().flatten().copied().collect();
+        applied.sort_unstable();
+        assert_eq!(applied, [events_before + 1, events_before + 2, events_before + 3], "consecutive cursors");
+        assert!(outcomes[0].is_some() && outcomes[1].is_some() && outcomes[4].is_some(), "{outcomes:?}");
+        assert_eq!((outcomes[2], outcomes[3]), (None, None), "changed meanwhile / by the first report");
+        for (i, job) in [0, 1, 4].into_iter().zip([0, 1, 3]) {
+            let cursor = outcomes[i].unwrap();
+            assert_eq!(event_message(store, cursor).await, jobs[job].message_id, "cursor {cursor}");
+        }
+        let row = |id: String| async move { store::messages::find_any(store.conn(), &id).await.unwrap().unwrap() };
+        let r0 = row(jobs[0].message_id.clone()).await;
+        assert_eq!((r0.status.as_str(), r0.provider_sid.as_deref()), ("delivered", Some("SM0")), "what was not reported is kept");
+        assert_eq!(r0.delivered_at.map(|t| t.timestamp()), Some(at.timestamp()));
+        assert!(r0.sent_at.is_some(), "a sent time not reported is kept");
+        let r1 = row(jobs[1].message_id.clone()).await;
+        assert_eq!(
+            (r1.status.as_str(), r1.error_code, r1.error_message.as_deref()),
+            ("undelivered", Some(30003), Some("Unreachable destination handset"))
+        );
+        assert_eq!(r1.delivered_at, None);
+        assert_eq!(status_of(store, &jobs[2].message_id).await, "failed", "a message that changed is not overwritten");
+        assert_eq!(status_of(store, &jobs[3].message_id).await, "delivered");
+        assert_eq!(count(store, "SELECT COUNT(*) FROM events").await, events_before + 3);
+    }
+
+    async fn a_report_whose_write_fails_in_a_set_fails_alone(backend: Backend) {
+        let t = open(&backend).await;
+        let store = &t.store;
+        let jobs = sent_messages(store, 3).await;
+        // A row the database refuses to change (as a constraint would): the set's
+        // UPDATE fails, then each report is written alone.
+        let bad = &jobs[1].message_id;
+        let refuse = match store.backend() {
+            sea_orm::DatabaseBackend::Postgres => vec![
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql".to_owned(),
+                format!("CREATE TRIGGER refuse BEFORE UPDATE ON messages FOR EACH ROW WHEN (OLD.id = '{bad}') EXECUTE FUNCTION refuse()"),
+            ],
+            _ => vec![format!(
+                "CREATE TRIGGER refuse BEFORE UPDATE ON messages WHEN OLD.id = '{bad}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )],
+        };
+        for sql in refuse {
+            exec(store, sql).await;
+        }
+        let events_before = count(store, "SELECT COUNT(*) FROM events").await;
+        let fallbacks = store.set_fallbacks();
+        let outcomes = in_one_set(store, vec![
+            reported(&jobs[0], "delivered"),
+            reported(&jobs[1], "delivered"),
+            reported(&jobs[2], "delivered"),
+        ])
+        .await;
+        assert_eq!(store.set_fallbacks(), fallbacks + 1, "the set failed and was written one by one");
+        assert_eq!(outcomes[0].as_ref().unwrap(), &Some(events_before + 1));
+        assert!(outcomes[1].is_err(), "the refused one fails alone: {:?}", outcomes[1]);
+        assert_eq!(outcomes[2].as_ref().unwrap(), &Some(events_before + 2), "consecutive cursors");
+        assert_eq!(status_of(store, &jobs[0].message_id).await, "delivered");
+        assert_eq!(status_of(store, bad).await, "sent", "nothing half-written");
+        assert_eq!(status_of(store, &jobs[2].message_id).await, "delivered");
+        assert_eq!(count(store, "SELECT COUNT(*) FROM events").await, events_before + 2, "no event for the failed one");
     }
 }
 

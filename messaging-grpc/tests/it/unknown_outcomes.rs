@@ -56,6 +56,25 @@ backend_tests! {
         assert!(lookups >= 2, "looked up more than once before deciding: {lookups}");
         server.stop().await;
     }
+
+    async fn a_resend_refused_as_busy_does_not_wait_the_settle_again(backend: Backend) {
+        // The first create's answer is lost (nothing created): outcome unknown. After
+        // the settle time and two empty look-ups the message is sent again — and that
+        // create is refused with a 429 (never processed). Before, the refused create
+        // restarted the settle and the look-up count: two more look-ups and another
+        // settle time for a create that never was. Now the next attempt looks up once
+        // (as every attempt after an unknown outcome does) and sends.
+        let (fake, server) = setup(&backend, &[("OUTBOX_UNKNOWN_SETTLE_SECS", "3")]).await;
+        fake.script([Scripted::Drop, Scripted::TooManyRequests { retry_after: None }]);
+        let mut alice = server.user("alice").await;
+        let m = alice.send(FROM, TO, "lost, then refused").await.unwrap();
+        alice.wait_status(&m, MessageStatus::Sent, 30).await;
+        assert_eq!(fake.created_count(), 1, "one message at Twilio");
+        assert_eq!(fake.create_requests().len(), 3, "lost, refused, sent");
+        let lookups = fake.list_requests().len();
+        assert_eq!(lookups, 3, "two before the refused resend, one after it");
+        server.stop().await;
+    }
 }
 
 #[tokio::test]

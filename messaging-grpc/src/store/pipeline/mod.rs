@@ -4,7 +4,8 @@
 //! task, then hands the pipeline a prepared write: either data of a set kind
 //! ([`SetWrite`]: a new message, [`NewMessage`], the hot path of sends and inbound
 //! messages; the dispatcher's SENDING mark, [`StartCreate`], and provider answer,
-//! [`HandedOver`]) — or a closure that runs statements on a transaction (every other
+//! [`HandedOver`]; a provider's status report, [`ReportedStatus`]) — or a closure
+//! that runs statements on a transaction (every other
 //! write). One task owns the write connection; it takes every write pending (up to
 //! [`MAX_BATCH`]) and runs them in ONE transaction: each set kind's writes together
 //! as a set (one statement per table for all of them: [`super::message_batch`],
@@ -51,6 +52,7 @@ pub use sets::{SetJob, SetWrite};
 
 use super::{
     message_batch::{MessageOutcome, NewMessage},
+    report_batch::ReportedStatus,
     status_batch::{HandedOver, StartCreate},
 };
 
@@ -83,6 +85,7 @@ pub enum Pending {
     Message(Box<SetJob<NewMessage>>),
     StartCreate(Box<SetJob<StartCreate>>),
     HandedOver(Box<SetJob<HandedOver>>),
+    Reported(Box<SetJob<ReportedStatus>>),
     Job(Box<dyn Job>),
     /// Makes the writer panic outside any write's guard: how the tests kill it.
     Crash,
@@ -94,6 +97,7 @@ impl Pending {
             Self::Message(m) => m.answer(batch_failed),
             Self::StartCreate(m) => m.answer(batch_failed),
             Self::HandedOver(m) => m.answer(batch_failed),
+            Self::Reported(m) => m.answer(batch_failed),
             Self::Job(j) => j.answer(batch_failed),
             Self::Crash => {}
         }
@@ -106,6 +110,7 @@ struct Batch {
     messages: Vec<SetJob<NewMessage>>,
     starts: Vec<SetJob<StartCreate>>,
     handed: Vec<SetJob<HandedOver>>,
+    reported: Vec<SetJob<ReportedStatus>>,
     jobs: Vec<Box<dyn Job>>,
 }
 
@@ -115,6 +120,7 @@ impl Batch {
             Pending::Message(m) => self.messages.push(*m),
             Pending::StartCreate(m) => self.starts.push(*m),
             Pending::HandedOver(m) => self.handed.push(*m),
+            Pending::Reported(m) => self.reported.push(*m),
             Pending::Job(j) => self.jobs.push(j),
             Pending::Crash => panic!("the write pipeline's writer was told to crash (a test)"),
         }
@@ -126,6 +132,9 @@ impl Batch {
             .for_each(|m| m.answer(batch_failed));
         self.starts.into_iter().for_each(|m| m.answer(batch_failed));
         self.handed.into_iter().for_each(|m| m.answer(batch_failed));
+        self.reported
+            .into_iter()
+            .for_each(|m| m.answer(batch_failed));
         self.jobs.into_iter().for_each(|j| j.answer(batch_failed));
     }
 }
@@ -365,6 +374,7 @@ async fn run_batch(
         run_set(&txn, &mut batch.starts, fallbacks).await?;
         run_set(&txn, &mut batch.messages, fallbacks).await?;
         run_set(&txn, &mut batch.handed, fallbacks).await?;
+        run_set(&txn, &mut batch.reported, fallbacks).await?;
         run_jobs(&txn, &mut batch.jobs).await
     }
     .await;

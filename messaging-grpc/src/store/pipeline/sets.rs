@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use super::{Pending, TxnFuture, guarded, pipeline_error, savepoint};
 use crate::store::{
     message_batch::{self, MessageOutcome, NewMessage},
+    report_batch::{self, ReportedStatus},
     status_batch::{self, HandedOver, StartCreate, Started},
 };
 
@@ -79,6 +80,23 @@ impl SetWrite for HandedOver {
     }
     fn pending(job: SetJob<Self>) -> Pending {
         Pending::HandedOver(Box::new(job))
+    }
+}
+
+impl SetWrite for ReportedStatus {
+    /// The event's cursor; `None` when the message had changed.
+    type Outcome = Option<i64>;
+    fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    fn apply<'c>(
+        txn: &'c DatabaseTransaction,
+        writes: &'c [Self],
+    ) -> TxnFuture<'c, Result<Vec<Option<i64>>, DbErr>> {
+        Box::pin(report_batch::apply(txn, writes))
+    }
+    fn pending(job: SetJob<Self>) -> Pending {
+        Pending::Reported(Box::new(job))
     }
 }
 
