@@ -227,9 +227,9 @@ impl Drop for OpenCreate {
 /// sends no Retry-After with it).
 fn refused_busy(shared: &Shared) -> Option<Resp> {
     let mut state = shared.lock();
-    if !state
+    if state
         .max_open_creates
-        .is_some_and(|max| state.open_creates >= max)
+        .is_none_or(|max| state.open_creates < max)
     {
         return None;
     }
