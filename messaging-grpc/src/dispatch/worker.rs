@@ -107,6 +107,14 @@ async fn handle<'a>(
     match status {
         MessageStatus::Queued => {}
         MessageStatus::Sending => {
+            // The look-up takes room under the provider's ceiling too (the account's
+            // every request counts at Twilio): outside it, look-ups were refused over
+            // and over while a backlog's creates kept the limit full. The room is kept
+            // for the resend's create, if one follows.
+            let Some(open) = admitted(inner, job, shutdown).await? else {
+                return Ok(());
+            };
+            place.open = Some(open);
             // An earlier attempt may have reached the provider: never resend blindly.
             match reconcile::find_handed_over(inner, &item).await {
                 Ok(Some(found)) => {
@@ -141,6 +149,8 @@ async fn handle<'a>(
                     reason,
                     retry_after,
                 }) => {
+                    // Counted while this look-up is still open, as a create's refusal.
+                    inner.in_flight.refused();
                     let reason = format!("reconciliation refused: {reason}");
                     return retry_busy(inner, job, false, &reason, retry_after).await;
                 }
@@ -162,13 +172,12 @@ async fn handle<'a>(
     // Room under the provider's concurrency ceiling (learnt from its 429s; none
     // before one came), taken before the pacing slot: a wait here would make the slot
     // stale, and a stale slot is booked again after the mark.
-    place.open = Some(tokio::select! {
-        open = inner.in_flight.admit() => open,
-        () = shutdown.cancelled() => {
-            inner.outbox.release(job).await?;
+    if place.open.is_none() {
+        let Some(open) = admitted(inner, job, shutdown).await? else {
             return Ok(());
-        }
-    });
+        };
+        place.open = Some(open);
+    }
     let Some(booked_at) = paced(inner, job, &item, validity_left, shutdown).await? else {
         return Ok(());
     };
@@ -226,6 +235,22 @@ async fn rebook(inner: &Inner, sender: &str, segments: u32) -> Result<(), Error>
         match inner.pacer.rebook_sender(sender, segments).await? {
             Slot::Booked => return Ok(()),
             Slot::Wait(wait) => tokio::time::sleep(wait).await,
+        }
+    }
+}
+
+/// Room under the provider's concurrency ceiling for one request; `None` when the
+/// dispatcher stopped while waiting for it (the job is let go).
+async fn admitted<'a>(
+    inner: &'a Inner,
+    job: &Claimed,
+    shutdown: &CancellationToken,
+) -> Result<Option<Open<'a>>, Error> {
+    tokio::select! {
+        open = inner.in_flight.admit() => Ok(Some(open)),
+        () = shutdown.cancelled() => {
+            inner.outbox.release(job).await?;
+            Ok(None)
         }
     }
 }

@@ -8,8 +8,10 @@
 //! Answers stay exact per write: the change is conditional per message
 //! (`status = expected`, `RETURNING`), so a message that changed meanwhile answers
 //! `None` alone and its caller reads it again. A message reported twice in one batch
-//! changes once, by the first report; the later ones answer `None` (changed) and are
-//! decided again on a fresh read, as they would be one by one.
+//! changes at most once, by the first report; the later ones answer `None` (changed)
+//! and are decided again on a fresh read (one by one, a later report that expected
+//! the current status would have applied in the same batch; here it applies in the
+//! next).
 
 use std::collections::{HashMap, HashSet};
 
@@ -55,6 +57,14 @@ pub async fn apply(
                 .push(i);
         }
     }
+    // In key order: two replicas' sets over the same messages (a callback delivered to
+    // both) lock the rows in one order, so they cannot deadlock over them.
+    for members in groups.values_mut() {
+        members.sort_by(|&a, &b| {
+            let (a, b) = (&writes[a], &writes[b]);
+            (&a.user_id, &a.message_id).cmp(&(&b.user_id, &b.message_id))
+        });
+    }
     let backend = db.get_database_backend();
     let at = now();
     for ((status, expected, kind), members) in groups {
@@ -89,16 +99,23 @@ pub async fn apply(
                  FROM (VALUES {}) AS v \
                  WHERE messages.id = v.column1 AND messages.user_id = v.column2 \
                  AND messages.status = {expected_} \
-                 RETURNING id, user_id, contact_id, error_code",
+                 RETURNING id, user_id, contact_id",
                 rows.join(", ")
             );
-            changed.extend(sql.rows_with_code(db, text).await?);
+            changed.extend(sql.rows(db, text).await?);
         }
-        let cursors = status_events(db, &changed, status, kind).await?;
         let by_id: HashMap<&str, usize> = members
             .iter()
             .map(|&i| (writes[i].message_id.as_str(), i))
             .collect();
+        // The final-status metric is labelled with the code the report gave (as one
+        // written alone was), not one stored before.
+        for row in &mut changed {
+            row.error_code = by_id
+                .get(row.id.as_str())
+                .and_then(|&i| writes[i].error_code);
+        }
+        let cursors = status_events(db, &changed, status, kind).await?;
         for (row, cursor) in changed.iter().zip(cursors) {
             if let Some(&i) = by_id.get(row.id.as_str())
                 && writes[i].user_id == row.user_id

@@ -327,8 +327,7 @@ pub(super) struct Changed {
     pub(super) id: String,
     pub(super) user_id: String,
     pub(super) contact_id: String,
-    /// Its error code as it is now, when the statement returned it (the final-status
-    /// metric's label).
+    /// The error code its write gave, if any (the final-status metric's label).
     pub(super) error_code: Option<i32>,
 }
 
@@ -469,23 +468,7 @@ impl Sql {
     }
 
     /// Runs an `UPDATE … RETURNING id, user_id, contact_id`.
-    async fn rows(self, db: &impl ConnectionTrait, text: String) -> Result<Vec<Changed>, DbErr> {
-        db.query_all_raw(self.statement(text))
-            .await?
-            .into_iter()
-            .map(|row| {
-                Ok(Changed {
-                    id: row.try_get_by_index(0)?,
-                    user_id: row.try_get_by_index(1)?,
-                    contact_id: row.try_get_by_index(2)?,
-                    error_code: None,
-                })
-            })
-            .collect()
-    }
-
-    /// Runs an `UPDATE … RETURNING id, user_id, contact_id, error_code`.
-    pub(super) async fn rows_with_code(
+    pub(super) async fn rows(
         self,
         db: &impl ConnectionTrait,
         text: String,
@@ -498,7 +481,7 @@ impl Sql {
                     id: row.try_get_by_index(0)?,
                     user_id: row.try_get_by_index(1)?,
                     contact_id: row.try_get_by_index(2)?,
-                    error_code: row.try_get_by_index(3)?,
+                    error_code: None,
                 })
             })
             .collect()

@@ -85,10 +85,14 @@ async fn corrupt_content_fails_the_message_even_mid_send() {
     fake.go_down();
     let mut alice = server.user("alice").await;
     let m = alice.send(FROM, TO, "will be corrupted").await.unwrap();
-    // An earlier attempt left it SENDING (outcome unknown); its ciphertext is then damaged.
+    // An earlier attempt left it SENDING (outcome unknown); its ciphertext is then damaged:
+    // its last byte changed (to 00, or to 01 when it was 00 — replaced by 00 alone, one
+    // run in 256 left the ciphertext intact and the test waited for a failure that
+    // never came).
     let store = server.store().await;
     let sql = format!(
-        "UPDATE messages SET status = 'sending', body_ct = substr(body_ct, 1, length(body_ct) - 1) || X'00' WHERE id = '{}'",
+        "UPDATE messages SET status = 'sending', body_ct = substr(body_ct, 1, length(body_ct) - 1) \
+         || CASE WHEN substr(body_ct, -1) = X'00' THEN X'01' ELSE X'00' END WHERE id = '{}'",
         m.id
     );
     store
