@@ -78,6 +78,41 @@ backend_tests! {
 }
 
 #[tokio::test]
+async fn look_ups_wait_for_room_under_twilios_concurrency_limit() {
+    // Twilio's limit of one request open on the account, creates taking 1 s, and a
+    // backlog keeping it full. A message whose first create was lost must be looked up
+    // before it is sent again. Before, its look-ups did not wait for room under the
+    // ceiling the dispatcher learnt: refused with a 429 whenever a create was open,
+    // retried every ~20 ms, over and over for as long as the backlog lasted. Now a
+    // look-up waits for room like a create: two look-ups (the settle's), then the resend.
+    let (fake, server) = setup(&Backend::Sqlite, &[("OUTBOX_UNKNOWN_SETTLE_SECS", "3")]).await;
+    fake.set_max_open_creates(Some(1));
+    fake.set_create_latency(Latency::Fixed(Duration::from_secs(1)));
+    fake.script([Scripted::Drop]);
+    let mut alice = server.user("alice").await;
+    let lost = alice.send(FROM, TO, "lost, then looked up").await.unwrap();
+    wait_until("the first create", 10, || async {
+        !fake.create_requests().is_empty()
+    })
+    .await;
+    let mut backlog = Vec::new();
+    for i in 0..6 {
+        backlog.push(alice.send(FROM, TO, &format!("backlog {i}")).await.unwrap());
+    }
+    alice.wait_status(&lost, MessageStatus::Sent, 60).await;
+    for m in &backlog {
+        alice.wait_status(m, MessageStatus::Sent, 60).await;
+    }
+    assert_eq!(fake.created_count(), 7, "each message once");
+    let lookups = fake.list_requests().len();
+    assert!(
+        lookups <= 5,
+        "{lookups} look-ups for one unknown outcome (two are needed)"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_refused_resend_after_an_unknown_outcome_looks_twilio_up_again() {
     // A 5xx leaves the outcome unknown; after trusted look-ups the resend gets a 429
     // (certainly not created). Before, the 429 put the message back to QUEUED and the
