@@ -12,7 +12,7 @@ use hyper::{
 };
 use serde_json::{Value, json};
 
-use crate::{FakeMessage, Recorded, Scripted, Shared, list, model::error_body};
+use crate::{FakeMessage, Recorded, Scripted, Shared, State, list, model::error_body};
 
 type Resp = Response<Full<Bytes>>;
 
@@ -96,7 +96,7 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Resul
     if method == Method::GET
         && rest.starts_with("Messages")
         && !rest.contains("/Media/")
-        && let Some(refused) = refused_busy(&shared)
+        && let Some(refused) = refused_busy(&mut shared.lock())
     {
         return Ok(refused);
     }
@@ -224,9 +224,9 @@ impl Drop for OpenCreate {
 }
 
 /// Over the account's concurrency limit: refused at once, never processed (Twilio
-/// sends no Retry-After with it).
-fn refused_busy(shared: &Shared) -> Option<Resp> {
-    let mut state = shared.lock();
+/// sends no Retry-After with it). Takes the state, so that a create checks the limit
+/// and takes its place under one lock (two creates at once cannot both slip under it).
+fn refused_busy(state: &mut State) -> Option<Resp> {
     if state
         .max_open_creates
         .is_none_or(|max| state.open_creates < max)
@@ -241,11 +241,11 @@ fn refused_busy(shared: &Shared) -> Option<Resp> {
 }
 
 async fn create(shared: &Arc<Shared>, form: Vec<(String, String)>) -> Result<Resp, Dropped> {
-    if let Some(refused) = refused_busy(shared) {
-        return Ok(refused);
-    }
     let (step, latency, refused) = {
         let mut state = shared.lock();
+        if let Some(refused) = refused_busy(&mut state) {
+            return Ok(refused);
+        }
         let step = state.script.pop_front();
         // A scripted 429 is Twilio's: answered at once, never processed, no place taken.
         let refused = matches!(step, Some(Scripted::TooManyRequests { .. }));

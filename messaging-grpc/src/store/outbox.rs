@@ -315,16 +315,9 @@ pub async fn reschedule_held(
     due: Due,
     last_error: Option<&str>,
 ) -> Result<bool, DbErr> {
-    let next = due_at(db.get_database_backend(), due);
     let update = outbox::Entity::update_many()
-        .col_expr(outbox::Column::Attempts, Expr::value(attempts as i32))
-        .col_expr(outbox::Column::NextAttemptAt, next);
-    let update = unclaim(update).col_expr(
-        outbox::Column::LastError,
-        Expr::value(last_error.map(|e| truncate(e, 500))),
-    );
-    let done = held(update, job).exec(db).await?;
-    Ok(done.rows_affected == 1)
+        .col_expr(outbox::Column::Attempts, Expr::value(attempts as i32));
+    put_back(db, update, job, due, last_error).await
 }
 
 /// [`reschedule_held`] after the provider refused as busy (Twilio's 429): never
@@ -338,9 +331,7 @@ pub async fn reschedule_busy_held(
     due: Due,
     last_error: Option<&str>,
 ) -> Result<bool, DbErr> {
-    let next = due_at(db.get_database_backend(), due);
     let update = outbox::Entity::update_many()
-        .col_expr(outbox::Column::NextAttemptAt, next)
         .col_expr(
             outbox::Column::CreateStartedAt,
             Expr::value(job.create_started_at),
@@ -349,7 +340,20 @@ pub async fn reschedule_busy_held(
             outbox::Column::EmptyLookups,
             Expr::value(job.empty_lookups as i32),
         );
-    let update = unclaim(update).col_expr(
+    put_back(db, update, job, due, last_error).await
+}
+
+/// `update` of a held job, which also puts it back: due at `due`, the claim let go,
+/// `last_error` kept. False when the claim is no longer ours.
+async fn put_back(
+    db: &impl ConnectionTrait,
+    update: UpdateMany<outbox::Entity>,
+    job: &Claimed,
+    due: Due,
+    last_error: Option<&str>,
+) -> Result<bool, DbErr> {
+    let next = due_at(db.get_database_backend(), due);
+    let update = unclaim(update.col_expr(outbox::Column::NextAttemptAt, next)).col_expr(
         outbox::Column::LastError,
         Expr::value(last_error.map(|e| truncate(e, 500))),
     );
