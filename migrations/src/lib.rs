@@ -20,6 +20,7 @@ mod m20261126_200005_search_backfill;
 mod m20261127_000001_sealed_contact_numbers;
 mod m20261202_000001_unknown_outcomes;
 mod m20261203_000001_search_pending;
+mod m20261206_000001_lean_hot_indexes;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_sealed_contact_numbers::Migration),
             Box::new(m20261202_000001_unknown_outcomes::Migration),
             Box::new(m20261203_000001_search_pending::Migration),
+            Box::new(m20261206_000001_lean_hot_indexes::Migration),
         ]
     }
 }

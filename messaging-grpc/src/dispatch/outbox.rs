@@ -444,9 +444,8 @@ impl Outbox {
         created_after: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<message::Model>, Error> {
-        let statuses = [MessageStatus::Sent.as_str()];
         let db = self.records.store().conn();
-        Ok(store::messages::stuck_any(db, &statuses, updated_before, created_after, limit).await?)
+        Ok(store::messages::sent_stuck_any(db, updated_before, created_after, limit).await?)
     }
 
     /// Notes that reconciliation looked at a message (it waits a while before the next look).

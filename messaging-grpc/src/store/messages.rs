@@ -240,18 +240,19 @@ pub async fn touch(
     Ok(())
 }
 
-/// Outbound messages handed to the provider but without a final status, untouched
+/// Outbound messages handed to the provider (SENT) without a final status, untouched
 /// since `updated_before` and created after `created_after`, oldest update first.
 /// `_any`: cross-user on purpose, reconciliation is a system job.
-pub async fn stuck_any(
+pub async fn sent_stuck_any(
     db: &impl ConnectionTrait,
-    statuses: &[&str],
     updated_before: DateTime<Utc>,
     created_after: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<message::Model>, DbErr> {
     message::Entity::find()
-        .filter(message::Column::Status.is_in(statuses.iter().copied()))
+        // Literal, as the partial `idx_messages_sent_updated`'s condition (a bound
+        // status would not let SQLite's planner use it).
+        .filter(Expr::cust("status = 'sent'"))
         .filter(message::Column::UpdatedAt.lt(updated_before))
         .filter(message::Column::CreatedAt.gt(created_after))
         .filter(message::Column::Direction.eq(OUTBOUND))

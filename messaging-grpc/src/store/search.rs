@@ -240,7 +240,9 @@ pub async fn unindexed_any(
     limit: u64,
 ) -> Result<Vec<message::Model>, DbErr> {
     message::Entity::find()
-        .filter(message::Column::SearchIndexed.eq(false))
+        // Literal, as `idx_messages_search_unindexed`'s condition: a bound `false`
+        // would not let SQLite's planner use that partial index.
+        .filter(Expr::cust("search_indexed = false"))
         .order_by_asc(message::Column::CreatedAt)
         .limit(limit)
         .all(db)

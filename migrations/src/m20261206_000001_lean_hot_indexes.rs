@@ -1,0 +1,73 @@
+//! Fewer index entries per send. A message row was kept in nine B-trees and every
+//! status change moved it in the status index; each entry is a seek and a page the
+//! single writer dirties. Indexes that serve only a cold path become partial, so the
+//! hot rows (a send moving QUEUED → SENDING → SENT → DELIVERED, an inbound message)
+//! leave them alone:
+//!
+//! - `idx_messages_sent_updated` replaces `idx_messages_status_updated`: reconciliation
+//!   looks only for SENT messages without news, so only SENT rows are kept (a send
+//!   enters it once, at SENT, and leaves it at its final status, where the old index
+//!   moved it at every change);
+//! - `uq_messages_provider_sid` and `uq_messages_user_idempotency` keep only rows that
+//!   have a SID or a key (NULLs never collide; `provider_sid = ?` and the idempotency
+//!   look-up imply `IS NOT NULL`, so both databases still use them);
+//! - `idx_messages_search_unindexed` replaces `idx_messages_search_indexed`: the
+//!   backfill wants the few rows still to index, not a boolean of every row;
+//! - `idx_conversations_recent` is dropped: every listing filters by folder since
+//!   `idx_conversations_folder`, which answers it in the same range scan.
+//!
+//! Queries that need a partial index name its condition literally (a bound value does
+//! not let SQLite's planner prove the index's `WHERE`). On a large PostgreSQL table
+//! this rebuilds the indexes under a lock: run it in a quiet window.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+const UP: &[&str] = &[
+    "DROP INDEX IF EXISTS idx_messages_status_updated",
+    "CREATE INDEX idx_messages_sent_updated ON messages (updated_at) WHERE status = 'sent'",
+    "DROP INDEX IF EXISTS uq_messages_provider_sid",
+    "CREATE UNIQUE INDEX uq_messages_provider_sid ON messages (provider_sid) \
+     WHERE provider_sid IS NOT NULL",
+    "DROP INDEX IF EXISTS uq_messages_user_idempotency",
+    "CREATE UNIQUE INDEX uq_messages_user_idempotency ON messages (user_id, idempotency_key) \
+     WHERE idempotency_key IS NOT NULL",
+    "DROP INDEX IF EXISTS idx_messages_search_indexed",
+    "CREATE INDEX idx_messages_search_unindexed ON messages (created_at) \
+     WHERE search_indexed = false",
+    "DROP INDEX IF EXISTS idx_conversations_recent",
+];
+
+const DOWN: &[&str] = &[
+    "CREATE INDEX idx_conversations_recent ON conversations (user_id, last_message_at, contact_id)",
+    "DROP INDEX IF EXISTS idx_messages_search_unindexed",
+    "CREATE INDEX idx_messages_search_indexed ON messages (search_indexed)",
+    "DROP INDEX IF EXISTS uq_messages_user_idempotency",
+    "CREATE UNIQUE INDEX uq_messages_user_idempotency ON messages (user_id, idempotency_key)",
+    "DROP INDEX IF EXISTS uq_messages_provider_sid",
+    "CREATE UNIQUE INDEX uq_messages_provider_sid ON messages (provider_sid)",
+    "DROP INDEX IF EXISTS idx_messages_sent_updated",
+    "CREATE INDEX idx_messages_status_updated ON messages (status, updated_at)",
+];
+
+/// All in one call, so on one connection: on SQLite the migrator runs statements on a
+/// pool outside a transaction, and a `CREATE` on another connection than its `DROP`
+/// found the index still there.
+async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    db.execute_unprepared(&statements.join(";\n")).await?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, UP).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run(manager, DOWN).await
+    }
+}
