@@ -52,17 +52,23 @@ const DOWN: &[&str] = &[
     "CREATE INDEX idx_messages_status_updated ON messages (status, updated_at)",
 ];
 
-/// All in one call, so on one connection: on SQLite the migrator runs statements on a
-/// pool outside a transaction, and a `CREATE` on another connection than its `DROP`
-/// found the index still there.
 async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
     let db = manager.get_connection();
-    db.execute_unprepared(&statements.join(";\n")).await?;
+    for sql in statements {
+        db.execute_unprepared(sql).await?;
+    }
     Ok(())
 }
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// In one transaction on SQLite too (the migrator's default there is none: each
+    /// statement on any connection of the pool, where a `CREATE` could still see the
+    /// index its `DROP` had dropped on another), and with its record: all or nothing.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run(manager, UP).await
     }
