@@ -249,6 +249,18 @@ pub async fn sent_stuck_any(
     created_after: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<message::Model>, DbErr> {
+    sent_stuck(updated_before, created_after, limit)
+        .all(db)
+        .await
+}
+
+/// [`sent_stuck_any`]'s query (its plan is tested: it must stay on the partial
+/// `idx_messages_sent_updated`).
+pub fn sent_stuck(
+    updated_before: DateTime<Utc>,
+    created_after: DateTime<Utc>,
+    limit: u64,
+) -> sea_orm::Select<message::Entity> {
     message::Entity::find()
         // Literal, as the partial `idx_messages_sent_updated`'s condition (a bound
         // status would not let SQLite's planner use it).
@@ -259,8 +271,6 @@ pub async fn sent_stuck_any(
         .filter(message::Column::ProviderSid.is_not_null())
         .order_by_asc(message::Column::UpdatedAt)
         .limit(limit)
-        .all(db)
-        .await
 }
 
 /// `(id, status)` of every message of a conversation, blocked ones included.

@@ -239,14 +239,18 @@ pub async fn unindexed_any(
     db: &impl ConnectionTrait,
     limit: u64,
 ) -> Result<Vec<message::Model>, DbErr> {
+    unindexed(limit).all(db).await
+}
+
+/// [`unindexed_any`]'s query (its plan is tested: it must stay on the partial
+/// `idx_messages_search_unindexed`).
+pub fn unindexed(limit: u64) -> sea_orm::Select<message::Entity> {
     message::Entity::find()
         // Literal, as `idx_messages_search_unindexed`'s condition: a bound `false`
         // would not let SQLite's planner use that partial index.
         .filter(Expr::cust("search_indexed = false"))
         .order_by_asc(message::Column::CreatedAt)
         .limit(limit)
-        .all(db)
-        .await
 }
 
 /// Records that the user's message is in the index.

@@ -24,6 +24,7 @@ mod faults;
 mod gateway;
 mod hostile;
 mod idempotency;
+mod index_plans;
 mod input;
 mod isolation;
 mod kept_aside;
