@@ -16,9 +16,15 @@
 //! - `idx_conversations_recent` is dropped: every listing filters by folder since
 //!   `idx_conversations_folder`, which answers it in the same range scan.
 //!
-//! Queries that need a partial index name its condition literally (a bound value does
-//! not let SQLite's planner prove the index's `WHERE`). On a large PostgreSQL table
-//! this rebuilds the indexes under a lock: run it in a quiet window.
+//! Queries that need a partial index name its condition literally: a plan made
+//! without the bound value (PostgreSQL's generic plan) cannot prove a partial index's
+//! `WHERE` from a parameter.
+//!
+//! PostgreSQL: the first `DROP INDEX` takes an ACCESS EXCLUSIVE lock on `messages`
+//! (reads wait too) until the transaction commits, across the four index builds. On a
+//! large table run `messaging migrate` before rolling out the new version (a replica
+//! starting would otherwise build them while the old ones stall on every read of
+//! `messages`), in a quiet window.
 
 use sea_orm_migration::prelude::*;
 
@@ -62,9 +68,9 @@ async fn run(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbE
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
-    /// In one transaction on SQLite too (the migrator's default there is none: each
-    /// statement on any connection of the pool, where a `CREATE` could still see the
-    /// index its `DROP` had dropped on another), and with its record: all or nothing.
+    /// In one transaction with its record on SQLite too (the migrator's default there
+    /// is none): all or nothing, so a crash between a `DROP` and its `CREATE` cannot
+    /// leave a table without the index.
     fn use_transaction(&self) -> Option<bool> {
         Some(true)
     }

@@ -262,8 +262,9 @@ pub fn sent_stuck(
     limit: u64,
 ) -> sea_orm::Select<message::Entity> {
     message::Entity::find()
-        // Literal, as the partial `idx_messages_sent_updated`'s condition (a bound
-        // status would not let SQLite's planner use it).
+        // Literal, as the partial `idx_messages_sent_updated`'s condition: a bound
+        // status leaves the index to plans made with the value (PostgreSQL's generic
+        // plan cannot use it; SQLite's plan before its re-prepare on bind does not).
         .filter(Expr::cust("status = 'sent'"))
         .filter(message::Column::UpdatedAt.lt(updated_before))
         .filter(message::Column::CreatedAt.gt(created_after))

@@ -247,7 +247,8 @@ pub async fn unindexed_any(
 pub fn unindexed(limit: u64) -> sea_orm::Select<message::Entity> {
     message::Entity::find()
         // Literal, as `idx_messages_search_unindexed`'s condition: a bound `false`
-        // would not let SQLite's planner use that partial index.
+        // leaves the index to plans made with the value (PostgreSQL's generic plan
+        // cannot use it; SQLite's plan before its re-prepare on bind does not).
         .filter(Expr::cust("search_indexed = false"))
         .order_by_asc(message::Column::CreatedAt)
         .limit(limit)

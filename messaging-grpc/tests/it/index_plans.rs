@@ -1,10 +1,14 @@
 //! The cold queries that need a partial index stay on it (migration
 //! `m20261206_000001_lean_hot_indexes`): each names the index's condition literally,
-//! because SQLite's planner cannot prove a partial index's `WHERE` from a bound value,
+//! because a plan made without the bound value cannot prove a partial index's `WHERE`,
 //! and a regression (the condition bound again) would silently scan every message. The
 //! plans are read from each database's planner on the query as the store builds it,
-//! with its own bound values; PostgreSQL's with sequential scans off, so its plan shows
-//! whether the index can be used at all, whatever the (empty) table's statistics say.
+//! with its own bound values: SQLite's `EXPLAIN QUERY PLAN` (the plan made before any
+//! re-prepare on bind, which a bound condition would take off the index: this half
+//! fails then) and PostgreSQL's plan with sequential scans off, so it shows whether the
+//! index can be used at all, whatever the (empty) table's statistics say. (PostgreSQL's
+//! `EXPLAIN` of a statement with parameters plans with their values, as a custom plan
+//! does; 15 has no `EXPLAIN (GENERIC_PLAN)`, so a bound condition passes there.)
 
 use chrono::{Duration, Utc};
 use messaging_grpc::store;
