@@ -108,13 +108,6 @@ pub async fn apply(
             .iter()
             .map(|&i| (writes[i].message_id.as_str(), i))
             .collect();
-        // The final-status metric is labelled with the code the report gave (as one
-        // written alone was), not one stored before.
-        for row in &mut changed {
-            row.error_code = by_id
-                .get(row.id.as_str())
-                .and_then(|&i| writes[i].error_code);
-        }
         let cursors = status_events(db, &changed, status, kind).await?;
         for (row, cursor) in changed.iter().zip(cursors) {
             if let Some(&i) = by_id.get(row.id.as_str())

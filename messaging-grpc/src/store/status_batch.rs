@@ -327,13 +327,11 @@ pub(super) struct Changed {
     pub(super) id: String,
     pub(super) user_id: String,
     pub(super) contact_id: String,
-    /// The error code its write gave, if any (the final-status metric's label).
-    pub(super) error_code: Option<i32>,
 }
 
 /// The status events (`kind`) of `changed` (now `status`), each muted as its
-/// conversation is now; their cursors in the order of `changed`. Counted in the
-/// status metrics here, as `messages::change_status` counts its own.
+/// conversation is now; their cursors in the order of `changed`. The status metrics
+/// count them once the batch committed ([`super::pipeline::SetWrite::committed`]).
 pub(super) async fn status_events(
     db: &impl ConnectionTrait,
     changed: &[Changed],
@@ -379,8 +377,6 @@ pub(super) async fn status_events(
             .into_active_model()
             .reset_all(),
         );
-        crate::metrics::status_changed(status);
-        crate::metrics::final_status(status, c.error_code);
     }
     for chunk in chunks(events, 9) {
         execute(db, &event::Entity::insert_many(chunk).into_query()).await?;
@@ -481,7 +477,6 @@ impl Sql {
                     id: row.try_get_by_index(0)?,
                     user_id: row.try_get_by_index(1)?,
                     contact_id: row.try_get_by_index(2)?,
-                    error_code: None,
                 })
             })
             .collect()

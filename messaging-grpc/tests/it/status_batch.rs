@@ -349,6 +349,85 @@ crate::backend_tests! {
         assert_eq!(status_of(store, &jobs[2].message_id).await, "delivered");
         assert_eq!(count(store, "SELECT COUNT(*) FROM events").await, events_before + 2, "no event for the failed one");
     }
+
+    async fn status_metrics_count_what_committed_once_even_after_a_fallback(backend: Backend) {
+        let metrics = status_metrics();
+        let t = open(&backend).await;
+        let store = &t.store;
+        let jobs = sent_messages(store, 3).await;
+        // The database refuses the event of one message: the set's UPDATE has changed
+        // all three (and used to count them) before its event insert fails; then each
+        // report is written alone, and two of them commit.
+        let bad = &jobs[1].message_id;
+        let refuse = match store.backend() {
+            sea_orm::DatabaseBackend::Postgres => vec![
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql".to_owned(),
+                format!("CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW WHEN (NEW.message_id = '{bad}') EXECUTE FUNCTION refuse()"),
+            ],
+            _ => vec![format!(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.message_id = '{bad}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )],
+        };
+        for sql in refuse {
+            exec(store, sql).await;
+        }
+        let fallbacks = store.set_fallbacks();
+        metrics.snapshot(); // counters from zero
+        let outcomes = in_one_set(store, vec![
+            reported(&jobs[0], "delivered"),
+            reported(&jobs[1], "delivered"),
+            reported(&jobs[2], "delivered"),
+        ])
+        .await;
+        assert_eq!(store.set_fallbacks(), fallbacks + 1, "the set failed and was written one by one");
+        assert!(outcomes[1].is_err(), "the refused one fails alone: {:?}", outcomes[1]);
+        assert_eq!(status_of(store, bad).await, "sent");
+        let counted = counters(metrics);
+        assert_eq!(counted.get("messaging_status_changes_total{status=delivered}"), Some(&2), "{counted:?}");
+        assert_eq!(
+            counted.get("messaging_sends_final_total{error_code=,status=delivered}"),
+            Some(&2),
+            "{counted:?}"
+        );
+    }
+}
+
+/// The process's metrics, recorded in memory (each test runs in its own process under
+/// nextest, so the recorder is this test's alone).
+fn status_metrics() -> &'static metrics_util::debugging::Snapshotter {
+    static SNAPSHOTTER: std::sync::OnceLock<metrics_util::debugging::Snapshotter> =
+        std::sync::OnceLock::new();
+    SNAPSHOTTER.get_or_init(|| {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder
+            .install()
+            .expect("no other metrics recorder in this test process");
+        snapshotter
+    })
+}
+
+/// Counters since the last snapshot, as `name{label=value,…}` (labels sorted).
+fn counters(
+    snapshotter: &metrics_util::debugging::Snapshotter,
+) -> std::collections::HashMap<String, u64> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| match value {
+            metrics_util::debugging::DebugValue::Counter(n) => {
+                let key = key.key();
+                let mut labels: Vec<String> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                labels.sort();
+                Some((format!("{}{{{}}}", key.name(), labels.join(",")), n))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The ownership check is part of the SENDING write: a release in progress (its row

@@ -32,6 +32,11 @@ pub trait SetWrite: Clone + Send + Sync + 'static {
     /// Its queued form (one [`Pending`] variant per set kind the writer knows).
     #[doc(hidden)]
     fn pending(job: SetJob<Self>) -> Pending;
+    /// Called once the batch that wrote it committed, with its outcome: effects outside
+    /// the database (metrics) that must count only what was committed — a set that
+    /// fails and is written again one by one, or a batch that does not commit, would
+    /// count twice or count nothing that happened.
+    fn committed(&self, _outcome: &Self::Outcome) {}
 }
 
 impl SetWrite for NewMessage {
@@ -64,6 +69,11 @@ impl SetWrite for StartCreate {
     fn pending(job: SetJob<Self>) -> Pending {
         Pending::StartCreate(Box::new(job))
     }
+    fn committed(&self, outcome: &Started) {
+        if matches!(outcome, Started::Sending(Some(_))) {
+            crate::metrics::status_changed("sending");
+        }
+    }
 }
 
 impl SetWrite for HandedOver {
@@ -80,6 +90,12 @@ impl SetWrite for HandedOver {
     }
     fn pending(job: SetJob<Self>) -> Pending {
         Pending::HandedOver(Box::new(job))
+    }
+    fn committed(&self, outcome: &Option<i64>) {
+        if outcome.is_some() {
+            crate::metrics::status_changed(&self.status);
+            crate::metrics::final_status(&self.status, None);
+        }
     }
 }
 
@@ -98,6 +114,13 @@ impl SetWrite for ReportedStatus {
     fn pending(job: SetJob<Self>) -> Pending {
         Pending::Reported(Box::new(job))
     }
+    fn committed(&self, outcome: &Option<i64>) {
+        if outcome.is_some() {
+            crate::metrics::status_changed(&self.status);
+            // Labelled with the report's own code, as its event is.
+            crate::metrics::final_status(&self.status, self.error_code);
+        }
+    }
 }
 
 /// A write of a set kind waiting for the writer, and where its outcome goes.
@@ -113,7 +136,12 @@ impl<W: SetWrite> SetJob<W> {
         let result = match (self.result, batch_failed) {
             // Lost with the batch; a conflict may have been with a row of this batch too.
             (Some(Ok(_)), Some(why)) => Err(pipeline_error(why)),
-            (Some(result), _) => result,
+            (Some(result), _) => {
+                if let Ok(outcome) = &result {
+                    self.write.committed(outcome);
+                }
+                result
+            }
             (None, why) => Err(pipeline_error(why.unwrap_or("the write was not run"))),
         };
         let _ = self.reply.send(result);
