@@ -118,14 +118,16 @@ async fn terms(store: &Store, filter: &str) -> i64 {
     pending / store::search::TERM_LEN as i64 + indexed
 }
 
-/// Holds the writer until the returned semaphore gets a permit.
-pub(crate) async fn hold_writer(store: &Store) -> (Arc<Semaphore>, tokio::task::JoinHandle<()>) {
+/// Holds the writer of `user`'s writes until the returned semaphore gets a permit. On
+/// PostgreSQL each user's writes take one of several writers: holding the first would
+/// not hold theirs.
+async fn hold_lane(store: &Store, user: String) -> (Arc<Semaphore>, tokio::task::JoinHandle<()>) {
     let gate = Arc::new(Semaphore::new(0));
     let running = Arc::new(Semaphore::new(0));
     let (g, r, s) = (gate.clone(), running.clone(), store.clone());
     let holder = tokio::spawn(async move {
         let _ = s
-            .write(move |_txn| {
+            .write_for(&user, move |_txn| {
                 Box::pin(async move {
                     r.add_permits(1);
                     let _permit = g.acquire().await;
@@ -152,15 +154,30 @@ pub(crate) async fn in_one_set<W: SetWrite>(
     store: &Store,
     writes: Vec<W>,
 ) -> Vec<Result<W::Outcome, DbErr>> {
-    let (gate, holder) = hold_writer(store).await;
+    // Every writer the writes take, each held once (a second hold of one writer would
+    // queue behind the first).
+    let mut lanes = std::collections::BTreeMap::new();
+    for w in &writes {
+        lanes
+            .entry(store.writer_of(w.user_id()))
+            .or_insert_with(|| w.user_id().to_owned());
+    }
+    let mut held = Vec::new();
+    for user in lanes.into_values() {
+        held.push(hold_lane(store, user).await);
+    }
     let mut handles = Vec::new();
     for w in writes {
         let s = store.clone();
         handles.push(tokio::spawn(async move { s.write_set(w).await }));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    gate.add_permits(1);
-    holder.await.unwrap();
+    for (gate, _) in &held {
+        gate.add_permits(1);
+    }
+    for (_, holder) in held {
+        holder.await.unwrap();
+    }
     let mut out = Vec::new();
     for h in handles {
         out.push(h.await.unwrap());
