@@ -445,3 +445,41 @@ fn recorded(snapshotter: &metrics_util::debugging::Snapshotter) -> (Counters, Sa
     }
     (counters, samples)
 }
+
+/// The ownership check is part of the SENDING write: a release in progress (its row
+/// deleted, not yet committed) is waited for, and the mark then sees the number gone.
+/// A plain read of the owner would see the committed row and mark SENDING for a number
+/// its user no longer holds.
+#[tokio::test]
+async fn on_postgresql_a_release_in_progress_is_waited_for_then_seen() {
+    use sea_orm::TransactionTrait as _;
+    let Some(server) = crate::helpers::Backend::postgres() else {
+        return;
+    };
+    let t = open(&server).await;
+    let store = t.store.clone();
+    let jobs = claimed_sends(&store, 1).await;
+    let release = store.conn().begin().await.unwrap();
+    assert!(
+        store::numbers::release_any(&release, OWN)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let mark = tokio::spawn({
+        let (store, write) = (store.clone(), start(&jobs[0]));
+        async move { store.write_set(write).await }
+    });
+    // Long enough for the mark to run its statements (it answers at once without the
+    // lock); it must still be waiting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!mark.is_finished(), "the mark waits for the release to end");
+    release.commit().await.unwrap();
+    let started = tokio::time::timeout(Duration::from_secs(30), mark)
+        .await
+        .expect("the mark ends once the release committed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(started, Started::Released);
+    assert_eq!(status_of(&store, &jobs[0].message_id).await, "queued");
+}
