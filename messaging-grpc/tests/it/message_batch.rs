@@ -4,7 +4,7 @@
 //! consecutive cursors), and when a set statement fails, the batch is written message
 //! by message so only the bad one fails. Batches are forced by holding the writer.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use messaging_grpc::store::{
     self, Store,
@@ -15,7 +15,6 @@ use messaging_grpc::store::{
     pipeline::SetWrite,
 };
 use sea_orm::{ConnectionTrait as _, DbErr, Statement};
-use tokio::sync::Semaphore;
 
 use crate::helpers::{Backend, PgDatabase};
 
@@ -118,28 +117,6 @@ async fn terms(store: &Store, filter: &str) -> i64 {
     pending / store::search::TERM_LEN as i64 + indexed
 }
 
-/// Holds the writer of `user`'s writes until the returned semaphore gets a permit. On
-/// PostgreSQL each user's writes take one of several writers: holding the first would
-/// not hold theirs.
-async fn hold_lane(store: &Store, user: String) -> (Arc<Semaphore>, tokio::task::JoinHandle<()>) {
-    let gate = Arc::new(Semaphore::new(0));
-    let running = Arc::new(Semaphore::new(0));
-    let (g, r, s) = (gate.clone(), running.clone(), store.clone());
-    let holder = tokio::spawn(async move {
-        let _ = s
-            .write_for(&user, move |_txn| {
-                Box::pin(async move {
-                    r.add_permits(1);
-                    let _permit = g.acquire().await;
-                    Ok::<_, DbErr>(())
-                })
-            })
-            .await;
-    });
-    let _ = running.acquire().await.unwrap();
-    (gate, holder)
-}
-
 /// Writes every message in ONE batch (queued behind a held writer), outcomes in order.
 pub(crate) async fn in_one_batch(
     store: &Store,
@@ -164,7 +141,7 @@ pub(crate) async fn in_one_set<W: SetWrite>(
     }
     let mut held = Vec::new();
     for user in lanes.into_values() {
-        held.push(hold_lane(store, user).await);
+        held.push(crate::pipeline::hold_writer_of(store, &user).await);
     }
     let mut handles = Vec::new();
     for w in writes {

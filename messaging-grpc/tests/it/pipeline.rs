@@ -214,8 +214,10 @@ crate::backend_tests! {
     }
 }
 
-/// Holds the writer of `user`'s writes until the returned semaphore gets a permit.
-async fn hold_writer_of(
+/// Holds the writer of `user`'s writes until the returned semaphore gets a permit (on
+/// PostgreSQL each user's writes take one of several writers: holding the first would
+/// not hold theirs).
+pub(crate) async fn hold_writer_of(
     store: &Store,
     user: &str,
 ) -> (Arc<Semaphore>, tokio::task::JoinHandle<()>) {

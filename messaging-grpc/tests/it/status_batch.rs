@@ -320,18 +320,7 @@ crate::backend_tests! {
         // A row the database refuses to change (as a constraint would): the set's
         // UPDATE fails, then each report is written alone.
         let bad = &jobs[1].message_id;
-        let refuse = match store.backend() {
-            sea_orm::DatabaseBackend::Postgres => vec![
-                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql".to_owned(),
-                format!("CREATE TRIGGER refuse BEFORE UPDATE ON messages FOR EACH ROW WHEN (OLD.id = '{bad}') EXECUTE FUNCTION refuse()"),
-            ],
-            _ => vec![format!(
-                "CREATE TRIGGER refuse BEFORE UPDATE ON messages WHEN OLD.id = '{bad}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            )],
-        };
-        for sql in refuse {
-            exec(store, sql).await;
-        }
+        refuse(store, "UPDATE ON messages", &format!("OLD.id = '{bad}'")).await;
         let events_before = count(store, "SELECT COUNT(*) FROM events").await;
         let fallbacks = store.set_fallbacks();
         let outcomes = in_one_set(store, vec![
@@ -359,18 +348,7 @@ crate::backend_tests! {
         // all three (and used to count them) before its event insert fails; then each
         // report is written alone, and two of them commit.
         let bad = &jobs[1].message_id;
-        let refuse = match store.backend() {
-            sea_orm::DatabaseBackend::Postgres => vec![
-                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql".to_owned(),
-                format!("CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW WHEN (NEW.message_id = '{bad}') EXECUTE FUNCTION refuse()"),
-            ],
-            _ => vec![format!(
-                "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.message_id = '{bad}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            )],
-        };
-        for sql in refuse {
-            exec(store, sql).await;
-        }
+        refuse(store, "INSERT ON events", &format!("NEW.message_id = '{bad}'")).await;
         let fallbacks = store.set_fallbacks();
         metrics.snapshot(); // counters from zero
         let outcomes = in_one_set(store, vec![
@@ -393,6 +371,23 @@ crate::backend_tests! {
             Some(&2),
             "{counted:?}"
         );
+    }
+}
+
+/// Makes the database refuse `what` (`UPDATE ON messages`, …) of the rows matching
+/// `when`, as a constraint would: a trigger raising an error, on either backend.
+async fn refuse(store: &Store, what: &str, when: &str) {
+    let sql = match store.backend() {
+        sea_orm::DatabaseBackend::Postgres => vec![
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql".to_owned(),
+            format!("CREATE TRIGGER refuse BEFORE {what} FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION refuse()"),
+        ],
+        _ => vec![format!(
+            "CREATE TRIGGER refuse BEFORE {what} WHEN {when} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )],
+    };
+    for statement in sql {
+        exec(store, statement).await;
     }
 }
 
